@@ -1,0 +1,85 @@
+"""The ``movers`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import structlog
+import yaml
+
+from exporter import __version__
+from exporter.config import Settings, load_settings, redacted
+from exporter.errors import ConfigError, ExporterError
+from exporter.logs import configure_logging
+
+EXIT_CONFIG = 2
+EXIT_FAILURE = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="movers",
+        description="Prediction-market movers: ingest Polymarket and Kalshi into TimescaleDB.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="YAML configuration (default: $MOVERS_CONFIG, else ./movers.yaml)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser(
+        "check-config", help="print the effective configuration, secrets redacted"
+    )
+    commands.add_parser("migrate", help="create or upgrade the database schema")
+    commands.add_parser(
+        "maintain", help="run exporter-managed rollups and retention once (non-TimescaleDB)"
+    )
+    run = commands.add_parser("run", help="migrate, then run the exporter until stopped")
+    run.add_argument("--once", action="store_true", help="one pass of every job, then exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"movers: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "check-config":
+        yaml.safe_dump(redacted(settings), sys.stdout, sort_keys=False)
+        return 0
+    configure_logging(settings.logging)
+    try:
+        return _dispatch(args.command, settings, args)
+    except ExporterError as exc:
+        structlog.get_logger("exporter").error("failed", command=args.command, error=str(exc))
+        return EXIT_FAILURE
+
+
+def _dispatch(command: str, settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here so `check-config` stays fast and needs no database driver at all.
+    import asyncio
+
+    from exporter.service import maintain_once, start
+    from exporter.storage.db import prepare_schema
+
+    log = structlog.get_logger("exporter")
+    if command == "migrate":
+        report = prepare_schema(settings)
+        log.info(
+            "schema ready",
+            mode=report.mode.value,
+            applied=report.applied or "nothing to do",
+            timescaledb=report.capabilities.extension_installed,
+        )
+        return 0
+    if command == "maintain":
+        report = prepare_schema(settings)
+        result = asyncio.run(maintain_once(settings, report.mode))
+        log.info("maintenance done", mode=report.mode.value, **result)
+        return 0
+    return start(settings, once=bool(args.once))

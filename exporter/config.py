@@ -1,0 +1,412 @@
+"""Configuration: one YAML file validated by pydantic, with environment overrides for secrets.
+
+Resolution order for the file: ``--config PATH``, else ``$MOVERS_CONFIG``, else ``./movers.yaml``
+(a missing default file means "all defaults"). Then environment overrides are applied:
+
+- the named variables in ``ENV_OVERRIDES`` (``MOVERS_DATABASE_URL`` and every secret), each also
+  readable from a file through ``<NAME>_FILE`` (Docker/Kubernetes secrets);
+- any key through ``MOVERS__SECTION__KEY=value`` (double underscores separate the YAML path; the
+  value is read as a YAML scalar, so ``off``, ``15s`` and ``9464`` all work).
+
+Unknown keys are errors naming their YAML path; durations accept seconds or ``"15s"``-style strings.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from exporter.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("movers.yaml")
+
+_UNITS = {
+    "ms": timedelta(milliseconds=1),
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+    "y": timedelta(days=365),
+}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+
+
+def parse_duration(value: object) -> timedelta:
+    """Read ``90``, ``90.5`` (seconds), ``"15s"``, ``"10m"``, ``"1h30m"``, ``"14d"``, ``"2y"``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise PydanticCustomError("duration", "expected a duration such as 15s, 10m, 14d")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            return timedelta(seconds=float(text))
+        if text and re.fullmatch(rf"(?:{_PART.pattern})+", text):
+            total = timedelta()
+            for number, unit in _PART.findall(text):
+                total += float(number) * _UNITS[unit]
+            return total
+    raise PydanticCustomError(
+        "duration", "expected a duration such as 15s, 10m, 14d, got {value}", {"value": repr(value)}
+    )
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of :func:`parse_duration`, using the largest unit that divides exactly."""
+    micros = round(value.total_seconds() * 1_000_000)
+    for unit in ("y", "d", "h", "m", "s", "ms"):
+        size = round(_UNITS[unit].total_seconds() * 1_000_000)
+        if micros % size == 0 and micros != 0:
+            return f"{micros // size}{unit}"
+    return f"{value.total_seconds()}s"
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise PydanticCustomError("duration", "must be longer than zero")
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Section):
+    url: SecretStr = SecretStr("postgresql://movers@localhost:5432/movers")
+    """libpq URL or keyword string; override with ``MOVERS_DATABASE_URL``."""
+    timescale: Literal["auto", "require", "off"] = "auto"
+    """auto: use what the server offers; require: fail unless every TimescaleDB feature is
+    there; off: plain PostgreSQL tables even where TimescaleDB exists."""
+    pool_size: int = Field(default=4, ge=1, le=64)
+    prepared_statements: bool = True
+    """Set false behind PgBouncer in transaction mode (or any server whose sessions are shared)."""
+    connect_timeout: PositiveDuration = timedelta(seconds=10)
+
+
+class PolymarketConfig(_Section):
+    enabled: bool = True
+    gamma_url: str = "https://gamma-api.polymarket.com"
+    clob_url: str = "https://clob.polymarket.com"
+    data_url: str = "https://data-api.polymarket.com"
+    ws_url: str = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+
+
+class KalshiConfig(_Section):
+    enabled: bool = True
+    rest_url: str = "https://api.elections.kalshi.com/trade-api/v2"
+    ws_url: str = "wss://api.elections.kalshi.com/trade-api/ws/v2"
+    api_key_id: SecretStr | None = None
+    """Optional API key id (``MOVERS_KALSHI_API_KEY_ID``); raises limits and enables streaming."""
+    private_key_file: Path | None = None
+    """RSA private key (PEM) for the API key (``MOVERS_KALSHI_PRIVATE_KEY_FILE``)."""
+    private_key: SecretStr | None = None
+    """The PEM itself; only from ``MOVERS_KALSHI_PRIVATE_KEY``, never from the file."""
+
+
+class VenuesConfig(_Section):
+    polymarket: PolymarketConfig = PolymarketConfig()
+    kalshi: KalshiConfig = KalshiConfig()
+
+
+class MetricsConfig(_Section):
+    host: str = "0.0.0.0"  # noqa: S104 - an exporter listens for its scraper
+    port: int = Field(default=9464, ge=1, le=65535)
+
+
+class CompressionConfig(_Section):
+    """Age after which chunks are compressed (TimescaleDB only); null disables compression."""
+
+    snapshots: PositiveDuration | None = timedelta(days=2)
+    trades: PositiveDuration | None = timedelta(days=7)
+
+
+class RetentionConfig(_Section):
+    """How long each relation keeps rows; null keeps them for ever."""
+
+    snapshots: PositiveDuration | None = timedelta(days=14)
+    trades: PositiveDuration | None = timedelta(days=90)
+    ohlc_1m: PositiveDuration | None = timedelta(days=90)
+    ohlc_1h: PositiveDuration | None = timedelta(days=730)
+    ohlc_1d: PositiveDuration | None = None
+
+
+class RefreshPolicy(_Section):
+    """A continuous-aggregate refresh window ``[now - start_offset, now - end_offset)``."""
+
+    start_offset: PositiveDuration
+    end_offset: Duration
+    every: PositiveDuration
+
+
+class RefreshConfig(_Section):
+    ohlc_1m: RefreshPolicy = RefreshPolicy(
+        start_offset=timedelta(hours=3),
+        end_offset=timedelta(minutes=1),
+        every=timedelta(minutes=1),
+    )
+    ohlc_1h: RefreshPolicy = RefreshPolicy(
+        start_offset=timedelta(days=2),
+        end_offset=timedelta(hours=1),
+        every=timedelta(minutes=30),
+    )
+    ohlc_1d: RefreshPolicy = RefreshPolicy(
+        start_offset=timedelta(days=7),
+        end_offset=timedelta(days=1),
+        every=timedelta(hours=6),
+    )
+
+
+# Bucket width of each aggregate and the relation it is built from.
+AGGREGATES: dict[str, tuple[timedelta, str]] = {
+    "ohlc_1m": (timedelta(minutes=1), "snapshots"),
+    "ohlc_1h": (timedelta(hours=1), "ohlc_1m"),
+    "ohlc_1d": (timedelta(days=1), "ohlc_1h"),
+}
+
+
+class StorageConfig(_Section):
+    heartbeat: PositiveDuration = timedelta(minutes=10)
+    """An unchanged price is written again after this long, so "unchanged" differs from
+    "missing"."""
+    compress_after: CompressionConfig = CompressionConfig()
+    retention: RetentionConfig = RetentionConfig()
+    refresh: RefreshConfig = RefreshConfig()
+    maintenance_every: PositiveDuration = timedelta(minutes=1)
+    """Cadence of exporter-managed rollups where TimescaleDB policies are unavailable."""
+
+    @model_validator(mode="after")
+    def _refresh_inside_retention(self) -> StorageConfig:
+        problems: list[tuple[str, str]] = []
+        for name, (width, source) in AGGREGATES.items():
+            policy: RefreshPolicy = getattr(self.refresh, name)
+            path = f"refresh.{name}"
+            if policy.end_offset >= policy.start_offset:
+                problems.append((f"{path}.end_offset", "must be shorter than start_offset"))
+            elif policy.start_offset - policy.end_offset < 2 * width:
+                problems.append(
+                    (
+                        f"{path}.start_offset",
+                        f"the refresh window must span at least two {format_duration(width)} "
+                        "buckets (start_offset - end_offset)",
+                    )
+                )
+            kept: timedelta | None = getattr(self.retention, source)
+            if kept is not None and policy.start_offset >= kept:
+                problems.append(
+                    (
+                        f"{path}.start_offset",
+                        f"{format_duration(policy.start_offset)} reaches past "
+                        f"retention.{source} ({format_duration(kept)}): refreshing buckets whose "
+                        f"{source} rows were already dropped would delete {name} rows",
+                    )
+                )
+        if problems:
+            raise PydanticCustomError(
+                "refresh_window", "; ".join(f"{p}: {why}" for p, why in problems)
+            )
+        return self
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+    """auto: readable on a terminal, JSON lines otherwise (containers)."""
+
+
+class Settings(_Section):
+    database: DatabaseConfig = DatabaseConfig()
+    venues: VenuesConfig = VenuesConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    storage: StorageConfig = StorageConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+# Environment variables that set one key each; every one may also be given as <NAME>_FILE.
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "MOVERS_DATABASE_URL": ("database", "url"),
+    "MOVERS_KALSHI_API_KEY_ID": ("venues", "kalshi", "api_key_id"),
+    "MOVERS_KALSHI_PRIVATE_KEY": ("venues", "kalshi", "private_key"),
+    "MOVERS_KALSHI_PRIVATE_KEY_FILE": ("venues", "kalshi", "private_key_file"),
+}
+# Keys that hold secret material and so must never be written in the YAML file.
+ENV_ONLY: dict[tuple[str, ...], str] = {
+    ("venues", "kalshi", "private_key"): "MOVERS_KALSHI_PRIVATE_KEY",
+}
+_GENERIC_PREFIX = "MOVERS__"
+
+
+def resolve_config_path(cli_path: str | None, environ: Mapping[str, str]) -> tuple[Path, bool]:
+    """The file to read and whether it was asked for explicitly (then it must exist)."""
+    if cli_path:
+        return Path(cli_path), True
+    if environ.get("MOVERS_CONFIG"):
+        return Path(environ["MOVERS_CONFIG"]), True
+    return DEFAULT_CONFIG_PATH, False
+
+
+def load_settings(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read, merge and validate the configuration; raise :class:`ConfigError` naming each key."""
+    env = os.environ if environ is None else environ
+    file_path, explicit = resolve_config_path(str(path) if path else None, env)
+    raw: object = {}
+    if file_path.exists():
+        try:
+            raw = yaml.safe_load(file_path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark is not None else "(file)"
+            raise ConfigError([(where, f"not valid YAML: {exc}")], str(file_path)) from exc
+    elif explicit:
+        raise ConfigError([("(file)", "no such file")], str(file_path))
+    if not isinstance(raw, dict):
+        raise ConfigError([("(top level)", "must be a mapping of sections")], str(file_path))
+    for key_path, variable in ENV_ONLY.items():
+        if _lookup(raw, key_path) is not None:
+            raise ConfigError(
+                [(".".join(key_path), f"is a secret: set {variable} or use a file, not YAML")],
+                str(file_path),
+            )
+    merged = _apply_environment(raw, env)
+    source = str(file_path) if file_path.exists() else "configuration (defaults + environment)"
+    return validate_settings(merged, source)
+
+
+def validate_settings(data: Mapping[str, Any], source: str = "configuration") -> Settings:
+    """Validate a plain mapping; errors name their YAML path."""
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc), source) from None
+
+
+def _describe(exc: ValidationError) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        if error["type"] == "refresh_window":
+            # The storage validator reports several keys at once, relative to `storage`.
+            for item in str(error["msg"]).split("; "):
+                key, _, why = item.partition(": ")
+                problems.append((".".join([*loc, key]), why))
+            continue
+        path = ".".join(loc) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            problems.append((path, _unknown_key_message(loc)))
+        else:
+            problems.append((path, error["msg"]))
+    return problems
+
+
+def _unknown_key_message(loc: list[str]) -> str:
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return "unknown key"
+        model = annotation
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
+    return f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
+
+
+def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> object:
+    node: object = data
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _assign(data: dict[str, Any], path: tuple[str, ...], value: object) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _apply_environment(raw: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    merged: dict[str, Any] = _deep_copy(raw)
+    for name in sorted(env):
+        if name.startswith(_GENERIC_PREFIX):
+            path = tuple(part.lower() for part in name[len(_GENERIC_PREFIX) :].split("__"))
+            if all(path):
+                _assign(merged, path, yaml.safe_load(env[name]) if env[name] else None)
+    for variable, path in ENV_OVERRIDES.items():
+        value = env.get(variable)
+        file_name = env.get(f"{variable}_FILE")
+        if value is None and file_name:
+            try:
+                value = Path(file_name).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError([(f"{variable}_FILE", f"cannot read: {exc.strerror}")]) from None
+        if value:
+            _assign(merged, path, value)
+    return merged
+
+
+def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+
+def redact_dsn(dsn: str) -> str:
+    """The connection string with any password replaced by ``***``."""
+    if "://" in dsn:
+        parts = urlsplit(dsn)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, host = netloc.rsplit("@", 1)
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+        query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return re.sub(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn)
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as plain data, every secret masked."""
+    data = settings.model_dump(mode="json")
+    data["database"]["url"] = redact_dsn(settings.database.url.get_secret_value())
+    kalshi = data["venues"]["kalshi"]
+    for key in ("api_key_id", "private_key"):
+        if kalshi[key] is not None:
+            kalshi[key] = "***"
+    return data

@@ -1,0 +1,135 @@
+"""Our records: markets, outcomes, snapshots and trades, the same for every venue.
+
+Ids are strings prefixed by venue (``polymarket:<conditionId>``, ``kalshi:<ticker>``); venue token
+ids stay strings (they exceed 64-bit integers). Prices are probabilities in 0..1, times aware UTC.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Venue(StrEnum):
+    POLYMARKET = "polymarket"
+    KALSHI = "kalshi"
+
+
+class MarketStatus(StrEnum):
+    """One vocabulary for both venues; each venue's parser maps its own names onto it."""
+
+    UPCOMING = "upcoming"  # listed, not yet trading (Kalshi `initialized`)
+    OPEN = "open"  # trading
+    PAUSED = "paused"  # temporarily halted (Kalshi `inactive`)
+    CLOSED = "closed"  # no longer trading, outcome not final yet
+    RESOLVED = "resolved"  # settled / finalized
+    DELISTED = "delisted"  # no longer served by the venue's open listing
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+def market_id(venue: Venue, native_id: str) -> str:
+    """``polymarket:<conditionId>`` or ``kalshi:<ticker>``."""
+    return f"{venue.value}:{native_id}"
+
+
+def outcome_id(venue: Venue, native_id: str) -> str:
+    """``polymarket:<token id>`` or ``kalshi:<ticker>`` (Kalshi: the YES side)."""
+    return f"{venue.value}:{native_id}"
+
+
+def venue_of(record_id: str) -> Venue:
+    """The venue a prefixed market or outcome id belongs to."""
+    return Venue(record_id.split(":", 1)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    market_id: str
+    venue: Venue
+    native_id: str
+    title: str
+    status: MarketStatus
+    observed_at: datetime
+    category: str = "Other"
+    url: str | None = None
+    event_id: str | None = None
+    event_title: str | None = None
+    slug: str | None = None
+    end_time: datetime | None = None
+    volume_total: float | None = None
+    volume_24h: float | None = None
+    liquidity: float | None = None
+    open_interest: float | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    outcome_id: str
+    market_id: str
+    venue: Venue
+    native_id: str
+    name: str
+    position: int
+    """Index of the outcome within its market; 0 is the first (YES) outcome."""
+    observed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The state of one outcome at one time; ``price`` is the displayed price."""
+
+    time: datetime
+    outcome_id: str
+    price: float
+    bid: float | None = None
+    ask: float | None = None
+    last_trade: float | None = None
+    volume_24h: float | None = None
+    liquidity: float | None = None
+
+    def quote(self) -> tuple[float, float | None, float | None, float | None]:
+        """The fields whose change makes a new row under change-only storage."""
+        return (self.price, self.bid, self.ask, self.last_trade)
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    time: datetime
+    outcome_id: str
+    venue: Venue
+    trade_id: str
+    """Unique per venue (Polymarket: transaction hash + asset + fill; Kalshi: ``trade_id``)."""
+    price: float
+    size: float
+    side: Side | None = None
+    trader: str | None = None
+
+
+WIDE_SPREAD = 0.10
+
+
+def displayed_price(
+    bid: float | None, ask: float | None, last_trade: float | None
+) -> float | None:
+    """The price a venue shows: the bid/ask midpoint, or the last trade when the spread is wider
+    than 0.10 or a side is missing (Polymarket's rule, applied to both venues).
+
+    Falls back to the midpoint when there is no last trade, and to None when nothing is known.
+    """
+    if bid is not None and ask is not None and ask >= bid:
+        mid = (bid + ask) / 2
+        if ask - bid <= WIDE_SPREAD + 1e-9 or last_trade is None:
+            return mid
+        return last_trade
+    return last_trade
+
+
+def is_probability(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and 0.0 <= value <= 1.0

@@ -1,0 +1,1 @@
+"""Storage: schema migrations, TimescaleDB policies, the writer and exporter-managed maintenance."""

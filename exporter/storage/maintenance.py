@@ -1,0 +1,167 @@
+"""Exporter-managed rollups and retention, for servers without TimescaleDB's policies.
+
+Rollups are incremental from a watermark per level (``ohlc_1m`` from ``snapshots``, ``ohlc_1h``
+from ``ohlc_1m``, ``ohlc_1d`` from ``ohlc_1h``): each run materialises the complete buckets since
+the watermark, re-rolls the buckets that late rows landed in (noted by the writer), and is
+idempotent (delete + insert of the same range in one transaction). Never re-rolls buckets whose
+source rows retention may already have removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from exporter.config import AGGREGATES, StorageConfig
+from exporter.storage.migrate import Mode
+
+_PARENT = {"ohlc_1m": "ohlc_1h", "ohlc_1h": "ohlc_1d"}
+
+
+@dataclass(frozen=True, slots=True)
+class RollupResult:
+    level: str
+    start: datetime | None
+    """First bucket recomputed (None: from the beginning)."""
+    watermark: datetime
+    rows: int
+
+
+def floor_time(value: datetime, width: timedelta) -> datetime:
+    """Start of the UTC-aligned bucket of ``width`` holding ``value``."""
+    step = int(width.total_seconds())
+    seconds = int(value.timestamp()) // step * step
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def ceil_time(value: datetime, width: timedelta) -> datetime:
+    floored = floor_time(value, width)
+    return floored if floored == value else floored + width
+
+
+async def db_now(conn: psycopg.AsyncConnection[Any]) -> datetime:
+    cur = await conn.execute("SELECT now()")
+    row = await cur.fetchone()
+    assert row is not None
+    value: datetime = row[0]
+    return value
+
+
+async def run_rollups(
+    conn: psycopg.AsyncConnection[Any], storage: StorageConfig, now: datetime | None = None
+) -> list[RollupResult]:
+    """Bring every level's store up to ``now - end_offset``; one transaction per level."""
+    moment = now or await db_now(conn)
+    return [await _roll(conn, storage, level, moment) for level in AGGREGATES]
+
+
+async def _roll(
+    conn: psycopg.AsyncConnection[Any], storage: StorageConfig, level: str, now: datetime
+) -> RollupResult:
+    width, source = AGGREGATES[level]
+    policy = getattr(storage.refresh, level)
+    target = floor_time(now - policy.end_offset, width)
+    store = sql.Identifier("movers_internal", f"{level}_store")
+    compute = sql.Identifier("movers_internal", f"{level}_compute")
+    async with conn.transaction():
+        cur = await conn.execute(
+            "SELECT CASE WHEN isfinite(watermark) THEN watermark END"
+            " FROM movers_internal.rollup_state WHERE name = %s FOR UPDATE",
+            (level,),
+        )
+        row = await cur.fetchone()
+        assert row is not None, f"rollup_state has no {level} row"
+        old: datetime | None = row[0]
+        cur = await conn.execute(
+            "DELETE FROM movers_internal.rollup_invalidations WHERE name = %s RETURNING lo",
+            (level,),
+        )
+        late = [lo for (lo,) in await cur.fetchall()]
+        start = old
+        if late and old is not None:
+            start = min(old, floor_time(min(late), width))
+        kept: timedelta | None = getattr(storage.retention, source)
+        if kept is not None:
+            horizon = ceil_time(now - kept, width)
+            start = horizon if start is None else max(start, horizon)
+        watermark = target if old is None else max(old, target)
+        if start is not None and start >= watermark:
+            await _set_watermark(conn, level, watermark)
+            return RollupResult(level, start, watermark, 0)
+        lo = start or datetime.min.replace(tzinfo=UTC)
+        await conn.execute(
+            sql.SQL("DELETE FROM {} WHERE bucket >= %s AND bucket < %s").format(store),
+            (lo, watermark),
+        )
+        cur = await conn.execute(
+            sql.SQL("INSERT INTO {} SELECT * FROM {}(%s, %s)").format(store, compute),
+            (start if start is not None else "-infinity", watermark),
+        )
+        rows = max(cur.rowcount, 0)
+        await _set_watermark(conn, level, watermark)
+        parent = _PARENT.get(level)
+        if parent is not None and old is not None and start is not None and start < old:
+            # Buckets below the old watermark changed: the parent level must re-roll them too.
+            await conn.execute(
+                "INSERT INTO movers_internal.rollup_invalidations (name, lo, hi)"
+                " VALUES (%s, %s, %s)",
+                (parent, start, old),
+            )
+    return RollupResult(level, start, watermark, rows)
+
+
+async def _set_watermark(
+    conn: psycopg.AsyncConnection[Any], level: str, watermark: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE movers_internal.rollup_state SET watermark = %s WHERE name = %s",
+        (watermark, level),
+    )
+
+
+_RETAINED = {
+    "snapshots": ("snapshots", "time"),
+    "trades": ("trades", "time"),
+    "ohlc_1m": ("movers_internal.ohlc_1m_store", "bucket"),
+    "ohlc_1h": ("movers_internal.ohlc_1h_store", "bucket"),
+    "ohlc_1d": ("movers_internal.ohlc_1d_store", "bucket"),
+}
+
+
+async def apply_retention(
+    conn: psycopg.AsyncConnection[Any],
+    storage: StorageConfig,
+    mode: Mode,
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """Drop rows older than each relation's retention; returns rows (or chunks) removed."""
+    moment = now or await db_now(conn)
+    removed: dict[str, int] = {}
+    for name, (relation, column) in _RETAINED.items():
+        kept: timedelta | None = getattr(storage.retention, name)
+        if kept is None:
+            continue
+        cutoff = moment - kept
+        async with conn.transaction():
+            if mode is Mode.HYPERTABLE and name in ("snapshots", "trades"):
+                cur = await conn.execute(
+                    "SELECT count(*) FROM drop_chunks(%s::regclass, older_than => %s)",
+                    (relation, cutoff),
+                )
+                row = await cur.fetchone()
+                removed[name] = int(row[0]) if row else 0
+            else:
+                schema, _, table = relation.rpartition(".")
+                target = sql.Identifier(schema, table) if schema else sql.Identifier(table)
+                cur = await conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE {} < %s").format(
+                        target, sql.Identifier(column)
+                    ),
+                    (cutoff,),
+                )
+                removed[name] = max(cur.rowcount, 0)
+    return removed

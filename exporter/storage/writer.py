@@ -1,0 +1,401 @@
+"""The writer: bulk, idempotent inserts (one round trip per batch, binary parameters, no COPY).
+
+Snapshots are stored change-only: a row is written when price, bid, ask or last trade changed for
+that outcome, plus a heartbeat row at most every ``storage.heartbeat``. A bad row is rejected
+alone and counted; it never aborts its batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from exporter.errors import StorageUnavailable
+from exporter.model import Market, Outcome, Snapshot, Trade, is_probability
+from exporter.storage.migrate import Mode
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What became of one batch: ``written + duplicates + unchanged + sum(rejected) == sent``."""
+
+    table: str
+    written: int = 0
+    duplicates: int = 0
+    unchanged: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+def check_snapshot(row: Snapshot) -> str | None:
+    """Why a snapshot cannot be stored, or None when it can."""
+    if not row.outcome_id or ":" not in row.outcome_id:
+        return "missing_id"
+    if row.time.tzinfo is None:
+        return "naive_time"
+    if not is_probability(row.price):
+        return "price_out_of_range"
+    for value in (row.bid, row.ask, row.last_trade):
+        if value is not None and not is_probability(value):
+            return "price_out_of_range"
+    for amount in (row.volume_24h, row.liquidity):
+        if amount is not None and not (math.isfinite(amount) and amount >= 0):
+            return "amount_out_of_range"
+    return None
+
+
+def check_trade(row: Trade) -> str | None:
+    """Why a trade cannot be stored, or None when it can."""
+    if not row.outcome_id or ":" not in row.outcome_id or not row.trade_id:
+        return "missing_id"
+    if row.time.tzinfo is None:
+        return "naive_time"
+    if not is_probability(row.price):
+        return "price_out_of_range"
+    if not (math.isfinite(row.size) and row.size >= 0):
+        return "amount_out_of_range"
+    return None
+
+
+Quote = tuple[float, float | None, float | None, float | None]
+
+
+class ChangeFilter:
+    """Decides which snapshots change-only storage keeps; pure, no I/O.
+
+    ``select`` looks at a batch without changing state; ``remember`` records what was committed,
+    so a batch that failed to write is offered again in full.
+    """
+
+    def __init__(self, heartbeat: timedelta) -> None:
+        self.heartbeat = heartbeat
+        self._last: dict[str, tuple[Quote, datetime]] = {}
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def select(self, rows: Iterable[Snapshot]) -> tuple[list[Snapshot], int, int]:
+        """``(to_write, unchanged, stale)``: stale rows are not newer than the last one kept."""
+        overlay: dict[str, tuple[Quote, datetime]] = {}
+        keep: list[Snapshot] = []
+        unchanged = stale = 0
+        for row in rows:
+            previous = overlay.get(row.outcome_id) or self._last.get(row.outcome_id)
+            quote = row.quote()
+            if previous is not None:
+                last_quote, last_time = previous
+                if row.time <= last_time:
+                    stale += 1
+                    continue
+                if quote == last_quote and row.time - last_time < self.heartbeat:
+                    unchanged += 1
+                    continue
+            overlay[row.outcome_id] = (quote, row.time)
+            keep.append(row)
+        return keep, unchanged, stale
+
+    def remember(self, rows: Iterable[Snapshot]) -> None:
+        for row in rows:
+            previous = self._last.get(row.outcome_id)
+            if previous is None or row.time > previous[1]:
+                self._last[row.outcome_id] = (row.quote(), row.time)
+
+    def forget(self, outcome_ids: Iterable[str]) -> None:
+        for key in outcome_ids:
+            self._last.pop(key, None)
+
+
+_SNAPSHOT_INSERT = """
+INSERT INTO snapshots (time, outcome_id, price, bid, ask, last_trade, volume_24h, liquidity)
+SELECT * FROM unnest(%(time)s::timestamptz[], %(outcome_id)s::text[], %(price)s::float8[],
+                     %(bid)s::float8[], %(ask)s::float8[], %(last_trade)s::float8[],
+                     %(volume_24h)s::float8[], %(liquidity)s::float8[])
+ON CONFLICT (outcome_id, time) DO NOTHING
+"""
+# Where the exporter runs the rollups, rows below a watermark (late data) are noted in the same
+# statement so the next rollup re-rolls their buckets.
+_SNAPSHOT_INSERT_NOTING_LATE = (
+    """
+WITH late AS (
+    INSERT INTO movers_internal.rollup_invalidations (name, lo, hi)
+    SELECT 'ohlc_1m', %(lo)s, %(hi)s
+    WHERE %(lo)s < (SELECT max(watermark) FROM movers_internal.rollup_state)
+)"""
+    + _SNAPSHOT_INSERT
+)
+_TRADE_INSERT = """
+INSERT INTO trades (time, outcome_id, venue, trade_id, price, size, side, trader)
+SELECT * FROM unnest(%(time)s::timestamptz[], %(outcome_id)s::text[], %(venue)s::text[],
+                     %(trade_id)s::text[], %(price)s::float8[], %(size)s::float8[],
+                     %(side)s::text[], %(trader)s::text[])
+ON CONFLICT (venue, trade_id, time) DO NOTHING
+"""
+_MARKET_UPSERT = """
+INSERT INTO markets AS m (market_id, venue, native_id, title, category, status, url, event_id,
+                          event_title, slug, end_time, volume_total, volume_24h, liquidity,
+                          open_interest, tags, first_seen, last_seen)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (market_id) DO UPDATE SET
+    native_id = EXCLUDED.native_id, title = EXCLUDED.title, category = EXCLUDED.category,
+    status = EXCLUDED.status, url = EXCLUDED.url, event_id = EXCLUDED.event_id,
+    event_title = EXCLUDED.event_title, slug = EXCLUDED.slug, end_time = EXCLUDED.end_time,
+    volume_total = EXCLUDED.volume_total, volume_24h = EXCLUDED.volume_24h,
+    liquidity = EXCLUDED.liquidity, open_interest = EXCLUDED.open_interest, tags = EXCLUDED.tags,
+    last_seen = greatest(m.last_seen, EXCLUDED.last_seen), updated_at = now()
+"""
+_OUTCOME_UPSERT = """
+INSERT INTO outcomes AS o (outcome_id, market_id, venue, native_id, name, position, first_seen,
+                           last_seen)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (outcome_id) DO UPDATE SET
+    market_id = EXCLUDED.market_id, native_id = EXCLUDED.native_id, name = EXCLUDED.name,
+    position = EXCLUDED.position, last_seen = greatest(o.last_seen, EXCLUDED.last_seen)
+"""
+
+
+def snapshot_columns(rows: Sequence[Snapshot]) -> dict[str, list[Any]]:
+    """Column arrays for the ``unnest`` insert."""
+    return {
+        "time": [r.time for r in rows],
+        "outcome_id": [r.outcome_id for r in rows],
+        "price": [float(r.price) for r in rows],
+        "bid": [r.bid for r in rows],
+        "ask": [r.ask for r in rows],
+        "last_trade": [r.last_trade for r in rows],
+        "volume_24h": [r.volume_24h for r in rows],
+        "liquidity": [r.liquidity for r in rows],
+    }
+
+
+def _trade_columns(rows: Sequence[Trade]) -> dict[str, list[Any]]:
+    return {
+        "time": [r.time for r in rows],
+        "outcome_id": [r.outcome_id for r in rows],
+        "venue": [r.venue.value for r in rows],
+        "trade_id": [r.trade_id for r in rows],
+        "price": [float(r.price) for r in rows],
+        "size": [float(r.size) for r in rows],
+        "side": [r.side.value if r.side else None for r in rows],
+        "trader": [r.trader for r in rows],
+    }
+
+
+class Writer:
+    """Writes records through a connection pool; one instance per process."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], mode: Mode, heartbeat: timedelta) -> None:
+        self.pool = pool
+        self.mode = mode
+        self.changes = ChangeFilter(heartbeat)
+        self.totals: Counter[tuple[str, str]] = Counter()
+        """Running counts by ``(table, outcome)``: written, duplicate, unchanged, rejected:*."""
+
+    async def prime(self) -> int:
+        """Load each outcome's newest row inside the heartbeat window, so a restart does not
+        write a fresh row for every unchanged outcome. Returns the number of outcomes loaded."""
+        query = """
+            SELECT DISTINCT ON (outcome_id) outcome_id, time, price, bid, ask, last_trade
+            FROM snapshots WHERE time > now() - %s::interval
+            ORDER BY outcome_id, time DESC
+        """
+        async with self._connection() as conn:
+            cur = await conn.execute(query, (self.changes.heartbeat,))
+            rows = await cur.fetchall()
+        self.changes.remember(
+            Snapshot(time=t, outcome_id=o, price=p, bid=b, ask=a, last_trade=lt)
+            for o, t, p, b, a, lt in rows
+        )
+        return len(rows)
+
+    async def write_snapshots(
+        self, rows: Sequence[Snapshot], *, change_only: bool = True
+    ) -> WriteResult:
+        valid, rejected = _partition(rows, check_snapshot)
+        unchanged = stale = 0
+        if change_only:
+            valid, unchanged, stale = self.changes.select(valid)
+        if self.mode is Mode.TIMESCALE:
+            written, failed = await self._insert(_SNAPSHOT_INSERT, valid, snapshot_columns)
+        else:
+            written, failed = await self._insert(
+                _SNAPSHOT_INSERT_NOTING_LATE, valid, _with_time_range(snapshot_columns)
+            )
+        rejected.update(failed)
+        if failed:
+            bad = {id(r) for r in failed.rows}
+            valid = [r for r in valid if id(r) not in bad]
+        self.changes.remember(valid)
+        result = WriteResult(
+            table="snapshots",
+            written=written,
+            duplicates=len(valid) - written + stale,
+            unchanged=unchanged,
+            rejected=dict(rejected),
+        )
+        self._count(result)
+        return result
+
+    async def write_trades(self, rows: Sequence[Trade]) -> WriteResult:
+        valid, rejected = _partition(rows, check_trade)
+        written, failed = await self._insert(_TRADE_INSERT, valid, _trade_columns)
+        rejected.update(failed)
+        result = WriteResult(
+            table="trades",
+            written=written,
+            duplicates=len(valid) - failed.total - written,
+            rejected=dict(rejected),
+        )
+        self._count(result)
+        return result
+
+    async def upsert_markets(self, markets: Sequence[Market]) -> int:
+        params = [
+            (
+                m.market_id, m.venue.value, m.native_id, m.title, m.category, m.status.value,
+                m.url, m.event_id, m.event_title, m.slug, m.end_time, m.volume_total,
+                m.volume_24h, m.liquidity, m.open_interest, list(m.tags), m.observed_at,
+                m.observed_at,
+            )
+            for m in markets
+        ]  # fmt: skip
+        return await self._upsert(_MARKET_UPSERT, params)
+
+    async def upsert_outcomes(self, outcomes: Sequence[Outcome]) -> int:
+        params = [
+            (
+                o.outcome_id, o.market_id, o.venue.value, o.native_id, o.name, o.position,
+                o.observed_at, o.observed_at,
+            )
+            for o in outcomes
+        ]  # fmt: skip
+        return await self._upsert(_OUTCOME_UPSERT, params)
+
+    async def _upsert(self, query: str, params: list[tuple[Any, ...]]) -> int:
+        if not params:
+            return 0
+        async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+            await cur.executemany(query, params)
+        return len(params)
+
+    async def _insert(
+        self,
+        query: str,
+        rows: Sequence[T],
+        columns: Callable[[Sequence[T]], dict[str, list[Any]]],
+    ) -> tuple[int, _Failures[T]]:
+        """Insert in one statement; on a data error, bisect to store every good row."""
+        failures: _Failures[T] = _Failures()
+        if not rows:
+            return 0, failures
+        async with self._connection() as conn:
+            written = await self._insert_isolating(conn, query, rows, columns, failures)
+        return written, failures
+
+    async def _insert_isolating(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        query: str,
+        rows: Sequence[T],
+        columns: Callable[[Sequence[T]], dict[str, list[Any]]],
+        failures: _Failures[T],
+    ) -> int:
+        try:
+            async with conn.transaction(), conn.cursor() as cur:
+                await cur.execute(sql.SQL(query), columns(rows), binary=True)  # type: ignore[arg-type]
+                return max(cur.rowcount, 0)
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            if len(rows) == 1:
+                failures.add(rows[0], f"database_{exc.sqlstate or 'error'}")
+                return 0
+            middle = len(rows) // 2
+            left = await self._insert_isolating(conn, query, rows[:middle], columns, failures)
+            right = await self._insert_isolating(conn, query, rows[middle:], columns, failures)
+            return left + right
+
+    def _connection(self) -> Any:
+        return _translated(self.pool)
+
+    def _count(self, result: WriteResult) -> None:
+        self.totals[(result.table, "written")] += result.written
+        self.totals[(result.table, "duplicate")] += result.duplicates
+        self.totals[(result.table, "unchanged")] += result.unchanged
+        for reason, n in result.rejected.items():
+            self.totals[(result.table, f"rejected:{reason}")] += n
+
+
+class _Failures(Counter[str]):
+    """Rows the database refused, counted by reason."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[Any] = []
+
+    def add(self, row: Any, reason: str) -> None:
+        self.rows.append(row)
+        self[reason] += 1
+
+    @property
+    def total(self) -> int:
+        return len(self.rows)
+
+
+def _partition(rows: Iterable[T], check: Callable[[T], str | None]) -> tuple[list[T], Counter[str]]:
+    valid: list[T] = []
+    rejected: Counter[str] = Counter()
+    for row in rows:
+        reason = check(row)
+        if reason is None:
+            valid.append(row)
+        else:
+            rejected[reason] += 1
+    return valid, rejected
+
+
+def _with_time_range(
+    columns: Callable[[Sequence[Snapshot]], dict[str, list[Any]]],
+) -> Callable[[Sequence[Snapshot]], dict[str, Any]]:
+    def build(rows: Sequence[Snapshot]) -> dict[str, Any]:
+        data: dict[str, Any] = dict(columns(rows))
+        data["lo"] = min(data["time"])
+        data["hi"] = max(data["time"])
+        return data
+
+    return build  # type: ignore[return-value]
+
+
+class _translated:
+    """A pooled connection whose connection-level failures become :class:`StorageUnavailable`."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+        self._context: Any = None
+
+    async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
+        self._context = self._pool.connection()
+        try:
+            conn: psycopg.AsyncConnection[Any] = await self._context.__aenter__()
+        except (psycopg.OperationalError, TimeoutError) as exc:
+            raise StorageUnavailable(f"database unreachable: {type(exc).__name__}") from exc
+        return conn
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        try:
+            await self._context.__aexit__(exc_type, exc, tb)
+        except psycopg.OperationalError as error:
+            raise StorageUnavailable(f"database unreachable: {type(error).__name__}") from error
+        if isinstance(exc, psycopg.OperationalError):
+            raise StorageUnavailable(f"database unreachable: {type(exc).__name__}") from exc
+        return False
