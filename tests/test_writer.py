@@ -1,0 +1,177 @@
+"""The writer against real servers: idempotence, change-only storage, bad-row isolation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from exporter.errors import StorageUnavailable
+from exporter.model import (
+    Market,
+    MarketStatus,
+    Outcome,
+    Side,
+    Snapshot,
+    Trade,
+    Venue,
+    market_id,
+    outcome_id,
+)
+from exporter.storage.db import create_pool, prepare_schema
+from exporter.storage.migrate import MigrationReport
+from exporter.storage.writer import Writer
+from tests.conftest import Database
+
+pytestmark = pytest.mark.db
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+HEARTBEAT = timedelta(minutes=10)
+
+
+@pytest.fixture
+async def store(db: Database) -> AsyncIterator[tuple[Writer, Database]]:
+    settings = db.settings(storage={"heartbeat": "10m"})
+    report: MigrationReport = prepare_schema(settings)
+    pool = create_pool(settings.database)
+    await pool.open(wait=True)
+    try:
+        yield Writer(pool, report.mode, HEARTBEAT), db
+    finally:
+        await pool.close()
+
+
+def _snap(minutes: float, price: float, oid: str = "polymarket:111", **kw: Any) -> Snapshot:
+    return Snapshot(time=T0 + timedelta(minutes=minutes), outcome_id=oid, price=price, **kw)
+
+
+def _rows(db: Database, query: str = "SELECT time, outcome_id, price FROM snapshots") -> list[Any]:
+    with db.connect() as conn:
+        return conn.execute(query + " ORDER BY 1, 2").fetchall()
+
+
+async def test_the_same_batch_twice_is_stored_once(store: tuple[Writer, Database]) -> None:
+    writer, db = store
+    batch = [_snap(0, 0.40), _snap(0, 0.55, "kalshi:ABC"), _snap(1, 0.41)]
+    first = await writer.write_snapshots(batch)
+    # A second writer has no memory of the first: the database itself must deduplicate.
+    second = await Writer(writer.pool, writer.mode, HEARTBEAT).write_snapshots(batch)
+    again = await writer.write_snapshots(batch)
+    assert (first.written, first.duplicates) == (3, 0)
+    assert (second.written, second.duplicates) == (0, 3)
+    assert (again.written, again.duplicates) == (0, 3)
+    assert len(_rows(db)) == 3
+
+
+async def test_unchanged_price_writes_nothing_until_the_heartbeat(
+    store: tuple[Writer, Database],
+) -> None:
+    writer, db = store
+    results = [
+        await writer.write_snapshots([_snap(0, 0.40, bid=0.39, ask=0.41)]),
+        await writer.write_snapshots([_snap(1, 0.40, bid=0.39, ask=0.41)]),  # unchanged
+        await writer.write_snapshots([_snap(9, 0.40, bid=0.39, ask=0.41)]),  # unchanged
+        await writer.write_snapshots([_snap(10, 0.40, bid=0.39, ask=0.41)]),  # heartbeat due
+        await writer.write_snapshots([_snap(11, 0.40, bid=0.38, ask=0.41)]),  # bid changed
+    ]
+    assert [r.written for r in results] == [1, 0, 0, 1, 1]
+    assert [r.unchanged for r in results] == [0, 1, 1, 0, 0]
+    assert [t for t, _, _ in _rows(db)] == [T0 + timedelta(minutes=m) for m in (0, 10, 11)]
+
+
+async def test_restart_remembers_the_last_row_inside_the_heartbeat(
+    store: tuple[Writer, Database],
+) -> None:
+    writer, db = store
+    now = datetime.now(UTC)
+    await writer.write_snapshots([Snapshot(now - timedelta(minutes=2), "kalshi:K", 0.3)])
+    restarted = Writer(writer.pool, writer.mode, HEARTBEAT)
+    assert await restarted.prime() == 1
+    result = await restarted.write_snapshots([Snapshot(now, "kalshi:K", 0.3)])
+    assert (result.written, result.unchanged) == (0, 1)
+
+
+async def test_a_bad_row_is_rejected_alone(store: tuple[Writer, Database]) -> None:
+    writer, db = store
+    batch = [
+        _snap(0, 0.40),
+        _snap(0, 1.5, "polymarket:222"),  # out of range
+        _snap(0, float("nan"), "polymarket:333"),  # NaN
+        _snap(0, 0.5, ""),  # missing id
+        _snap(0, 0.5, "polymarket:444", bid=-0.1),
+        _snap(0, 0.6, "polymarket:555"),
+    ]
+    result = await writer.write_snapshots(batch)
+    assert result.written == 2
+    assert result.rejected == {"price_out_of_range": 3, "missing_id": 1}
+    assert [o for _, o, _ in _rows(db)] == ["polymarket:111", "polymarket:555"]
+
+
+async def test_rows_the_database_refuses_are_isolated_by_bisection(
+    store: tuple[Writer, Database],
+) -> None:
+    writer, db = store
+    # A NUL byte passes our checks but PostgreSQL text cannot hold it: only the database knows.
+    batch = [_snap(0, 0.1 * (i % 9) + 0.05, f"polymarket:{i}") for i in range(10)]
+    batch[6] = _snap(0, 0.5, "polymarket:bad\x00id")
+    result = await writer.write_snapshots(batch)
+    assert result.written == 9
+    assert sum(result.rejected.values()) == 1
+    assert len(_rows(db)) == 9
+    assert writer.totals[("snapshots", "written")] == 9
+
+
+async def test_trades_deduplicate_and_keep_bad_rows_out(store: tuple[Writer, Database]) -> None:
+    writer, db = store
+    trades = [
+        Trade(T0, "polymarket:111", Venue.POLYMARKET, "0xabc:111:0", 0.4, 10.0, Side.BUY, "0xw1"),
+        Trade(T0, "polymarket:111", Venue.POLYMARKET, "0xabc:111:1", 0.41, 5.0, Side.SELL),
+        Trade(T0, "kalshi:K", Venue.KALSHI, "uuid-1", 0.3, 2.0, Side.BUY),
+        Trade(T0, "kalshi:K", Venue.KALSHI, "uuid-2", 3.0, 2.0, Side.BUY),  # bad price
+    ]
+    first = await writer.write_trades(trades)
+    second = await writer.write_trades(trades[:3])
+    assert (first.written, first.rejected) == (3, {"price_out_of_range": 1})
+    assert (second.written, second.duplicates) == (0, 3)
+    rows = _rows(db, "SELECT trade_id, trader FROM trades")
+    assert rows == [("0xabc:111:0", "0xw1"), ("0xabc:111:1", None), ("uuid-1", None)]
+
+
+async def test_markets_and_outcomes_upsert_in_place(store: tuple[Writer, Database]) -> None:
+    writer, db = store
+    mid = market_id(Venue.POLYMARKET, "0xcond")
+    token = "5247" * 19 + "12"  # 78 digits: more than any integer type holds
+    market = Market(
+        market_id=mid, venue=Venue.POLYMARKET, native_id="0xcond", title="Will it rain?",
+        status=MarketStatus.OPEN, observed_at=T0, category="Weather & Climate",
+        tags=("weather", "nyc"), volume_24h=1200.5,
+    )  # fmt: skip
+    outcome = Outcome(outcome_id(Venue.POLYMARKET, token), mid, Venue.POLYMARKET, token, "Yes", 0, T0)
+    await writer.upsert_markets([market])
+    await writer.upsert_outcomes([outcome])
+    later = T0 + timedelta(hours=1)
+    await writer.upsert_markets(
+        [Market(**{**_fields(market), "status": MarketStatus.CLOSED, "observed_at": later})]
+    )
+    await writer.upsert_outcomes([Outcome(**{**_fields(outcome), "observed_at": later})])
+    with db.connect() as conn:
+        m = conn.execute(
+            "SELECT status, first_seen, last_seen, tags, volume_24h FROM markets"
+        ).fetchall()
+        o = conn.execute("SELECT outcome_id, native_id, first_seen, last_seen FROM outcomes").fetchall()
+    assert m == [("closed", T0, later, ["weather", "nyc"], 1200.5)]
+    assert o == [(f"polymarket:{token}", token, T0, later)]
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__slots__}
+
+
+def test_an_unreachable_database_is_reported_without_its_password(db: Database) -> None:
+    settings = db.settings(database={"url": "postgresql://nobody:hunter2@127.0.0.1:9/none"})
+    with pytest.raises(StorageUnavailable) as info:
+        prepare_schema(settings)
+    assert "hunter2" not in str(info.value)
+    assert "nobody:***@127.0.0.1:9" in str(info.value)
