@@ -30,9 +30,7 @@ def _parser() -> argparse.ArgumentParser:
         help="YAML configuration (default: $MOVERS_CONFIG, else ./movers.yaml)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser(
-        "check-config", help="print the effective configuration, secrets redacted"
-    )
+    commands.add_parser("check-config", help="print the effective configuration, secrets redacted")
     commands.add_parser("migrate", help="create or upgrade the database schema")
     commands.add_parser(
         "maintain", help="run exporter-managed rollups and retention once (non-TimescaleDB)"

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
-    BaseModel,
     AfterValidator,
+    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -140,7 +140,7 @@ class VenuesConfig(_Section):
 
 
 class MetricsConfig(_Section):
-    host: str = "0.0.0.0"  # noqa: S104 - an exporter listens for its scraper
+    host: str = "0.0.0.0"
     port: int = Field(default=9464, ge=1, le=65535)
 
 

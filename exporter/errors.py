@@ -1,15 +1,15 @@
 """The exporter's exception tree; third-party errors are translated into it at each adapter.
 
-    ExporterError
-    ├── ConfigError            bad configuration: fatal at start-up, exit code 2
-    ├── VenueError             a venue request failed
-    │   ├── VenueUnavailable   timeouts, connection errors, 5xx: retryable
-    │   ├── RateLimited        429 (``retry_after`` seconds when the venue says)
-    │   └── VenueRejected      4xx other than 429: not retryable
-    ├── ParseError             one payload record is malformed: count, log a sample, skip it
-    └── StorageError
-        ├── StorageUnavailable the database cannot be reached: retryable, rows are buffered
-        └── SchemaError        the schema or the server's capabilities do not fit: fatal
+ExporterError
+├── ConfigError            bad configuration: fatal at start-up, exit code 2
+├── VenueError             a venue request failed
+│   ├── VenueUnavailable   timeouts, connection errors, 5xx: retryable
+│   ├── RateLimited        429 (``retry_after`` seconds when the venue says)
+│   └── VenueRejected      4xx other than 429: not retryable
+├── ParseError             one payload record is malformed: count, log a sample, skip it
+└── StorageError
+    ├── StorageUnavailable the database cannot be reached: retryable, rows are buffered
+    └── SchemaError        the schema or the server's capabilities do not fit: fatal
 """
 
 from __future__ import annotations

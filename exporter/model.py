@@ -115,9 +115,7 @@ class Trade:
 WIDE_SPREAD = 0.10
 
 
-def displayed_price(
-    bid: float | None, ask: float | None, last_trade: float | None
-) -> float | None:
+def displayed_price(bid: float | None, ask: float | None, last_trade: float | None) -> float | None:
     """The price a venue shows: the bid/ask midpoint, or the last trade when the spread is wider
     than 0.10 or a side is missing (Polymarket's rule, applied to both venues).
 

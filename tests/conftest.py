@@ -144,7 +144,9 @@ def timescale_server() -> Iterator[Server]:
         [str(PGLITE_START), "0", "memory://"], stdout=subprocess.PIPE, text=True
     )
     ready: list[str] = []
-    reader = threading.Thread(target=lambda: ready.append(proc.stdout.readline() if proc.stdout else ""))
+    reader = threading.Thread(
+        target=lambda: ready.append(proc.stdout.readline() if proc.stdout else "")
+    )
     reader.start()
     reader.join(timeout=120)
     line = ready[0] if ready else ""

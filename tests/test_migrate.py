@@ -93,7 +93,8 @@ def test_concurrent_migrations_apply_each_version_once(db: Database) -> None:
         rows = conn.execute(
             "SELECT version, count(*) FROM movers_internal.schema_migrations GROUP BY 1"
         ).fetchall()
-    assert rows and all(n == 1 for _, n in rows)
+    assert rows
+    assert all(n == 1 for _, n in rows)
 
 
 def test_require_names_what_is_missing_on_plain_postgres(pg: Database) -> None:
@@ -224,7 +225,9 @@ def test_policies_compress_and_drop_chunks_while_aggregates_survive(ts: Database
             "SELECT count(*), min(bucket) < now() - interval '19 days' FROM ohlc_1m"
         ).fetchone()
         remaining = conn.execute("SELECT count(*) FROM snapshots").fetchone()
-    assert oldest is not None and remaining is not None and compressed is not None
+    assert oldest is not None
+    assert remaining is not None
+    assert compressed is not None
     retention = timedelta(days=14)
     assert remaining[0] < 21, "retention dropped no chunk"
     assert compressed[0] >= 1, "compression compressed no chunk"
@@ -232,7 +235,8 @@ def test_policies_compress_and_drop_chunks_while_aggregates_survive(ts: Database
     with ts.connect() as conn:
         cutoff = conn.execute("SELECT now() - %s::interval", (retention + timedelta(days=1),))
         limit = cutoff.fetchone()
-    assert limit is not None and oldest[0] > limit[0]
+    assert limit is not None
+    assert oldest[0] > limit[0]
 
 
 def test_migrate_refuses_an_autocommit_connection(pg: Database) -> None:

@@ -76,9 +76,7 @@ class Ladder:
         if self.mode is Mode.TIMESCALE:
             with self.db.connect(autocommit=True) as conn:
                 for view in ("ohlc_1m", "ohlc_1h", "ohlc_1d"):
-                    conn.execute(
-                        f"CALL refresh_continuous_aggregate('{view}', NULL, %s)", (upto,)
-                    )
+                    conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, %s)", (upto,))
             return
         settings = self.db.settings(
             storage={
@@ -163,9 +161,12 @@ async def test_late_rows_are_rolled_into_materialised_buckets(ladder: Ladder) ->
     first_minute = ladder.read("ohlc_1m")[0]
     first_hour = ladder.read("ohlc_1h")[0]
     first_day = ladder.read("ohlc_1d")[0]
-    assert first_minute[1:4] == (0.35, 0.45, 0.35) and first_minute[-1] == 4
-    assert first_hour[1:4] == (0.35, 0.50, 0.35) and first_hour[-1] == 5
-    assert first_day[1:4] == (0.35, 0.50, 0.30) and first_day[-1] == 6
+    assert first_minute[1:4] == (0.35, 0.45, 0.35)
+    assert first_minute[-1] == 4
+    assert first_hour[1:4] == (0.35, 0.50, 0.35)
+    assert first_hour[-1] == 5
+    assert first_day[1:4] == (0.35, 0.50, 0.30)
+    assert first_day[-1] == 6
 
 
 async def test_rollups_are_idempotent(ladder: Ladder) -> None:

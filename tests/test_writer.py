@@ -84,7 +84,7 @@ async def test_unchanged_price_writes_nothing_until_the_heartbeat(
 async def test_restart_remembers_the_last_row_inside_the_heartbeat(
     store: tuple[Writer, Database],
 ) -> None:
-    writer, db = store
+    writer, _db = store
     now = datetime.now(UTC)
     await writer.write_snapshots([Snapshot(now - timedelta(minutes=2), "kalshi:K", 0.3)])
     restarted = Writer(writer.pool, writer.mode, HEARTBEAT)
@@ -148,7 +148,9 @@ async def test_markets_and_outcomes_upsert_in_place(store: tuple[Writer, Databas
         status=MarketStatus.OPEN, observed_at=T0, category="Weather & Climate",
         tags=("weather", "nyc"), volume_24h=1200.5,
     )  # fmt: skip
-    outcome = Outcome(outcome_id(Venue.POLYMARKET, token), mid, Venue.POLYMARKET, token, "Yes", 0, T0)
+    outcome = Outcome(
+        outcome_id(Venue.POLYMARKET, token), mid, Venue.POLYMARKET, token, "Yes", 0, T0
+    )
     await writer.upsert_markets([market])
     await writer.upsert_outcomes([outcome])
     later = T0 + timedelta(hours=1)
@@ -160,7 +162,9 @@ async def test_markets_and_outcomes_upsert_in_place(store: tuple[Writer, Databas
         m = conn.execute(
             "SELECT status, first_seen, last_seen, tags, volume_24h FROM markets"
         ).fetchall()
-        o = conn.execute("SELECT outcome_id, native_id, first_seen, last_seen FROM outcomes").fetchall()
+        o = conn.execute(
+            "SELECT outcome_id, native_id, first_seen, last_seen FROM outcomes"
+        ).fetchall()
     assert m == [("closed", T0, later, ["weather", "nyc"], 1200.5)]
     assert o == [(f"polymarket:{token}", token, T0, later)]
 

@@ -158,9 +158,7 @@ async def apply_retention(
                 schema, _, table = relation.rpartition(".")
                 target = sql.Identifier(schema, table) if schema else sql.Identifier(table)
                 cur = await conn.execute(
-                    sql.SQL("DELETE FROM {} WHERE {} < %s").format(
-                        target, sql.Identifier(column)
-                    ),
+                    sql.SQL("DELETE FROM {} WHERE {} < %s").format(target, sql.Identifier(column)),
                     (cutoff,),
                 )
                 removed[name] = max(cur.rowcount, 0)

@@ -106,7 +106,7 @@ def _matches(
         return False
     # Let the server compare: the job config holds intervals as text ('2 days', '02:00:00').
     row = conn.execute(
-        "SELECT " + " AND ".join(["%s::interval = %s::interval"] * len(wanted)),  # type: ignore[arg-type]
+        "SELECT " + " AND ".join(["%s::interval = %s::interval"] * len(wanted)),
         [item for pair in zip(current, wanted, strict=True) for item in (str(pair[0]), pair[1])],
     ).fetchone()
     return bool(row and row[0])

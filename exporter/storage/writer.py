@@ -12,10 +12,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, LiteralString, TypeVar
 
 import psycopg
-from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from exporter.errors import StorageUnavailable
@@ -231,9 +230,9 @@ class Writer:
             written, failed = await self._insert(_SNAPSHOT_INSERT, valid, snapshot_columns)
         else:
             written, failed = await self._insert(
-                _SNAPSHOT_INSERT_NOTING_LATE, valid, _with_time_range(snapshot_columns)
+                _SNAPSHOT_INSERT_NOTING_LATE, valid, _snapshot_columns_with_range
             )
-        rejected.update(failed)
+        rejected.update(failed.reasons)
         if failed:
             bad = {id(r) for r in failed.rows}
             valid = [r for r in valid if id(r) not in bad]
@@ -251,11 +250,11 @@ class Writer:
     async def write_trades(self, rows: Sequence[Trade]) -> WriteResult:
         valid, rejected = _partition(rows, check_trade)
         written, failed = await self._insert(_TRADE_INSERT, valid, _trade_columns)
-        rejected.update(failed)
+        rejected.update(failed.reasons)
         result = WriteResult(
             table="trades",
             written=written,
-            duplicates=len(valid) - failed.total - written,
+            duplicates=len(valid) - len(failed.rows) - written,
             rejected=dict(rejected),
         )
         self._count(result)
@@ -283,7 +282,7 @@ class Writer:
         ]  # fmt: skip
         return await self._upsert(_OUTCOME_UPSERT, params)
 
-    async def _upsert(self, query: str, params: list[tuple[Any, ...]]) -> int:
+    async def _upsert(self, query: LiteralString, params: list[tuple[Any, ...]]) -> int:
         if not params:
             return 0
         async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
@@ -292,12 +291,12 @@ class Writer:
 
     async def _insert(
         self,
-        query: str,
+        query: LiteralString,
         rows: Sequence[T],
-        columns: Callable[[Sequence[T]], dict[str, list[Any]]],
-    ) -> tuple[int, _Failures[T]]:
+        columns: Callable[[Sequence[T]], dict[str, Any]],
+    ) -> tuple[int, _Failures]:
         """Insert in one statement; on a data error, bisect to store every good row."""
-        failures: _Failures[T] = _Failures()
+        failures: _Failures = _Failures()
         if not rows:
             return 0, failures
         async with self._connection() as conn:
@@ -307,14 +306,14 @@ class Writer:
     async def _insert_isolating(
         self,
         conn: psycopg.AsyncConnection[Any],
-        query: str,
+        query: LiteralString,
         rows: Sequence[T],
-        columns: Callable[[Sequence[T]], dict[str, list[Any]]],
-        failures: _Failures[T],
+        columns: Callable[[Sequence[T]], dict[str, Any]],
+        failures: _Failures,
     ) -> int:
         try:
             async with conn.transaction(), conn.cursor() as cur:
-                await cur.execute(sql.SQL(query), columns(rows), binary=True)  # type: ignore[arg-type]
+                await cur.execute(query, columns(rows), binary=True)
                 return max(cur.rowcount, 0)
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
             if len(rows) == 1:
@@ -336,20 +335,16 @@ class Writer:
             self.totals[(result.table, f"rejected:{reason}")] += n
 
 
-class _Failures(Counter[str]):
+class _Failures:
     """Rows the database refused, counted by reason."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[Any] = []
+        self.reasons: Counter[str] = Counter()
+        self.rows: list[object] = []
 
-    def add(self, row: Any, reason: str) -> None:
+    def add(self, row: object, reason: str) -> None:
         self.rows.append(row)
-        self[reason] += 1
-
-    @property
-    def total(self) -> int:
-        return len(self.rows)
+        self.reasons[reason] += 1
 
 
 def _partition(rows: Iterable[T], check: Callable[[T], str | None]) -> tuple[list[T], Counter[str]]:
@@ -364,16 +359,12 @@ def _partition(rows: Iterable[T], check: Callable[[T], str | None]) -> tuple[lis
     return valid, rejected
 
 
-def _with_time_range(
-    columns: Callable[[Sequence[Snapshot]], dict[str, list[Any]]],
-) -> Callable[[Sequence[Snapshot]], dict[str, Any]]:
-    def build(rows: Sequence[Snapshot]) -> dict[str, Any]:
-        data: dict[str, Any] = dict(columns(rows))
-        data["lo"] = min(data["time"])
-        data["hi"] = max(data["time"])
-        return data
-
-    return build  # type: ignore[return-value]
+def _snapshot_columns_with_range(rows: Sequence[Snapshot]) -> dict[str, Any]:
+    """Columns plus the batch's time range, for noting late rows."""
+    data: dict[str, Any] = dict(snapshot_columns(rows))
+    data["lo"] = min(data["time"])
+    data["hi"] = max(data["time"])
+    return data
 
 
 class _translated:

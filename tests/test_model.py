@@ -1,0 +1,84 @@
+"""The canonical model and the pure parts of the writer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from exporter.model import Snapshot, Venue, displayed_price, market_id, outcome_id, venue_of
+from exporter.storage.maintenance import ceil_time, floor_time
+from exporter.storage.writer import ChangeFilter, check_snapshot
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def test_ids_are_prefixed_by_venue_and_keep_long_token_ids() -> None:
+    token = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+    assert outcome_id(Venue.POLYMARKET, token) == f"polymarket:{token}"
+    assert market_id(Venue.KALSHI, "KXBTC-26") == "kalshi:KXBTC-26"
+    assert venue_of(f"polymarket:{token}") is Venue.POLYMARKET
+
+
+@pytest.mark.parametrize(
+    ("bid", "ask", "last", "price"),
+    [
+        (0.40, 0.42, 0.10, 0.41),  # tight spread: midpoint
+        (0.40, 0.50, 0.10, 0.45),  # spread exactly 0.10: still the midpoint
+        (0.30, 0.60, 0.52, 0.52),  # wide spread: last trade
+        (0.30, 0.60, None, 0.45),  # wide, never traded: midpoint
+        (None, 0.60, 0.52, 0.52),  # one side missing: last trade
+        (None, None, None, None),
+    ],
+)
+def test_displayed_price_rule(
+    bid: float | None, ask: float | None, last: float | None, price: float | None
+) -> None:
+    result = displayed_price(bid, ask, last)
+    assert result == pytest.approx(price) if price is not None else result is None
+
+
+def _snap(minutes: float, price: float, **kw: float) -> Snapshot:
+    return Snapshot(T0 + timedelta(minutes=minutes), "kalshi:K", price, **kw)  # type: ignore[arg-type]
+
+
+def test_change_filter_keeps_changes_and_heartbeats_only() -> None:
+    changes = ChangeFilter(timedelta(minutes=10))
+    batch = [_snap(0, 0.5), _snap(1, 0.5), _snap(2, 0.51), _snap(12, 0.51), _snap(13, 0.51)]
+    keep, unchanged, stale = changes.select(batch)
+    assert [s.time for s in keep] == [T0, T0 + timedelta(minutes=2), T0 + timedelta(minutes=12)]
+    assert (unchanged, stale) == (2, 0)
+
+
+def test_change_filter_state_moves_only_when_told() -> None:
+    changes = ChangeFilter(timedelta(minutes=10))
+    keep, _, _ = changes.select([_snap(0, 0.5)])
+    assert changes.select([_snap(1, 0.5)])[0] != [], "nothing remembered before remember()"
+    changes.remember(keep)
+    assert changes.select([_snap(1, 0.5)]) == ([], 1, 0)
+    assert changes.select([_snap(0, 0.7)]) == ([], 0, 1)  # not newer than what was written
+    assert len(changes.select([_snap(1, 0.5, bid=0.4)])[0]) == 1
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "reason"),
+    [
+        (Snapshot(T0, "kalshi:K", 0.5), None),
+        (Snapshot(T0, "kalshi:K", 1.0000001), "price_out_of_range"),
+        (Snapshot(T0, "kalshi:K", float("inf")), "price_out_of_range"),
+        (Snapshot(T0, "kalshi:K", 0.5, ask=float("nan")), "price_out_of_range"),
+        (Snapshot(T0, "K", 0.5), "missing_id"),
+        (Snapshot(T0.replace(tzinfo=None), "kalshi:K", 0.5), "naive_time"),
+        (Snapshot(T0, "kalshi:K", 0.5, volume_24h=-1.0), "amount_out_of_range"),
+    ],
+)
+def test_check_snapshot(snapshot: Snapshot, reason: str | None) -> None:
+    assert check_snapshot(snapshot) == reason
+
+
+def test_bucket_bounds_are_utc_aligned() -> None:
+    moment = datetime(2026, 11, 20, 13, 47, 12, tzinfo=UTC)
+    assert floor_time(moment, timedelta(hours=1)) == datetime(2026, 11, 20, 13, tzinfo=UTC)
+    assert floor_time(moment, timedelta(days=1)) == datetime(2026, 11, 20, tzinfo=UTC)
+    assert ceil_time(moment, timedelta(minutes=1)) == datetime(2026, 11, 20, 13, 48, tzinfo=UTC)
+    assert ceil_time(T0, timedelta(minutes=1)) == T0
