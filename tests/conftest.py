@@ -14,11 +14,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +23,7 @@ import psycopg
 import pytest
 
 from exporter.config import Settings, validate_settings
+from tests.servers import ServerUnavailable, native_postgres, wasm_timescale
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MOVERS_SHARED_DIR", REPO.parent / "shared"))
@@ -70,63 +66,19 @@ def _unavailable(message: str) -> None:
     pytest.fail(message, pytrace=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _pg_bindir() -> Path | None:
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (candidate / "initdb").exists():
-            return candidate
-    found = shutil.which("initdb")
-    return Path(found).parent if found else None
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Server]:
     url = os.environ.get("MOVERS_TEST_POSTGRES_URL")
     if url:
         yield Server("postgres", url, shared_session=False)
         return
-    bindir = _pg_bindir()
-    if bindir is None:
-        _unavailable(
-            "no PostgreSQL server binaries: run scripts/test (installs Debian's postgresql-15) "
-            "or set MOVERS_TEST_POSTGRES_URL"
-        )
-    assert bindir is not None
-    as_root = os.geteuid() == 0
-    # pytest's own temp root is 0700: the postgres user could not reach a folder inside it.
-    data = Path(tempfile.mkdtemp(prefix="movers-pg-", dir="/tmp"))
-    data.chmod(0o755)
-    run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
-    if as_root:
-        shutil.chown(data, "postgres", "postgres")
-    port = _free_port()
-    subprocess.run(
-        [*run_as, str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U",
-         "postgres", "-E", "UTF8", "--locale=C", "--no-sync"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    options = (
-        f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
-    subprocess.run(
-        [*run_as, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-o", options,
-         "-l", str(data / "server.log"), "-w", "start"],
-        check=True, capture_output=True,
-    )  # fmt: skip
     try:
-        yield Server("postgres", f"postgresql://postgres@127.0.0.1:{port}/postgres", False)
-    finally:
-        subprocess.run(
-            [*run_as, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(data, ignore_errors=True)
+        with native_postgres(
+            ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+        ) as started:
+            yield Server("postgres", started, shared_session=False)
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -135,34 +87,11 @@ def timescale_server() -> Iterator[Server]:
     if url:
         yield Server("timescale", url, shared_session=False)
         return
-    if not PGLITE_START.exists():
-        _unavailable(
-            f"no TimescaleDB: {PGLITE_START} is missing; set MOVERS_TEST_TIMESCALE_URL to a "
-            "timescale/timescaledb server or put the shared/ folder beside the repository"
-        )
-    proc = subprocess.Popen(
-        [str(PGLITE_START), "0", "memory://"], stdout=subprocess.PIPE, text=True
-    )
-    ready: list[str] = []
-    reader = threading.Thread(
-        target=lambda: ready.append(proc.stdout.readline() if proc.stdout else "")
-    )
-    reader.start()
-    reader.join(timeout=120)
-    line = ready[0] if ready else ""
-    if not line.startswith("READY"):
-        proc.kill()
-        proc.wait()
-        _unavailable(f"the TimescaleDB fixture did not start (said {line!r})")
-    port = int(line.split()[1])
     try:
-        yield Server("timescale", f"postgresql://postgres@127.0.0.1:{port}/postgres", True)
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-        if proc.stdout:
-            proc.stdout.close()
+        with wasm_timescale(PGLITE_START) as started:
+            yield Server("timescale", started, shared_session=True)
+    except ServerUnavailable as exc:
+        _unavailable(str(exc))
 
 
 _names = itertools.count()

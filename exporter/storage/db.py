@@ -9,12 +9,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from exporter.config import DatabaseConfig, Settings, redact_dsn
 from exporter.errors import StorageUnavailable
+from exporter.storage.arrays import ADAPTERS
 from exporter.storage.migrate import MigrationReport, Mode, migrate
 from exporter.storage.policies import apply_policies
 
 
 def connection_kwargs(db: DatabaseConfig) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"connect_timeout": max(1, int(db.connect_timeout.total_seconds()))}
+    kwargs: dict[str, Any] = {
+        "connect_timeout": max(1, int(db.connect_timeout.total_seconds())),
+        "context": ADAPTERS,
+    }
     if not db.prepared_statements:
         kwargs["prepare_threshold"] = None
     return kwargs

@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from exporter.errors import StorageUnavailable
 from exporter.model import Market, Outcome, Snapshot, Trade, is_probability
+from exporter.storage.arrays import Float8Array, TextArray, TimestamptzArray
 from exporter.storage.migrate import Mode
 
 T = TypeVar("T")
@@ -119,9 +120,9 @@ class ChangeFilter:
 
 _SNAPSHOT_INSERT = """
 INSERT INTO snapshots (time, outcome_id, price, bid, ask, last_trade, volume_24h, liquidity)
-SELECT * FROM unnest(%(time)s::timestamptz[], %(outcome_id)s::text[], %(price)s::float8[],
-                     %(bid)s::float8[], %(ask)s::float8[], %(last_trade)s::float8[],
-                     %(volume_24h)s::float8[], %(liquidity)s::float8[])
+SELECT * FROM unnest(%(time)b::timestamptz[], %(outcome_id)b::text[], %(price)b::float8[],
+                     %(bid)b::float8[], %(ask)b::float8[], %(last_trade)b::float8[],
+                     %(volume_24h)b::float8[], %(liquidity)b::float8[])
 ON CONFLICT (outcome_id, time) DO NOTHING
 """
 # Where the exporter runs the rollups, rows below a watermark (late data) are noted in the same
@@ -130,16 +131,16 @@ _SNAPSHOT_INSERT_NOTING_LATE = (
     """
 WITH late AS (
     INSERT INTO movers_internal.rollup_invalidations (name, lo, hi)
-    SELECT 'ohlc_1m', %(lo)s, %(hi)s
-    WHERE %(lo)s < (SELECT max(watermark) FROM movers_internal.rollup_state)
+    SELECT 'ohlc_1m', %(lo)b, %(hi)b
+    WHERE %(lo)b < (SELECT max(watermark) FROM movers_internal.rollup_state)
 )"""
     + _SNAPSHOT_INSERT
 )
 _TRADE_INSERT = """
 INSERT INTO trades (time, outcome_id, venue, trade_id, price, size, side, trader)
-SELECT * FROM unnest(%(time)s::timestamptz[], %(outcome_id)s::text[], %(venue)s::text[],
-                     %(trade_id)s::text[], %(price)s::float8[], %(size)s::float8[],
-                     %(side)s::text[], %(trader)s::text[])
+SELECT * FROM unnest(%(time)b::timestamptz[], %(outcome_id)b::text[], %(venue)b::text[],
+                     %(trade_id)b::text[], %(price)b::float8[], %(size)b::float8[],
+                     %(side)b::text[], %(trader)b::text[])
 ON CONFLICT (venue, trade_id, time) DO NOTHING
 """
 _MARKET_UPSERT = """
@@ -165,30 +166,34 @@ ON CONFLICT (outcome_id) DO UPDATE SET
 """
 
 
+def _floats(values: Iterable[float | None]) -> Float8Array:
+    return Float8Array(None if v is None else float(v) for v in values)
+
+
 def snapshot_columns(rows: Sequence[Snapshot]) -> dict[str, list[Any]]:
-    """Column arrays for the ``unnest`` insert."""
+    """Column arrays for the ``unnest`` insert, as whole-column binary parameters."""
     return {
-        "time": [r.time for r in rows],
-        "outcome_id": [r.outcome_id for r in rows],
-        "price": [float(r.price) for r in rows],
-        "bid": [r.bid for r in rows],
-        "ask": [r.ask for r in rows],
-        "last_trade": [r.last_trade for r in rows],
-        "volume_24h": [r.volume_24h for r in rows],
-        "liquidity": [r.liquidity for r in rows],
+        "time": TimestamptzArray(r.time for r in rows),
+        "outcome_id": TextArray(r.outcome_id for r in rows),
+        "price": _floats(r.price for r in rows),
+        "bid": _floats(r.bid for r in rows),
+        "ask": _floats(r.ask for r in rows),
+        "last_trade": _floats(r.last_trade for r in rows),
+        "volume_24h": _floats(r.volume_24h for r in rows),
+        "liquidity": _floats(r.liquidity for r in rows),
     }
 
 
 def _trade_columns(rows: Sequence[Trade]) -> dict[str, list[Any]]:
     return {
-        "time": [r.time for r in rows],
-        "outcome_id": [r.outcome_id for r in rows],
-        "venue": [r.venue.value for r in rows],
-        "trade_id": [r.trade_id for r in rows],
-        "price": [float(r.price) for r in rows],
-        "size": [float(r.size) for r in rows],
-        "side": [r.side.value if r.side else None for r in rows],
-        "trader": [r.trader for r in rows],
+        "time": TimestamptzArray(r.time for r in rows),
+        "outcome_id": TextArray(r.outcome_id for r in rows),
+        "venue": TextArray(r.venue.value for r in rows),
+        "trade_id": TextArray(r.trade_id for r in rows),
+        "price": _floats(r.price for r in rows),
+        "size": _floats(r.size for r in rows),
+        "side": TextArray(r.side.value if r.side else None for r in rows),
+        "trader": TextArray(r.trader for r in rows),
     }
 
 
@@ -313,7 +318,7 @@ class Writer:
     ) -> int:
         try:
             async with conn.transaction(), conn.cursor() as cur:
-                await cur.execute(query, columns(rows), binary=True)
+                await cur.execute(query, columns(rows))
                 return max(cur.rowcount, 0)
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
             if len(rows) == 1:

@@ -1,0 +1,49 @@
+"""The `movers` command end to end, as a user runs it (a real process, a real database)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Database
+
+pytestmark = pytest.mark.db
+
+
+def _movers(db: Database, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    config = tmp_path / "movers.yaml"
+    config.write_text(
+        "database:\n"
+        f"  prepared_statements: {'false' if db.shared_session else 'true'}\n"
+        "logging:\n  format: json\n"
+    )
+    env = {**os.environ, "MOVERS_DATABASE_URL": db.url, "MOVERS_CONFIG": str(config)}
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args],
+        env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+
+
+def test_migrate_twice_then_one_maintenance_pass(db: Database, tmp_path: Path) -> None:
+    first = _movers(db, "migrate", tmp_path=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert '"applied": ["0001_core.sql"' in first.stderr
+    second = _movers(db, "migrate", tmp_path=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert '"applied": "nothing to do"' in second.stderr
+    once = _movers(db, "run", "--once", tmp_path=tmp_path)
+    assert once.returncode == 0, once.stderr
+    assert "maintenance done" in once.stderr
+
+
+def test_unreachable_database_fails_cleanly_without_secrets(tmp_path: Path) -> None:
+    db = Database("postgres", "postgresql://movers:pa55word@127.0.0.1:9/movers", False)
+    result = _movers(db, "migrate", tmp_path=tmp_path)
+    assert result.returncode == 1
+    assert "cannot connect to postgresql://movers:***@127.0.0.1:9/movers" in result.stderr
+    assert "pa55word" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
