@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,27 @@ def test_unreachable_database_fails_cleanly_without_secrets(tmp_path: Path) -> N
     assert "cannot connect to postgresql://movers:***@127.0.0.1:9/movers" in result.stderr
     assert "pa55word" not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_run_migrates_then_stops_on_sigterm(pg: Database, tmp_path: Path) -> None:
+    config = tmp_path / "movers.yaml"
+    config.write_text("logging:\n  format: json\nstorage:\n  maintenance_every: 1s\n")
+    env = {**os.environ, "MOVERS_DATABASE_URL": pg.url, "MOVERS_CONFIG": str(config)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "run"],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if "exporter running" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, rest = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, "".join(seen)
+    assert any('"mode": "plain"' in line for line in seen)
+    assert "exporter stopped" in rest
