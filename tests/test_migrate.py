@@ -45,6 +45,11 @@ def _public_relations(conn: psycopg.Connection[Any]) -> set[str]:
     return {r[0] for r in rows} & PUBLIC
 
 
+def _hypertables(conn: psycopg.Connection[Any]) -> set[str]:
+    rows = conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
+    return {r[0] for r in rows.fetchall()}
+
+
 def test_sql_files_are_well_named_and_cover_every_mode() -> None:
     files = discover(sql_dir() / "migrations")
     versions = sorted({f.version for f in files})
@@ -131,12 +136,7 @@ def test_apache_only_rung_uses_hypertables_without_aggregates(ts: Database) -> N
     report = prepare_schema(ts.settings(), force_mode=Mode.HYPERTABLE)
     assert report.mode is Mode.HYPERTABLE
     with ts.connect() as conn:
-        hypertables = {
-            r[0]
-            for r in conn.execute(
-                "SELECT hypertable_name FROM timescaledb_information.hypertables"
-            ).fetchall()
-        }
+        hypertables = _hypertables(conn)
         caggs = conn.execute(
             "SELECT count(*) FROM timescaledb_information.continuous_aggregates"
         ).fetchone()
@@ -148,12 +148,7 @@ def test_apache_only_rung_uses_hypertables_without_aggregates(ts: Database) -> N
 def test_timescale_objects_and_policies(ts: Database) -> None:
     prepare_schema(ts.settings())
     with ts.connect() as conn:
-        hypertables = {
-            r[0]
-            for r in conn.execute(
-                "SELECT hypertable_name FROM timescaledb_information.hypertables"
-            ).fetchall()
-        }
+        hypertables = _hypertables(conn)
         caggs = conn.execute(
             "SELECT view_name, materialized_only"
             " FROM timescaledb_information.continuous_aggregates ORDER BY 1"
