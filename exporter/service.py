@@ -6,8 +6,10 @@ import asyncio
 import signal
 from typing import Any
 
+import psycopg
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from exporter.config import Settings
 from exporter.errors import StorageError
@@ -18,23 +20,26 @@ from exporter.storage.migrate import MigrationReport, Mode
 log = structlog.get_logger("exporter")
 
 
-async def maintain_once(settings: Settings, mode: Mode) -> dict[str, Any]:
+async def maintain(
+    pool: AsyncConnectionPool[Any], settings: Settings, mode: Mode
+) -> dict[str, Any]:
     """One pass of exporter-managed rollups and retention (nothing to do on full TimescaleDB,
     whose own policies run them)."""
     if mode is Mode.TIMESCALE:
         return {}
+    async with pool.connection() as conn:
+        rollups = await run_rollups(conn, settings.storage)
+        removed = await apply_retention(conn, settings.storage, mode)
+    return {"rollups": {r.level: r.rows for r in rollups}, "retention": removed}
+
+
+async def maintain_once(settings: Settings, mode: Mode) -> dict[str, Any]:
     pool = create_pool(settings.database)
     await pool.open(wait=True)
     try:
-        async with pool.connection() as conn:
-            rollups = await run_rollups(conn, settings.storage)
-            removed = await apply_retention(conn, settings.storage, mode)
+        return await maintain(pool, settings, mode)
     finally:
         await pool.close()
-    return {
-        "rollups": {r.level: r.rows for r in rollups},
-        "retention": removed,
-    }
 
 
 async def run_service(settings: Settings, report: MigrationReport, once: bool) -> int:
@@ -43,15 +48,17 @@ async def run_service(settings: Settings, report: MigrationReport, once: bool) -
         result = await maintain_once(settings, report.mode)
         log.info("maintenance done", mode=report.mode.value, **result)
         return 0
+    pool = create_pool(settings.database)
+    await pool.open(wait=False)
     scheduler = AsyncIOScheduler(timezone="UTC")
     stop = asyncio.Event()
 
     async def maintenance() -> None:
         try:
-            result = await maintain_once(settings, report.mode)
+            result = await maintain(pool, settings, report.mode)
             log.debug("maintenance done", **result)
-        except StorageError as exc:
-            log.warning("maintenance failed", error=str(exc))
+        except (StorageError, psycopg.Error, PoolTimeout) as exc:
+            log.warning("maintenance failed", error=type(exc).__name__)
 
     if report.mode is not Mode.TIMESCALE:
         scheduler.add_job(
@@ -67,8 +74,11 @@ async def run_service(settings: Settings, report: MigrationReport, once: bool) -
         loop.add_signal_handler(sig, stop.set)
     scheduler.start()
     log.info("exporter running", mode=report.mode.value)
-    await stop.wait()
-    scheduler.shutdown(wait=False)
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        await pool.close()
     log.info("exporter stopped")
     return 0
 

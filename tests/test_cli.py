@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.conftest import Database
@@ -64,6 +66,10 @@ def test_run_migrates_then_stops_on_sigterm(pg: Database, tmp_path: Path) -> Non
         seen.append(line)
         if "exporter running" in line:
             break
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not _rolled_up(pg):
+        time.sleep(0.2)
+    rolled_up = _rolled_up(pg)
     proc.send_signal(signal.SIGTERM)
     try:
         _, rest = proc.communicate(timeout=10)
@@ -72,3 +78,12 @@ def test_run_migrates_then_stops_on_sigterm(pg: Database, tmp_path: Path) -> Non
     assert proc.returncode == 0, "".join(seen)
     assert any('"mode": "plain"' in line for line in seen)
     assert "exporter stopped" in rest
+    assert rolled_up, "the scheduled maintenance never advanced the ohlc_1m watermark"
+
+
+def _rolled_up(db: Database) -> bool:
+    with psycopg.connect(db.url) as conn:
+        row = conn.execute(
+            "SELECT isfinite(watermark) FROM movers_internal.rollup_state WHERE name = 'ohlc_1m'"
+        ).fetchone()
+    return bool(row and row[0])
