@@ -238,7 +238,7 @@ class Writer:
                 _SNAPSHOT_INSERT_NOTING_LATE, valid, _snapshot_columns_with_range
             )
         rejected.update(failed.reasons)
-        if failed:
+        if failed.rows:
             bad = {id(r) for r in failed.rows}
             valid = [r for r in valid if id(r) not in bad]
         self.changes.remember(valid)
