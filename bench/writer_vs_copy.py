@@ -1,10 +1,11 @@
 """Rows/s of the writer into `snapshots` against COPY of the same rows, native PostgreSQL.
 
-Run by hand (not a test): ``.venv/bin/python -m bench.writer_vs_copy [--rows N] [--batch N]``.
-Starts a throwaway PostgreSQL cluster (or uses $MOVERS_BENCH_POSTGRES_URL), migrates it, then for
-each round writes N fresh rows with the writer (bulk unnest insert, ON CONFLICT, binary
-parameters, batches of --batch rows) and COPYs N fresh rows (binary) into an identical table.
-Best round of each is kept; the result goes to bench/results/writer_vs_copy.json.
+Run by hand (not a test): ``.venv/bin/python -m bench.writer_vs_copy [--rows N] [--batch N]
+[--concurrency N]``. Starts a throwaway PostgreSQL cluster (or uses $MOVERS_BENCH_POSTGRES_URL),
+migrates it, then each round writes N fresh rows with one writer call (bulk unnest insert,
+ON CONFLICT, binary parameters, split into statements of --batch rows with --concurrency of them
+in flight) and COPYs N fresh rows (binary, one connection) into an identical table. The best
+round of each is kept; the result goes to bench/results/writer_vs_copy.json.
 Target: writer >= 0.7x COPY.
 """
 
@@ -55,11 +56,10 @@ def make_rows(count: int, round_no: int, outcomes: int = 20_000) -> list[Snapsho
     return rows
 
 
-async def time_writer(writer: Writer, rows: list[Snapshot], batch: int) -> float:
+async def time_writer(writer: Writer, rows: list[Snapshot]) -> float:
     started = time.perf_counter()
-    for i in range(0, len(rows), batch):
-        result = await writer.write_snapshots(rows[i : i + batch], change_only=False)
-        assert result.written == len(rows[i : i + batch]), result
+    result = await writer.write_snapshots(rows, change_only=False)
+    assert result.written == len(rows), result
     return time.perf_counter() - started
 
 
@@ -81,8 +81,19 @@ def time_copy(url: str, rows: list[Snapshot]) -> float:
         return time.perf_counter() - started
 
 
-async def run(url: str, rows_per_round: int, batch: int, rounds: int) -> dict[str, Any]:
-    settings = validate_settings({"database": {"url": url}})
+async def run(
+    url: str, rows_per_round: int, batch: int, concurrency: int, rounds: int
+) -> dict[str, Any]:
+    settings = validate_settings(
+        {
+            "database": {
+                "url": url,
+                "write_batch_rows": batch,
+                "write_concurrency": concurrency,
+                "pool_size": max(4, concurrency),
+            }
+        }
+    )
     report = prepare_schema(settings)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS copy_target")
@@ -91,16 +102,16 @@ async def run(url: str, rows_per_round: int, batch: int, rounds: int) -> dict[st
     await pool.open(wait=True)
     writer_times, copy_times = [], []
     try:
-        writer = Writer(pool, report.mode, timedelta(minutes=10))
+        writer = Writer.from_settings(pool, report.mode, settings)
         for r in range(rounds):
             # Alternate which goes first so cache warmth does not favour one side.
             data_w, data_c = make_rows(rows_per_round, 2 * r), make_rows(rows_per_round, 2 * r + 1)
             if r % 2 == 0:
-                writer_times.append(await time_writer(writer, data_w, batch))
+                writer_times.append(await time_writer(writer, data_w))
                 copy_times.append(time_copy(url, data_c))
             else:
                 copy_times.append(time_copy(url, data_c))
-                writer_times.append(await time_writer(writer, data_w, batch))
+                writer_times.append(await time_writer(writer, data_w))
     finally:
         await pool.close()
     writer_rate = rows_per_round / min(writer_times)
@@ -111,6 +122,7 @@ async def run(url: str, rows_per_round: int, batch: int, rounds: int) -> dict[st
         "mode": report.mode.value,
         "rows_per_round": rows_per_round,
         "batch": batch,
+        "concurrency": concurrency,
         "rounds": rounds,
         "writer_rows_per_s": round(writer_rate),
         "copy_rows_per_s": round(copy_rate),
@@ -127,14 +139,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000, help="rows per round and side")
     parser.add_argument("--batch", type=int, default=5_000, help="rows per writer batch")
+    parser.add_argument("--concurrency", type=int, default=2, help="statements in flight")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     url = os.environ.get("MOVERS_BENCH_POSTGRES_URL")
     if url:
-        result = asyncio.run(run(url, args.rows, args.batch, args.rounds))
+        result = asyncio.run(run(url, args.rows, args.batch, args.concurrency, args.rounds))
     else:
         with native_postgres() as started:
-            result = asyncio.run(run(started, args.rows, args.batch, args.rounds))
+            result = asyncio.run(run(started, args.rows, args.batch, args.concurrency, args.rounds))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "writer_vs_copy.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

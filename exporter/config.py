@@ -98,6 +98,11 @@ Duration = Annotated[
 PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
 
 
+def _keyed(problems: list[tuple[str, str]]) -> PydanticCustomError:
+    """An error from a section's validator naming keys relative to that section."""
+    return PydanticCustomError("keyed", "; ".join(f"{p}: {why}" for p, why in problems))
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -112,6 +117,24 @@ class DatabaseConfig(_Section):
     prepared_statements: bool = True
     """Set false behind PgBouncer in transaction mode (or any server whose sessions are shared)."""
     connect_timeout: PositiveDuration = timedelta(seconds=10)
+    write_batch_rows: int = Field(default=5000, ge=100, le=100_000)
+    """Rows per insert statement; a bigger write is split into statements of this size."""
+    write_concurrency: int = Field(default=2, ge=1, le=64)
+    """Statements of one big write in flight at once, each on its own pooled connection."""
+
+    @model_validator(mode="after")
+    def _concurrency_fits_pool(self) -> DatabaseConfig:
+        if self.write_concurrency > self.pool_size:
+            raise _keyed(
+                [
+                    (
+                        "write_concurrency",
+                        f"{self.write_concurrency} exceeds pool_size ({self.pool_size}): each "
+                        "statement in flight needs its own connection",
+                    )
+                ]
+            )
+        return self
 
 
 class PolymarketConfig(_Section):
@@ -232,9 +255,7 @@ class StorageConfig(_Section):
                     )
                 )
         if problems:
-            raise PydanticCustomError(
-                "refresh_window", "; ".join(f"{p}: {why}" for p, why in problems)
-            )
+            raise _keyed(problems)
         return self
 
 
@@ -317,8 +338,8 @@ def _describe(exc: ValidationError) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
-        if error["type"] == "refresh_window":
-            # The storage validator reports several keys at once, relative to `storage`.
+        if error["type"] == "keyed":
+            # A section validator reports several keys at once, relative to the section.
             for item in str(error["msg"]).split("; "):
                 key, _, why = item.partition(": ")
                 problems.append((".".join([*loc, key]), why))

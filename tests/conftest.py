@@ -48,7 +48,12 @@ class Database:
 
     def settings(self, **sections: Any) -> Settings:
         data: dict[str, Any] = {
-            "database": {"url": self.url, "prepared_statements": not self.shared_session},
+            "database": {
+                "url": self.url,
+                "prepared_statements": not self.shared_session,
+                # One shared session cannot hold two transactions at once.
+                "write_concurrency": 1 if self.shared_session else 2,
+            },
         }
         for key, value in sections.items():
             data[key] = {**data.get(key, {}), **value}

@@ -22,6 +22,7 @@ def _movers(db: Database, *args: str, tmp_path: Path) -> subprocess.CompletedPro
     config.write_text(
         "database:\n"
         f"  prepared_statements: {'false' if db.shared_session else 'true'}\n"
+        f"  write_concurrency: {1 if db.shared_session else 2}\n"
         "logging:\n  format: json\n"
     )
     env = {**os.environ, "MOVERS_DATABASE_URL": db.url, "MOVERS_CONFIG": str(config)}

@@ -149,6 +149,14 @@ def test_refresh_window_reaching_past_retention_is_refused(tmp_path: Path) -> No
     assert "delete ohlc_1h rows" in why
 
 
+def test_write_concurrency_must_fit_the_pool(tmp_path: Path) -> None:
+    path = _write(tmp_path, "database:\n  pool_size: 2\n  write_concurrency: 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert [p for p, _ in info.value.problems] == ["database.write_concurrency"]
+    assert "exceeds pool_size (2)" in info.value.problems[0][1]
+
+
 def test_refresh_window_must_hold_two_buckets(tmp_path: Path) -> None:
     path = _write(
         tmp_path,

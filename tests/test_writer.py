@@ -123,6 +123,28 @@ async def test_rows_the_database_refuses_are_isolated_by_bisection(
     assert writer.totals[("snapshots", "written")] == 9
 
 
+async def test_a_big_write_is_split_into_concurrent_statements(
+    store: tuple[Writer, Database],
+) -> None:
+    writer, db = store
+    if db.shared_session:
+        pytest.skip("statements in flight at once need separate sessions")
+    split = Writer(writer.pool, writer.mode, HEARTBEAT, batch_rows=100, concurrency=3)
+    batch = [_snap(i // 50, 0.01 * (i % 97) + 0.01, f"polymarket:{i % 50}") for i in range(1000)]
+    result = await split.write_snapshots(batch, change_only=False)
+    assert result.written == 1000
+    # One transaction per statement (xmin tells them apart), not one for the lot.
+    assert len(_rows(db, "SELECT DISTINCT xmin::text, 0 FROM snapshots")) == 10
+
+    later = [_snap(100 + i // 50, 0.5, f"polymarket:{i % 50}") for i in range(1000)]
+    later[555] = _snap(0, 0.5, "polymarket:bad\x00id")  # refused by the server, in chunk 6
+    result = await split.write_snapshots(later, change_only=False)
+    assert (result.written, result.rejected_total) == (999, 1)
+    again = await split.write_snapshots(batch + later, change_only=False)
+    assert (again.written, again.duplicates, again.rejected_total) == (0, 1999, 1)
+    assert len(_rows(db)) == 1999
+
+
 async def test_trades_deduplicate_and_keep_bad_rows_out(store: tuple[Writer, Database]) -> None:
     writer, db = store
     trades = [

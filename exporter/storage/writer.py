@@ -7,6 +7,7 @@ alone and counted; it never aborts its batch.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -17,6 +18,7 @@ from typing import Any, LiteralString, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from exporter.config import Settings
 from exporter.errors import StorageUnavailable
 from exporter.model import Market, Outcome, Snapshot, Trade, is_probability
 from exporter.storage.arrays import Float8Array, TextArray, TimestamptzArray
@@ -200,12 +202,37 @@ def _trade_columns(rows: Sequence[Trade]) -> dict[str, list[Any]]:
 class Writer:
     """Writes records through a connection pool; one instance per process."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any], mode: Mode, heartbeat: timedelta) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        mode: Mode,
+        heartbeat: timedelta,
+        *,
+        batch_rows: int = 5000,
+        concurrency: int = 1,
+    ) -> None:
         self.pool = pool
         self.mode = mode
+        self.batch_rows = batch_rows
+        """Rows per statement; a bigger write is split into statements of this size."""
+        self.concurrency = concurrency
+        """Statements of one write in flight at once, each on its own pooled connection (the
+        server parses and inserts one while the client encodes the next)."""
         self.changes = ChangeFilter(heartbeat)
         self.totals: Counter[tuple[str, str]] = Counter()
         """Running counts by ``(table, outcome)``: written, duplicate, unchanged, rejected:*."""
+
+    @classmethod
+    def from_settings(
+        cls, pool: AsyncConnectionPool[Any], mode: Mode, settings: Settings
+    ) -> Writer:
+        return cls(
+            pool,
+            mode,
+            settings.storage.heartbeat,
+            batch_rows=settings.database.write_batch_rows,
+            concurrency=settings.database.write_concurrency,
+        )
 
     async def prime(self) -> int:
         """Load each outcome's newest row inside the heartbeat window, so a restart does not
@@ -300,12 +327,31 @@ class Writer:
         rows: Sequence[T],
         columns: Callable[[Sequence[T]], dict[str, Any]],
     ) -> tuple[int, _Failures]:
-        """Insert in one statement; on a data error, bisect to store every good row."""
+        """Insert in statements of ``batch_rows``, up to ``concurrency`` at once, each its own
+        transaction; on a data error, bisect to store every good row.
+
+        When a statement fails for want of the database, the others still finish (their rows
+        are committed; sent again, they are duplicates) and the first failure is raised.
+        """
         failures: _Failures = _Failures()
         if not rows:
             return 0, failures
-        async with self._connection() as conn:
-            written = await self._insert_isolating(conn, query, rows, columns, failures)
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def one(chunk: Sequence[T]) -> int:
+            async with slots, self._connection() as conn:
+                return await self._insert_isolating(conn, query, chunk, columns, failures)
+
+        step = self.batch_rows
+        outcomes = await asyncio.gather(
+            *(one(rows[i : i + step]) for i in range(0, len(rows), step)),
+            return_exceptions=True,
+        )
+        written = 0
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            written += outcome
         return written, failures
 
     async def _insert_isolating(
