@@ -13,6 +13,7 @@ from exporter import __version__
 from exporter.config import Settings, load_settings, redacted
 from exporter.errors import ConfigError, ExporterError
 from exporter.logs import configure_logging
+from exporter.sim import cli as sim_cli
 
 EXIT_CONFIG = 2
 EXIT_FAILURE = 1
@@ -37,11 +38,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     run = commands.add_parser("run", help="migrate, then run the exporter until stopped")
     run.add_argument("--once", action="store_true", help="one pass of every job, then exit")
+    sim_cli.add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "sim":  # needs no configuration or database
+        return sim_cli.run(args)
     try:
         settings = load_settings(args.config)
     except ConfigError as exc:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
@@ -331,10 +331,13 @@ def validate_settings(data: Mapping[str, Any], source: str = "configuration") ->
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc), source) from None
+        raise ConfigError(describe_errors(exc), source) from None
 
 
-def _describe(exc: ValidationError) -> list[tuple[str, str]]:
+def describe_errors(
+    exc: ValidationError, root: type[BaseModel] | None = None
+) -> list[tuple[str, str]]:
+    """``(yaml.path, why)`` for each error; unknown keys get a "did you mean" from ``root``."""
     problems: list[tuple[str, str]] = []
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
@@ -346,22 +349,35 @@ def _describe(exc: ValidationError) -> list[tuple[str, str]]:
             continue
         path = ".".join(loc) or "(top level)"
         if error["type"] == "extra_forbidden":
-            problems.append((path, _unknown_key_message(loc)))
+            problems.append((path, _unknown_key_message(loc, root or Settings)))
         else:
             problems.append((path, error["msg"]))
     return problems
 
 
-def _unknown_key_message(loc: list[str]) -> str:
-    model: type[BaseModel] = Settings
+def _unknown_key_message(loc: list[str], root: type[BaseModel]) -> str:
+    model = root
     for part in loc[:-1]:
+        if part.isdigit():
+            continue  # a list index: the items share the list's model
         field = model.model_fields.get(part)
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        inner = _model_in(field.annotation) if field else None
+        if inner is None:
             return "unknown key"
-        model = annotation
+        model = inner
     close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1)
     return f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds, looking through ``list[...]`` and ``... | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> object:
