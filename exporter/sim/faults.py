@@ -54,7 +54,7 @@ class Faults:
             self._note(now, "rate_limit", endpoint)
             if venue == "kalshi":
                 self._refusals += 1
-                return Refusal(429, KALSHI_429[self._refusals % 2])
+                return Refusal(429, KALSHI_429[(self._refusals - 1) % 2])
             return Refusal(429, POLYMARKET_429)
         entry = self._active("server_error", venue, endpoint, now)
         if entry is not None and entry.server_error is not None:

@@ -101,7 +101,12 @@ def kalshi_market(market: KalshiMarket, world: World, now: float) -> dict[str, A
     if event.multivariate:
         data["mve_collection_ticker"] = event.ticker.split("-")[0]
         data["mve_selected_legs"] = []
-        data["custom_strike"] = {"Multivariate Event Ticker": event.ticker}
+        data["custom_strike"] = {
+            "Associated Events": "",
+            "Associated Market Sides": "",
+            "Associated Markets": "",
+            "Multivariate Event Ticker": event.ticker,
+        }
     return data
 
 

@@ -313,6 +313,9 @@ class World:
             if entry.jump is not None:
                 market = self.market(entry.jump.venue, entry.jump.market)
                 market.pinned = True
+                market.status, market.result = "open", None  # a scripted market trades
+                if isinstance(market, KalshiMarket):
+                    market.kalshi_status = "active"
                 if entry.jump.from_ is not None:
                     self._set_price(market, entry.jump.from_, 0.0, trade=False)
                     market.history.clear()

@@ -1,0 +1,92 @@
+"""Recorded venue payloads (tests/fixtures/venues, copied from shared/venues) and shape checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).parent / "fixtures" / "venues"
+
+
+def recording(path: str) -> Any:
+    """One recorded payload: ``"polymarket/clob_book_2024-10.json"``."""
+    return json.loads((FIXTURES / path).read_text(encoding="utf-8"))
+
+
+def recorded_lines(path: str) -> list[Any]:
+    """The objects of a ``.jsonl`` recording."""
+    text = (FIXTURES / path).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"  # JSON has one number type; 1 and 1.0 are the same to a parser
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def shape_problems(
+    served: list[dict[str, Any]],
+    recorded: list[dict[str, Any]],
+    *,
+    optional: frozenset[str] = frozenset(),
+    documented: frozenset[str] = frozenset(),
+    path: str = "",
+) -> list[str]:
+    """How served objects differ from recorded ones: keys no recording has (unless
+    ``documented``: newer than the recordings, per API_NOTES), keys every recording has that were
+    not served (unless ``optional``), and JSON types that differ. Nested objects and arrays of
+    objects are compared the same way."""
+    problems: list[str] = []
+    recorded_keys = [set(r) for r in recorded]
+    union = set().union(*recorded_keys)
+    common = set.intersection(*recorded_keys)
+    served_keys = set().union(*(set(s) for s in served))
+    for key in sorted(served_keys - union - documented):
+        problems.append(f"{path}{key}: served but in no recording")
+    for key in sorted(common - served_keys - optional):
+        problems.append(f"{path}{key}: in every recording but not served")
+    for key in sorted(served_keys & union):
+        seen = {json_type(r[key]) for r in recorded if key in r}
+        values = [s[key] for s in served if key in s]
+        for value in values:
+            kind = json_type(value)
+            if seen != {"null"} and kind not in seen:
+                problems.append(f"{path}{key}: served {kind}, recorded {sorted(seen)}")
+                break
+        nested_served = [v for v in values if isinstance(v, dict)]
+        nested_recorded = [r[key] for r in recorded if isinstance(r.get(key), dict)]
+        if nested_served and nested_recorded:
+            problems += shape_problems(
+                nested_served,
+                nested_recorded,
+                optional=optional,
+                documented=documented,
+                path=f"{path}{key}.",
+            )
+        items_served = [i for v in values if isinstance(v, list) for i in v if isinstance(i, dict)]
+        items_recorded = [
+            i
+            for r in recorded
+            if isinstance(r.get(key), list)
+            for i in r[key]
+            if isinstance(i, dict)
+        ]
+        if items_served and items_recorded:
+            problems += shape_problems(
+                items_served,
+                items_recorded,
+                optional=optional,
+                documented=documented,
+                path=f"{path}{key}[].",
+            )
+    return problems
