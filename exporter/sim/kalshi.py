@@ -53,10 +53,37 @@ def _missing(what: str) -> Reject:
 
 
 def kalshi_market(market: KalshiMarket, world: World, now: float) -> dict[str, Any]:
-    bids, asks = market.yes_book()
-    yes_bid, bid_size = bids[0] if bids else (0, 0.0)
-    yes_ask, ask_size = asks[0] if asks else (MILLI, 0.0)
+    if market.trading:
+        yes_bid, yes_ask = market.bid_m, market.ask_m
+        bid_size, ask_size = market.level_size(yes_bid), market.level_size(yes_ask)
+    else:  # an empty book: bid 0, ask 1, sizes 0 (check sizes before using a quote)
+        yes_bid, yes_ask, bid_size, ask_size = 0, MILLI, 0.0, 0.0
     day_ago = market.quote_at(now - 86400)
+    data = dict(_static(market))
+    data.update(
+        status=market.kalshi_status,
+        yes_bid_dollars=dollars(yes_bid),
+        yes_ask_dollars=dollars(yes_ask),
+        no_bid_dollars=dollars(MILLI - yes_ask),
+        no_ask_dollars=dollars(MILLI - yes_bid),
+        yes_bid_size_fp=fp(bid_size),
+        yes_ask_size_fp=fp(ask_size),
+        last_price_dollars=dollars(market.last_m or 0),
+        previous_yes_bid_dollars=dollars(day_ago[0]),
+        previous_yes_ask_dollars=dollars(day_ago[1]),
+        previous_price_dollars=dollars(day_ago[2] or 0),
+        volume_fp=fp(market.volume),
+        volume_24h_fp=fp(market.volume_24h),
+        open_interest_fp=fp(market.open_interest),
+        result="" if market.result is None else ("yes" if market.result == MILLI else "no"),
+    )
+    return data
+
+
+def _static(market: KalshiMarket) -> dict[str, Any]:
+    """The fields that never change, in the venue's key order (rendered once per market)."""
+    if market.static:
+        return market.static
     event = market.event
     data: dict[str, Any] = {
         "ticker": market.ticker,
@@ -73,23 +100,23 @@ def kalshi_market(market: KalshiMarket, world: World, now: float) -> dict[str, A
         "expiration_time": iso_seconds(market.end + timedelta(days=7)),
         "latest_expiration_time": iso_seconds(market.end + timedelta(days=7)),
         "settlement_timer_seconds": 600,
-        "status": market.kalshi_status,
-        "yes_bid_dollars": dollars(yes_bid),
-        "yes_ask_dollars": dollars(yes_ask),
-        "no_bid_dollars": dollars(MILLI - yes_ask),
-        "no_ask_dollars": dollars(MILLI - yes_bid),
-        "yes_bid_size_fp": fp(bid_size),
-        "yes_ask_size_fp": fp(ask_size),
-        "last_price_dollars": dollars(market.last_m or 0),
-        "previous_yes_bid_dollars": dollars(day_ago[0]),
-        "previous_yes_ask_dollars": dollars(day_ago[1]),
-        "previous_price_dollars": dollars(day_ago[2] or 0),
-        "volume_fp": fp(market.volume),
-        "volume_24h_fp": fp(market.volume_24h),
-        "open_interest_fp": fp(market.open_interest),
+        "status": "",
+        "yes_bid_dollars": "",
+        "yes_ask_dollars": "",
+        "no_bid_dollars": "",
+        "no_ask_dollars": "",
+        "yes_bid_size_fp": "",
+        "yes_ask_size_fp": "",
+        "last_price_dollars": "",
+        "previous_yes_bid_dollars": "",
+        "previous_yes_ask_dollars": "",
+        "previous_price_dollars": "",
+        "volume_fp": "",
+        "volume_24h_fp": "",
+        "open_interest_fp": "",
         "notional_value_dollars": "1.0000",
         "liquidity_dollars": "0.0000",
-        "result": "" if market.result is None else ("yes" if market.result == MILLI else "no"),
+        "result": "",
         "can_close_early": True,
         "expiration_value": "",
         "rules_primary": f"Simulated: resolves Yes if {market.yes_sub_title.lower()} happens.",
@@ -107,6 +134,7 @@ def kalshi_market(market: KalshiMarket, world: World, now: float) -> dict[str, A
             "Associated Markets": "",
             "Multivariate Event Ticker": event.ticker,
         }
+    market.static.update(data)
     return data
 
 

@@ -8,7 +8,8 @@ bid and ask as the *last* elements, unix seconds on the Data API.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import functools
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -66,6 +67,7 @@ def _displayed(market: PolyMarket) -> float:
 def gamma_market(market: PolyMarket, world: World, now: float, *, nested: bool) -> dict[str, Any]:
     """A Gamma market object; ``nested`` is the form inside an event (fewer keys)."""
     event = market.event
+    times = _times(market)
     trading = market.trading
     if market.result is not None:
         prices = ["1", "0"] if market.result == MILLI else ["0", "1"]
@@ -81,9 +83,9 @@ def gamma_market(market: PolyMarket, world: World, now: float, *, nested: bool) 
         "conditionId": market.condition_id,
         "slug": market.slug,
         "resolutionSource": "",
-        "endDate": iso(market.end),
+        "endDate": times["end"],
         "liquidity": repr(liquidity),
-        "startDate": iso(market.created),
+        "startDate": times["created"],
         "image": IMAGE,
         "icon": IMAGE,
         "description": f"Simulated market. {market.title}",
@@ -93,8 +95,8 @@ def gamma_market(market: PolyMarket, world: World, now: float, *, nested: bool) 
         "active": True,
         "closed": not trading,
         "marketMakerAddress": "",
-        "createdAt": iso(market.created),
-        "updatedAt": iso(world.time_of(now)),
+        "createdAt": times["created"],
+        "updatedAt": _iso_at(world.start, now),
         "new": False,
         "featured": False,
         "submitted_by": ZERO_ADDRESS,
@@ -109,8 +111,8 @@ def gamma_market(market: PolyMarket, world: World, now: float, *, nested: bool) 
         "orderMinSize": 5,
         "volumeNum": volume,
         "liquidityNum": liquidity,
-        "endDateIso": market.end.date().isoformat(),
-        "startDateIso": market.created.date().isoformat(),
+        "endDateIso": times["end_date"],
+        "startDateIso": times["created_date"],
         "hasReviewedDates": True,
         "volume24hr": market.volume_24h,
         "volume1wk": market.volume_24h * 5,
@@ -130,7 +132,7 @@ def gamma_market(market: PolyMarket, world: World, now: float, *, nested: bool) 
         "negRisk": event.neg_risk,
         "ready": False,
         "funded": False,
-        "acceptingOrdersTimestamp": iso(market.created),
+        "acceptingOrdersTimestamp": times["created"],
         "cyom": False,
         "competitive": 0.8,
         "pagerDutyNotificationEnabled": False,
@@ -151,7 +153,7 @@ def gamma_market(market: PolyMarket, world: World, now: float, *, nested: bool) 
         "umaResolutionStatuses": "[]",
         "pendingDeployment": False,
         "deploying": False,
-        "deployingTimestamp": iso(market.created),
+        "deployingTimestamp": times["created"],
         "rfqEnabled": False,
         "holdingRewardsEnabled": False,
         "feesEnabled": False,
@@ -175,6 +177,23 @@ def gamma_market(market: PolyMarket, world: World, now: float, *, nested: bool) 
         data["clobRewards"] = []
         data["feeSchedule"] = {"exponent": 1, "rate": 0.04, "takerOnly": True, "rebateRate": 0.25}
     return data
+
+
+def _times(market: PolyMarket) -> dict[str, Any]:
+    """Dates that never change, formatted once per market."""
+    if not market.static:
+        market.static.update(
+            end=iso(market.end),
+            created=iso(market.created),
+            end_date=market.end.date().isoformat(),
+            created_date=market.created.date().isoformat(),
+        )
+    return market.static
+
+
+@functools.lru_cache(maxsize=16)
+def _iso_at(start: datetime, seconds: float) -> str:
+    return iso(start + timedelta(seconds=seconds))
 
 
 def _shown(quote: tuple[int, int, int | None]) -> float:

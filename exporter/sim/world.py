@@ -148,6 +148,8 @@ class SimMarket:
         default_factory=lambda: deque(maxlen=HISTORY_KEPT)
     )
     trades: list[SimTrade] = field(default_factory=list)
+    static: dict[str, object] = field(default_factory=dict)
+    """Wire fields that never change (dates, ids), rendered once by the venue modules."""
 
     @property
     def trading(self) -> bool:
