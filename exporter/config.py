@@ -137,12 +137,39 @@ class DatabaseConfig(_Section):
         return self
 
 
+class RetryConfig(_Section):
+    """Retries of 429s, 5xx, timeouts and broken responses: exponential backoff with jitter."""
+
+    attempts: int = Field(default=6, ge=1, le=50)
+    wait_initial: PositiveDuration = timedelta(milliseconds=500)
+    wait_max: PositiveDuration = timedelta(seconds=15)
+    timeout: PositiveDuration = timedelta(seconds=90)
+    """Give up on a request (and fail the job run) after this long, whatever attempts remain."""
+
+
 class PolymarketConfig(_Section):
     enabled: bool = True
     gamma_url: str = "https://gamma-api.polymarket.com"
     clob_url: str = "https://clob.polymarket.com"
     data_url: str = "https://data-api.polymarket.com"
     ws_url: str = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+    discovery_every: PositiveDuration = timedelta(minutes=15)
+    """Enumerate every open market (Gamma events, keyset paging) and upsert the metadata."""
+    hot_every: PositiveDuration = timedelta(seconds=15)
+    """Refresh the hot set's prices from CLOB books."""
+    tail_every: PositiveDuration = timedelta(seconds=60)
+    """Refresh every other market's price from Gamma's market fields."""
+    trades_every: PositiveDuration = timedelta(seconds=30)
+    hot_size: int = Field(default=200, ge=0, le=10_000)
+    """The top N markets by 24 h volume are hot (plus the watchlist)."""
+    watchlist: tuple[str, ...] = ()
+    """Market slugs or condition ids that are always hot."""
+    timeout: PositiveDuration = timedelta(seconds=20)
+    slow_response: PositiveDuration = timedelta(seconds=5)
+    """Responses slower than this are counted: Polymarket throttles by delaying, not refusing."""
+    rate_limit_share: float = Field(default=0.8, gt=0, le=1)
+    """Share of each documented per-10 s budget the exporter allows itself."""
+    retry: RetryConfig = RetryConfig()
 
 
 class KalshiConfig(_Section):
@@ -265,9 +292,15 @@ class LoggingConfig(_Section):
     """auto: readable on a terminal, JSON lines otherwise (containers)."""
 
 
+class CategoriesConfig(_Section):
+    file: Path | None = None
+    """A YAML mapping merged over the shipped one (exporter/categories.yaml)."""
+
+
 class Settings(_Section):
     database: DatabaseConfig = DatabaseConfig()
     venues: VenuesConfig = VenuesConfig()
+    categories: CategoriesConfig = CategoriesConfig()
     metrics: MetricsConfig = MetricsConfig()
     storage: StorageConfig = StorageConfig()
     logging: LoggingConfig = LoggingConfig()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -11,11 +14,16 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from exporter.categories import load_categories
 from exporter.config import Settings
 from exporter.errors import StorageError
+from exporter.ingest.common import Jobs, Rejects
+from exporter.ingest.polymarket import PolymarketIngest
 from exporter.storage.db import create_pool, prepare_schema
 from exporter.storage.maintenance import apply_retention, run_rollups
 from exporter.storage.migrate import MigrationReport, Mode
+from exporter.storage.writer import Writer
+from exporter.venues.polymarket.client import PolymarketClient
 
 log = structlog.get_logger("exporter")
 
@@ -42,14 +50,85 @@ async def maintain_once(settings: Settings, mode: Mode) -> dict[str, Any]:
         await pool.close()
 
 
+@dataclass
+class Ingest:
+    """The venue jobs, their clients and shared bookkeeping."""
+
+    jobs: Jobs
+    rejects: Rejects
+    polymarket: PolymarketIngest | None
+    clients: list[Any]
+
+    def schedule(self, settings: Settings) -> list[tuple[str, Callable[[], Awaitable[Any]], float]]:
+        """``(name, job, every seconds)``; discovery first so the price jobs have markets."""
+        plan: list[tuple[str, Callable[[], Awaitable[Any]], float]] = []
+        pm, config = self.polymarket, settings.venues.polymarket
+        if pm is not None:
+            plan += [
+                ("polymarket_discovery", pm.discover, config.discovery_every.total_seconds()),
+                ("polymarket_hot", pm.refresh_hot, config.hot_every.total_seconds()),
+                ("polymarket_tail", pm.refresh_tail, config.tail_every.total_seconds()),
+                ("polymarket_trades", pm.collect_trades, config.trades_every.total_seconds()),
+            ]
+        return plan
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+def build_ingest(settings: Settings, writer: Writer) -> Ingest:
+    categories = load_categories(settings.categories.file)
+    rejects = Rejects()
+    clients: list[Any] = []
+    polymarket = None
+    if settings.venues.polymarket.enabled:
+        client = PolymarketClient(settings.venues.polymarket)
+        clients.append(client)
+        polymarket = PolymarketIngest(
+            settings.venues.polymarket, client, writer, categories, rejects
+        )
+    return Ingest(Jobs(), rejects, polymarket, clients)
+
+
 async def run_service(settings: Settings, report: MigrationReport, once: bool) -> int:
-    """Run the scheduled jobs until SIGTERM/SIGINT (or one pass with ``once``)."""
-    if once:
-        result = await maintain_once(settings, report.mode)
-        log.info("maintenance done", mode=report.mode.value, **result)
-        return 0
+    """Run the scheduled jobs until SIGTERM/SIGINT, or each job once with ``once`` (exit 1 when
+    one of them failed)."""
     pool = create_pool(settings.database)
-    await pool.open(wait=False)
+    await pool.open(wait=once)
+    writer = Writer.from_settings(pool, report.mode, settings)
+    ingest = build_ingest(settings, writer)
+    try:
+        primed = await writer.prime()
+        log.info("change filter primed", outcomes=primed)
+        if once:
+            return await _run_once(settings, report, pool, ingest)
+        return await _run_forever(settings, report, pool, ingest)
+    finally:
+        await ingest.aclose()
+        await pool.close()
+
+
+async def _run_once(
+    settings: Settings, report: MigrationReport, pool: AsyncConnectionPool[Any], ingest: Ingest
+) -> int:
+    ok = True
+    for name, job, _ in ingest.schedule(settings):
+        ok = await ingest.jobs.run(name, job) and ok
+    result = await maintain(pool, settings, report.mode)
+    log.info(
+        "one pass done",
+        mode=report.mode.value,
+        jobs={n: dict(s.runs) for n, s in ingest.jobs.states.items()},
+        malformed=sum(ingest.rejects.counts.values()),
+        **result,
+    )
+    return 0 if ok else 1
+
+
+async def _run_forever(
+    settings: Settings, report: MigrationReport, pool: AsyncConnectionPool[Any], ingest: Ingest
+) -> int:
     scheduler = AsyncIOScheduler(timezone="UTC")
     stop = asyncio.Event()
 
@@ -69,6 +148,19 @@ async def run_service(settings: Settings, report: MigrationReport, once: bool) -
             coalesce=True,
             id="maintenance",
         )
+    now = datetime.now(UTC)
+    for index, (name, job, every) in enumerate(ingest.schedule(settings)):
+        scheduler.add_job(
+            ingest.jobs.run,
+            "interval",
+            args=(name, job),
+            seconds=every,
+            max_instances=1,
+            coalesce=True,
+            id=name,
+            # Discovery at once; the others a little later, after it has found markets.
+            next_run_time=now + timedelta(seconds=0 if index == 0 else min(every, 5.0)),
+        )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -78,7 +170,6 @@ async def run_service(settings: Settings, report: MigrationReport, once: bool) -
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
-        await pool.close()
     log.info("exporter stopped")
     return 0
 

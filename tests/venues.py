@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,13 @@ FIXTURES = Path(__file__).parent / "fixtures" / "venues"
 
 
 def recording(path: str) -> Any:
-    """One recorded payload: ``"polymarket/clob_book_2024-10.json"``."""
-    return json.loads((FIXTURES / path).read_text(encoding="utf-8"))
+    """One recorded payload (a fresh copy): ``"polymarket/clob_book_2024-10.json"``."""
+    return json.loads(_text(path))
+
+
+@functools.cache
+def _text(path: str) -> str:
+    return (FIXTURES / path).read_text(encoding="utf-8")
 
 
 def recorded_lines(path: str) -> list[Any]:

@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from exporter.config import Settings
 from exporter.errors import StorageUnavailable
-from exporter.model import Market, Outcome, Snapshot, Trade, is_probability
+from exporter.model import Market, MarketStatus, Outcome, Snapshot, Trade, Venue, is_probability
 from exporter.storage.arrays import Float8Array, TextArray, TimestamptzArray
 from exporter.storage.migrate import Mode
 
@@ -313,6 +313,40 @@ class Writer:
             for o in outcomes
         ]  # fmt: skip
         return await self._upsert(_OUTCOME_UPSERT, params)
+
+    async def open_market_ids(self, venue: Venue) -> set[str]:
+        """Native ids of the venue's markets stored as trading (open, paused or upcoming)."""
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "SELECT native_id FROM markets WHERE venue = %s"
+                " AND status IN ('open', 'paused', 'upcoming')",
+                (venue.value,),
+            )
+            return {row[0] for row in await cur.fetchall()}
+
+    async def set_status(
+        self, market_id: str, status: MarketStatus, observed_at: datetime | None
+    ) -> None:
+        """Record what became of a market that left the venue's open listing."""
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE markets SET status = %s, updated_at = now(),"
+                " last_seen = greatest(last_seen, coalesce(%s, last_seen))"
+                " WHERE market_id = %s",
+                (status.value, observed_at, market_id),
+            )
+
+    async def newest_trades(self, venue: Venue) -> dict[str, datetime]:
+        """The newest stored trade time per market (native id): where trade collection resumes."""
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "SELECT m.native_id, max(t.time) FROM trades t"
+                " JOIN outcomes o ON o.outcome_id = t.outcome_id"
+                " JOIN markets m ON m.market_id = o.market_id"
+                " WHERE t.venue = %s GROUP BY m.native_id",
+                (venue.value,),
+            )
+            return {row[0]: row[1] for row in await cur.fetchall()}
 
     async def _upsert(self, query: LiteralString, params: list[tuple[Any, ...]]) -> int:
         if not params:

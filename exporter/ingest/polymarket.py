@@ -1,0 +1,241 @@
+"""Polymarket jobs: discovery, hot-set and long-tail prices, and trades."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from exporter.categories import Categories
+from exporter.config import PolymarketConfig
+from exporter.errors import ParseError
+from exporter.ingest.common import Rejects
+from exporter.model import MarketStatus, Snapshot, Trade, Venue
+from exporter.normalize.polymarket import (
+    EventContext,
+    ParsedMarket,
+    event_context,
+    parse_book,
+    parse_market,
+    parse_trade,
+)
+from exporter.storage.writer import Writer
+from exporter.venues.polymarket.client import (
+    BOOKS_BATCH,
+    TRADES_OFFSET_LIMIT,
+    TRADES_PAGE,
+    PolymarketClient,
+)
+
+VENUE = Venue.POLYMARKET
+TRADE_MARKETS_PER_CALL = 20
+LOOKUP_BATCH = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """An open market as of the last discovery."""
+
+    condition: str
+    slug: str | None
+    tokens: tuple[str, ...]
+    volume_24h: float
+    liquidity: float | None
+
+
+class PolymarketIngest:
+    """The Polymarket jobs over one client and one writer; state lives between runs."""
+
+    def __init__(
+        self,
+        config: PolymarketConfig,
+        client: PolymarketClient,
+        writer: Writer,
+        categories: Categories,
+        rejects: Rejects,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.writer = writer
+        self.categories = categories
+        self.rejects = rejects
+        self.known: dict[str, Known] = {}
+        self.hot: list[str] = []
+        """Condition ids of the hot set: top ``hot_size`` by 24 h volume plus the watchlist."""
+        self.trade_marks: dict[str, datetime] = {}
+        self._marks_loaded = False
+
+    # --- discovery ------------------------------------------------------------------------------
+
+    async def _sweep(self) -> AsyncIterator[tuple[list[ParsedMarket], datetime]]:
+        """Every open event, page by page (keyset: offset paging fails past 2,000)."""
+        cursor: str | None = None
+        while True:
+            page, received = await self.client.events_page(cursor)
+            parsed: list[ParsedMarket] = []
+            for raw_event in page["events"]:
+                if not isinstance(raw_event, dict):
+                    self.rejects.add(ParseError("polymarket", "event", "not an object"), raw_event)
+                    continue
+                context = event_context(raw_event, self.categories.polymarket)
+                for raw_market in raw_event.get("markets") or []:
+                    try:
+                        parsed.append(parse_market(raw_market, received, context))
+                    except ParseError as error:
+                        self.rejects.add(error, raw_market)
+            yield parsed, received
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    async def discover(self) -> dict[str, int]:
+        """Upsert every open market and its outcomes (with Gamma's prices for the long tail);
+        markets no longer listed as open get their final status, or ``delisted``."""
+        seen: dict[str, Known] = {}
+        counts = {"markets": 0, "snapshots": 0}
+        async for parsed, _ in self._sweep():
+            await self.writer.upsert_markets([p.market for p in parsed])
+            await self.writer.upsert_outcomes([o for p in parsed for o in p.outcomes])
+            counts["markets"] += len(parsed)
+            for p in parsed:
+                if p.market.status is MarketStatus.OPEN:
+                    seen[p.market.native_id] = Known(
+                        p.market.native_id,
+                        p.market.slug,
+                        p.tokens,
+                        p.market.volume_24h or 0.0,
+                        p.market.liquidity,
+                    )
+            counts["snapshots"] += await self._write_tail(parsed)
+        counts["gone"] = await self._settle_vanished(set(seen))
+        self.known = seen
+        self._choose_hot()
+        counts["hot"] = len(self.hot)
+        return counts
+
+    async def _settle_vanished(self, listed: set[str]) -> int:
+        """Markets stored as open that the open listing no longer carries: look them up
+        (closed markets are only served with ``closed=true``) and store what they became."""
+        stored = await self.writer.open_market_ids(VENUE)
+        vanished = sorted(stored - listed)
+        found: set[str] = set()
+        for i in range(0, len(vanished), LOOKUP_BATCH):
+            batch = vanished[i : i + LOOKUP_BATCH]
+            raws, received = await self.client.markets_by_condition(batch, closed=True)
+            parsed = []
+            for raw in raws:
+                try:
+                    parsed.append(parse_market(raw, received, _LOOKUP_CONTEXT))
+                except ParseError as error:
+                    self.rejects.add(error, raw)
+            for p in parsed:
+                found.add(p.market.native_id)
+                await self.writer.set_status(p.market.market_id, p.market.status, received)
+        missing = [c for c in vanished if c not in found]
+        for condition in missing:
+            await self.writer.set_status(f"{VENUE.value}:{condition}", MarketStatus.DELISTED, None)
+        return len(vanished)
+
+    def _choose_hot(self) -> None:
+        ranked = sorted(self.known.values(), key=lambda k: k.volume_24h, reverse=True)
+        hot = [k.condition for k in ranked[: self.config.hot_size]]
+        watched = set(self.config.watchlist)
+        for known in self.known.values():
+            if (known.condition in watched or known.slug in watched) and known.condition not in hot:
+                hot.append(known.condition)
+        self.hot = hot
+
+    # --- prices ---------------------------------------------------------------------------------
+
+    async def _write_tail(self, parsed: list[ParsedMarket]) -> int:
+        hot = set(self.hot)
+        snapshots = [s for p in parsed if p.market.native_id not in hot for s in p.snapshots]
+        result = await self.writer.write_snapshots(snapshots)
+        return result.written
+
+    async def refresh_tail(self) -> dict[str, int]:
+        """Prices of every known market outside the hot set, from Gamma's market fields."""
+        written = 0
+        async for parsed, _ in self._sweep():
+            known = [p for p in parsed if p.market.native_id in self.known]
+            written += await self._write_tail(known)
+        return {"snapshots": written}
+
+    async def refresh_hot(self) -> dict[str, int]:
+        """The hot set's prices from CLOB books (``POST /books``, 500 tokens a call)."""
+        tokens = [t for c in self.hot for t in self.known[c].tokens if c in self.known]
+        extras = {
+            t: (k.volume_24h, k.liquidity)
+            for c in self.hot
+            if (k := self.known.get(c)) is not None
+            for t in k.tokens
+        }
+        written = 0
+        for i in range(0, len(tokens), BOOKS_BATCH):
+            raws, received = await self.client.books(tokens[i : i + BOOKS_BATCH])
+            snapshots: list[Snapshot] = []
+            for raw in raws:
+                try:
+                    snapshot = parse_book(raw, received)
+                except ParseError as error:
+                    self.rejects.add(error, raw)
+                    continue
+                if snapshot is None:
+                    continue  # one-sided and never traded: nothing to display
+                volume, liquidity = extras.get(snapshot.outcome_id.split(":", 1)[1], (None, None))
+                snapshots.append(
+                    dataclasses.replace(snapshot, volume_24h=volume, liquidity=liquidity)
+                )
+            written += (await self.writer.write_snapshots(snapshots)).written
+        return {"snapshots": written, "tokens": len(tokens)}
+
+    # --- trades ---------------------------------------------------------------------------------
+
+    async def collect_trades(self) -> dict[str, int]:
+        """New trades of the hot set, newest first back to the newest one already stored."""
+        if not self._marks_loaded:
+            self.trade_marks = await self.writer.newest_trades(VENUE)
+            self._marks_loaded = True
+        owner = {t: c for c in self.hot if (k := self.known.get(c)) for t in k.tokens}
+        written = 0
+        for i in range(0, len(self.hot), TRADE_MARKETS_PER_CALL):
+            group = self.hot[i : i + TRADE_MARKETS_PER_CALL]
+            marks = [self.trade_marks.get(c) for c in group]
+            floor = None if any(m is None for m in marks) else min(m for m in marks if m)
+            trades: list[Trade] = []
+            offset = 0
+            while offset <= TRADES_OFFSET_LIMIT - TRADES_PAGE:
+                raws, _ = await self.client.trades(group, offset=offset)
+                for raw in raws:
+                    try:
+                        trades.append(parse_trade(raw))
+                    except ParseError as error:
+                        self.rejects.add(error, raw)
+                offset += len(raws)
+                oldest = trades[-1].time if trades else None
+                if len(raws) < TRADES_PAGE or floor is None or (oldest and oldest < floor):
+                    break  # a first run takes one page; later runs stop at what is stored
+            fresh = [
+                t
+                for t in trades
+                if (mark := self.trade_marks.get(owner.get(t.outcome_id.split(":", 1)[1], "")))
+                is None
+                or t.time >= mark
+            ]
+            written += (await self.writer.write_trades(fresh)).written
+            for trade in fresh:
+                condition = owner.get(trade.outcome_id.split(":", 1)[1])
+                if condition and (
+                    condition not in self.trade_marks or trade.time > self.trade_marks[condition]
+                ):
+                    self.trade_marks[condition] = trade.time
+        return {"trades": written}
+
+    def summary(self) -> dict[str, Any]:
+        return {"known": len(self.known), "hot": len(self.hot)}
+
+
+# A market looked up on its own (to learn what became of it): only its status is used.
+_LOOKUP_CONTEXT = EventContext(None, None, None, "Other", ())

@@ -1,0 +1,431 @@
+"""Polymarket payloads -> our records. Pure: payload + receive time in, records out.
+
+Quirks handled (API_NOTES §1): JSON-encoded string fields (``outcomes``, ``outcomePrices``,
+``clobTokenIds``) or the newer real-array ``positionIds``; numbers that arrive as strings or ints;
+optional fields that are absent (absent is not 0); the non-ISO ``closedTime``; books whose best
+levels are the *last* elements (sorted defensively); ``{"mid": …}`` vs ``{"mid_price": …}``;
+token ids kept as strings. A malformed record raises :class:`ParseError` naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from exporter.errors import ParseError
+from exporter.model import (
+    Market,
+    MarketStatus,
+    Outcome,
+    Side,
+    Snapshot,
+    Trade,
+    Venue,
+    displayed_price,
+    is_probability,
+    market_id,
+    outcome_id,
+)
+
+VENUE = Venue.POLYMARKET
+MARKET_URL = "https://polymarket.com/event/{slug}"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMarket:
+    """One Gamma market: its record, its outcomes and (when trading) a snapshot per outcome."""
+
+    market: Market
+    outcomes: list[Outcome]
+    snapshots: list[Snapshot]
+    tokens: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """What a market takes from its event."""
+
+    event_id: str | None
+    title: str | None
+    slug: str | None
+    category: str
+    tags: tuple[str, ...]
+
+
+# --- field helpers ------------------------------------------------------------------------------
+
+
+def _fail(kind: str, message: str) -> ParseError:
+    return ParseError(VENUE.value, kind, message)
+
+
+def number(raw: dict[str, Any], key: str, kind: str) -> float:
+    """A required finite number that may arrive as a number or a numeric string."""
+    value = optional_number(raw, key, kind)
+    if value is None:
+        raise _fail(kind, f"{key} is missing")
+    return value
+
+
+def optional_number(raw: dict[str, Any], key: str, kind: str) -> float | None:
+    """A finite number, or None when the key is absent, null or an empty string."""
+    value = raw.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _fail(kind, f"{key} is not a number: {value!r:.40}")
+    try:
+        result = float(value)
+    except ValueError:
+        raise _fail(kind, f"{key} is not a number: {value!r:.40}") from None
+    if not math.isfinite(result):
+        raise _fail(kind, f"{key} is not finite: {value!r:.40}")
+    return result
+
+
+def _probability(raw: dict[str, Any], key: str, kind: str) -> float | None:
+    value = optional_number(raw, key, kind)
+    if value is not None and not is_probability(value):
+        raise _fail(kind, f"{key} is outside 0..1: {value}")
+    return value
+
+
+def _text(raw: dict[str, Any], key: str, kind: str, *, required: bool = True) -> str | None:
+    value = raw.get(key)
+    if value is None or value == "":
+        if required:
+            raise _fail(kind, f"{key} is missing")
+        return None
+    if not isinstance(value, str):
+        raise _fail(kind, f"{key} is not a string: {value!r:.40}")
+    return value
+
+
+def _string_list(raw: dict[str, Any], key: str, kind: str) -> list[str] | None:
+    """A list of strings sent either as a real array or as JSON text of one."""
+    value = raw.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise _fail(kind, f"{key} is not valid JSON: {value!r:.60}") from None
+    if not isinstance(value, list) or not all(isinstance(v, str | int | float) for v in value):
+        raise _fail(kind, f"{key} is not a list of strings: {value!r:.60}")
+    if any(isinstance(v, bool) for v in value):
+        raise _fail(kind, f"{key} is not a list of strings: {value!r:.60}")
+    return [v if isinstance(v, str) else repr(v) for v in value]
+
+
+def parse_time(value: object, kind: str, key: str) -> datetime | None:
+    """ISO 8601 with ``Z`` and any fraction, or the non-ISO ``2026-05-09 02:07:01+00``."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _fail(kind, f"{key} is not a time: {value!r:.40}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(kind, f"{key} is not a time: {value!r:.40}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def from_unix(seconds: float, kind: str, key: str) -> datetime:
+    """A unix time in seconds, refused when outside 1970..5138 rather than overflowing."""
+    if not 0 <= seconds < 1e11:
+        raise _fail(kind, f"{key} is out of range: {seconds}")
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+# --- Gamma --------------------------------------------------------------------------------------
+
+
+def event_context(
+    raw: dict[str, Any], categorize: Callable[[list[tuple[str, str]]], str]
+) -> EventContext:
+    """The event fields its markets inherit; ``categorize`` maps ``(slug, label)`` tags."""
+    tags: list[tuple[str, str]] = []
+    raw_tags = raw.get("tags")
+    for tag in raw_tags if isinstance(raw_tags, list) else []:
+        if isinstance(tag, dict):
+            slug, label = tag.get("slug"), tag.get("label")
+            tags.append(
+                (slug if isinstance(slug, str) else "", label if isinstance(label, str) else "")
+            )
+    event_id = raw.get("id")
+    return EventContext(
+        event_id=str(event_id) if isinstance(event_id, str | int) else None,
+        title=raw.get("title") if isinstance(raw.get("title"), str) else None,
+        slug=raw.get("slug") if isinstance(raw.get("slug"), str) else None,
+        category=categorize(tags),
+        tags=tuple(slug or label for slug, label in tags),
+    )
+
+
+def parse_market(raw: object, received_at: datetime, event: EventContext) -> ParsedMarket:
+    """A Gamma market (from ``/markets`` or nested in an event).
+
+    Trimmed real payload (gamma_market_live_2026-06.json)::
+
+        {"id": "559653", "question": "Will Gavin Newsom win the 2028 Democratic …?",
+         "conditionId": "0x0f49…", "slug": "will-gavin-newsom-…", "endDate": "2028-11-07T00:00:00Z",
+         "liquidity": "617528.40849", "outcomes": "[\\"Yes\\", \\"No\\"]",
+         "outcomePrices": "[\\"0.2325\\", \\"0.7675\\"]", "volume": "49201093.48",
+         "active": true, "closed": false, "clobTokenIds": "[\\"1010…\\", \\"4165…\\"]",
+         "volume24hr": 160539.84, "bestBid": 0.232, "bestAsk": 0.233, "lastTradePrice": 0.233}
+    """
+    kind = "market"
+    if not isinstance(raw, dict):
+        raise _fail(kind, f"not an object: {raw!r:.40}")
+    condition = _text(raw, "conditionId", kind)
+    assert condition is not None
+    title = _text(raw, "question", kind) or ""
+    names = _string_list(raw, "outcomes", kind) or []
+    tokens = _string_list(raw, "positionIds", kind) or _string_list(raw, "clobTokenIds", kind)
+    if not tokens:
+        raise _fail(kind, "neither clobTokenIds nor positionIds is present")
+    if not all(t.isdigit() for t in tokens):
+        raise _fail(kind, f"token ids are not decimal strings: {tokens!r:.60}")
+    prices = _string_list(raw, "outcomePrices", kind)
+    shown = [_price_text(p, kind) for p in prices] if prices else []
+    if names and len(names) != len(tokens):
+        raise _fail(kind, f"{len(names)} outcomes but {len(tokens)} token ids")
+    closed = raw.get("closed") is True
+    if raw.get("archived") is True:
+        status = MarketStatus.DELISTED
+    elif closed:
+        status = MarketStatus.RESOLVED if shown and max(shown) == 1.0 else MarketStatus.CLOSED
+    elif raw.get("active") is False:
+        status = MarketStatus.PAUSED
+    else:
+        status = MarketStatus.OPEN
+    slug = _text(raw, "slug", kind, required=False)
+    volume_24h = optional_number(raw, "volume24hr", kind)
+    liquidity = optional_number(raw, "liquidityNum", kind)
+    if liquidity is None:
+        liquidity = optional_number(raw, "liquidity", kind)
+    volume_total = optional_number(raw, "volumeNum", kind)
+    if volume_total is None:
+        volume_total = optional_number(raw, "volume", kind)
+    mid = market_id(VENUE, condition)
+    market = Market(
+        market_id=mid,
+        venue=VENUE,
+        native_id=condition,
+        title=title,
+        status=status,
+        observed_at=received_at,
+        category=event.category,
+        url=MARKET_URL.format(slug=event.slug or slug) if (event.slug or slug) else None,
+        event_id=event.event_id,
+        event_title=event.title,
+        slug=slug,
+        end_time=parse_time(raw.get("endDate"), kind, "endDate"),
+        volume_total=volume_total,
+        volume_24h=volume_24h,
+        liquidity=liquidity,
+        tags=event.tags,
+    )
+    outcomes = [
+        Outcome(
+            outcome_id=outcome_id(VENUE, token),
+            market_id=mid,
+            venue=VENUE,
+            native_id=token,
+            name=names[i] if i < len(names) else f"Outcome {i + 1}",
+            position=i,
+            observed_at=received_at,
+        )
+        for i, token in enumerate(tokens)
+    ]
+    snapshots = (
+        _gamma_snapshots(raw, tokens, shown, received_at, volume_24h, liquidity)
+        if status is MarketStatus.OPEN
+        else []
+    )
+    return ParsedMarket(market, outcomes, snapshots, tuple(tokens))
+
+
+def _price_text(value: str, kind: str) -> float:
+    try:
+        price = float(value)
+    except ValueError:
+        raise _fail(kind, f"outcomePrices holds {value!r:.20}") from None
+    if not is_probability(price):
+        raise _fail(kind, f"outcomePrices holds {value!r:.20}")
+    return price
+
+
+def _gamma_snapshots(
+    raw: dict[str, Any],
+    tokens: list[str],
+    shown: list[float],
+    received_at: datetime,
+    volume_24h: float | None,
+    liquidity: float | None,
+) -> list[Snapshot]:
+    """Gamma's quote fields are the first outcome's; a binary market's second outcome mirrors
+    them (a NO bid at 1 - p is a YES ask at p)."""
+    kind = "market"
+    bid = _probability(raw, "bestBid", kind)
+    ask = _probability(raw, "bestAsk", kind)
+    last = _probability(raw, "lastTradePrice", kind)
+    quotes: list[tuple[float | None, float | None, float | None]] = [(bid, ask, last)]
+    if len(tokens) == 2:
+        quotes.append(
+            (
+                None if ask is None else round(1 - ask, 6),
+                None if bid is None else round(1 - bid, 6),
+                None if last is None else round(1 - last, 6),
+            )
+        )
+    snapshots = []
+    for i, token in enumerate(tokens):
+        b, a, lt = quotes[i] if i < len(quotes) else (None, None, None)
+        price = displayed_price(b, a, lt)
+        if price is None and i < len(shown):
+            price = shown[i]
+        if price is None:
+            continue
+        snapshots.append(
+            Snapshot(
+                time=received_at,
+                outcome_id=outcome_id(VENUE, token),
+                price=price,
+                bid=b,
+                ask=a,
+                last_trade=lt,
+                volume_24h=volume_24h,
+                liquidity=liquidity,
+            )
+        )
+    return snapshots
+
+
+# --- CLOB ---------------------------------------------------------------------------------------
+
+
+def parse_book(raw: object, received_at: datetime) -> Snapshot | None:
+    """A CLOB book (``GET /book``, an element of ``POST /books``, or a websocket ``book``).
+
+    Trimmed real payload (clob_book_empty_ask_2026-08-03.json)::
+
+        {"market": "0x9d83…", "asset_id": "7261…3692", "timestamp": "1785734468581",
+         "bids": [{"price": "0.001", "size": "667.12"}, {"price": "0.002", "size": "6.99"}],
+         "asks": [], "tick_size": "0.001", "last_trade_price": ""}
+
+    The best bid is the *highest* bid wherever it sits (the venue sends it last). None when
+    no price can be displayed (a side is missing and nothing has traded yet).
+    """
+    kind = "book"
+    if not isinstance(raw, dict):
+        raise _fail(kind, f"not an object: {raw!r:.40}")
+    token = _text(raw, "asset_id", kind)
+    assert token is not None
+    if not token.isdigit():
+        raise _fail(kind, f"asset_id is not a decimal string: {token!r:.40}")
+    bids = _levels(raw.get("bids"), "bids")
+    asks = _levels(raw.get("asks"), "asks")
+    bid = max(bids) if bids else None
+    ask = min(asks) if asks else None
+    last = _probability(raw, "last_trade_price", kind)
+    price = displayed_price(bid, ask, last)
+    if price is None:
+        return None
+    stamp = optional_number(raw, "timestamp", kind)
+    if stamp is not None:
+        from_unix(stamp / 1000, kind, "timestamp")  # validated, not used: see below
+    # Snapshots are stamped with our receive time, whatever the source: Gamma has no quote
+    # time, and mixing venue and local clocks could order an outcome's rows backwards.
+    return Snapshot(
+        time=received_at,
+        outcome_id=outcome_id(VENUE, token),
+        price=price,
+        bid=bid,
+        ask=ask,
+        last_trade=last,
+    )
+
+
+def _levels(value: object, key: str) -> list[float]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _fail("book", f"{key} is not a list")
+    prices = []
+    for level in value:
+        if not isinstance(level, dict):
+            raise _fail("book", f"{key} holds {level!r:.40}")
+        price = _probability(level, "price", "book")
+        if price is None:
+            raise _fail("book", f"{key} level without a price")
+        prices.append(price)
+    return prices
+
+
+def parse_midpoint(raw: object) -> float:
+    """``{"mid": "0.65"}`` as observed live, or ``{"mid_price": "0.45"}`` as documented."""
+    if not isinstance(raw, dict):
+        raise _fail("midpoint", f"not an object: {raw!r:.40}")
+    key = "mid" if "mid" in raw else "mid_price"
+    value = _probability(raw, key, "midpoint")
+    if value is None:
+        raise _fail("midpoint", "neither mid nor mid_price is present")
+    return value
+
+
+# --- Data API -----------------------------------------------------------------------------------
+
+
+def parse_trade(raw: object) -> Trade:
+    """A Data API trade (``GET /trades``); one transaction can carry several fills.
+
+    Trimmed real payload (data_api_trades_2026-07.json)::
+
+        {"proxyWallet": "0x0f34…", "side": "BUY", "asset": "1104…5775", "conditionId": "0xc594…",
+         "size": 15, "price": 0.765, "timestamp": 1783008527, "outcomeIndex": 0,
+         "transactionHash": "0x57e9…d505"}
+
+    The trade id is the transaction hash plus a digest of what tells its fills apart (asset,
+    wallet, side, size, price): stable however pages are cut, unique per fill.
+    """
+    kind = "trade"
+    if not isinstance(raw, dict):
+        raise _fail(kind, f"not an object: {raw!r:.40}")
+    tx = _text(raw, "transactionHash", kind)
+    asset = _text(raw, "asset", kind)
+    assert tx is not None
+    assert asset is not None
+    if not asset.isdigit():
+        raise _fail(kind, f"asset is not a decimal string: {asset!r:.40}")
+    price = _probability(raw, "price", kind)
+    if price is None:
+        raise _fail(kind, "price is missing")
+    size = number(raw, "size", kind)
+    if size < 0:
+        raise _fail(kind, f"size is negative: {size}")
+    stamp = number(raw, "timestamp", kind)
+    side_text = raw.get("side")
+    side = (
+        {"BUY": Side.BUY, "SELL": Side.SELL}.get(side_text) if isinstance(side_text, str) else None
+    )
+    wallet = raw.get("proxyWallet") if isinstance(raw.get("proxyWallet"), str) else None
+    fill = f"{asset}|{wallet}|{side_text}|{raw.get('size')}|{raw.get('price')}"
+    digest = hashlib.blake2b(fill.encode(), digest_size=6).hexdigest()
+    return Trade(
+        time=from_unix(stamp, kind, "timestamp"),
+        outcome_id=outcome_id(VENUE, asset),
+        venue=VENUE,
+        trade_id=f"{tx}:{digest}",
+        price=price,
+        size=size,
+        side=side,
+        trader=wallet,
+    )

@@ -1,0 +1,102 @@
+"""Polymarket over REST: Gamma, CLOB and the Data API, one shared httpx client per host.
+
+I/O only: each call returns the decoded payload and its receive time; parsing lives in
+``exporter.normalize.polymarket``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from exporter.config import PolymarketConfig
+from exporter.errors import VenueUnavailable
+from exporter.venues.http import VenueHttp, http_client
+
+# Documented per-10 s budgets (API_NOTES 1.9); the client takes `rate_limit_share` of each.
+BUDGETS = {
+    "gamma_events": 500.0,
+    "gamma_markets": 300.0,
+    "clob_books": 500.0,
+    "clob_midpoints": 500.0,
+    "data_trades": 200.0,
+}
+EVENTS_PAGE = 500
+BOOKS_BATCH = 500
+TRADES_PAGE = 500
+TRADES_OFFSET_LIMIT = 10_000
+
+
+class PolymarketClient:
+    def __init__(
+        self, config: PolymarketConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        timeout = config.timeout.total_seconds()
+        self.gamma = http_client(config.gamma_url, timeout, transport)
+        self.clob = http_client(config.clob_url, timeout, transport)
+        self.data = http_client(config.data_url, timeout, transport)
+        self.http = VenueHttp(
+            "polymarket",
+            BUDGETS,
+            share=config.rate_limit_share,
+            window=10.0,
+            retry=config.retry,
+            slow=config.slow_response.total_seconds(),
+        )
+
+    async def events_page(
+        self, cursor: str | None, *, closed: bool = False, limit: int = EVENTS_PAGE
+    ) -> tuple[dict[str, Any], datetime]:
+        """One page of ``GET /events/keyset`` (offset paging fails past 2,000)."""
+        params: dict[str, Any] = {"limit": limit, "closed": str(closed).lower()}
+        if cursor:
+            params["after_cursor"] = cursor
+        data, received = await self.http.request(
+            self.gamma, "gamma_events", "GET", "/events/keyset", params=params
+        )
+        if not isinstance(data, dict) or not isinstance(data.get("events"), list):
+            raise VenueUnavailable("polymarket", "/events/keyset", "unexpected response shape")
+        return data, received
+
+    async def markets_by_condition(
+        self, conditions: list[str], *, closed: bool
+    ) -> tuple[list[Any], datetime]:
+        """``GET /markets?condition_ids=…`` (about 100 ids a call at most)."""
+        data, received = await self.http.request(
+            self.gamma,
+            "gamma_markets",
+            "GET",
+            "/markets",
+            params={
+                "condition_ids": conditions,
+                "closed": str(closed).lower(),
+                "limit": len(conditions),
+            },
+        )
+        return (data if isinstance(data, list) else []), received
+
+    async def books(self, tokens: list[str]) -> tuple[list[Any], datetime]:
+        """``POST /books`` for at most 500 tokens."""
+        data, received = await self.http.request(
+            self.clob, "clob_books", "POST", "/books", body=[{"token_id": t} for t in tokens]
+        )
+        return (data if isinstance(data, list) else []), received
+
+    async def trades(
+        self, conditions: list[str], *, limit: int = TRADES_PAGE, offset: int = 0
+    ) -> tuple[list[Any], datetime]:
+        """``GET /trades`` for some markets, newest first."""
+        data, received = await self.http.request(
+            self.data,
+            "data_trades",
+            "GET",
+            "/trades",
+            params={"market": ",".join(conditions), "limit": limit, "offset": offset},
+        )
+        return (data if isinstance(data, list) else []), received
+
+    async def aclose(self) -> None:
+        for client in (self.gamma, self.clob, self.data):
+            await client.aclose()
