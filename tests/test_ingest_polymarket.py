@@ -85,7 +85,8 @@ async def test_one_discovery_and_price_sweep_store_exactly_the_open_markets(db: 
         settled = {r[0] for r in stored if r[1] != "open"}
         assert all(sim.world.by_key[k].status == "resolved" for k in settled)
         assert {r[1] for r in stored if r[0] in settled} <= {"resolved"}
-        assert discovered["hot"] == 20 and hot["tokens"] == 40
+        assert discovered["hot"] == 20
+        assert hot["tokens"] == 40
         outcomes = _query(db, "SELECT native_id, position FROM outcomes")
         assert len(outcomes) == 2 * len(stored)
         # Categories from the tags; events with only unmapped tags fall back to Other.
@@ -144,7 +145,7 @@ async def test_a_malformed_market_on_page_2_costs_only_that_market(pg: Database)
         async with _ingest(_settings(pg, sim)) as ingest:
             await ingest.discover()
             rejects = ingest.rejects.counts
-        ((endpoint, broken),) = sim.truth.malformed
+        ((_endpoint, broken),) = sim.truth.malformed
         stored = {r[0] for r in _query(pg, "SELECT native_id FROM markets WHERE status = 'open'")}
         assert stored == {m.key for m in sim.world.open_markets("polymarket")} - {broken}
         assert rejects == {("polymarket", "market"): 1}
@@ -160,7 +161,8 @@ async def test_trades_are_collected_once_and_resume_after_a_restart(pg: Database
             first = await ingest.collect_trades()
             again = await ingest.collect_trades()
             hot = list(ingest.hot)
-        assert first["trades"] > 0 and again["trades"] == 0
+        assert first["trades"] > 0
+        assert again["trades"] == 0
 
         def served() -> set[tuple[str, datetime]]:
             return {
@@ -196,7 +198,8 @@ async def test_a_market_that_closes_is_marked_on_the_next_discovery(pg: Database
             sim.advance(20)
             result = await ingest.discover()
         after = _query(pg, f"SELECT status FROM markets WHERE native_id = '{target.key}'")
-        assert before == [("open",)] and after == [("closed",)]
+        assert before == [("open",)]
+        assert after == [("closed",)]
         assert result["gone"] == 1
 
 
@@ -243,4 +246,5 @@ def test_jobs_count_failures_and_recover() -> None:
     assert asyncio.run(jobs.run("hot", flaky)) is False
     assert asyncio.run(jobs.run("hot", flaky)) is True
     state = jobs.states["hot"]
-    assert dict(state.runs) == {"failed": 1, "ok": 1} and not state.failing
+    assert dict(state.runs) == {"failed": 1, "ok": 1}
+    assert not state.failing

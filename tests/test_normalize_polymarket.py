@@ -32,7 +32,8 @@ TOKEN_LIVE = "101087546793460668089722484262497722099099025064766596498633434617
 def test_live_market() -> None:
     parsed = parse_market(recording("polymarket/gamma_market_live_2026-06.json"), RECEIVED, CONTEXT)
     market = parsed.market
-    assert market.market_id.startswith("polymarket:0x") and len(market.native_id) == 66
+    assert market.market_id.startswith("polymarket:0x")
+    assert len(market.native_id) == 66
     assert market.status is MarketStatus.OPEN
     assert market.category == "Elections"
     assert market.url == "https://polymarket.com/event/dem-2028"
@@ -48,10 +49,10 @@ def test_live_market() -> None:
         raw["lastTradePrice"],
     )
     assert yes.price == pytest.approx((raw["bestBid"] + raw["bestAsk"]) / 2)  # spread <= 0.10
-    assert no.bid == pytest.approx(1 - raw["bestAsk"]) and no.ask == pytest.approx(
-        1 - raw["bestBid"]
-    )
-    assert yes.time == RECEIVED and yes.volume_24h == raw["volume24hr"]
+    assert no.bid == pytest.approx(1 - raw["bestAsk"])
+    assert no.ask == pytest.approx(1 - raw["bestBid"])
+    assert yes.time == RECEIVED
+    assert yes.volume_24h == raw["volume24hr"]
     assert all(len(t) > 70 and t.isdigit() for t in parsed.tokens)  # token ids stay strings
 
 
@@ -82,14 +83,16 @@ def test_sports_market_with_alphabetised_keys() -> None:
     parsed = parse_market(
         recording("polymarket/gamma_market_sports_moneyline_2026-04.json"), RECEIVED, CONTEXT
     )
-    assert len(parsed.outcomes) == 2 and parsed.market.title
+    assert len(parsed.outcomes) == 2
+    assert parsed.market.title
 
 
 def test_events_with_nested_markets_and_tags() -> None:
     categories = load_categories()
     (raw,) = recording("polymarket/gamma_events_2026-03.json")
     context = event_context(raw, categories.polymarket)
-    assert context.event_id == "30829" and context.category == "Elections"
+    assert context.event_id == "30829"
+    assert context.category == "Elections"
     assert context.tags[:3] == ("world-elections", "global-elections", "elections")
     markets = [parse_market(m, RECEIVED, context) for m in raw["markets"]]
     assert len(markets) == 2
@@ -111,7 +114,8 @@ def test_books_in_both_recorded_forms_pick_the_best_levels() -> None:
     assert snapshot is not None
     bids = [float(level["price"]) for level in book["bids"]]
     asks = [float(level["price"]) for level in book["asks"]]
-    assert snapshot.bid == max(bids) and snapshot.ask == min(asks)  # the *last* elements
+    assert snapshot.bid == max(bids)
+    assert snapshot.ask == min(asks)
     assert snapshot.outcome_id == f"polymarket:{book['asset_id']}"
     assert snapshot.price == snapshot.last_trade or snapshot.ask - snapshot.bid <= 0.1  # type: ignore[operator]
     # One side empty and never traded: no displayed price, so no snapshot (not an error).
@@ -127,7 +131,9 @@ def test_websocket_book_messages_parse_like_rest_books() -> None:
     for message in recorded_lines("polymarket/ws_market_real_messages.jsonl")[:2]:
         snapshot = parse_book(message, RECEIVED)
         assert snapshot is not None
-        assert snapshot.bid is not None and snapshot.ask is not None and snapshot.bid < snapshot.ask
+        assert snapshot.bid is not None
+        assert snapshot.ask is not None
+        assert snapshot.bid < snapshot.ask
 
 
 def test_midpoint_in_both_key_forms() -> None:
@@ -210,7 +216,8 @@ def _only_parse_errors(call: Any) -> None:
     except ParseError:
         return
     for snapshot in getattr(result, "snapshots", []):
-        assert 0 <= snapshot.price <= 1 and math.isfinite(snapshot.price)
+        assert 0 <= snapshot.price <= 1
+        assert math.isfinite(snapshot.price)
 
 
 CATEGORIES = load_categories()
