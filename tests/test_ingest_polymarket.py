@@ -185,10 +185,13 @@ async def test_trades_are_collected_once_and_resume_after_a_restart(pg: Database
         assert stored() == served()
 
 
-async def test_a_market_that_closes_is_marked_on_the_next_discovery(pg: Database) -> None:
-    timeline = [{"at": "10s", "close": {"venue": "polymarket", "market": 5}}]
+async def test_closed_and_new_markets_show_on_the_next_discovery(pg: Database) -> None:
+    timeline = [
+        {"at": "10s", "close": {"venue": "polymarket", "market": 5}},
+        {"at": "12s", "add_markets": {"venue": "polymarket", "count": 3}},
+    ]
     scenario = load_scenario({"seed": 6, "universe": {"polymarket": 30, "kalshi": 0},
-                              "timeline": timeline, })  # fmt: skip
+                              "timeline": timeline})  # fmt: skip
     async with Simulator(scenario, clock=ManualClock(START)) as sim:
         target = sim.world.market("polymarket", 5)
         settings = _settings(pg, sim)
@@ -199,8 +202,11 @@ async def test_a_market_that_closes_is_marked_on_the_next_discovery(pg: Database
             result = await ingest.discover()
         after = _query(pg, f"SELECT status FROM markets WHERE native_id = '{target.key}'")
         assert before == [("open",)]
-        assert after == [("closed",)]
+        assert after == [("closed",)]  # looked up with closed=true: closed, not just gone
         assert result["gone"] == 1
+        new = {m.key for m in sim.world.poly_markets[-3:]}
+        stored = {r[0] for r in _query(pg, "SELECT native_id FROM markets WHERE status = 'open'")}
+        assert new <= stored
 
 
 async def test_movers_run_once_fills_every_table(pg: Database, tmp_path: Path) -> None:
