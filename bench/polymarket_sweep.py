@@ -104,7 +104,11 @@ async def run(markets: int) -> dict[str, Any]:
         client = PolymarketClient(settings.venues.polymarket)
         client.http._limits.clear()  # rate limits off: measure the sweep, not the budget
         ingest = PolymarketIngest(
-            settings.venues.polymarket, client, _NullWriter(), categories, Rejects()  # type: ignore[arg-type]
+            settings.venues.polymarket,
+            client,
+            _NullWriter(),
+            categories,
+            Rejects(),  # type: ignore[arg-type]
         )
         started = time.perf_counter()
         result = await ingest.discover()

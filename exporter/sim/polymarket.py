@@ -421,12 +421,8 @@ class Gamma:
         limit = min(int_param(request, "limit", 20, _bad), GAMMA_MARKETS_LIMIT)
         start = _after(request)
         picked = _select_markets(request, self.host.world)
-        body: dict[str, Any] = {
-            "markets": self._markets("gamma /markets/keyset", picked, start, limit, now)
-        }
-        if start + limit < len(picked):
-            body["next_cursor"] = encode_cursor(start + limit)
-        return body
+        rows = self._markets("gamma /markets/keyset", picked, start, limit, now)
+        return _keyset_page("markets", rows, start + limit, len(picked))
 
     def _events(
         self, name: str, picked: list[PolyEvent], start: int, limit: int, now: float
@@ -453,12 +449,8 @@ class Gamma:
         limit = min(int_param(request, "limit", 20, _bad), GAMMA_EVENTS_KEYSET_LIMIT)
         start = _after(request)
         picked = _select_events(request, self.host.world)
-        body: dict[str, Any] = {
-            "events": self._events("gamma /events/keyset", picked, start, limit, now)
-        }
-        if start + limit < len(picked):
-            body["next_cursor"] = encode_cursor(start + limit)
-        return body
+        rows = self._events("gamma /events/keyset", picked, start, limit, now)
+        return _keyset_page("events", rows, start + limit, len(picked))
 
     async def tags(self, request: web.Request, now: float) -> object:
         limit = int_param(request, "limit", 100, _bad)
@@ -474,6 +466,14 @@ def _gamma_quote(market: PolyMarket, token: int) -> tuple[float, float, float | 
     if token == 0:
         return bid, ask, last
     return round(1 - ask, 3), round(1 - bid, 3), None if last is None else round(1 - last, 3)
+
+
+def _keyset_page(key: str, rows: list[Any], end: int, total: int) -> dict[str, Any]:
+    """A keyset page: ``next_cursor`` is omitted on the last page."""
+    body: dict[str, Any] = {key: rows}
+    if end < total:
+        body["next_cursor"] = encode_cursor(end)
+    return body
 
 
 def _no_offset(request: web.Request) -> None:

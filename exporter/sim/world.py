@@ -15,6 +15,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from exporter.sim.scenario import AddMarkets, Close, Jump, Scenario
 
@@ -436,12 +437,7 @@ class World:
                     key="0x" + digest(self.seed, "condition", index).hex(),
                     title=question,
                     status=status,
-                    tick_m=tick,
-                    base_tick_m=tick,
-                    bid_m=bid,
-                    ask_m=ask,
-                    last_m=bid + (ask - bid) // (2 * tick) * tick,
-                    depth=depth,
+                    **_quote(tick, bid, ask, depth),
                     volume=volume,
                     volume_24h=volume_24h,
                     liquidity=liquidity,
@@ -523,12 +519,7 @@ class World:
                     key=f"{ticker}-{'T' if j % 2 else 'B'}{10 * (j + 1) + e_index % 7}",
                     title=event.title,
                     status=status,
-                    tick_m=tick,
-                    base_tick_m=tick,
-                    bid_m=bid,
-                    ask_m=ask,
-                    last_m=bid + (ask - bid) // (2 * tick) * tick,
-                    depth=depth,
+                    **_quote(tick, bid, ask, depth),
                     volume=volume,
                     volume_24h=float(round(volume * rng.uniform(0.0, 0.1))),
                     liquidity=0.0,
@@ -708,6 +699,18 @@ class World:
         if len(market.trades) > 2000:
             del market.trades[:1000]
         return made
+
+
+def _quote(tick: int, bid: int, ask: int, depth: int) -> dict[str, Any]:
+    """A new market's quote fields; the last trade starts mid-spread, on the grid."""
+    return {
+        "tick_m": tick,
+        "base_tick_m": tick,
+        "bid_m": bid,
+        "ask_m": ask,
+        "last_m": bid + (ask - bid) // (2 * tick) * tick,
+        "depth": depth,
+    }
 
 
 def _state(market: SimMarket) -> tuple[int, int, int]:
