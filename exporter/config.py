@@ -182,6 +182,27 @@ class KalshiConfig(_Section):
     """RSA private key (PEM) for the API key (``MOVERS_KALSHI_PRIVATE_KEY_FILE``)."""
     private_key: SecretStr | None = None
     """The PEM itself; only from ``MOVERS_KALSHI_PRIVATE_KEY``, never from the file."""
+    discovery_every: PositiveDuration = timedelta(minutes=15)
+    """Series, events and every open market: metadata upserted."""
+    prices_every: PositiveDuration = timedelta(seconds=60)
+    """Every open market's quote from ``/markets`` pages."""
+    hot_every: PositiveDuration = timedelta(seconds=15)
+    """The hot set's quotes (``/markets?tickers=…``)."""
+    trades_every: PositiveDuration = timedelta(seconds=30)
+    hot_size: int = Field(default=200, ge=0, le=10_000)
+    """The top N markets by 24 h volume are hot (plus the watchlist)."""
+    watchlist: tuple[str, ...] = ()
+    """Market or event tickers that are always hot."""
+    requests_per_second: float | None = Field(default=None, gt=0, le=1000)
+    """One token bucket for every Kalshi read; default 3/s without an API key, 15/s with one."""
+    timeout: PositiveDuration = timedelta(seconds=20)
+    retry: RetryConfig = RetryConfig()
+
+    @property
+    def budget(self) -> float:
+        if self.requests_per_second is not None:
+            return self.requests_per_second
+        return 15.0 if self.api_key_id is not None else 3.0
 
 
 class VenuesConfig(_Section):

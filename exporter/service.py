@@ -18,11 +18,13 @@ from exporter.categories import load_categories
 from exporter.config import Settings
 from exporter.errors import StorageError
 from exporter.ingest.common import Jobs, Rejects
+from exporter.ingest.kalshi import KalshiIngest
 from exporter.ingest.polymarket import PolymarketIngest
 from exporter.storage.db import create_pool, prepare_schema
 from exporter.storage.maintenance import apply_retention, run_rollups
 from exporter.storage.migrate import MigrationReport, Mode
 from exporter.storage.writer import Writer
+from exporter.venues.kalshi.client import KalshiClient
 from exporter.venues.polymarket.client import PolymarketClient
 
 log = structlog.get_logger("exporter")
@@ -57,6 +59,7 @@ class Ingest:
     jobs: Jobs
     rejects: Rejects
     polymarket: PolymarketIngest | None
+    kalshi: KalshiIngest | None
     clients: list[Any]
 
     def schedule(self, settings: Settings) -> list[tuple[str, Callable[[], Awaitable[Any]], float]]:
@@ -69,6 +72,14 @@ class Ingest:
                 ("polymarket_hot", pm.refresh_hot, config.hot_every.total_seconds()),
                 ("polymarket_tail", pm.refresh_tail, config.tail_every.total_seconds()),
                 ("polymarket_trades", pm.collect_trades, config.trades_every.total_seconds()),
+            ]
+        kx, kconfig = self.kalshi, settings.venues.kalshi
+        if kx is not None:
+            plan += [
+                ("kalshi_discovery", kx.discover, kconfig.discovery_every.total_seconds()),
+                ("kalshi_hot", kx.refresh_hot, kconfig.hot_every.total_seconds()),
+                ("kalshi_prices", kx.refresh_prices, kconfig.prices_every.total_seconds()),
+                ("kalshi_trades", kx.collect_trades, kconfig.trades_every.total_seconds()),
             ]
         return plan
 
@@ -88,7 +99,12 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
         polymarket = PolymarketIngest(
             settings.venues.polymarket, client, writer, categories, rejects
         )
-    return Ingest(Jobs(), rejects, polymarket, clients)
+    kalshi = None
+    if settings.venues.kalshi.enabled:
+        kalshi_client = KalshiClient(settings.venues.kalshi)
+        clients.append(kalshi_client)
+        kalshi = KalshiIngest(settings.venues.kalshi, kalshi_client, writer, categories, rejects)
+    return Ingest(Jobs(), rejects, polymarket, kalshi, clients)
 
 
 async def run_service(settings: Settings, report: MigrationReport, once: bool) -> int:

@@ -38,6 +38,13 @@ class Rejects:
         self.counts[key] += 1
 
 
+def hot_set(volumes: dict[str, float], size: int, always: set[str]) -> list[str]:
+    """The ``size`` keys with the most 24 h volume, then the watched ones not among them."""
+    hot = sorted(volumes, key=lambda k: volumes[k], reverse=True)[:size]
+    chosen = set(hot)
+    return hot + sorted(k for k in always if k not in chosen)
+
+
 @dataclass
 class JobState:
     runs: Counter[str] = field(default_factory=Counter)

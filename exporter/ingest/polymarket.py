@@ -11,7 +11,7 @@ from typing import Any
 from exporter.categories import Categories
 from exporter.config import PolymarketConfig
 from exporter.errors import ParseError
-from exporter.ingest.common import Rejects
+from exporter.ingest.common import Rejects, hot_set
 from exporter.model import MarketStatus, Snapshot, Trade, Venue
 from exporter.normalize.polymarket import (
     EventContext,
@@ -139,13 +139,12 @@ class PolymarketIngest:
         return len(vanished)
 
     def _choose_hot(self) -> None:
-        ranked = sorted(self.known.values(), key=lambda k: k.volume_24h, reverse=True)
-        hot = [k.condition for k in ranked[: self.config.hot_size]]
         watched = set(self.config.watchlist)
-        for known in self.known.values():
-            if (known.condition in watched or known.slug in watched) and known.condition not in hot:
-                hot.append(known.condition)
-        self.hot = hot
+        self.hot = hot_set(
+            {c: k.volume_24h for c, k in self.known.items()},
+            self.config.hot_size,
+            {c for c, k in self.known.items() if c in watched or k.slug in watched},
+        )
 
     # --- prices ---------------------------------------------------------------------------------
 

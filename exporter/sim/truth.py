@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 
@@ -41,6 +41,8 @@ class Truth:
     """``(endpoint, market or trade key)`` of every record served corrupted."""
     frames: Counter[tuple[str, str]] = field(default_factory=Counter)
     """Websocket frames sent by ``(venue, message type)``."""
+    arrivals: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=100_000))
+    """``(monotonic real time, endpoint)`` of the latest REST requests, to check budgets."""
 
     def quote(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -46,6 +47,7 @@ def route(host: Host, venue: str, name: str, handler: Handler) -> Any:
     """Wrap a handler: sync the world, apply refusals, delays and truncation, count responses."""
 
     async def serve(request: web.Request) -> web.StreamResponse:
+        host.truth.arrivals.append((time.monotonic(), name))
         now = host.sync()
         refusal = host.faults.refusal(venue, name, now)
         if refusal is not None:

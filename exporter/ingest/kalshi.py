@@ -1,0 +1,203 @@
+"""Kalshi jobs: discovery (series, events, markets), prices, the hot set, and trades."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from exporter.categories import Categories
+from exporter.config import KalshiConfig
+from exporter.errors import ParseError
+from exporter.ingest.common import Rejects, hot_set
+from exporter.model import MarketStatus, Trade, Venue
+from exporter.normalize.kalshi import (
+    EventInfo,
+    ParsedMarket,
+    parse_event,
+    parse_market,
+    parse_series,
+    parse_trade,
+)
+from exporter.storage.writer import Writer
+from exporter.venues.kalshi.client import TICKERS_PER_CALL, KalshiClient
+
+VENUE = Venue.KALSHI
+TRADE_PAGES_PER_RUN = 20
+
+
+class KalshiIngest:
+    def __init__(
+        self,
+        config: KalshiConfig,
+        client: KalshiClient,
+        writer: Writer,
+        categories: Categories,
+        rejects: Rejects,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.writer = writer
+        self.categories = categories
+        self.rejects = rejects
+        self.series_category: dict[str, str] = {}
+        self.events: dict[str, EventInfo] = {}
+        self.volumes: dict[str, float] = {}
+        """Open markets as of the last discovery: ticker -> 24 h volume (contracts)."""
+        self.event_of: dict[str, str] = {}
+        self.hot: list[str] = []
+        self.trade_mark: datetime | None = None
+        self._mark_loaded = False
+        self.last_sweep_seconds: float | None = None
+
+    # --- discovery ------------------------------------------------------------------------------
+
+    async def _load_series_and_events(self) -> None:
+        raws, _ = await self.client.series()
+        for raw in raws:
+            try:
+                ticker, category = parse_series(raw)
+            except ParseError as error:
+                self.rejects.add(error, raw)
+                continue
+            self.series_category[ticker] = self.categories.kalshi(category)
+        cursor = ""
+        while True:
+            page, _ = await self.client.events_page(cursor)
+            for raw in page.get("events") or []:
+                try:
+                    event = parse_event(raw)
+                except ParseError as error:
+                    self.rejects.add(error, raw)
+                    continue
+                self.events[event.ticker] = event
+            cursor = page.get("cursor") or ""
+            if not cursor:
+                return
+
+    def _parse(self, raw: object, received: datetime) -> ParsedMarket | None:
+        event = None
+        if isinstance(raw, dict) and isinstance(raw.get("event_ticker"), str):
+            event = self.events.get(raw["event_ticker"])
+        series = event.series if event is not None else None
+        category = self.series_category.get(series or "", "Other")
+        try:
+            parsed = parse_market(raw, received, event, category)
+        except ParseError as error:
+            self.rejects.add(error, raw)
+            return None
+        return None if parsed.multivariate else parsed
+
+    async def _sweep(
+        self, *, tickers: list[str] | None = None, status: str | None = "open"
+    ) -> AsyncIterator[list[ParsedMarket]]:
+        cursor = ""
+        started = datetime.now()  # noqa: DTZ005 (a duration, not a timestamp)
+        while True:
+            page, received = await self.client.markets_page(cursor, status=status, tickers=tickers)
+            parsed = [p for raw in page.get("markets") or [] if (p := self._parse(raw, received))]
+            yield parsed
+            cursor = page.get("cursor") or ""
+            if not cursor:
+                break
+        if tickers is None:
+            self.last_sweep_seconds = (datetime.now() - started).total_seconds()  # noqa: DTZ005
+
+    async def discover(self) -> dict[str, int]:
+        """Series (categories), events (titles), then every open non-combo market."""
+        await self._load_series_and_events()
+        volumes: dict[str, float] = {}
+        counts = {"markets": 0, "snapshots": 0}
+        async for parsed in self._sweep():
+            await self.writer.upsert_markets([p.market for p in parsed])
+            await self.writer.upsert_outcomes([p.outcome for p in parsed])
+            counts["markets"] += len(parsed)
+            for p in parsed:
+                if p.market.status is MarketStatus.OPEN:
+                    volumes[p.market.native_id] = p.market.volume_24h or 0.0
+                    self.event_of[p.market.native_id] = p.market.event_id or ""
+            snapshots = [p.snapshot for p in parsed if p.snapshot is not None]
+            counts["snapshots"] += (await self.writer.write_snapshots(snapshots)).written
+        counts["gone"] = await self._settle_vanished(set(volumes))
+        self.volumes = volumes
+        watched = set(self.config.watchlist)
+        self.hot = hot_set(
+            volumes,
+            self.config.hot_size,
+            {t for t in volumes if t in watched or self.event_of.get(t) in watched},
+        )
+        counts["hot"] = len(self.hot)
+        return counts
+
+    async def _settle_vanished(self, listed: set[str]) -> int:
+        """Markets stored as open that the open listing no longer carries: their status now
+        (``closed``, ``determined``, ``finalized`` …), or ``delisted`` when gone."""
+        vanished = sorted(await self.writer.open_market_ids(VENUE) - listed)
+        found: set[str] = set()
+        for i in range(0, len(vanished), TICKERS_PER_CALL):
+            async for parsed in self._sweep(
+                tickers=vanished[i : i + TICKERS_PER_CALL], status=None
+            ):
+                for p in parsed:
+                    found.add(p.market.native_id)
+                    await self.writer.set_status(
+                        p.market.market_id, p.market.status, p.market.observed_at
+                    )
+        for ticker in vanished:
+            if ticker not in found:
+                await self.writer.set_status(f"{VENUE.value}:{ticker}", MarketStatus.DELISTED, None)
+        return len(vanished)
+
+    # --- prices ---------------------------------------------------------------------------------
+
+    async def refresh_prices(self) -> dict[str, Any]:
+        """Every known open market's quote, from ``/markets`` pages."""
+        written = 0
+        async for parsed in self._sweep():
+            snapshots = [
+                p.snapshot for p in parsed if p.snapshot and p.market.native_id in self.volumes
+            ]
+            written += (await self.writer.write_snapshots(snapshots)).written
+        return {"snapshots": written, "sweep_seconds": self.last_sweep_seconds}
+
+    async def refresh_hot(self) -> dict[str, int]:
+        written = 0
+        for i in range(0, len(self.hot), TICKERS_PER_CALL):
+            async for parsed in self._sweep(tickers=self.hot[i : i + TICKERS_PER_CALL]):
+                snapshots = [p.snapshot for p in parsed if p.snapshot is not None]
+                written += (await self.writer.write_snapshots(snapshots)).written
+        return {"snapshots": written}
+
+    # --- trades ---------------------------------------------------------------------------------
+
+    async def collect_trades(self) -> dict[str, int]:
+        """The hot set's new trades from the global tape, from the newest one stored on (one
+        call covers every market; per-ticker calls would not fit the budget)."""
+        if not self._mark_loaded:
+            marks = await self.writer.newest_trades(VENUE)
+            self.trade_mark = max(marks.values(), default=None)
+            self._mark_loaded = True
+        hot = {f"{VENUE.value}:{t}" for t in self.hot}
+        min_ts = int(self.trade_mark.timestamp()) if self.trade_mark else None
+        trades: list[Trade] = []
+        newest: datetime | None = None
+        cursor = ""
+        for _ in range(TRADE_PAGES_PER_RUN if min_ts is not None else 1):
+            page, _ = await self.client.trades_page(cursor, min_ts=min_ts)
+            for raw in page.get("trades") or []:
+                try:
+                    trade = parse_trade(raw)
+                except ParseError as error:
+                    self.rejects.add(error, raw)
+                    continue
+                newest = trade.time if newest is None or trade.time > newest else newest
+                if trade.outcome_id in hot:
+                    trades.append(trade)
+            cursor = page.get("cursor") or ""
+            if not cursor:
+                break
+        written = (await self.writer.write_trades(trades)).written
+        # The tape was read from the mark on, whatever the market: the mark moves with it.
+        if newest is not None and (self.trade_mark is None or newest > self.trade_mark):
+            self.trade_mark = newest
+        return {"trades": written}

@@ -1,0 +1,141 @@
+"""Kalshi Trade API v2 over REST: one client, one token bucket for every read.
+
+Market data needs no key. With an API key (id + RSA private key) each request is signed
+(``KALSHI-ACCESS-*``: RSA-PSS-SHA256 over timestamp + method + path) and the budget rises.
+I/O only: calls return decoded payloads and their receive time.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Generator
+from datetime import datetime
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from exporter.config import KalshiConfig
+from exporter.errors import ConfigError, VenueUnavailable
+from exporter.venues.http import VenueHttp, http_client
+
+MARKETS_PAGE = 1000
+EVENTS_PAGE = 200
+TRADES_PAGE = 1000
+TICKERS_PER_CALL = 100
+
+
+class KalshiSigner(httpx.Auth):
+    """Signs each request with the API key; the private key never leaves this object."""
+
+    def __init__(self, key_id: str, private_key: rsa.RSAPrivateKey) -> None:
+        self._key_id = key_id
+        self._key = private_key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        stamp = str(int(time.time() * 1000))
+        message = f"{stamp}{request.method}{request.url.path}".encode()
+        signature = self._key.sign(
+            message,
+            padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH),
+            hashes.SHA256(),
+        )
+        request.headers["KALSHI-ACCESS-KEY"] = self._key_id
+        request.headers["KALSHI-ACCESS-TIMESTAMP"] = stamp
+        request.headers["KALSHI-ACCESS-SIGNATURE"] = base64.b64encode(signature).decode()
+        yield request
+
+
+def load_signer(config: KalshiConfig) -> KalshiSigner | None:
+    """The signer for the configured API key, or None without one; a key id without a usable
+    private key is a configuration error (naming the key, never showing it)."""
+    if config.api_key_id is None:
+        return None
+    if config.private_key is not None:
+        pem = config.private_key.get_secret_value().encode()
+    elif config.private_key_file is not None:
+        try:
+            pem = config.private_key_file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                [("venues.kalshi.private_key_file", f"cannot read: {exc.strerror}")]
+            ) from None
+    else:
+        raise ConfigError(
+            [("venues.kalshi.private_key_file", "api_key_id is set but no private key is")]
+        )
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise ConfigError([("venues.kalshi.private_key", "not a PEM private key")]) from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ConfigError([("venues.kalshi.private_key", "not an RSA private key")])
+    return KalshiSigner(config.api_key_id.get_secret_value(), key)
+
+
+class KalshiClient:
+    def __init__(
+        self, config: KalshiConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.rest = http_client(config.rest_url, config.timeout.total_seconds(), transport)
+        signer = load_signer(config)
+        if signer is not None:
+            self.rest.auth = signer
+        self.budget = config.budget
+        # One bucket for every read (API_NOTES 2.7): `budget` requests a second, no burst beyond.
+        self.http = VenueHttp(
+            "kalshi",
+            {"reads": config.budget},
+            share=1.0,
+            window=1.0,
+            retry=config.retry,
+            slow=config.timeout.total_seconds() / 2,
+        )
+
+    async def _get(self, path: str, params: dict[str, Any]) -> tuple[dict[str, Any], datetime]:
+        data, received = await self.http.request(self.rest, "reads", "GET", path, params=params)
+        if not isinstance(data, dict):
+            raise VenueUnavailable("kalshi", path, "unexpected response shape")
+        return data, received
+
+    async def series(self) -> tuple[list[Any], datetime]:
+        """``GET /series``: not paginated."""
+        data, received = await self._get("/series", {})
+        return list(data.get("series") or []), received
+
+    async def events_page(
+        self, cursor: str, *, status: str = "open"
+    ) -> tuple[dict[str, Any], datetime]:
+        params: dict[str, Any] = {"limit": EVENTS_PAGE, "status": status}
+        if cursor:
+            params["cursor"] = cursor
+        return await self._get("/events", params)
+
+    async def markets_page(
+        self, cursor: str, *, status: str | None = "open", tickers: list[str] | None = None
+    ) -> tuple[dict[str, Any], datetime]:
+        """``GET /markets``; combos are excluded (a page can otherwise be all empty combos)."""
+        params: dict[str, Any] = {"limit": MARKETS_PAGE, "mve_filter": "exclude"}
+        if status:
+            params["status"] = status
+        if tickers:
+            params["tickers"] = ",".join(tickers)
+        if cursor:
+            params["cursor"] = cursor
+        return await self._get("/markets", params)
+
+    async def trades_page(
+        self, cursor: str, *, min_ts: int | None
+    ) -> tuple[dict[str, Any], datetime]:
+        """The global tape, newest first, from ``min_ts`` (unix seconds) on."""
+        params: dict[str, Any] = {"limit": TRADES_PAGE}
+        if min_ts is not None:
+            params["min_ts"] = min_ts
+        if cursor:
+            params["cursor"] = cursor
+        return await self._get("/markets/trades", params)
+
+    async def aclose(self) -> None:
+        await self.rest.aclose()
