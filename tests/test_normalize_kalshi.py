@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from datetime import UTC, datetime
 from typing import Any
@@ -75,10 +76,17 @@ def test_combo_markets_from_the_list_are_flagged_and_unpriced() -> None:
     assert single.market.title.startswith("yes Pittsburgh")
 
 
+STATUSES = [
+    ("initialized", MarketStatus.UPCOMING),
+    ("inactive", MarketStatus.PAUSED),
+    ("determined", MarketStatus.CLOSED),
+    ("finalized", MarketStatus.RESOLVED),
+]
+
+
 def test_status_names_map_onto_ours() -> None:
     raw = copy.deepcopy(recording("kalshi/event_single_2026-01-12.json")["markets"][0])
-    for name, ours in (("initialized", MarketStatus.UPCOMING), ("inactive", MarketStatus.PAUSED),
-                       ("determined", MarketStatus.CLOSED), ("finalized", MarketStatus.RESOLVED)):  # fmt: skip
+    for name, ours in STATUSES:
         raw["status"] = name
         parsed = parse_market(raw, RECEIVED, ELON, "World")
         assert parsed.market.status is ours
@@ -114,8 +122,8 @@ def test_events_and_series() -> None:
     assert events[0] == ELON
     assert {e.series for e in events} >= {"KXELONMARS", "KXNEWPOPE"}
     assert parse_event(recording("kalshi/event_single_2026-01-12.json")["event"]) == ELON
-    series = [parse_series(s) for s in
-              recording("kalshi/series_list_category_climate_2026-01-12.json")["series"]]  # fmt: skip
+    listed = recording("kalshi/series_list_category_climate_2026-01-12.json")["series"]
+    series = [parse_series(s) for s in listed]
     assert series[0] == ("CO2", "Climate and Weather")
     assert parse_series(recording("kalshi/series_single_2026-01-12.json")["series"])[0] == "CO2"
     categories = load_categories()
@@ -178,7 +186,5 @@ def test_mutated_trades_events_series_raise_only_parse_errors(data: st.DataObjec
         (parse_event, recording("kalshi/event_single_2026-01-12.json")["event"]),
         (parse_series, recording("kalshi/series_single_2026-01-12.json")["series"]),
     ):
-        try:
+        with contextlib.suppress(ParseError):
             parse(_mutate(payload, data))  # type: ignore[operator]
-        except ParseError:
-            pass
