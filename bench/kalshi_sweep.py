@@ -1,0 +1,126 @@
+"""Kalshi: CPU cost of parsing one full ``/markets`` sweep, and the wall time of a sweep.
+
+Run by hand (not a test): ``.venv/bin/python -m bench.kalshi_sweep [--markets N]``.
+Against the simulator's universe (default 150,000 markets): fetches every
+``/markets?status=open&mve_filter=exclude&limit=1000`` page once, then times (process CPU, best of
+5) a bare JSON decode of those bytes (orjson; the standard library's ``json`` for reference)
+against decode + parse + normalise into our records. Then times the prices job's sweep through
+the client with the budget lifted. Writes bench/results/kalshi_sweep.json. Target: <= 3x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.polymarket_sweep import cpu
+from exporter.categories import load_categories
+from exporter.config import validate_settings
+from exporter.errors import ParseError
+from exporter.ingest.common import Rejects
+from exporter.ingest.kalshi import KalshiIngest
+from exporter.normalize.kalshi import parse_market
+from exporter.sim import ManualClock, Simulator, load_scenario
+from exporter.venues.kalshi.client import KalshiClient
+
+RESULTS = Path(__file__).parent / "results"
+
+
+async def fetch_pages(url: str) -> list[bytes]:
+    pages, cursor = [], ""
+    async with httpx.AsyncClient(timeout=60) as client:
+        while True:
+            params = {"limit": 1000, "status": "open", "mve_filter": "exclude", "cursor": cursor}
+            response = await client.get(f"{url}/markets", params=params)
+            pages.append(response.content)
+            cursor = orjson.loads(response.content)["cursor"]
+            if not cursor:
+                return pages
+
+
+def parse_all(pages: list[bytes]) -> int:
+    received = datetime.now(UTC)
+    count = 0
+    for page in pages:
+        for market in orjson.loads(page)["markets"]:
+            try:
+                parse_market(market, received, None, "Other")
+                count += 1
+            except ParseError:
+                pass
+    return count
+
+
+class _NullWriter:
+    async def write_snapshots(self, rows: Any) -> Any:
+        return type("R", (), {"written": len(rows)})()
+
+
+async def run(markets: int) -> dict[str, Any]:
+    scenario = load_scenario({"seed": 1, "universe": {"polymarket": 0, "kalshi": markets}})
+    async with Simulator(scenario, clock=ManualClock()) as sim:
+        assert sim.urls is not None
+        sim.advance(300)
+        pages = await fetch_pages(sim.urls.kalshi_rest)
+        parsed = parse_all(pages)
+        decode_orjson = cpu(lambda: [orjson.loads(p) for p in pages])
+        decode_json = cpu(lambda: [json.loads(p) for p in pages])
+        full = cpu(lambda: parse_all(pages))
+        settings = validate_settings(
+            {"venues": {"kalshi": sim.urls.venues()["kalshi"] | {"requests_per_second": 1000}}}
+        )
+        client = KalshiClient(settings.venues.kalshi)
+        ingest = KalshiIngest(
+            settings.venues.kalshi, client, _NullWriter(), load_categories(), Rejects()  # type: ignore[arg-type]
+        )
+        ingest.volumes = {m.key: 0.0 for m in sim.world.kalshi_markets}
+        started = time.perf_counter()
+        await ingest.refresh_prices()
+        sweep = time.perf_counter() - started
+        await client.aclose()
+    size = sum(len(p) for p in pages)
+    return {
+        "markets_parsed": parsed,
+        "pages": len(pages),
+        "megabytes": round(size / 1e6, 1),
+        "cpu_seconds": {
+            "orjson_decode": round(decode_orjson, 3),
+            "stdlib_json_decode": round(decode_json, 3),
+            "decode_parse_normalise": round(full, 3),
+        },
+        "ratio_to_orjson_decode": round(full / decode_orjson, 2),
+        "ratio_to_stdlib_json_decode": round(full / decode_json, 2),
+        "target_ratio": 3.0,
+        "sweep_wall_seconds": round(sweep, 2),
+        "note": "budget lifted to 1000 requests/s; simulator and client share one process",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markets", type=int, default=150_000)
+    args = parser.parse_args()
+    result = {
+        "benchmark": "kalshi_sweep",
+        "universe": args.markets,
+        **asyncio.run(run(args.markets)),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "kalshi_sweep.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
