@@ -81,7 +81,11 @@ async def run(markets: int) -> dict[str, Any]:
         )
         client = KalshiClient(settings.venues.kalshi)
         ingest = KalshiIngest(
-            settings.venues.kalshi, client, _NullWriter(), load_categories(), Rejects()  # type: ignore[arg-type]
+            settings.venues.kalshi,
+            client,
+            _NullWriter(),
+            load_categories(),
+            Rejects(),  # type: ignore[arg-type]
         )
         ingest.volumes = {m.key: 0.0 for m in sim.world.kalshi_markets}
         started = time.perf_counter()

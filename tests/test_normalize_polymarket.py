@@ -154,6 +154,15 @@ def test_data_api_trades() -> None:
     assert len({t.trade_id for t in trades}) == len(trades)  # fills of one tx stay apart
 
 
+def test_data_api_v2_snake_case_trades() -> None:
+    rows = recording("polymarket/data_api_v2_trades_SANITIZED_2026-08.json")["data"]
+    trades = [parse_trade(r) for r in rows]
+    assert trades[0].outcome_id == f"polymarket:{rows[0]['token_id']}"
+    assert trades[0].trade_id.startswith(rows[0]["transaction_hash"])
+    assert (trades[0].price, trades[0].size, trades[0].side) == (0.7, 92.59, Side.SELL)
+    assert trades[0].trader == rows[0]["proxy_wallet"]
+
+
 def test_fields_that_are_strings_ints_or_absent() -> None:
     raw = copy.deepcopy(recording("polymarket/gamma_market_live_2026-06.json"))
     raw["bestBid"], raw["bestAsk"], raw["volume24hr"] = "0.2", 1, "1234.5"

@@ -384,6 +384,14 @@ def parse_midpoint(raw: object) -> float:
 # --- Data API -----------------------------------------------------------------------------------
 
 
+_V2_KEYS = {
+    "transaction_hash": "transactionHash",
+    "token_id": "asset",
+    "condition_id": "conditionId",
+    "proxy_wallet": "proxyWallet",
+}
+
+
 def parse_trade(raw: object) -> Trade:
     """A Data API trade (``GET /trades``); one transaction can carry several fills.
 
@@ -399,6 +407,8 @@ def parse_trade(raw: object) -> Trade:
     kind = "trade"
     if not isinstance(raw, dict):
         raise _fail(kind, f"not an object: {raw!r:.40}")
+    if "transaction_hash" in raw:  # the v2 Data API's snake_case rows (API_NOTES 1.6)
+        raw = {_V2_KEYS.get(k, k): v for k, v in raw.items()}
     tx = _text(raw, "transactionHash", kind)
     asset = _text(raw, "asset", kind)
     assert tx is not None
