@@ -11,15 +11,17 @@ from typing import Any
 
 import psycopg
 import structlog
+from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from exporter.categories import load_categories
+from exporter.categories import Categories, load_categories
 from exporter.config import Settings
 from exporter.errors import StorageError
 from exporter.ingest.common import Jobs, Rejects
 from exporter.ingest.kalshi import KalshiIngest
 from exporter.ingest.polymarket import PolymarketIngest
+from exporter.metrics import DatabaseFigures, build_registry, metrics_app
 from exporter.storage.db import create_pool, prepare_schema
 from exporter.storage.maintenance import apply_retention, run_rollups
 from exporter.storage.migrate import MigrationReport, Mode
@@ -58,6 +60,8 @@ class Ingest:
 
     jobs: Jobs
     rejects: Rejects
+    categories: Categories
+    writer: Writer
     polymarket: PolymarketIngest | None
     kalshi: KalshiIngest | None
     clients: list[Any]
@@ -88,6 +92,9 @@ class Ingest:
             await client.aclose()
 
 
+DATABASE_CHECK_SECONDS = 30
+
+
 def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     categories = load_categories(settings.categories.file)
     rejects = Rejects()
@@ -104,7 +111,7 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
         kalshi_client = KalshiClient(settings.venues.kalshi)
         clients.append(kalshi_client)
         kalshi = KalshiIngest(settings.venues.kalshi, kalshi_client, writer, categories, rejects)
-    return Ingest(Jobs(), rejects, polymarket, kalshi, clients)
+    return Ingest(Jobs(), rejects, categories, writer, polymarket, kalshi, clients)
 
 
 async def run_service(settings: Settings, report: MigrationReport, once: bool) -> int:
@@ -147,6 +154,23 @@ async def _run_forever(
 ) -> int:
     scheduler = AsyncIOScheduler(timezone="UTC")
     stop = asyncio.Event()
+    database = DatabaseFigures()
+    registry = build_registry(ingest, ingest.writer, database)
+    runner = web.AppRunner(metrics_app(registry, ingest, database), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.metrics.host, settings.metrics.port)
+    await site.start()
+    log.info("metrics listening", host=settings.metrics.host, port=settings.metrics.port)
+    await ingest.jobs.run("database_check", lambda: database.refresh(pool))
+    scheduler.add_job(
+        ingest.jobs.run,
+        "interval",
+        args=("database_check", lambda: database.refresh(pool)),
+        seconds=DATABASE_CHECK_SECONDS,
+        max_instances=1,
+        coalesce=True,
+        id="database_check",
+    )
 
     async def maintenance() -> None:
         try:
@@ -166,6 +190,8 @@ async def _run_forever(
         )
     now = datetime.now(UTC)
     for index, (name, job, every) in enumerate(ingest.schedule(settings)):
+        if name.endswith("_discovery"):
+            job = _then(job, lambda: database.refresh(pool))  # market counts change now
         scheduler.add_job(
             ingest.jobs.run,
             "interval",
@@ -186,8 +212,20 @@ async def _run_forever(
         await stop.wait()
     finally:
         scheduler.shutdown(wait=False)
+        await runner.cleanup()
     log.info("exporter stopped")
     return 0
+
+
+def _then(
+    job: Callable[[], Awaitable[Any]], after: Callable[[], Awaitable[Any]]
+) -> Callable[[], Awaitable[Any]]:
+    async def both() -> Any:
+        result = await job()
+        await after()
+        return result
+
+    return both
 
 
 def start(settings: Settings, once: bool) -> int:

@@ -408,7 +408,7 @@ def parse_trade(raw: object) -> Trade:
     if not isinstance(raw, dict):
         raise _fail(kind, f"not an object: {raw!r:.40}")
     if "transaction_hash" in raw:  # the v2 Data API's snake_case rows (API_NOTES 1.6)
-        raw = {_V2_KEYS.get(k, k): v for k, v in raw.items()}
+        raw = {_V2_KEYS.get(str(k), str(k)): v for k, v in raw.items()}
     tx = _text(raw, "transactionHash", kind)
     asset = _text(raw, "asset", kind)
     assert tx is not None

@@ -219,6 +219,8 @@ class Writer:
         """Statements of one write in flight at once, each on its own pooled connection (the
         server parses and inserts one while the client encodes the next)."""
         self.changes = ChangeFilter(heartbeat)
+        self.newest: dict[tuple[str, str], datetime] = {}
+        """Newest committed row time by ``(table, venue)``: what ingest freshness is measured by."""
         self.totals: Counter[tuple[str, str]] = Counter()
         """Running counts by ``(table, outcome)``: written, duplicate, unchanged, rejected:*."""
 
@@ -269,6 +271,7 @@ class Writer:
             bad = {id(r) for r in failed.rows}
             valid = [r for r in valid if id(r) not in bad]
         self.changes.remember(valid)
+        self._note_newest("snapshots", valid)
         result = WriteResult(
             table="snapshots",
             written=written,
@@ -283,6 +286,8 @@ class Writer:
         valid, rejected = _partition(rows, check_trade)
         written, failed = await self._insert(_TRADE_INSERT, valid, _trade_columns)
         rejected.update(failed.reasons)
+        bad = {id(r) for r in failed.rows}
+        self._note_newest("trades", [r for r in valid if id(r) not in bad])
         result = WriteResult(
             table="trades",
             written=written,
@@ -411,6 +416,13 @@ class Writer:
 
     def _connection(self) -> Any:
         return _translated(self.pool)
+
+    def _note_newest(self, table: str, rows: Sequence[Snapshot] | Sequence[Trade]) -> None:
+        for row in rows:
+            key = (table, row.outcome_id.split(":", 1)[0])
+            known = self.newest.get(key)
+            if known is None or row.time > known:
+                self.newest[key] = row.time
 
     def _count(self, result: WriteResult) -> None:
         self.totals[(result.table, "written")] += result.written

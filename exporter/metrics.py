@@ -1,0 +1,227 @@
+"""The exporter's own health as Prometheus metrics, and the HTTP endpoints that serve them.
+
+Everything is produced at scrape time by one custom collector over the live state (jobs, clients,
+writer, parse rejects) and a cache of database figures refreshed by a job, so label sets that go
+away stop being exported. The registry is passed in; nothing is global.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
+    from exporter.service import Ingest
+    from exporter.storage.writer import Writer
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+READY_WITHIN = 600.0
+"""/readyz wants a successful job run this recent (seconds)."""
+
+
+@dataclass
+class DatabaseFigures:
+    """Figures read from the database by a job, served from here at scrape time."""
+
+    up: bool = False
+    checked_at: float | None = None
+    markets: dict[tuple[str, str], int] = field(default_factory=dict)
+    """``(venue, status)`` -> markets stored."""
+
+    async def refresh(self, pool: AsyncConnectionPool[Any]) -> dict[str, int]:
+        try:
+            async with pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT venue, status, count(*) FROM markets GROUP BY venue, status"
+                )
+                rows = await cur.fetchall()
+        except Exception:
+            self.up = False
+            self.checked_at = time.time()
+            raise
+        self.markets = {(venue, status): count for venue, status, count in rows}
+        self.up = True
+        self.checked_at = time.time()
+        return {"markets": sum(self.markets.values())}
+
+
+class ExporterCollector(Collector):
+    def __init__(self, ingest: Ingest, writer: Writer, database: DatabaseFigures) -> None:
+        self.ingest = ingest
+        self.writer = writer
+        self.database = database
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._freshness()
+        yield from self._requests()
+        yield from self._rows()
+        yield from self._jobs()
+        yield from self._venues()
+        yield from self._database()
+
+    def _freshness(self) -> Iterable[Metric]:
+        for table, name in (("snapshots", "snapshot"), ("trades", "trade")):
+            family = GaugeMetricFamily(
+                f"movers_last_{name}_timestamp_seconds",
+                f"Time of the newest {name} row committed, by venue (time() - this = ingest lag).",
+                labels=["venue"],
+            )
+            for (kind, venue), moment in sorted(self.writer.newest.items()):
+                if kind == table:
+                    family.add_metric([venue], moment.timestamp())
+            yield family
+        discovery = GaugeMetricFamily(
+            "movers_last_discovery_timestamp_seconds",
+            "When the venue's discovery last completed.",
+            labels=["venue"],
+        )
+        for job, state in sorted(self.ingest.jobs.states.items()):
+            if job.endswith("_discovery") and state.last_success is not None:
+                discovery.add_metric([job.removesuffix("_discovery")], state.last_success)
+        yield discovery
+
+    def _requests(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily(
+            "movers_venue_requests",
+            "Venue requests by endpoint family and outcome (ok, rate_limited, unavailable, "
+            "rejected); retries and slow responses are counted as outcomes too.",
+            labels=["venue", "endpoint", "outcome"],
+        )
+        for client in self.ingest.clients:
+            http = client.http
+            for (family, outcome), count in sorted(http.stats.items()):
+                requests.add_metric([http.venue, family, outcome], count)
+        yield requests
+        parse = CounterMetricFamily(
+            "movers_parse_errors",
+            "Malformed venue records skipped, by venue and record kind.",
+            labels=["venue", "kind"],
+        )
+        for (venue, kind), count in sorted(self.ingest.rejects.counts.items()):
+            parse.add_metric([venue, kind], count)
+        yield parse
+
+    def _rows(self) -> Iterable[Metric]:
+        rows = CounterMetricFamily(
+            "movers_rows",
+            "Rows offered to the writer by table and outcome: written, duplicate, unchanged "
+            "(change-only storage), rejected.",
+            labels=["table", "outcome", "reason"],
+        )
+        for (table, outcome), count in sorted(self.writer.totals.items()):
+            kind, _, reason = outcome.partition(":")
+            rows.add_metric([table, kind, reason], count)
+        yield rows
+
+    def _jobs(self) -> Iterable[Metric]:
+        runs = CounterMetricFamily(
+            "movers_job_runs", "Job runs by outcome (ok, failed).", labels=["job", "outcome"]
+        )
+        last = GaugeMetricFamily(
+            "movers_job_last_success_timestamp_seconds",
+            "When the job last succeeded.",
+            labels=["job"],
+        )
+        duration = GaugeMetricFamily(
+            "movers_job_last_duration_seconds",
+            "How long the job's last successful run took.",
+            labels=["job"],
+        )
+        failing = GaugeMetricFamily(
+            "movers_job_failing", "1 while the job's latest run failed.", labels=["job"]
+        )
+        for job, state in sorted(self.ingest.jobs.states.items()):
+            for outcome, count in sorted(state.runs.items()):
+                runs.add_metric([job, outcome], count)
+            if state.last_success is not None:
+                last.add_metric([job], state.last_success)
+            if state.last_duration is not None:
+                duration.add_metric([job], state.last_duration)
+            failing.add_metric([job], 1.0 if state.failing else 0.0)
+        yield from (runs, last, duration, failing)
+
+    def _venues(self) -> Iterable[Metric]:
+        sweep = GaugeMetricFamily(
+            "movers_sweep_duration_seconds",
+            "Duration of the venue's last full price sweep.",
+            labels=["venue"],
+        )
+        kalshi = self.ingest.kalshi
+        if kalshi is not None and kalshi.last_sweep_seconds is not None:
+            sweep.add_metric(["kalshi"], kalshi.last_sweep_seconds)
+        yield sweep
+        unmapped = CounterMetricFamily(
+            "movers_unmapped_category_labels",
+            "Venue tags or series categories that mapped to no category (fell back to Other).",
+            labels=["venue"],
+        )
+        totals: dict[str, int] = {}
+        for (venue, _), count in self.ingest.categories.unmapped.items():
+            totals[venue] = totals.get(venue, 0) + count
+        for venue, count in sorted(totals.items()):
+            unmapped.add_metric([venue], count)
+        yield unmapped
+        hot = GaugeMetricFamily("movers_hot_markets", "Markets in the hot set.", labels=["venue"])
+        for venue, ingest in (("polymarket", self.ingest.polymarket), ("kalshi", kalshi)):
+            if ingest is not None:
+                hot.add_metric([venue], len(ingest.hot))
+        yield hot
+
+    def _database(self) -> Iterable[Metric]:
+        db = self.database
+        yield GaugeMetricFamily(
+            "movers_database_up",
+            "1 when the last database check succeeded.",
+            value=1.0 if db.up else 0.0,
+        )
+        markets = GaugeMetricFamily(
+            "movers_markets", "Markets stored, by venue and status.", labels=["venue", "status"]
+        )
+        for (venue, status), count in sorted(db.markets.items()):
+            markets.add_metric([venue, status], count)
+        yield markets
+
+
+def build_registry(ingest: Ingest, writer: Writer, database: DatabaseFigures) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ExporterCollector(ingest, writer, database))
+    return registry
+
+
+def metrics_app(
+    registry: CollectorRegistry, ingest: Ingest, database: DatabaseFigures
+) -> web.Application:
+    """``/metrics``, ``/healthz`` (the process answers) and ``/readyz`` (the database answered
+    its last check and some job succeeded recently)."""
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), headers={"content-type": CONTENT_TYPE})
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        now = time.time()
+        recent = [
+            job
+            for job, state in ingest.jobs.states.items()
+            if state.last_success is not None and now - state.last_success < READY_WITHIN
+        ]
+        ready = database.up and (bool(recent) or not ingest.clients)
+        body = {"database": database.up, "recent_jobs": sorted(recent)}
+        return web.json_response(body, status=200 if ready else 503)
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

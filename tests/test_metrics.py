@@ -1,0 +1,151 @@
+"""Prometheus metrics: the collector against a fresh registry, and `movers run` end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.config import validate_settings
+from exporter.errors import ParseError, VenueUnavailable
+from exporter.metrics import DatabaseFigures, build_registry
+from exporter.model import Snapshot, Trade, Venue
+from exporter.service import build_ingest
+from exporter.sim import ManualClock, Simulator, load_scenario
+from exporter.storage.db import create_pool
+from exporter.storage.migrate import Mode
+from exporter.storage.writer import Writer
+from tests.conftest import Database
+from tests.servers import free_port
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+async def test_the_collector_reports_live_state_and_drops_vanished_labels() -> None:
+    settings = validate_settings(
+        {
+            "venues": {
+                "polymarket": {"gamma_url": "http://127.0.0.1:9"},
+                "kalshi": {"enabled": False},
+            }
+        }
+    )
+    pool = create_pool(settings.database)  # never opened: nothing here touches a database
+    writer = Writer.from_settings(pool, Mode.PLAIN, settings)
+    ingest = build_ingest(settings, writer)
+    database = DatabaseFigures(up=True, markets={("polymarket", "open"): 12})
+    registry = build_registry(ingest, writer, database)
+
+    writer._note_newest("snapshots", [Snapshot(time=T0, outcome_id="polymarket:1", price=0.5)])
+    writer._note_newest(
+        "trades",
+        [
+            Trade(
+                time=T0, outcome_id="kalshi:X", venue=Venue.KALSHI, trade_id="t", price=0.5, size=1
+            )
+        ],
+    )
+    writer.totals[("snapshots", "written")] += 7
+    writer.totals[("snapshots", "rejected:price_out_of_range")] += 2
+    ingest.rejects.add(ParseError("polymarket", "market", "broken"), {})
+    assert ingest.polymarket is not None
+    ingest.polymarket.client.http.stats[("clob_books", "rate_limited")] += 3
+
+    async def fail() -> None:
+        raise VenueUnavailable("polymarket", "/books", "HTTP 503")
+
+    await ingest.jobs.run("polymarket_hot", fail)
+    value = registry.get_sample_value
+    assert (
+        value("movers_last_snapshot_timestamp_seconds", {"venue": "polymarket"}) == T0.timestamp()
+    )
+    assert value("movers_last_trade_timestamp_seconds", {"venue": "kalshi"}) == T0.timestamp()
+    assert (
+        value("movers_rows_total", {"table": "snapshots", "outcome": "written", "reason": ""}) == 7
+    )
+    assert value("movers_rows_total", {"table": "snapshots", "outcome": "rejected",
+                                       "reason": "price_out_of_range"}) == 2  # fmt: skip
+    assert value("movers_parse_errors_total", {"venue": "polymarket", "kind": "market"}) == 1
+    assert value("movers_venue_requests_total", {"venue": "polymarket", "endpoint": "clob_books",
+                                                 "outcome": "rate_limited"}) == 3  # fmt: skip
+    assert value("movers_job_runs_total", {"job": "polymarket_hot", "outcome": "failed"}) == 1
+    assert value("movers_job_failing", {"job": "polymarket_hot"}) == 1
+    assert value("movers_markets", {"venue": "polymarket", "status": "open"}) == 12
+    assert value("movers_database_up") == 1
+    # Label sets that leave the state leave the output at the next scrape.
+    database.markets = {}
+    assert value("movers_markets", {"venue": "polymarket", "status": "open"}) is None
+    names = {f.name for f in registry.collect()}
+    assert all(n.startswith("movers_") for n in names)
+    assert not any(s.name.endswith("_created") for f in registry.collect() for s in f.samples)
+    await ingest.aclose()
+
+
+@pytest.mark.db
+async def test_movers_run_serves_metrics_health_and_readiness(pg: Database, tmp_path: Path) -> None:
+    scenario = load_scenario({"seed": 14, "universe": {"polymarket": 40, "kalshi": 60}})
+    port = free_port()
+    async with Simulator(scenario, clock=ManualClock(T0)) as sim:
+        sim.advance(600)
+        assert sim.urls is not None
+        venues = sim.urls.venues()
+        venues["kalshi"]["requests_per_second"] = 50
+        config = tmp_path / "movers.yaml"
+        config.write_text(yaml.safe_dump({
+            "venues": venues, "metrics": {"host": "127.0.0.1", "port": port},
+            "logging": {"format": "json"},
+        }))  # fmt: skip
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "exporter", "run",
+            env={**os.environ, "MOVERS_DATABASE_URL": pg.url, "MOVERS_CONFIG": str(config)},
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                for _ in range(300):
+                    await asyncio.sleep(0.1)
+                    try:
+                        text = (await client.get("/metrics")).text
+                    except httpx.TransportError:
+                        continue
+                    samples = {
+                        (s.name, tuple(sorted(s.labels.items()))): s.value
+                        for family in text_string_to_metric_families(text)
+                        for s in family.samples
+                    }
+                    done = [
+                        samples.get(
+                            (
+                                "movers_job_runs_total",
+                                (("job", f"{v}_discovery"), ("outcome", "ok")),
+                            )
+                        )
+                        for v in ("polymarket", "kalshi")
+                    ]
+                    if all(done) and ("movers_last_snapshot_timestamp_seconds",
+                                      (("venue", "kalshi"),)) in samples:  # fmt: skip
+                        break
+                health = await client.get("/healthz")
+                ready = await client.get("/readyz")
+            assert health.status_code == 200
+            assert ready.status_code == 200, ready.text
+            assert samples[("movers_database_up", ())] == 1
+            for venue in ("polymarket", "kalshi"):
+                stamp = samples[("movers_last_snapshot_timestamp_seconds", (("venue", venue),))]
+                assert abs(stamp - datetime.now(UTC).timestamp()) < 120
+                assert samples[("movers_last_discovery_timestamp_seconds", (("venue", venue),))]
+            assert samples[("movers_markets", (("status", "open"), ("venue", "kalshi")))] > 0
+            assert len(samples) < 1000
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(process.communicate(), 20)
+        assert process.returncode == 0, err.decode()[-2000:]
