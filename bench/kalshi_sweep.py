@@ -13,17 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
-from bench.polymarket_sweep import cpu
+from bench.common import cpu, parse_ratios, write_result
 from exporter.categories import load_categories
 from exporter.config import validate_settings
 from exporter.errors import ParseError
@@ -32,8 +29,6 @@ from exporter.ingest.kalshi import KalshiIngest
 from exporter.normalize.kalshi import parse_market
 from exporter.sim import ManualClock, Simulator, load_scenario
 from exporter.venues.kalshi.client import KalshiClient
-
-RESULTS = Path(__file__).parent / "results"
 
 
 async def fetch_pages(url: str) -> list[bytes]:
@@ -97,14 +92,7 @@ async def run(markets: int) -> dict[str, Any]:
         "markets_parsed": parsed,
         "pages": len(pages),
         "megabytes": round(size / 1e6, 1),
-        "cpu_seconds": {
-            "orjson_decode": round(decode_orjson, 3),
-            "stdlib_json_decode": round(decode_json, 3),
-            "decode_parse_normalise": round(full, 3),
-        },
-        "ratio_to_orjson_decode": round(full / decode_orjson, 2),
-        "ratio_to_stdlib_json_decode": round(full / decode_json, 2),
-        "target_ratio": 3.0,
+        **parse_ratios(decode_orjson, decode_json, full),
         "sweep_wall_seconds": round(sweep, 2),
         "note": "budget lifted to 1000 requests/s; simulator and client share one process",
     }
@@ -114,16 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markets", type=int, default=150_000)
     args = parser.parse_args()
-    result = {
-        "benchmark": "kalshi_sweep",
-        "universe": args.markets,
-        **asyncio.run(run(args.markets)),
-        "machine": f"{platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}",
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "kalshi_sweep.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("kalshi_sweep", {"universe": args.markets, **asyncio.run(run(args.markets))})
 
 
 if __name__ == "__main__":

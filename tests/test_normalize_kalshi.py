@@ -21,8 +21,7 @@ from exporter.normalize.kalshi import (
     parse_series,
     parse_trade,
 )
-from tests.test_normalize_polymarket import JUNK
-from tests.venues import recorded_lines, recording
+from tests.venues import mutate, recorded_lines, recording
 
 RECEIVED = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 ELON = EventInfo("KXELONMARS-99", "KXELONMARS", "Will Elon Musk visit Mars in his lifetime?")
@@ -154,22 +153,10 @@ def test_trades_in_every_recorded_form() -> None:
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _mutate(payload: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
-    mutated = copy.deepcopy(payload)
-    keys = sorted(mutated)
-    for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
-        key = data.draw(st.sampled_from(keys))
-        if data.draw(st.booleans()):
-            mutated.pop(key, None)
-        else:
-            mutated[key] = data.draw(JUNK)
-    return mutated
-
-
 @FUZZ
 @given(st.data())
 def test_mutated_markets_raise_only_parse_errors(data: st.DataObject) -> None:
-    raw = _mutate(recording("kalshi/event_single_2026-01-12.json")["markets"][0], data)
+    raw = mutate(recording("kalshi/event_single_2026-01-12.json")["markets"][0], data)
     try:
         parsed = parse_market(raw, RECEIVED, ELON, "World")
     except ParseError:
@@ -187,4 +174,4 @@ def test_mutated_trades_events_series_raise_only_parse_errors(data: st.DataObjec
         (parse_series, recording("kalshi/series_single_2026-01-12.json")["series"]),
     ):
         with contextlib.suppress(ParseError):
-            parse(_mutate(payload, data))  # type: ignore[operator]
+            parse(mutate(payload, data))  # type: ignore[operator]

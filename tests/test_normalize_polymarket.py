@@ -22,7 +22,7 @@ from exporter.normalize.polymarket import (
     parse_midpoint,
     parse_trade,
 )
-from tests.venues import recorded_lines, recording
+from tests.venues import mutate, recorded_lines, recording
 
 RECEIVED = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 CONTEXT = EventContext("30829", "Democratic Presidential Nominee 2028", "dem-2028", "Elections", ())
@@ -195,29 +195,6 @@ def test_malformed_markets_name_the_field(key: str, value: object, message: str)
 
 # --- mutated payloads: nothing but ParseError may escape -----------------------------------------
 
-JUNK = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(10**30), max_value=10**30),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from(["", "NaN", "inf", "-1", "1e400", "[", '["1"]', "0x12", "null", "{}"]),
-    st.text(max_size=12),
-    st.lists(st.text(max_size=4), max_size=3),
-    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
-)
-
-
-def _mutate(payload: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
-    mutated = copy.deepcopy(payload)
-    keys = sorted(mutated)
-    for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
-        key = data.draw(st.sampled_from(keys))
-        if data.draw(st.booleans()):
-            mutated.pop(key, None)
-        else:
-            mutated[key] = data.draw(JUNK)
-    return mutated
-
 
 def _only_parse_errors(call: Any) -> None:
     try:
@@ -236,21 +213,21 @@ FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCh
 @FUZZ
 @given(st.data())
 def test_mutated_markets_raise_only_parse_errors(data: st.DataObject) -> None:
-    raw = _mutate(recording("polymarket/gamma_market_live_2026-06.json"), data)
+    raw = mutate(recording("polymarket/gamma_market_live_2026-06.json"), data)
     _only_parse_errors(lambda: parse_market(raw, RECEIVED, CONTEXT))
 
 
 @FUZZ
 @given(st.data())
 def test_mutated_books_raise_only_parse_errors(data: st.DataObject) -> None:
-    raw = _mutate(recording("polymarket/clob_book_2024-10.json"), data)
+    raw = mutate(recording("polymarket/clob_book_2024-10.json"), data)
     _only_parse_errors(lambda: parse_book(raw, RECEIVED))
 
 
 @FUZZ
 @given(st.data())
 def test_mutated_trades_raise_only_parse_errors(data: st.DataObject) -> None:
-    raw = _mutate(recording("polymarket/data_api_trades_2026-07.json")[0], data)
+    raw = mutate(recording("polymarket/data_api_trades_2026-07.json")[0], data)
     _only_parse_errors(lambda: parse_trade(raw))
 
 
@@ -258,7 +235,7 @@ def test_mutated_trades_raise_only_parse_errors(data: st.DataObject) -> None:
 @given(st.data())
 def test_mutated_events_and_midpoints_raise_only_parse_errors(data: st.DataObject) -> None:
     (event,) = recording("polymarket/gamma_events_2026-03.json")
-    raw = _mutate(event, data)
+    raw = mutate(event, data)
     categories = CATEGORIES
     _only_parse_errors(lambda: event_context(raw, categories.polymarket))
-    _only_parse_errors(lambda: parse_midpoint(_mutate({"mid": "0.5"}, data)))
+    _only_parse_errors(lambda: parse_midpoint(mutate({"mid": "0.5"}, data)))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from pathlib import Path
 from typing import Any
+
+from hypothesis import strategies as st
 
 FIXTURES = Path(__file__).parent / "fixtures" / "venues"
 
@@ -96,3 +99,29 @@ def shape_problems(
                 path=f"{path}{key}[].",
             )
     return problems
+
+
+# Junk for property tests: what a broken or hostile payload may put in any field.
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["", "NaN", "inf", "-1", "1e400", "[", '["1"]', "0x12", "null", "{}"]),
+    st.text(max_size=12),
+    st.lists(st.text(max_size=4), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+
+
+def mutate(payload: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
+    """A copy with one to four keys dropped or replaced by junk."""
+    mutated = copy.deepcopy(payload)
+    keys = sorted(mutated)
+    for _ in range(data.draw(st.integers(min_value=1, max_value=4))):
+        key = data.draw(st.sampled_from(keys))
+        if data.draw(st.booleans()):
+            mutated.pop(key, None)
+        else:
+            mutated[key] = data.draw(JUNK)
+    return mutated
