@@ -285,3 +285,24 @@ async def test_kalshi_429_bodies_take_both_observed_forms_without_retry_after() 
     assert [r.status_code for r in responses] == [429, 429]
     assert [r.json() for r in responses] == recorded_lines("kalshi/error_bodies.jsonl")[:2]
     assert not any("retry-after" in r.headers for r in responses)
+
+
+async def test_kalshi_single_market_event_and_series_match_the_recordings(sim: Simulator) -> None:
+    assert sim.urls is not None
+    market = sim.world.open_markets("kalshi")[0]
+    single = await _get(f"{sim.urls.kalshi_rest}/markets/{market.key}")
+    assert set(single) == {"market"}
+    assert shape_problems(
+        [single["market"]], KALSHI_MARKETS,
+        optional=KALSHI_REMOVED | {"custom_strike", "mve_collection_ticker", "mve_selected_legs"},
+        documented=KALSHI_ADDED,
+    ) == []  # fmt: skip
+    event_ticker = single["market"]["event_ticker"]
+    event = await _get(f"{sim.urls.kalshi_rest}/events/{event_ticker}")
+    recorded = recording("kalshi/event_single_2026-01-12.json")
+    assert set(event) == set(recorded)
+    assert shape_problems([event["event"]], [recorded["event"]]) == []
+    series_ticker = event["event"]["series_ticker"]
+    series = await _get(f"{sim.urls.kalshi_rest}/series/{series_ticker}")
+    assert shape_problems([series["series"]], [recording("kalshi/series_single_2026-01-12.json")
+                                               ["series"]]) == []  # fmt: skip
