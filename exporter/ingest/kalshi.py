@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -92,7 +93,7 @@ class KalshiIngest:
         self, *, tickers: list[str] | None = None, status: str | None = "open"
     ) -> AsyncIterator[list[ParsedMarket]]:
         cursor = ""
-        started = datetime.now()  # noqa: DTZ005 (a duration, not a timestamp)
+        started = time.monotonic()
         while True:
             page, received = await self.client.markets_page(cursor, status=status, tickers=tickers)
             parsed = [p for raw in page.get("markets") or [] if (p := self._parse(raw, received))]
@@ -101,7 +102,7 @@ class KalshiIngest:
             if not cursor:
                 break
         if tickers is None:
-            self.last_sweep_seconds = (datetime.now() - started).total_seconds()  # noqa: DTZ005
+            self.last_sweep_seconds = time.monotonic() - started
 
     async def discover(self) -> dict[str, int]:
         """Series (categories), events (titles), then every open non-combo market."""

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from exporter.sim.polymarket import clob_book
 from exporter.sim.wire import dollars, fp, iso, ms, trim, trim_float
 from exporter.sim.world import MILLI, Change, KalshiMarket, PolyMarket, digest
 
@@ -160,8 +161,6 @@ class PolymarketStream:
         market, token = self.host.world.by_token[asset]
         if not market.trading:
             return None
-        from exporter.sim.polymarket import clob_book
-
         book = clob_book(market, token, self.host.world, self.host.world.step)
         return {"event_type": "book", **{k: book[k] for k in _BOOK_KEYS}}
 
