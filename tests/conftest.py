@@ -113,7 +113,16 @@ def _reset_shared(url: str) -> None:
             conn.execute(f'DROP MATERIALIZED VIEW IF EXISTS "{name}" CASCADE')
         conn.execute("DROP VIEW IF EXISTS ohlc_1d, ohlc_1h, ohlc_1m CASCADE")
         # TimescaleDB drops a hypertable only on its own, not in a list.
-        for table in ("snapshots", "trades", "outcomes", "markets", "copy_target"):
+        for table in (
+            "snapshots",
+            "trades",
+            "outcomes",
+            "markets",
+            "copy_target",
+            "movers",
+            "category_moves",
+            "category_moves_history",
+        ):
             conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
         conn.execute("DROP SCHEMA IF EXISTS movers_internal CASCADE")
         conn.execute(

@@ -28,3 +28,18 @@ COMMENT ON COLUMN ohlc_1m.bucket IS 'Start of the bucket (UTC).';
 COMMENT ON COLUMN ohlc_1m.open IS 'First price in the bucket.';
 COMMENT ON COLUMN ohlc_1m.close IS 'Last price in the bucket.';
 COMMENT ON COLUMN ohlc_1m.samples IS 'Snapshot rows in the bucket.';
+COMMENT ON TABLE movers IS
+    'Latest top movers per window, rebuilt each refresh: the top movers.keep per window, venue and category.';
+COMMENT ON COLUMN movers.window_label IS 'The window: 5m, 15m, 1h, 24h (movers.windows).';
+COMMENT ON COLUMN movers.rank IS 'Rank within the window over every venue and category (1 = top).';
+COMMENT ON COLUMN movers.category_rank IS 'Rank within the window, venue and category.';
+COMMENT ON COLUMN movers.price_then IS 'Last price at or before computed_at - window (carried forward).';
+COMMENT ON COLUMN movers.price_now IS 'Latest price.';
+COMMENT ON COLUMN movers.move_pp IS 'Move in percentage points: 100 * (price_now - price_then).';
+COMMENT ON COLUMN movers.score IS 'Ranking key: |move_pp| * ln(1 + volume_24h), or |move_pp| (movers.rank_by).';
+COMMENT ON COLUMN movers.spread IS 'Ask - bid now (probability), null when a side is missing.';
+COMMENT ON TABLE category_moves IS 'Per category and window: how many markets moved and by how much.';
+COMMENT ON COLUMN category_moves.markets IS 'Markets ranked (open, passing the filters, with a price then).';
+COMMENT ON COLUMN category_moves.moved IS 'Markets with |move| >= movers.category_threshold_pp.';
+COMMENT ON COLUMN category_moves.mean_abs_move_pp IS 'Mean |move| weighted by 24 h volume (plain mean when no volume).';
+COMMENT ON TABLE category_moves_history IS 'category_moves at each refresh, kept as long as snapshots.';

@@ -1,0 +1,255 @@
+"""Movers maths against real databases: carry-forward, staleness, filters, ranking, binary-once,
+category aggregates, and the incremental refresh agreeing with the naive computation."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from exporter.config import MoversConfig, Settings
+from exporter.movers import MoversRefresher, naive_movers, read_categories, read_movers
+from exporter.storage.db import create_pool, prepare_schema
+from tests.conftest import Database
+
+pytestmark = pytest.mark.db
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+OPEN_FILTERS = {"polymarket": {"min_volume_24h": 0, "max_spread": None}}
+
+
+@dataclass
+class Book:
+    """A database with the schema, a pool and helpers to describe markets and their prices."""
+
+    db: Database
+    pool: AsyncConnectionPool[Any]
+    settings: Settings
+
+    def market(
+        self,
+        native: str,
+        *,
+        venue: str = "polymarket",
+        category: str = "Politics",
+        status: str = "open",
+        volume: float | None = 50_000.0,
+        end_time: datetime | None = None,
+        outcomes: int = 2,
+    ) -> list[str]:
+        """Insert a market; returns its outcome ids, position order."""
+        mid = f"{venue}:{native}"
+        ids = [f"{venue}:{native}-{i}" for i in range(outcomes)]
+        with self.db.connect() as conn:
+            conn.execute(
+                "INSERT INTO markets (market_id, venue, native_id, title, category, status, url,"
+                " end_time, volume_24h, first_seen, last_seen)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (mid, venue, native, f"Title {native}", category, status,
+                 f"https://example.test/{native}", end_time, volume, NOW, NOW),
+            )  # fmt: skip
+            for position, oid in enumerate(ids):
+                conn.execute(
+                    "INSERT INTO outcomes (outcome_id, market_id, venue, native_id, name, position,"
+                    " first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                    (oid, mid, venue, oid, f"Outcome {position}", position, NOW, NOW),
+                )
+        return ids
+
+    def prices(self, oid: str, *points: tuple[float, float], spread: float | None = 0.02) -> None:
+        """``(minutes relative to NOW, price)`` rows for one outcome."""
+        with self.db.connect() as conn:
+            for minutes, price in points:
+                half = None if spread is None else spread / 2
+                conn.execute(
+                    "INSERT INTO snapshots (time, outcome_id, price, bid, ask)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    (
+                        NOW + timedelta(minutes=minutes),
+                        oid,
+                        price,
+                        None if half is None else max(price - half, 0),
+                        None if half is None else min(price + half, 1),
+                    ),
+                )
+
+    def refresher(self, **movers: Any) -> MoversRefresher:
+        config = MoversConfig.model_validate({"filters": OPEN_FILTERS, **movers})
+        return MoversRefresher(self.pool, config, timedelta(days=14))
+
+    async def movers(self, window: str, **kw: Any) -> dict[str, float]:
+        async with self.pool.connection() as conn:
+            rows = await read_movers(conn, window, limit=1000, **kw)
+        return {r.outcome_id: round(r.move_pp, 6) for r in rows}
+
+
+@pytest.fixture
+async def book(db: Database) -> AsyncIterator[Book]:
+    settings = db.settings()
+    prepare_schema(settings)
+    pool = create_pool(settings.database)
+    await pool.open(wait=True)
+    try:
+        yield Book(db, pool, settings)
+    finally:
+        await pool.close()
+
+
+async def test_price_then_is_carried_forward_up_to_the_staleness_limit(book: Book) -> None:
+    (a, _) = book.market("A")
+    # 0.40 at -110 min, unchanged until 0.50 at -30 min, then 0.62 at -2 min.
+    book.prices(a, (-110, 0.40), (-30, 0.50), (-2, 0.62))
+    await book.refresher(staleness="1h").refresh(NOW)
+    assert await book.movers("5m") == {a: 12.0}  # then = 0.50, carried from -30 to -5
+    assert await book.movers("15m") == {a: 12.0}
+    assert await book.movers("1h") == {a: 22.0}  # then = 0.40 from -110: 50 min before -60
+    assert await book.movers("24h") == {}  # nothing known at -24 h
+
+
+async def test_prices_older_than_the_staleness_limit_are_not_used(book: Book) -> None:
+    (a, _) = book.market("A")
+    (b, _) = book.market("B")
+    book.prices(a, (-200, 0.40), (-2, 0.62))  # price then: 200 min old
+    book.prices(b, (-70, 0.30), (-35, 0.50))  # price now: 35 min old
+    await book.refresher(staleness="30m").refresh(NOW)
+    for window in ("5m", "15m", "1h", "24h"):
+        assert await book.movers(window) == {}
+    await book.refresher(staleness="3h30m").refresh(NOW)
+    assert await book.movers("5m") == {a: 22.0}  # b: unchanged since -35
+    assert await book.movers("1h") == {a: 22.0, b: 20.0}
+
+
+async def test_filters_leave_out_thin_wide_closed_and_resolving_markets(book: Book) -> None:
+    (ok, _) = book.market("OK", volume=5_000)
+    (thin, _) = book.market("THIN", volume=10)
+    (wide, _) = book.market("WIDE", volume=5_000)
+    (closed, _) = book.market("CLOSED", volume=5_000, status="closed")
+    (ending, _) = book.market("ENDING", volume=5_000, end_time=NOW + timedelta(minutes=10))
+    for oid in (ok, thin, closed, ending):
+        book.prices(oid, (-20, 0.30), (-1, 0.40))
+    book.prices(wide, (-20, 0.30), (-1, 0.40), spread=0.30)
+    refresher = book.refresher(filters={"polymarket": {"min_volume_24h": 1000, "max_spread": 0.10}})
+    await refresher.refresh(NOW)
+    # ENDING resolves within 15 minutes: a move over 15 min or more may be deadline drift.
+    assert await book.movers("5m") == {ok: 10.0, ending: 10.0}
+    assert await book.movers("15m") == {ok: 10.0}
+    refresher = book.refresher(
+        filters={"polymarket": {"min_volume_24h": 0, "max_spread": None}},
+        exclude_resolving_within_window=False,
+    )
+    await refresher.refresh(NOW)
+    assert await book.movers("15m") == {ok: 10.0, thin: 10.0, wide: 10.0, ending: 10.0}
+
+
+async def test_a_binary_market_appears_once_and_wider_markets_in_full(book: Book) -> None:
+    yes, no = book.market("BIN")
+    first, second, third = book.market("MULTI", outcomes=3)
+    book.prices(yes, (-20, 0.30), (-1, 0.45))
+    book.prices(no, (-20, 0.70), (-1, 0.55))
+    book.prices(first, (-20, 0.20), (-1, 0.30))
+    book.prices(second, (-20, 0.50), (-1, 0.45))
+    book.prices(third, (-20, 0.30), (-1, 0.25))
+    await book.refresher().refresh(NOW)
+    assert await book.movers("15m") == {yes: 15.0, first: 10.0, second: -5.0, third: -5.0}
+
+
+async def test_rank_by_score_weighs_volume_and_rank_by_move_does_not(book: Book) -> None:
+    (small, _) = book.market("SMALL", volume=10)  # 10 pp * ln(11) = 24
+    (big, _) = book.market("BIG", volume=10_000)  # 5 pp * ln(10001) = 46
+    book.prices(small, (-20, 0.30), (-1, 0.40))
+    book.prices(big, (-20, 0.30), (-1, 0.25))
+    await book.refresher(rank_by="score").refresh(NOW)
+    async with book.pool.connection() as conn:
+        ranked = await read_movers(conn, "15m")
+    assert [r.outcome_id for r in ranked] == [big, small]
+    assert ranked[0].score == pytest.approx(5 * math.log1p(10_000))
+    assert (ranked[0].price_then, ranked[0].price_now) == (pytest.approx(0.30), 0.25)
+    await book.refresher(rank_by="move").refresh(NOW)
+    async with book.pool.connection() as conn:
+        ranked = await read_movers(conn, "15m")
+    assert [(r.outcome_id, r.rank, r.score) for r in ranked] == [
+        (small, 1, pytest.approx(10.0)),
+        (big, 2, pytest.approx(5.0)),
+    ]
+
+
+async def test_keep_limits_rows_per_window_venue_and_category(book: Book) -> None:
+    for i in range(5):
+        (oid, _) = book.market(f"P{i}", category="Politics")
+        book.prices(oid, (-20, 0.30), (-1, 0.31 + i / 100))
+    (crypto, _) = book.market("C0", category="Crypto", volume=1)
+    book.prices(crypto, (-20, 0.30), (-1, 0.31))
+    await book.refresher(keep=2).refresh(NOW)
+    async with book.pool.connection() as conn:
+        ranked = await read_movers(conn, "15m")
+        politics = await read_movers(conn, "15m", category="Politics")
+        kalshi = await read_movers(conn, "15m", venue="kalshi")
+    assert [r.market_id for r in ranked] == ["polymarket:P4", "polymarket:P3", "polymarket:C0"]
+    assert [r.rank for r in ranked] == [1, 2, 6]  # ranks count every mover, kept or not
+    assert [r.category_rank for r in politics] == [1, 2]
+    assert kalshi == []
+
+
+async def test_category_moves_count_weigh_and_name_the_top_mover(book: Book) -> None:
+    (a, _) = book.market("A", volume=1_000)
+    (b, _) = book.market("B", volume=3_000)
+    (c, _) = book.market("C", volume=1_000)
+    (d, _) = book.market("D", category="Sports", volume=None)
+    book.prices(a, (-20, 0.30), (-1, 0.40))  # +10
+    book.prices(b, (-20, 0.60), (-1, 0.54))  # -6
+    book.prices(c, (-20, 0.50), (-1, 0.50))  # 0: counted, not moved
+    book.prices(d, (-20, 0.50), (-1, 0.52))  # +2, no volume: plain mean
+    await book.refresher(category_threshold_pp=5).refresh(NOW)
+    async with book.pool.connection() as conn:
+        categories = {c.category: c for c in await read_categories(conn, "15m")}
+    politics = categories["Politics"]
+    counts = (politics.markets, politics.moved, politics.moved_up, politics.moved_down)
+    assert counts == (3, 2, 1, 1)
+    assert politics.mean_abs_move_pp == pytest.approx((10 * 1000 + 6 * 3000) / 5000)
+    # A: 10 * ln(1001) = 69 outranks B: 6 * ln(3001) = 48.
+    assert (politics.top_market_id, politics.top_move_pp) == ("polymarket:A", pytest.approx(10))
+    sports = categories["Sports"]
+    assert (sports.markets, sports.moved, sports.mean_abs_move_pp) == (1, 0, pytest.approx(2))
+    with book.db.connect() as conn:
+        history = conn.execute(
+            "SELECT count(*) FROM category_moves_history WHERE window_label = '15m'"
+        ).fetchone()
+    assert history == (2,)
+
+
+async def test_incremental_refreshes_agree_with_the_naive_computation(book: Book) -> None:
+    rng = random.Random(7)
+    count = 12 if book.db.shared_session else 40
+    ids = []
+    for i in range(count):
+        category = rng.choice(["Politics", "Sports", "Crypto"])
+        (oid, _) = book.market(f"M{i}", category=category, volume=rng.choice([None, 100.0, 5e3]))
+        ids.append(oid)
+    for oid in ids:
+        minutes = sorted(rng.sample(range(-180, -10), 12))
+        book.prices(oid, *[(m, round(rng.uniform(0.05, 0.95), 2)) for m in minutes])
+    refresher = book.refresher(staleness="45m", keep=1000)
+    for step in range(4):
+        now = NOW + timedelta(minutes=step * 3)
+        # New rows since the last refresh, some a little late (committed after a refresh that
+        # already passed their time, within the overlap).
+        for oid in rng.sample(ids, count // 3):
+            late = rng.choice([0.5, 4.0])  # 4: before the previous refresh
+            book.prices(oid, (step * 3 - late, round(rng.uniform(0.05, 0.95), 2)))
+        result = await refresher.refresh(now)
+        assert result.full == (step == 0)
+        async with book.pool.connection() as conn:
+            expected = await naive_movers(conn, refresher.config, now)
+            stored = [
+                m
+                for window in refresher.config.labels
+                for m in await read_movers(conn, window, limit=10_000)
+            ]
+        assert sorted(stored, key=lambda m: (m.window_label, m.rank)) == expected
+        assert len(expected) > count // 2
