@@ -121,6 +121,10 @@ class DatabaseConfig(_Section):
     """Rows per insert statement; a bigger write is split into statements of this size."""
     write_concurrency: int = Field(default=2, ge=1, le=64)
     """Statements of one big write in flight at once, each on its own pooled connection."""
+    outage_buffer_rows: int = Field(default=500_000, ge=0, le=50_000_000)
+    """Rows held in memory while the database is unreachable (about 10 minutes of change-only
+    snapshots and trades for the default cadences at ~50k changing outcomes a minute; ~250 bytes
+    each); past it the oldest are dropped and counted."""
 
     @model_validator(mode="after")
     def _concurrency_fits_pool(self) -> DatabaseConfig:

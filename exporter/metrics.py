@@ -92,15 +92,34 @@ class ExporterCollector(Collector):
     def _requests(self) -> Iterable[Metric]:
         requests = CounterMetricFamily(
             "movers_venue_requests",
-            "Venue requests by endpoint family and outcome (ok, rate_limited, unavailable, "
-            "rejected); retries and slow responses are counted as outcomes too.",
-            labels=["venue", "endpoint", "outcome"],
+            "Venue responses by endpoint family and status: 2xx, 4xx, 429, 5xx, timeout, "
+            "connection_error, invalid_body (each attempt, retries included).",
+            labels=["venue", "endpoint", "status"],
         )
+        events = {
+            event: CounterMetricFamily(f"movers_venue_{name}", doc, labels=["venue", "endpoint"])
+            for event, name, doc in (
+                ("retry", "retries", "Venue requests sent again after a retryable failure."),
+                ("give_up", "give_ups", "Venue requests that failed after their retries."),
+                ("slow", "slow_responses", "Venue responses slower than slow_response."),
+            )
+        }
         for client in self.ingest.clients:
             http = client.http
-            for (family, outcome), count in sorted(http.stats.items()):
-                requests.add_metric([http.venue, family, outcome], count)
+            for (family, status), count in sorted(http.stats.items()):
+                requests.add_metric([http.venue, family, status], count)
+            for (family, event), count in sorted(http.events.items()):
+                events[event].add_metric([http.venue, family], count)
         yield requests
+        yield from events.values()
+        durations = [client.http.durations for client in self.ingest.clients]
+        if durations:
+            yield durations[0].family(
+                "movers_venue_request_duration_seconds",
+                "Venue request latency per attempt, by endpoint family.",
+                ["venue", "endpoint"],
+                *durations[1:],
+            )
         parse = CounterMetricFamily(
             "movers_parse_errors",
             "Malformed venue records skipped, by venue and record kind.",
@@ -121,6 +140,32 @@ class ExporterCollector(Collector):
             kind, _, reason = outcome.partition(":")
             rows.add_metric([table, kind, reason], count)
         yield rows
+        backlog = self.writer.backlog
+        held = GaugeMetricFamily(
+            "movers_buffer_rows",
+            "Rows held in memory while the database is unreachable, by table.",
+            labels=["table"],
+        )
+        dropped = CounterMetricFamily(
+            "movers_buffer_dropped_rows",
+            "Rows dropped because the outage buffer was full (outage_buffer_rows), by table.",
+            labels=["table"],
+        )
+        for table in ("snapshots", "trades"):
+            held.add_metric([table], backlog.rows[table])
+            dropped.add_metric([table], backlog.dropped[table])
+        yield held
+        yield dropped
+        yield GaugeMetricFamily(
+            "movers_buffer_capacity_rows",
+            "Rows the outage buffer holds at most.",
+            value=backlog.limit,
+        )
+        yield self.writer.latency.family(
+            "movers_database_write_duration_seconds",
+            "Latency of one insert statement (up to write_batch_rows rows), by table.",
+            ["table"],
+        )
 
     def _jobs(self) -> Iterable[Metric]:
         runs = CounterMetricFamily(

@@ -34,50 +34,81 @@ def pg_bindir() -> Path | None:
     return Path(found).parent if found else None
 
 
-@contextlib.contextmanager
-def native_postgres(settings: tuple[str, ...] = ()) -> Iterator[str]:
-    """A fresh cluster on a free port (as the postgres user when root: initdb refuses root);
-    yields its URL and removes it afterwards."""
-    bindir = pg_bindir()
-    if bindir is None:
-        raise ServerUnavailable(
-            "no PostgreSQL server binaries: run scripts/setup (installs Debian's postgresql-15) "
-            "or set MOVERS_TEST_POSTGRES_URL"
+class NativePostgres:
+    """A fresh cluster on a free port (as the postgres user when root: initdb refuses root),
+    which a test may stop and start again (a database outage)."""
+
+    def __init__(self, settings: tuple[str, ...] = ()) -> None:
+        bindir = pg_bindir()
+        if bindir is None:
+            raise ServerUnavailable(
+                "no PostgreSQL server binaries: run scripts/setup (installs Debian's "
+                "postgresql-15) or set MOVERS_TEST_POSTGRES_URL"
+            )
+        self.bindir = bindir
+        # pytest's own temp root is 0700: the postgres user could not reach a folder inside it.
+        self.data = Path(tempfile.mkdtemp(prefix="movers-pg-", dir="/tmp"))
+        self.data.chmod(0o755)
+        as_root = os.geteuid() == 0
+        self.run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
+        if as_root:
+            shutil.chown(self.data, "postgres", "postgres")
+        self.port = free_port()
+        self.options = " ".join(
+            [
+                f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1",
+                "-c max_connections=200",
+                *(f"-c {item}" for item in settings),
+            ]
         )
-    as_root = os.geteuid() == 0
-    # pytest's own temp root is 0700: the postgres user could not reach a folder inside it.
-    data = Path(tempfile.mkdtemp(prefix="movers-pg-", dir="/tmp"))
-    data.chmod(0o755)
-    run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
-    if as_root:
-        shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-    options = " ".join(
-        [
-            f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=200",
-            *(f"-c {item}" for item in settings),
-        ]
-    )
-    try:
-        subprocess.run(
-            [*run_as, str(bindir / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U",
-             "postgres", "-E", "UTF8", "--locale=C", "--no-sync"],
-            check=True, capture_output=True,
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def init(self) -> None:
+        self._ctl_run(
+            [str(self.bindir / "initdb"), "-D", str(self.data / "db"), "-A", "trust", "-U",
+             "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]
         )  # fmt: skip
-        subprocess.run(
-            [*run_as, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-o", options,
-             "-l", str(data / "server.log"), "-w", "start"],
-            check=True, capture_output=True,
+
+    def start(self) -> None:
+        self._ctl_run(
+            [str(self.bindir / "pg_ctl"), "-D", str(self.data / "db"), "-o", self.options,
+             "-l", str(self.data / "server.log"), "-w", "start"]
         )  # fmt: skip
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    except subprocess.CalledProcessError as exc:
-        raise ServerUnavailable(f"PostgreSQL did not start: {exc.stderr!r}") from exc
-    finally:
+
+    def stop(self, mode: str = "fast") -> None:
         subprocess.run(
-            [*run_as, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"],
+            [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.data / "db"), "-m", mode,
+             "-w", "stop"],
             capture_output=True, check=False,
         )  # fmt: skip
-        shutil.rmtree(data, ignore_errors=True)
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.data, ignore_errors=True)
+
+    def _ctl_run(self, command: list[str]) -> None:
+        try:
+            subprocess.run([*self.run_as, *command], check=True, capture_output=True)
+        except subprocess.CalledProcessError as exc:
+            raise ServerUnavailable(f"PostgreSQL did not start: {exc.stderr!r}") from exc
+
+
+@contextlib.contextmanager
+def native_postgres(settings: tuple[str, ...] = ()) -> Iterator[str]:
+    """A fresh cluster for the duration of the block; yields its URL."""
+    with running_postgres(settings) as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def running_postgres(settings: tuple[str, ...] = ()) -> Iterator[NativePostgres]:
+    server = NativePostgres(settings)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.remove()
 
 
 @contextlib.contextmanager

@@ -125,9 +125,9 @@ async def test_a_429_window_and_a_5xx_burst_delay_the_sweep_but_lose_nothing(pg:
             await ingest.discover()
             await ingest.refresh_hot()
             stats = ingest.client.http.stats
-        assert stats[("gamma_events", "rate_limited")] >= 1
-        assert stats[("clob_books", "unavailable")] >= 1
-        assert stats[("gamma_events", "retry")] >= 2
+        assert stats[("gamma_events", "429")] >= 1
+        assert stats[("clob_books", "5xx")] >= 1
+        assert ingest.client.http.events[("gamma_events", "retry")] >= 2
         stored = {r[0] for r in _query(pg, "SELECT native_id FROM markets WHERE status = 'open'")}
         assert stored == {m.key for m in sim.world.open_markets("polymarket")}
         booked = [t for t, q in sim.truth.quotes.items() if q.endpoint == "clob /books"]

@@ -57,7 +57,7 @@ async def test_the_collector_reports_live_state_and_drops_vanished_labels() -> N
     writer.totals[("snapshots", "rejected:price_out_of_range")] += 2
     ingest.rejects.add(ParseError("polymarket", "market", "broken"), {})
     assert ingest.polymarket is not None
-    ingest.polymarket.client.http.stats[("clob_books", "rate_limited")] += 3
+    ingest.polymarket.client.http.stats[("clob_books", "429")] += 3
 
     async def fail() -> None:
         raise VenueUnavailable("polymarket", "/books", "HTTP 503")
@@ -75,7 +75,7 @@ async def test_the_collector_reports_live_state_and_drops_vanished_labels() -> N
                                        "reason": "price_out_of_range"}) == 2  # fmt: skip
     assert value("movers_parse_errors_total", {"venue": "polymarket", "kind": "market"}) == 1
     assert value("movers_venue_requests_total", {"venue": "polymarket", "endpoint": "clob_books",
-                                                 "outcome": "rate_limited"}) == 3  # fmt: skip
+                                                 "status": "429"}) == 3  # fmt: skip
     assert value("movers_job_runs_total", {"job": "polymarket_hot", "outcome": "failed"}) == 1
     assert value("movers_job_failing", {"job": "polymarket_hot"}) == 1
     assert value("movers_markets", {"venue": "polymarket", "status": "open"}) == 12

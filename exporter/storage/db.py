@@ -48,6 +48,10 @@ def create_pool(db: DatabaseConfig) -> AsyncConnectionPool[Any]:
         kwargs=connection_kwargs(db),
         open=False,
         name="movers",
+        # Wait for a connection no longer than for a new one: during an outage the writer holds
+        # rows instead of stalling the job that produced them.
+        timeout=db.connect_timeout.total_seconds(),
+        check=AsyncConnectionPool.check_connection,
     )
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,19 +24,23 @@ from exporter.errors import StorageUnavailable
 from exporter.model import Market, MarketStatus, Outcome, Snapshot, Trade, Venue, is_probability
 from exporter.storage.arrays import Float8Array, TextArray, TimestamptzArray
 from exporter.storage.migrate import Mode
+from exporter.timing import WRITE_BUCKETS, Histograms
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What became of one batch: ``written + duplicates + unchanged + sum(rejected) == sent``."""
+    """What became of one batch:
+    ``written + duplicates + unchanged + sum(rejected) + buffered == sent``."""
 
     table: str
     written: int = 0
     duplicates: int = 0
     unchanged: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    buffered: int = 0
+    """Rows held in memory while the database is unreachable, written when it is back."""
 
     @property
     def rejected_total(self) -> int:
@@ -199,8 +204,57 @@ def _trade_columns(rows: Sequence[Trade]) -> dict[str, list[Any]]:
     }
 
 
+class Backlog:
+    """Rows the database could not take, in arrival order, up to ``limit`` rows: past it the
+    oldest are dropped and counted."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._batches: deque[tuple[str, list[Any]]] = deque()
+        self.rows: Counter[str] = Counter()
+        """Rows held, by table."""
+        self.dropped: Counter[str] = Counter()
+        """Rows dropped for want of room, by table (running total)."""
+
+    def __len__(self) -> int:
+        return sum(self.rows.values())
+
+    def add(self, table: str, rows: Sequence[Any]) -> list[Any]:
+        """Hold ``rows``; returns the rows dropped to make room (oldest first)."""
+        self._batches.append((table, list(rows)))
+        self.rows[table] += len(rows)
+        dropped: list[Any] = []
+        while len(self) > self.limit:
+            old_table, old_rows = self._batches[0]
+            excess = min(len(self) - self.limit, len(old_rows))
+            dropped += old_rows[:excess]
+            self.dropped[old_table] += excess
+            self.rows[old_table] -= excess
+            if excess == len(old_rows):
+                self._batches.popleft()
+            else:
+                self._batches[0] = (old_table, old_rows[excess:])
+        return dropped
+
+    def peek(self) -> tuple[str, list[Any]] | None:
+        return self._batches[0] if self._batches else None
+
+    def pop(self) -> None:
+        table, rows = self._batches.popleft()
+        self.rows[table] -= len(rows)
+
+
+RETRY_AFTER = 5.0
+"""While rows are held, seconds between attempts to reach the database again (writes in between
+go straight to the backlog instead of waiting for a connection)."""
+
+
 class Writer:
-    """Writes records through a connection pool; one instance per process."""
+    """Writes records through a connection pool; one instance per process.
+
+    While the database is unreachable, rows are held in a bounded :class:`Backlog` and written,
+    in order, before anything newer once it answers again.
+    """
 
     def __init__(
         self,
@@ -210,6 +264,7 @@ class Writer:
         *,
         batch_rows: int = 5000,
         concurrency: int = 1,
+        backlog_rows: int = 500_000,
     ) -> None:
         self.pool = pool
         self.mode = mode
@@ -223,6 +278,13 @@ class Writer:
         """Newest committed row time by ``(table, venue)``: what ingest freshness is measured by."""
         self.totals: Counter[tuple[str, str]] = Counter()
         """Running counts by ``(table, outcome)``: written, duplicate, unchanged, rejected:*."""
+        self.backlog = Backlog(backlog_rows)
+        self.latency = Histograms(WRITE_BUCKETS)
+        """Seconds per insert statement, by table."""
+        self.late_listeners: list[Callable[[], None]] = []
+        """Called after held rows were written: their times precede rows already stored."""
+        self._flushing = asyncio.Lock()
+        self._retry_at = 0.0
 
     @classmethod
     def from_settings(
@@ -234,6 +296,7 @@ class Writer:
             settings.storage.heartbeat,
             batch_rows=settings.database.write_batch_rows,
             concurrency=settings.database.write_concurrency,
+            backlog_rows=settings.database.outage_buffer_rows,
         )
 
     async def prime(self) -> int:
@@ -260,12 +323,13 @@ class Writer:
         unchanged = stale = 0
         if change_only:
             valid, unchanged, stale = self.changes.select(valid)
-        if self.mode is Mode.TIMESCALE:
-            written, failed = await self._insert(_SNAPSHOT_INSERT, valid, snapshot_columns)
-        else:
-            written, failed = await self._insert(
-                _SNAPSHOT_INSERT_NOTING_LATE, valid, _snapshot_columns_with_range
-            )
+        if not await self._ready():
+            return self._hold("snapshots", valid, rejected, unchanged, stale)
+        try:
+            written, failed = await self._insert_snapshots(valid)
+        except StorageUnavailable:
+            self._retry_at = time.monotonic() + RETRY_AFTER
+            return self._hold("snapshots", valid, rejected, unchanged, stale)
         rejected.update(failed.reasons)
         if failed.rows:
             bad = {id(r) for r in failed.rows}
@@ -284,7 +348,13 @@ class Writer:
 
     async def write_trades(self, rows: Sequence[Trade]) -> WriteResult:
         valid, rejected = _partition(rows, check_trade)
-        written, failed = await self._insert(_TRADE_INSERT, valid, _trade_columns)
+        if not await self._ready():
+            return self._hold("trades", valid, rejected)
+        try:
+            written, failed = await self._insert("trades", _TRADE_INSERT, valid, _trade_columns)
+        except StorageUnavailable:
+            self._retry_at = time.monotonic() + RETRY_AFTER
+            return self._hold("trades", valid, rejected)
         rejected.update(failed.reasons)
         bad = {id(r) for r in failed.rows}
         self._note_newest("trades", [r for r in valid if id(r) not in bad])
@@ -296,6 +366,79 @@ class Writer:
         )
         self._count(result)
         return result
+
+    async def flush(self) -> int:
+        """Write the held rows, oldest first; returns how many were written. Raises
+        :class:`StorageUnavailable` (keeping what is left) when the database is still away."""
+        written = 0
+        async with self._flushing:
+            while (batch := self.backlog.peek()) is not None:
+                table, rows = batch
+                if table == "snapshots":
+                    count, failed = await self._insert_snapshots(rows)
+                else:
+                    count, failed = await self._insert(
+                        "trades", _TRADE_INSERT, rows, _trade_columns
+                    )
+                self.backlog.pop()
+                bad = {id(r) for r in failed.rows}
+                kept = [r for r in rows if id(r) not in bad]
+                self._note_newest(table, kept)
+                self.totals[(table, "written")] += count
+                self.totals[(table, "duplicate")] += len(kept) - count
+                for reason, n in failed.reasons.items():
+                    self.totals[(table, f"rejected:{reason}")] += n
+                written += count
+            self._retry_at = 0.0
+        if written:
+            for listener in self.late_listeners:
+                listener()
+        return written
+
+    async def _ready(self) -> bool:
+        """Whether to try the database now: yes when nothing is held; otherwise once the retry
+        pause is over, and only if the held rows could be written first."""
+        if not self.backlog.peek():
+            return True
+        if time.monotonic() < self._retry_at:
+            return False
+        try:
+            await self.flush()
+        except StorageUnavailable:
+            self._retry_at = time.monotonic() + RETRY_AFTER
+            return False
+        return True
+
+    def _hold(
+        self,
+        table: str,
+        rows: Sequence[Snapshot] | Sequence[Trade],
+        rejected: Counter[str],
+        unchanged: int = 0,
+        stale: int = 0,
+    ) -> WriteResult:
+        dropped = self.backlog.add(table, rows)
+        if table == "snapshots":
+            snapshots = [r for r in rows if isinstance(r, Snapshot)]
+            self.changes.remember(snapshots)
+            # A dropped row was never stored: the next observation must be written.
+            self.changes.forget(r.outcome_id for r in dropped if isinstance(r, Snapshot))
+        result = WriteResult(
+            table=table,
+            duplicates=stale,
+            unchanged=unchanged,
+            rejected=dict(rejected),
+            buffered=len(rows),
+        )
+        self._count(result)
+        return result
+
+    async def _insert_snapshots(self, rows: Sequence[Snapshot]) -> tuple[int, _Failures]:
+        if self.mode is Mode.TIMESCALE:
+            return await self._insert("snapshots", _SNAPSHOT_INSERT, rows, snapshot_columns)
+        return await self._insert(
+            "snapshots", _SNAPSHOT_INSERT_NOTING_LATE, rows, _snapshot_columns_with_range
+        )
 
     async def upsert_markets(self, markets: Sequence[Market]) -> int:
         params = [
@@ -362,6 +505,7 @@ class Writer:
 
     async def _insert(
         self,
+        table: str,
         query: LiteralString,
         rows: Sequence[T],
         columns: Callable[[Sequence[T]], dict[str, Any]],
@@ -379,7 +523,10 @@ class Writer:
 
         async def one(chunk: Sequence[T]) -> int:
             async with slots, self._connection() as conn:
-                return await self._insert_isolating(conn, query, chunk, columns, failures)
+                started = time.monotonic()
+                count = await self._insert_isolating(conn, query, chunk, columns, failures)
+                self.latency.observe((table,), time.monotonic() - started)
+                return count
 
         step = self.batch_rows
         outcomes = await asyncio.gather(

@@ -15,6 +15,7 @@ from aiolimiter import AsyncLimiter
 
 from exporter.config import RetryConfig
 from exporter.errors import RateLimited, VenueError, VenueRejected, VenueUnavailable
+from exporter.timing import REQUEST_BUCKETS, Histograms
 
 USER_AGENT = "prediction-movers (+https://github.com/prediction-movers)"
 
@@ -49,7 +50,12 @@ class VenueHttp:
             for family, budget in budgets.items()
         }
         self.stats: Counter[tuple[str, str]] = Counter()
-        """``(endpoint family, outcome)``: ok, rate_limited, unavailable, rejected, slow, retry."""
+        """Responses by ``(endpoint family, status)``: 2xx, 4xx, 429, 5xx, timeout,
+        connection_error, invalid_body."""
+        self.events: Counter[tuple[str, str]] = Counter()
+        """``(endpoint family, event)``: retry, give_up (failed after retries), slow."""
+        self.durations = Histograms(REQUEST_BUCKETS)
+        """Seconds per attempt by endpoint family, whatever its outcome."""
 
     async def request(
         self,
@@ -63,18 +69,22 @@ class VenueHttp:
     ) -> tuple[Any, datetime]:
         """The decoded JSON and when it arrived; raises a :class:`VenueError` after retries."""
         attempts = 0
-        async for attempt in stamina.retry_context(
-            on=is_retryable,
-            attempts=self.retry.attempts,
-            timeout=self.retry.timeout,
-            wait_initial=self.retry.wait_initial,
-            wait_max=self.retry.wait_max,
-        ):
-            with attempt:
-                attempts += 1
-                if attempts > 1:
-                    self.stats[(family, "retry")] += 1
-                return await self._once(client, family, method, path, params, body)
+        try:
+            async for attempt in stamina.retry_context(
+                on=is_retryable,
+                attempts=self.retry.attempts,
+                timeout=self.retry.timeout,
+                wait_initial=self.retry.wait_initial,
+                wait_max=self.retry.wait_max,
+            ):
+                with attempt:
+                    attempts += 1
+                    if attempts > 1:
+                        self.events[(family, "retry")] += 1
+                    return await self._once(client, family, method, path, params, body)
+        except VenueError:
+            self.events[(family, "give_up")] += 1
+            raise
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     async def _once(
@@ -99,40 +109,37 @@ class VenueHttp:
                 headers=None if body is None else {"content-type": "application/json"},
             )
         except httpx.TimeoutException as exc:
-            raise self._count(VenueUnavailable(self.venue, path, "timed out"), family) from exc
+            self._count(family, "timeout", started)
+            raise VenueUnavailable(self.venue, path, "timed out") from exc
         except httpx.TransportError as exc:
-            raise self._count(
-                VenueUnavailable(self.venue, path, f"connection failed ({type(exc).__name__})"),
-                family,
+            self._count(family, "connection_error", started)
+            raise VenueUnavailable(
+                self.venue, path, f"connection failed ({type(exc).__name__})"
             ) from exc
         received_at = datetime.now(UTC)
         if time.monotonic() - started > self.slow:
-            self.stats[(family, "slow")] += 1
+            self.events[(family, "slow")] += 1
         status = response.status_code
         if status == 429:
-            raise self._count(RateLimited(self.venue, path, "429 too many requests"), family)
+            self._count(family, "429", started)
+            raise RateLimited(self.venue, path, "429 too many requests")
         if status >= 500:
-            raise self._count(VenueUnavailable(self.venue, path, f"HTTP {status}"), family)
+            self._count(family, "5xx", started)
+            raise VenueUnavailable(self.venue, path, f"HTTP {status}")
         if status >= 400:
-            detail = response.text[:200]
-            raise self._count(VenueRejected(self.venue, path, f"HTTP {status}: {detail}"), family)
+            self._count(family, "4xx", started)
+            raise VenueRejected(self.venue, path, f"HTTP {status}: {response.text[:200]}")
         try:
             data = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
-            raise self._count(
-                VenueUnavailable(self.venue, path, "the response is not valid JSON"), family
-            ) from exc
-        self.stats[(family, "ok")] += 1
+            self._count(family, "invalid_body", started)
+            raise VenueUnavailable(self.venue, path, "the response is not valid JSON") from exc
+        self._count(family, "2xx", started)
         return data, received_at
 
-    def _count(self, error: VenueError, family: str) -> VenueError:
-        outcome = {
-            RateLimited: "rate_limited",
-            VenueUnavailable: "unavailable",
-            VenueRejected: "rejected",
-        }[type(error)]
-        self.stats[(family, outcome)] += 1
-        return error
+    def _count(self, family: str, status: str, started: float) -> None:
+        self.stats[(family, status)] += 1
+        self.durations.observe((self.venue, family), time.monotonic() - started)
 
 
 def http_client(
