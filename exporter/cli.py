@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     run = commands.add_parser("run", help="migrate, then run the exporter until stopped")
     run.add_argument("--once", action="store_true", help="one pass of every job, then exit")
+    top = commands.add_parser("top", help="print the top movers of a window (from the database)")
+    top.add_argument("--window", default=None, help="5m, 15m, 1h, 24h... (default: the first)")
+    top.add_argument("--category", default=None, help="only this category")
+    top.add_argument("--venue", choices=["polymarket", "kalshi"], default=None)
+    top.add_argument("--limit", type=int, default=20, help="rows (default 20)")
+    top.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     sim_cli.add_parser(commands)
     return parser
 
@@ -57,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.logging)
     try:
         return _dispatch(args.command, settings, args)
+    except ConfigError as exc:
+        print(f"movers: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except ExporterError as exc:
         structlog.get_logger("exporter").error("failed", command=args.command, error=str(exc))
         return EXIT_FAILURE
@@ -84,4 +93,8 @@ def _dispatch(command: str, settings: Settings, args: argparse.Namespace) -> int
         result = asyncio.run(maintain_once(settings, report.mode))
         log.info("maintenance done", mode=report.mode.value, **result)
         return 0
+    if command == "top":
+        from exporter.top import show_top
+
+        return show_top(settings, args)
     return start(settings, once=bool(args.once))

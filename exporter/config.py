@@ -387,8 +387,8 @@ class MoversConfig(_Section):
             problems.append(("windows", "name at least one window"))
         if len(set(labels)) != len(labels):
             problems.append(("windows", f"repeated window in {labels}"))
-        if any(w.total_seconds() % 60 for w in self.windows):
-            problems.append(("windows", "windows are whole minutes"))
+        if any(w.total_seconds() % 1 for w in self.windows):
+            problems.append(("windows", "windows are whole seconds"))
         if problems:
             raise _keyed(problems)
         return self

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -67,6 +72,7 @@ class ExporterCollector(Collector):
         yield from self._jobs()
         yield from self._venues()
         yield from self._database()
+        yield from self._movers()
 
     def _freshness(self) -> Iterable[Metric]:
         for table, name in (("snapshots", "snapshot"), ("trades", "trade")):
@@ -234,6 +240,64 @@ class ExporterCollector(Collector):
         for (venue, status), count in sorted(db.markets.items()):
             markets.add_metric([venue, status], count)
         yield markets
+
+    def _movers(self) -> Iterable[Metric]:
+        view = self.ingest.movers.view
+        move = GaugeMetricFamily(
+            "movers_market_move_ratio",
+            "Price move over the window as a probability difference (0.12 = +12 pp), for the "
+            "top movers with |move| >= movers.export.min_abs_move_pp, at most "
+            "movers.export.max_series per window.",
+            labels=["venue", "market_id", "window", "category"],
+        )
+        price = GaugeMetricFamily(
+            "movers_market_price_ratio",
+            "Latest price (probability 0..1) of each market among the exported movers.",
+            labels=["venue", "market_id"],
+        )
+        info = InfoMetricFamily(
+            "movers_market",
+            "Title, outcome and link of each market among the exported movers (join with "
+            "group_left on venue and market_id).",
+            labels=["venue", "market_id", "category", "title", "outcome", "url"],
+        )
+        seen: set[str] = set()
+        for m in view.movers:
+            move.add_metric([m.venue, m.market_id, m.window_label, m.category], m.move_pp / 100)
+            if m.market_id not in seen:
+                seen.add(m.market_id)
+                price.add_metric([m.venue, m.market_id], m.price_now)
+                labels = [m.venue, m.market_id, m.category, m.title, m.outcome, m.url or ""]
+                info.add_metric(labels, {})
+        yield from (move, price, info)
+        markets = GaugeMetricFamily(
+            "movers_category_markets",
+            "Markets ranked in the category and window (open, passing the filters).",
+            labels=["window", "category"],
+        )
+        moved = GaugeMetricFamily(
+            "movers_category_moved_markets",
+            "Markets of the category whose |move| over the window reached "
+            "movers.category_threshold_pp.",
+            labels=["window", "category"],
+        )
+        mean = GaugeMetricFamily(
+            "movers_category_mean_abs_move_ratio",
+            "Volume-weighted mean |move| of the category's markets over the window "
+            "(probability difference).",
+            labels=["window", "category"],
+        )
+        for c in view.categories:
+            markets.add_metric([c.window_label, c.category], c.markets)
+            moved.add_metric([c.window_label, c.category], c.moved)
+            mean.add_metric([c.window_label, c.category], c.mean_abs_move_pp / 100)
+        yield from (markets, moved, mean)
+        if view.computed_at is not None:
+            yield GaugeMetricFamily(
+                "movers_movers_computed_timestamp_seconds",
+                "When the movers shown were computed.",
+                value=view.computed_at.timestamp(),
+            )
 
 
 def build_registry(ingest: Ingest, writer: Writer, database: DatabaseFigures) -> CollectorRegistry:

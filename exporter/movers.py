@@ -369,3 +369,51 @@ async def read_categories(
     async with conn.cursor(row_factory=class_row(CategoryMove)) as cur:
         await cur.execute(query, {"window": window})
         return await cur.fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class MoversView:
+    """What ``/metrics`` shows of the last refresh: the exported movers of each window (bounded
+    by ``movers.export``) and every category aggregate."""
+
+    movers: tuple[Mover, ...] = ()
+    categories: tuple[CategoryMove, ...] = ()
+    computed_at: datetime | None = None
+
+
+class MoversJob:
+    """The scheduled refresh: recompute in the database, then reload the exported view."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        config: MoversConfig,
+        history_kept: timedelta | None = None,
+    ) -> None:
+        self.pool = pool
+        self.config = config
+        self.refresher = MoversRefresher(pool, config, history_kept)
+        self.view = MoversView()
+
+    async def run(self, now: datetime | None = None) -> dict[str, Any]:
+        result = await self.refresher.refresh(now)
+        export = self.config.export
+        async with self.pool.connection() as conn:
+            movers = [
+                mover
+                for window in self.config.labels
+                for mover in await read_movers(
+                    conn,
+                    window,
+                    limit=export.max_series,
+                    min_abs_move_pp=export.min_abs_move_pp,
+                )
+            ]
+            categories = await read_categories(conn)
+        self.view = MoversView(tuple(movers), tuple(categories), result.computed_at)
+        return {
+            "full": result.full,
+            "movers": result.movers,
+            "exported": len(movers),
+            "seconds": round(result.seconds, 3),
+        }

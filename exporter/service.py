@@ -22,7 +22,8 @@ from exporter.ingest.common import Jobs, Rejects
 from exporter.ingest.kalshi import KalshiIngest
 from exporter.ingest.polymarket import PolymarketIngest
 from exporter.metrics import DatabaseFigures, build_registry, metrics_app
-from exporter.storage.db import create_pool, prepare_schema
+from exporter.movers import MoversJob
+from exporter.storage.db import connection_kwargs, create_pool, prepare_schema
 from exporter.storage.maintenance import apply_retention, run_rollups
 from exporter.storage.migrate import MigrationReport, Mode
 from exporter.storage.writer import Writer
@@ -65,6 +66,7 @@ class Ingest:
     polymarket: PolymarketIngest | None
     kalshi: KalshiIngest | None
     clients: list[Any]
+    movers: MoversJob
 
     def schedule(self, settings: Settings) -> list[tuple[str, Callable[[], Awaitable[Any]], float]]:
         """``(name, job, every seconds)``; discovery first so the price jobs have markets."""
@@ -111,7 +113,10 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
         kalshi_client = KalshiClient(settings.venues.kalshi)
         clients.append(kalshi_client)
         kalshi = KalshiIngest(settings.venues.kalshi, kalshi_client, writer, categories, rejects)
-    return Ingest(Jobs(), rejects, categories, writer, polymarket, kalshi, clients)
+    movers = MoversJob(writer.pool, settings.movers, settings.storage.retention.snapshots)
+    # Rows written late (after an outage) change prices the refresh already moved past.
+    writer.late_listeners.append(movers.refresher.request_full)
+    return Ingest(Jobs(), rejects, categories, writer, polymarket, kalshi, clients, movers)
 
 
 async def run_service(settings: Settings, report: MigrationReport, once: bool) -> int:
@@ -135,10 +140,16 @@ async def run_service(settings: Settings, report: MigrationReport, once: bool) -
 async def _run_once(
     settings: Settings, report: MigrationReport, pool: AsyncConnectionPool[Any], ingest: Ingest
 ) -> int:
-    ok = True
+    """One pass of every job, one movers refresh, flush. Exit 1 when no enabled venue could be
+    read at all, or rows could not be stored."""
+    readable: dict[str, bool] = {}
     for name, job, _ in ingest.schedule(settings):
-        ok = await ingest.jobs.run(name, job) and ok
+        ok = await ingest.jobs.run(name, job)
+        venue = name.split("_", 1)[0]
+        readable[venue] = readable.get(venue, False) or ok
+    await ingest.jobs.run("movers_refresh", ingest.movers.run)
     result = await maintain(pool, settings, report.mode)
+    stored = await _flush(ingest.writer, settings, within=SHUTDOWN_SECONDS)
     log.info(
         "one pass done",
         mode=report.mode.value,
@@ -146,7 +157,40 @@ async def _run_once(
         malformed=sum(ingest.rejects.counts.values()),
         **result,
     )
-    return 0 if ok else 1
+    if readable and not any(readable.values()):
+        log.error("no enabled venue could be read", venues=sorted(readable))
+        return 1
+    return 0 if stored else 1
+
+
+SHUTDOWN_SECONDS = 10.0
+"""Everything stops within this after SIGTERM/SIGINT: running jobs, then the held rows."""
+
+
+async def _flush(writer: Writer, settings: Settings, within: float) -> bool:
+    """Write the rows held through an outage, over a fresh connection, trying again until
+    ``within`` seconds have passed; False (logged) when some are still held."""
+    if not len(writer.backlog):
+        return True
+    db = settings.database
+
+    def connect() -> Awaitable[Any]:
+        return psycopg.AsyncConnection.connect(db.url.get_secret_value(), **connection_kwargs(db))
+
+    written = 0
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                try:
+                    written += await writer.flush_through(connect)
+                    break
+                except StorageError:
+                    await asyncio.sleep(0.5)
+    except TimeoutError:
+        log.error("held rows not stored", rows=len(writer.backlog))
+        return False
+    log.info("held rows stored", rows=written)
+    return True
 
 
 async def _run_forever(
@@ -189,19 +233,34 @@ async def _run_forever(
             id="maintenance",
         )
     now = datetime.now(UTC)
-    for index, (name, job, every) in enumerate(ingest.schedule(settings)):
+    plan = ingest.schedule(settings)
+    plan.append(("movers_refresh", ingest.movers.run, settings.movers.every.total_seconds()))
+    running: set[asyncio.Task[Any]] = set()
+
+    async def tracked(name: str, job: Callable[[], Awaitable[Any]]) -> bool:
+        task = asyncio.current_task()
+        assert task is not None
+        running.add(task)
+        try:
+            return await ingest.jobs.run(name, job)
+        finally:
+            running.discard(task)
+
+    for index, (name, job, every) in enumerate(plan):
         if name.endswith("_discovery"):
             job = _then(job, lambda: database.refresh(pool))  # market counts change now
+        # Discovery at once; the others a little later, after it has found markets; the
+        # movers refresh once some prices are in.
+        first = 0.0 if index == 0 else min(every, 20.0 if name == "movers_refresh" else 5.0)
         scheduler.add_job(
-            ingest.jobs.run,
+            tracked,
             "interval",
             args=(name, job),
             seconds=every,
             max_instances=1,
             coalesce=True,
             id=name,
-            # Discovery at once; the others a little later, after it has found markets.
-            next_run_time=now + timedelta(seconds=0 if index == 0 else min(every, 5.0)),
+            next_run_time=now + timedelta(seconds=first),
         )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -211,9 +270,21 @@ async def _run_forever(
     try:
         await stop.wait()
     finally:
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_SECONDS
         scheduler.shutdown(wait=False)
+        # Jobs in flight get half the time to finish (their rows are written or held) ...
+        if running:
+            _, pending = await asyncio.wait(set(running), timeout=SHUTDOWN_SECONDS / 2)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+                log.warning("jobs cancelled at shutdown", jobs=len(pending))
+        # ... then the rows held through an outage get what is left.
+        remaining = max(deadline - asyncio.get_running_loop().time() - 0.5, 0.5)
+        stored = await _flush(ingest.writer, settings, within=remaining)
         await runner.cleanup()
-    log.info("exporter stopped")
+    log.info("exporter stopped", held_rows_lost=0 if stored else len(ingest.writer.backlog))
     return 0
 
 

@@ -11,7 +11,7 @@ import asyncio
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, LiteralString, TypeVar
@@ -285,6 +285,7 @@ class Writer:
         """Called after held rows were written: their times precede rows already stored."""
         self._flushing = asyncio.Lock()
         self._retry_at = 0.0
+        self._direct: psycopg.AsyncConnection[Any] | None = None
 
     @classmethod
     def from_settings(
@@ -394,6 +395,22 @@ class Writer:
             for listener in self.late_listeners:
                 listener()
         return written
+
+    async def flush_through(self, connect: Callable[[], Awaitable[Any]]) -> int:
+        """:meth:`flush` over a connection of its own, one statement at a time: at shutdown,
+        when the pool may still be backing off from an outage that just ended."""
+        if not len(self.backlog):
+            return 0
+        try:
+            conn: psycopg.AsyncConnection[Any] = await connect()
+        except (psycopg.OperationalError, OSError) as exc:
+            raise StorageUnavailable(f"database unreachable: {type(exc).__name__}") from exc
+        async with conn:
+            self._direct = conn
+            try:
+                return await self.flush()
+            finally:
+                self._direct = None
 
     async def _ready(self) -> bool:
         """Whether to try the database now: yes when nothing is held; otherwise once the retry
@@ -519,7 +536,7 @@ class Writer:
         failures: _Failures = _Failures()
         if not rows:
             return 0, failures
-        slots = asyncio.Semaphore(self.concurrency)
+        slots = asyncio.Semaphore(1 if self._direct is not None else self.concurrency)
 
         async def one(chunk: Sequence[T]) -> int:
             async with slots, self._connection() as conn:
@@ -562,6 +579,8 @@ class Writer:
             return left + right
 
     def _connection(self) -> Any:
+        if self._direct is not None:
+            return _borrowed(self._direct)
         return _translated(self.pool)
 
     def _note_newest(self, table: str, rows: Sequence[Snapshot] | Sequence[Trade]) -> None:
@@ -609,6 +628,21 @@ def _snapshot_columns_with_range(rows: Sequence[Snapshot]) -> dict[str, Any]:
     data["lo"] = min(data["time"])
     data["hi"] = max(data["time"])
     return data
+
+
+class _borrowed:
+    """The writer's own connection (see :meth:`Writer.flush_through`), failures translated."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._conn = conn
+
+    async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
+        return self._conn
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if isinstance(exc, psycopg.OperationalError):
+            raise StorageUnavailable(f"database unreachable: {type(exc).__name__}") from exc
+        return False
 
 
 class _translated:

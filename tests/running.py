@@ -1,0 +1,83 @@
+"""`movers run` as a real process: start it with a configuration, read its /metrics, stop it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.servers import free_port
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def key(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A sample's key in :data:`Samples`."""
+    return (name, tuple(sorted(labels.items())))
+
+
+class Exporter:
+    def __init__(self, database_url: str, config: dict[str, Any], folder: Path) -> None:
+        self.port = free_port()
+        self.path = folder / "movers.yaml"
+        data = {**config, "metrics": {"host": "127.0.0.1", "port": self.port}}
+        data.setdefault("logging", {"format": "json"})
+        self.path.write_text(yaml.safe_dump(data))
+        self.env = {
+            **os.environ,
+            "MOVERS_DATABASE_URL": database_url,
+            "MOVERS_CONFIG": str(self.path),
+        }
+        self.process: asyncio.subprocess.Process | None = None
+        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=5)
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "exporter", "run", env=self.env, stderr=asyncio.subprocess.PIPE
+        )
+
+    async def samples(self) -> Samples:
+        try:
+            text = (await self.client.get("/metrics")).text
+        except httpx.TransportError:
+            return {}
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    async def wait_for(
+        self, condition: Callable[[Samples], bool], within: float, what: str
+    ) -> Samples:
+        """Scrape until ``condition`` holds; fails naming ``what`` after ``within`` seconds."""
+        deadline = time.monotonic() + within
+        samples: Samples = {}
+        while time.monotonic() < deadline:
+            samples = await self.samples()
+            if samples and condition(samples):
+                return samples
+            if self.process is not None and self.process.returncode is not None:
+                break
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"not within {within} s: {what}")
+
+    async def stop(self) -> tuple[int, str, float]:
+        """SIGTERM; returns exit code, stderr and seconds to exit."""
+        assert self.process is not None
+        started = time.monotonic()
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(self.process.communicate(), 30)
+        await self.client.aclose()
+        assert self.process.returncode is not None
+        return self.process.returncode, err.decode(), time.monotonic() - started
