@@ -288,6 +288,9 @@ class MoversRefresher:
         staleness = self.config.staleness
         params = query_parameters(self.config, moment)
         async with self.pool.connection() as conn, conn.transaction():
+            # A bulk computation over every outcome: hash joins, whatever the estimates say
+            # (a nested loop planned on a table not yet analysed would be quadratic).
+            await conn.execute("SET LOCAL enable_nestloop = off")
             if full:
                 await conn.execute("TRUNCATE movers_internal.window_prices")
             for boundary, at in self.boundaries(moment).items():
@@ -300,6 +303,8 @@ class MoversRefresher:
                     await conn.execute(
                         _ADVANCE_BOUNDARY, {"boundary": boundary, "at": at, "since": since}
                     )
+            if full:
+                await conn.execute("ANALYZE movers_internal.window_prices, markets, outcomes")
             await conn.execute("DELETE FROM movers")
             await conn.execute("DELETE FROM category_moves")
             cur = await conn.execute(_STORE, params)

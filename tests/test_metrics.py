@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import validate_settings
@@ -149,3 +150,80 @@ async def test_movers_run_serves_metrics_health_and_readiness(pg: Database, tmp_
             process.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(process.communicate(), 20)
         assert process.returncode == 0, err.decode()[-2000:]
+
+
+FAMILIES = {
+    "polymarket": ("gamma_events", "gamma_markets", "clob_books", "data_trades"),
+    "kalshi": ("series", "events", "markets", "markets_trades"),
+}
+STATUSES = ("2xx", "4xx", "429", "5xx", "timeout", "connection_error", "invalid_body")
+
+
+@pytest.mark.db
+async def test_exported_series_stay_under_a_thousand_whatever_the_universe(pg: Database) -> None:
+    """60,000 outcomes, every one moving in every window, plus every request family, status,
+    job and category in use at once: the output stays bounded."""
+    settings = pg.settings()
+    from exporter.categories import load_categories
+    from exporter.storage.db import prepare_schema
+
+    report = prepare_schema(settings)
+    categories = load_categories().taxonomy
+    with pg.connect() as conn:
+        conn.execute(
+            """
+            INSERT INTO markets (market_id, venue, native_id, title, category, status, url,
+                                 volume_24h, first_seen, last_seen)
+            SELECT v || ':m' || i, v, 'm' || i, 'Market ' || i, (%(cats)s::text[])[1 + i %% %(n)s],
+                   'open', 'https://example.test/' || i, 10000, now(), now()
+            FROM generate_series(1, 30000) i, unnest(ARRAY['polymarket', 'kalshi']) v
+            """,
+            {"cats": categories, "n": len(categories)},
+        )
+        conn.execute(
+            """
+            INSERT INTO outcomes (outcome_id, market_id, venue, native_id, name, position,
+                                  first_seen, last_seen)
+            SELECT market_id || '-yes', market_id, venue, native_id, 'Yes', 0, now(), now()
+            FROM markets
+            """
+        )
+        conn.execute(
+            """
+            INSERT INTO snapshots (time, outcome_id, price, bid, ask)
+            SELECT now() - t, outcome_id, p, p - 0.01, p + 0.01
+            FROM outcomes,
+                 (VALUES (interval '24 hours 30 minutes', 0.2), (interval '70 minutes', 0.2),
+                         (interval '50 minutes', 0.2),
+                         (interval '10 seconds', 0.6))
+                     AS s (t, p)
+            """
+        )
+    pool = create_pool(settings.database)
+    await pool.open(wait=True)
+    try:
+        writer = Writer.from_settings(pool, report.mode, settings)
+        ingest = build_ingest(settings, writer)
+        result = await ingest.movers.run()
+        assert result["movers"] >= 4 * 2 * len(categories) * settings.movers.keep
+        for client in ingest.clients:
+            venue = client.http.venue
+            for family in FAMILIES[venue]:
+                for status in STATUSES:
+                    client.http.stats[(family, status)] += 1
+                for event in ("retry", "give_up", "slow"):
+                    client.http.events[(family, event)] += 1
+                client.http.durations.observe((venue, family), 0.2)
+        for name in [n for n, _, _ in ingest.schedule(settings)] + ["movers_refresh"]:
+            await ingest.jobs.run(name, lambda: asyncio.sleep(0))
+        database = DatabaseFigures()
+        await database.refresh(pool)
+        registry = build_registry(ingest, writer, database)
+        text = generate_latest(registry).decode()
+        series = [line for line in text.splitlines() if line and not line.startswith("#")]
+        moves = [line for line in series if line.startswith("movers_market_move_ratio")]
+        assert len(moves) == len(settings.movers.windows) * settings.movers.export.max_series
+        assert len(series) < 1000, len(series)
+        await ingest.aclose()
+    finally:
+        await pool.close()

@@ -66,8 +66,12 @@ class VenueHttp:
         *,
         params: dict[str, Any] | None = None,
         body: object = None,
+        bucket: str | None = None,
     ) -> tuple[Any, datetime]:
-        """The decoded JSON and when it arrived; raises a :class:`VenueError` after retries."""
+        """The decoded JSON and when it arrived; raises a :class:`VenueError` after retries.
+
+        ``family`` labels the statistics; ``bucket`` names the rate limit it draws from when
+        several families share one (default: the family's own)."""
         attempts = 0
         try:
             async for attempt in stamina.retry_context(
@@ -81,7 +85,9 @@ class VenueHttp:
                     attempts += 1
                     if attempts > 1:
                         self.events[(family, "retry")] += 1
-                    return await self._once(client, family, method, path, params, body)
+                    return await self._once(
+                        client, family, bucket or family, method, path, params, body
+                    )
         except VenueError:
             self.events[(family, "give_up")] += 1
             raise
@@ -91,12 +97,13 @@ class VenueHttp:
         self,
         client: httpx.AsyncClient,
         family: str,
+        bucket: str,
         method: str,
         path: str,
         params: dict[str, Any] | None,
         body: object,
     ) -> tuple[Any, datetime]:
-        limiter = self._limits.get(family)
+        limiter = self._limits.get(bucket)
         if limiter is not None:
             await limiter.acquire()
         started = time.monotonic()

@@ -95,7 +95,11 @@ class KalshiClient:
         )
 
     async def _get(self, path: str, params: dict[str, Any]) -> tuple[dict[str, Any], datetime]:
-        data, received = await self.http.request(self.rest, "reads", "GET", path, params=params)
+        # One rate-limit bucket for every read; statistics by endpoint (series, events, ...).
+        family = path.strip("/").replace("/", "_")
+        data, received = await self.http.request(
+            self.rest, family, "GET", path, params=params, bucket="reads"
+        )
         if not isinstance(data, dict):
             raise VenueUnavailable("kalshi", path, "unexpected response shape")
         return data, received
