@@ -207,8 +207,9 @@ class ExporterCollector(Collector):
             labels=["venue"],
         )
         kalshi = self.ingest.kalshi
-        if kalshi is not None and kalshi.last_sweep_seconds is not None:
-            sweep.add_metric(["kalshi"], kalshi.last_sweep_seconds)
+        for venue, ingest in (("polymarket", self.ingest.polymarket), ("kalshi", kalshi)):
+            if ingest is not None and ingest.last_sweep_seconds is not None:
+                sweep.add_metric([venue], ingest.last_sweep_seconds)
         yield sweep
         unmapped = CounterMetricFamily(
             "movers_unmapped_category_labels",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -9,6 +10,7 @@ import psycopg
 import pytest
 
 from exporter.config import validate_settings
+from exporter.errors import StorageUnavailable
 from exporter.model import Snapshot, Trade, Venue
 from exporter.storage.db import create_pool, prepare_schema
 from exporter.storage.writer import Writer
@@ -52,6 +54,16 @@ def _stored(cluster: NativePostgres) -> list[float]:
     return [round(p * 100) for (p,) in rows]
 
 
+async def _flush_when_back(writer: Writer) -> int:
+    """Flush, trying again while the pool is still backing off from the outage."""
+    for _ in range(40):
+        try:
+            return await writer.flush()
+        except StorageUnavailable:
+            await asyncio.sleep(0.25)
+    raise AssertionError("the database did not come back")
+
+
 async def test_rows_written_during_an_outage_arrive_in_order_once_it_ends(
     cluster: NativePostgres, writer: Writer
 ) -> None:
@@ -68,7 +80,7 @@ async def test_rows_written_during_an_outage_arrive_in_order_once_it_ends(
     assert writer.backlog.rows["snapshots"] == 15
     assert late == []
     cluster.start()
-    assert await writer.flush() == 16
+    assert await _flush_when_back(writer) == 16
     assert late == [True]
     assert len(writer.backlog) == 0
     after = await writer.write_snapshots(_snaps(25, 5))
@@ -87,8 +99,18 @@ async def test_the_next_write_flushes_first_and_a_full_buffer_drops_the_oldest(
     assert len(writer.backlog) == 50
     assert writer.backlog.dropped["snapshots"] == 30
     cluster.start()
-    writer._retry_at = 0.0  # the retry pause is real time; skip it rather than sleep
+    # Wait for the pool to hand out connections again (it backs off during an outage) and
+    # skip the writer's retry pause (real time) rather than sleep through it.
+    for _ in range(40):
+        try:
+            async with writer.pool.connection(timeout=0.5) as conn:
+                await conn.execute("SELECT 1")
+            break
+        except psycopg.OperationalError:
+            await asyncio.sleep(0.25)
+    writer._retry_at = 0.0
     result = await writer.write_snapshots(_snaps(80, 3))
     assert result.written == 3
+    assert len(writer.backlog) == 0
     # The 30 oldest were dropped; the rest arrived, in order, before the new rows.
     assert _stored(cluster) == list(range(30, 83))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,6 +65,8 @@ class PolymarketIngest:
         self.known: dict[str, Known] = {}
         self.hot: list[str] = []
         """Condition ids of the hot set: top ``hot_size`` by 24 h volume plus the watchlist."""
+        self.last_sweep_seconds: float | None = None
+        """Duration of the last tail sweep (every open market's price from Gamma)."""
         self.trade_marks: dict[str, datetime] = {}
         self._marks_loaded = False
 
@@ -156,10 +159,12 @@ class PolymarketIngest:
 
     async def refresh_tail(self) -> dict[str, int]:
         """Prices of every known market outside the hot set, from Gamma's market fields."""
+        started = time.monotonic()
         written = 0
         async for parsed, _ in self._sweep():
             known = [p for p in parsed if p.market.native_id in self.known]
             written += await self._write_tail(known)
+        self.last_sweep_seconds = time.monotonic() - started
         return {"snapshots": written}
 
     async def refresh_hot(self) -> dict[str, int]:

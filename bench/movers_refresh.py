@@ -1,0 +1,222 @@
+"""Movers refresh, Top-Movers read and /metrics render on native PostgreSQL, against the naive
+computation (both prices looked up in the raw snapshots at query time).
+
+Run by hand (not a test): ``.venv/bin/python -m bench.movers_refresh [--outcomes N] [--days D]
+[--heartbeat MIN]``. Starts a throwaway PostgreSQL cluster, creates ``--outcomes`` outcomes
+(4/5 Polymarket, two per market; 1/5 Kalshi) and ``--days`` of change-only history: a row per
+outcome every ``--heartbeat`` minutes (each a new price: every outcome moves) plus a change a
+minute for the 500 hottest. Then it times the first (full) refresh, steady refreshes one minute
+apart with a minute of new rows before each, the naive computation, the read the Top Movers panel
+makes, and rendering /metrics. Results: bench/results/movers_refresh.json.
+Targets: refresh <= 2 s, read <= 50 ms, /metrics <= 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from prometheus_client import generate_latest
+
+from bench.common import write_result
+from exporter.categories import load_categories
+from exporter.config import validate_settings
+from exporter.metrics import DatabaseFigures, build_registry
+from exporter.movers import naive_movers, read_movers
+from exporter.service import build_ingest
+from exporter.storage.db import create_pool, prepare_schema
+from exporter.storage.writer import Writer
+from tests.servers import running_postgres
+
+SERVER = ("fsync=off", "synchronous_commit=off", "shared_buffers=2GB", "work_mem=64MB",
+          "maintenance_work_mem=1GB", "max_wal_size=8GB")  # fmt: skip
+HOT = 500
+
+
+def populate(url: str, outcomes: int, days: int, heartbeat: int, now: datetime) -> int:
+    """Markets, outcomes and history; returns the snapshot rows made."""
+    categories = load_categories().taxonomy
+    poly_markets = outcomes * 2 // 5
+    kalshi_markets = outcomes - 2 * poly_markets
+    start = now - timedelta(days=days)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """
+            INSERT INTO markets (market_id, venue, native_id, title, category, status, url,
+                                 volume_24h, first_seen, last_seen)
+            SELECT v || ':m' || i, v, 'm' || i, 'Market number ' || i,
+                   (%(cats)s::text[])[1 + i %% %(n)s], 'open', 'https://example.test/' || i,
+                   (random() * 100000)::int, %(start)s, %(now)s
+            FROM (SELECT 'polymarket' AS v, i FROM generate_series(1, %(poly)s) i
+                  UNION ALL SELECT 'kalshi', i FROM generate_series(1, %(kalshi)s) i) s
+            """,
+            {"cats": categories, "n": len(categories), "poly": poly_markets,
+             "kalshi": kalshi_markets, "start": start, "now": now},
+        )  # fmt: skip
+        conn.execute(
+            """
+            INSERT INTO outcomes (outcome_id, market_id, venue, native_id, name, position,
+                                  first_seen, last_seen)
+            SELECT market_id || '-' || p, market_id, venue, native_id || '-' || p,
+                   CASE p WHEN 0 THEN 'Yes' ELSE 'No' END, p, first_seen, last_seen
+            FROM markets, generate_series(0, CASE venue WHEN 'kalshi' THEN 0 ELSE 1 END) p
+            """
+        )
+        # Bulk load without the indexes, then build them once.
+        conn.execute("ALTER TABLE snapshots DROP CONSTRAINT snapshots_pkey")
+        conn.execute("DROP INDEX snapshots_time_idx")
+        for day in range(days):
+            lo = start + timedelta(days=day)
+            conn.execute(
+                """
+                INSERT INTO snapshots (time, outcome_id, price, bid, ask)
+                SELECT t + (abs(hashtext(o.outcome_id)) %% %(beat)s) * interval '1 second',
+                       o.outcome_id, p, greatest(p - 0.005, 0), least(p + 0.005, 1)
+                FROM outcomes o,
+                     generate_series(%(lo)s::timestamptz, %(hi)s - interval '1 second',
+                                     %(beat)s * interval '1 second') t,
+                     LATERAL (SELECT round((0.02 + random() * 0.96)::numeric, 3)::float8
+                              + 0 * extract(epoch FROM t) AS p) r
+                """,
+                {"lo": lo, "hi": lo + timedelta(days=1), "beat": heartbeat * 60},
+            )
+            conn.execute(
+                """
+                INSERT INTO snapshots (time, outcome_id, price, bid, ask)
+                SELECT t + interval '30 seconds', o.outcome_id, p, p - 0.005, p + 0.005
+                FROM (SELECT outcome_id FROM outcomes ORDER BY outcome_id LIMIT %(hot)s) o,
+                     generate_series(%(lo)s::timestamptz, %(hi)s - interval '1 minute',
+                                     interval '1 minute') t,
+                     LATERAL (SELECT round((0.05 + random() * 0.9)::numeric, 3)::float8
+                              + 0 * extract(epoch FROM t) AS p) r
+                ON CONFLICT DO NOTHING
+                """,
+                {"lo": lo, "hi": lo + timedelta(days=1), "hot": HOT},
+            )
+            print(f"  day {day + 1}/{days} loaded", flush=True)
+        conn.execute("ALTER TABLE snapshots ADD PRIMARY KEY (outcome_id, time)")
+        conn.execute("CREATE INDEX snapshots_time_idx ON snapshots (time DESC)")
+        conn.execute("VACUUM ANALYZE")
+        row = conn.execute("SELECT count(*) FROM snapshots").fetchone()
+    return int(row[0]) if row else 0
+
+
+def one_minute(url: str, at: datetime, heartbeat: int) -> int:
+    """The rows a minute brings: the heartbeats due in it, and a change for each hot outcome."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(
+            """
+            INSERT INTO snapshots (time, outcome_id, price, bid, ask)
+            SELECT %(at)s - interval '1 minute' + random() * interval '59 seconds', outcome_id,
+                   round((0.02 + random() * 0.96)::numeric, 3)::float8, NULL, NULL
+            FROM outcomes
+            WHERE abs(hashtext(outcome_id || %(tag)s)) %% %(beat)s = 0
+               OR outcome_id IN (SELECT outcome_id FROM outcomes ORDER BY outcome_id LIMIT %(hot)s)
+            ON CONFLICT DO NOTHING
+            """,
+            {"at": at, "tag": at.isoformat(), "beat": heartbeat, "hot": HOT},
+        )
+        return max(cur.rowcount, 0)
+
+
+def timed_ms(samples: list[float]) -> dict[str, float]:
+    return {
+        "median_ms": round(statistics.median(samples) * 1000, 1),
+        "max_ms": round(max(samples) * 1000, 1),
+    }
+
+
+async def run(url: str, args: argparse.Namespace, now: datetime) -> dict[str, Any]:
+    settings = validate_settings({"database": {"url": url}})
+    pool = create_pool(settings.database)
+    await pool.open(wait=True)
+    try:
+        writer = Writer.from_settings(pool, prepare_schema(settings).mode, settings)
+        ingest = build_ingest(settings, writer)
+        job = ingest.movers
+        started = time.perf_counter()
+        first = await job.run(now)
+        full_seconds = time.perf_counter() - started
+        steady: list[float] = []
+        new_rows: list[int] = []
+        moment = now
+        for _ in range(args.refreshes):
+            moment += timedelta(minutes=1)
+            new_rows.append(one_minute(url, moment, args.heartbeat))
+            started = time.perf_counter()
+            result = await job.run(moment)
+            steady.append(time.perf_counter() - started)
+            assert not result["full"]
+        reads: list[float] = []
+        async with pool.connection() as conn:
+            for i in range(args.reads):
+                window = list(settings.movers.labels)[i % len(settings.movers.labels)]
+                started = time.perf_counter()
+                rows = await read_movers(conn, window, limit=50)
+                reads.append(time.perf_counter() - started)
+                assert rows
+            started = time.perf_counter()
+            naive = await naive_movers(conn, settings.movers, moment)
+            naive_seconds = time.perf_counter() - started
+            assert naive
+        database = DatabaseFigures()
+        await database.refresh(pool)
+        registry = build_registry(ingest, writer, database)
+        renders: list[float] = []
+        for _ in range(args.reads):
+            started = time.perf_counter()
+            body = generate_latest(registry)
+            renders.append(time.perf_counter() - started)
+        series = sum(1 for line in body.decode().splitlines() if not line.startswith("#"))
+        await ingest.aclose()
+    finally:
+        await pool.close()
+    refresh = statistics.median(steady)
+    return {
+        "first_refresh_full_seconds": round(full_seconds, 3),
+        "movers_stored": first["movers"],
+        "refresh_seconds": {"median": round(refresh, 3), "max": round(max(steady), 3)},
+        "new_rows_per_minute": int(statistics.median(new_rows)),
+        "naive_seconds": round(naive_seconds, 3),
+        "naive_to_refresh_ratio": round(naive_seconds / refresh, 1),
+        "top_movers_read": timed_ms(reads),
+        "metrics_render": timed_ms(renders) | {"series": series},
+        "targets": {"refresh_seconds": 2.0, "read_ms": 50, "metrics_render_ms": 50},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--outcomes", type=int, default=150_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--heartbeat", type=int, default=10, help="minutes between rows")
+    parser.add_argument("--refreshes", type=int, default=5)
+    parser.add_argument("--reads", type=int, default=50)
+    args = parser.parse_args()
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    with running_postgres(SERVER) as server:
+        prepare_schema(validate_settings({"database": {"url": server.url}}))
+        started = time.perf_counter()
+        rows = populate(server.url, args.outcomes, args.days, args.heartbeat, now)
+        print(f"history: {rows:,} rows in {time.perf_counter() - started:.0f} s", flush=True)
+        result = asyncio.run(run(server.url, args, now))
+    write_result(
+        "movers_refresh",
+        {
+            "outcomes": args.outcomes,
+            "days": args.days,
+            "heartbeat_minutes": args.heartbeat,
+            "snapshot_rows": rows,
+            "server_settings": list(SERVER),
+            **result,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
