@@ -88,13 +88,12 @@ def populate(url: str, outcomes: int, days: int, heartbeat: int, now: datetime) 
             conn.execute(
                 """
                 INSERT INTO snapshots (time, outcome_id, price, bid, ask)
-                SELECT t + interval '30 seconds', o.outcome_id, p, p - 0.005, p + 0.005
+                SELECT t + interval '30.5 seconds', o.outcome_id, p, p - 0.005, p + 0.005
                 FROM (SELECT outcome_id FROM outcomes ORDER BY outcome_id LIMIT %(hot)s) o,
                      generate_series(%(lo)s::timestamptz, %(hi)s - interval '1 minute',
                                      interval '1 minute') t,
                      LATERAL (SELECT round((0.05 + random() * 0.9)::numeric, 3)::float8
                               + 0 * extract(epoch FROM t) AS p) r
-                ON CONFLICT DO NOTHING
                 """,
                 {"lo": lo, "hi": lo + timedelta(days=1), "hot": HOT},
             )

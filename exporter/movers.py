@@ -27,9 +27,10 @@ from exporter.config import MoversConfig
 from exporter.model import Venue
 
 NOW = "now"
-OVERLAP = timedelta(minutes=3)
-"""Incremental reads start this far before the last boundary, for rows committed a little after
-the time they carry (a page's receive time precedes its commit)."""
+OVERLAP = timedelta(minutes=2)
+"""Incremental reads of the newest rows start this far before the last refresh, for rows
+committed a little after the time they carry (a page's receive time precedes its commit). A
+window's start passes a row only a window after its time, long after its commit: no overlap."""
 FULL_EVERY = timedelta(hours=1)
 
 
@@ -97,7 +98,7 @@ WHERE time > %(since)s AND time <= %(at)s
 ORDER BY outcome_id, time DESC
 ON CONFLICT (boundary, outcome_id) DO UPDATE SET
     time = EXCLUDED.time, price = EXCLUDED.price, bid = EXCLUDED.bid, ask = EXCLUDED.ask
-WHERE EXCLUDED.time >= w.time
+WHERE EXCLUDED.time > w.time
 """
 
 # Every eligible (outcome, window) pair with its move; shared by the stored refresh and the naive
@@ -111,8 +112,8 @@ windows AS (
 ), sizes AS (
     SELECT market_id, count(*) AS n FROM outcomes GROUP BY market_id
 ), candidates AS (
-    SELECT o.outcome_id, o.market_id, o.name AS outcome, m.venue, m.title, m.category, m.url,
-           m.end_time, m.volume_24h, m.liquidity, f.max_spread
+    SELECT o.outcome_id, o.market_id, m.venue, m.category, m.end_time, m.volume_24h,
+           f.max_spread
     FROM outcomes o
     JOIN markets m ON m.market_id = o.market_id AND m.status = 'open'
     JOIN filters f ON f.venue = m.venue
@@ -144,6 +145,12 @@ windows AS (
            row_number() OVER (PARTITION BY label, venue, category
                               ORDER BY score DESC, abs(move_pp) DESC, outcome_id) AS category_rank
     FROM scored s WHERE move_pp <> 0
+), detailed AS (
+    SELECT r.*, o.name AS outcome, m.title, m.url, m.liquidity
+    FROM ranked r
+    JOIN outcomes o ON o.outcome_id = r.outcome_id
+    JOIN markets m ON m.market_id = r.market_id
+    WHERE r.category_rank <= %(keep)s
 )"""
 
 _STORED_PRICES = """
@@ -191,11 +198,11 @@ _STORE = (
     SELECT label, rank, category_rank, venue, market_id, outcome_id, title, outcome, category,
            url, price_then, price_now, move_pp, score, volume_24h, liquidity, spread, then_time,
            now_time, end_time, %(now)s
-    FROM ranked WHERE category_rank <= %(keep)s
+    FROM detailed
     RETURNING 1
 ), tops AS (
     SELECT DISTINCT ON (label, category) label, category, market_id, title, move_pp
-    FROM ranked ORDER BY label, category, rank
+    FROM detailed ORDER BY label, category, rank
 ), categories AS (
     SELECT e.label, e.category, count(*) AS markets,
            count(*) FILTER (WHERE abs(e.move_pp) >= %(threshold)s) AS moved,
@@ -230,7 +237,7 @@ _NAIVE = (
 SELECT label AS window_label, rank, category_rank, venue, market_id, outcome_id, title, outcome,
        category, url, price_then, price_now, move_pp, score, volume_24h, liquidity, spread,
        then_time, now_time, end_time, %(now)s AS computed_at
-FROM ranked WHERE category_rank <= %(keep)s ORDER BY label, rank
+FROM detailed ORDER BY label, rank
 """
 )
 
@@ -299,7 +306,7 @@ class MoversRefresher:
                         _FULL_BOUNDARY, {"boundary": boundary, "at": at, "staleness": staleness}
                     )
                 else:
-                    since = self._marks[boundary] - OVERLAP
+                    since = self._marks[boundary] - (OVERLAP if boundary == NOW else timedelta())
                     await conn.execute(
                         _ADVANCE_BOUNDARY, {"boundary": boundary, "at": at, "since": since}
                     )
