@@ -205,11 +205,19 @@ async def _run_forever(
     site = web.TCPSite(runner, settings.metrics.host, settings.metrics.port)
     await site.start()
     log.info("metrics listening", host=settings.metrics.host, port=settings.metrics.port)
-    await ingest.jobs.run("database_check", lambda: database.refresh(pool))
+    async def check_database() -> dict[str, int]:
+        """Market counts for the metrics; and rows held through an outage are written as soon
+        as the database answers, even when no job is writing."""
+        figures = await database.refresh(pool)
+        if len(ingest.writer.backlog):
+            figures["held_rows_stored"] = await ingest.writer.flush()
+        return figures
+
+    await ingest.jobs.run("database_check", check_database)
     scheduler.add_job(
         ingest.jobs.run,
         "interval",
-        args=("database_check", lambda: database.refresh(pool)),
+        args=("database_check", check_database),
         seconds=DATABASE_CHECK_SECONDS,
         max_instances=1,
         coalesce=True,
