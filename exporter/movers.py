@@ -396,15 +396,10 @@ class MoversView:
 class MoversJob:
     """The scheduled refresh: recompute in the database, then reload the exported view."""
 
-    def __init__(
-        self,
-        pool: AsyncConnectionPool[Any],
-        config: MoversConfig,
-        history_kept: timedelta | None = None,
-    ) -> None:
-        self.pool = pool
-        self.config = config
-        self.refresher = MoversRefresher(pool, config, history_kept)
+    def __init__(self, refresher: MoversRefresher) -> None:
+        self.refresher = refresher
+        self.pool = refresher.pool
+        self.config = refresher.config
         self.view = MoversView()
 
     async def run(self, now: datetime | None = None) -> dict[str, Any]:

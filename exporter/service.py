@@ -22,7 +22,7 @@ from exporter.ingest.common import Jobs, Rejects
 from exporter.ingest.kalshi import KalshiIngest
 from exporter.ingest.polymarket import PolymarketIngest
 from exporter.metrics import DatabaseFigures, build_registry, metrics_app
-from exporter.movers import MoversJob
+from exporter.movers import MoversJob, MoversRefresher
 from exporter.storage.db import connection_kwargs, create_pool, prepare_schema
 from exporter.storage.maintenance import apply_retention, run_rollups
 from exporter.storage.migrate import MigrationReport, Mode
@@ -113,7 +113,9 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
         kalshi_client = KalshiClient(settings.venues.kalshi)
         clients.append(kalshi_client)
         kalshi = KalshiIngest(settings.venues.kalshi, kalshi_client, writer, categories, rejects)
-    movers = MoversJob(writer.pool, settings.movers, settings.storage.retention.snapshots)
+    movers = MoversJob(
+        MoversRefresher(writer.pool, settings.movers, settings.storage.retention.snapshots)
+    )
     # Rows written late (after an outage) change prices the refresh already moved past.
     writer.late_listeners.append(movers.refresher.request_full)
     return Ingest(Jobs(), rejects, categories, writer, polymarket, kalshi, clients, movers)
@@ -205,6 +207,7 @@ async def _run_forever(
     site = web.TCPSite(runner, settings.metrics.host, settings.metrics.port)
     await site.start()
     log.info("metrics listening", host=settings.metrics.host, port=settings.metrics.port)
+
     async def check_database() -> dict[str, int]:
         """Market counts for the metrics; and rows held through an outage are written as soon
         as the database answers, even when no job is writing."""
