@@ -7,6 +7,7 @@ The main sweep runs on both servers; the fault and trade scenarios run on native
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -235,7 +236,8 @@ async def test_movers_run_once_fills_every_table(pg: Database, tmp_path: Path) -
     assert counts["outcomes"] == 2 * counts["markets"]
     assert counts["snapshots"] >= counts["outcomes"]
     assert counts["trades"] > 0
-    assert "one pass done" in err.decode()
+    done = [json.loads(line) for line in err.decode().splitlines() if "one pass done" in line]
+    assert done[0]["jobs"]["movers_refresh"] == {"ok": 1}
 
 
 def test_jobs_count_failures_and_recover() -> None:
