@@ -140,11 +140,11 @@ class ExporterCollector(Collector):
             "movers_rows",
             "Rows offered to the writer by table and outcome: written, duplicate, unchanged "
             "(change-only storage), rejected.",
-            labels=["table", "outcome", "reason"],
+            labels=["table", "venue", "outcome", "reason"],
         )
-        for (table, outcome), count in sorted(self.writer.totals.items()):
+        for (table, venue, outcome), count in sorted(self.writer.totals.items()):
             kind, _, reason = outcome.partition(":")
-            rows.add_metric([table, kind, reason], count)
+            rows.add_metric([table, venue, kind, reason], count)
         yield rows
         backlog = self.writer.backlog
         held = GaugeMetricFamily(

@@ -54,8 +54,8 @@ async def test_the_collector_reports_live_state_and_drops_vanished_labels() -> N
             )
         ],
     )
-    writer.totals[("snapshots", "written")] += 7
-    writer.totals[("snapshots", "rejected:price_out_of_range")] += 2
+    writer.totals[("snapshots", "polymarket", "written")] += 7
+    writer.totals[("snapshots", "polymarket", "rejected:price_out_of_range")] += 2
     ingest.rejects.add(ParseError("polymarket", "market", "broken"), {})
     assert ingest.polymarket is not None
     ingest.polymarket.client.http.stats[("clob_books", "429")] += 3
@@ -70,10 +70,15 @@ async def test_the_collector_reports_live_state_and_drops_vanished_labels() -> N
     )
     assert value("movers_last_trade_timestamp_seconds", {"venue": "kalshi"}) == T0.timestamp()
     assert (
-        value("movers_rows_total", {"table": "snapshots", "outcome": "written", "reason": ""}) == 7
+        value(
+            "movers_rows_total",
+            {"table": "snapshots", "venue": "polymarket", "outcome": "written", "reason": ""},
+        )
+        == 7
     )
-    assert value("movers_rows_total", {"table": "snapshots", "outcome": "rejected",
-                                       "reason": "price_out_of_range"}) == 2  # fmt: skip
+    rejected = {"table": "snapshots", "venue": "polymarket", "outcome": "rejected",
+                "reason": "price_out_of_range"}  # fmt: skip
+    assert value("movers_rows_total", rejected) == 2
     assert value("movers_parse_errors_total", {"venue": "polymarket", "kind": "market"}) == 1
     assert value("movers_venue_requests_total", {"venue": "polymarket", "endpoint": "clob_books",
                                                  "status": "429"}) == 3  # fmt: skip

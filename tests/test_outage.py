@@ -87,7 +87,7 @@ async def test_rows_written_during_an_outage_arrive_in_order_once_it_ends(
     assert after.written == 5
     assert _stored(cluster) == list(range(30))
     assert writer.newest[("trades", "polymarket")] == T0
-    assert writer.totals[("snapshots", "written")] == 30
+    assert writer.totals[("snapshots", "polymarket", "written")] == 30
 
 
 async def test_the_next_write_flushes_first_and_a_full_buffer_drops_the_oldest(

@@ -120,7 +120,7 @@ async def test_rows_the_database_refuses_are_isolated_by_bisection(
     assert result.written == 9
     assert sum(result.rejected.values()) == 1
     assert len(_rows(db)) == 9
-    assert writer.totals[("snapshots", "written")] == 9
+    assert writer.totals[("snapshots", "polymarket", "written")] == 9
 
 
 async def test_a_big_write_is_split_into_concurrent_statements(

@@ -276,8 +276,9 @@ class Writer:
         self.changes = ChangeFilter(heartbeat)
         self.newest: dict[tuple[str, str], datetime] = {}
         """Newest committed row time by ``(table, venue)``: what ingest freshness is measured by."""
-        self.totals: Counter[tuple[str, str]] = Counter()
-        """Running counts by ``(table, outcome)``: written, duplicate, unchanged, rejected:*."""
+        self.totals: Counter[tuple[str, str, str]] = Counter()
+        """Running counts by ``(table, venue, outcome)``: written, duplicate, unchanged,
+        rejected:<reason>."""
         self.backlog = Backlog(backlog_rows)
         self.latency = Histograms(WRITE_BUCKETS)
         """Seconds per insert statement, by table."""
@@ -344,7 +345,7 @@ class Writer:
             unchanged=unchanged,
             rejected=dict(rejected),
         )
-        self._count(result)
+        self._count(result, _venue_of(rows))
         return result
 
     async def write_trades(self, rows: Sequence[Trade]) -> WriteResult:
@@ -365,7 +366,7 @@ class Writer:
             duplicates=len(valid) - len(failed.rows) - written,
             rejected=dict(rejected),
         )
-        self._count(result)
+        self._count(result, _venue_of(rows))
         return result
 
     async def flush(self) -> int:
@@ -385,10 +386,15 @@ class Writer:
                 bad = {id(r) for r in failed.rows}
                 kept = [r for r in rows if id(r) not in bad]
                 self._note_newest(table, kept)
-                self.totals[(table, "written")] += count
-                self.totals[(table, "duplicate")] += len(kept) - count
-                for reason, n in failed.reasons.items():
-                    self.totals[(table, f"rejected:{reason}")] += n
+                self._count(
+                    WriteResult(
+                        table,
+                        written=count,
+                        duplicates=len(kept) - count,
+                        rejected=dict(failed.reasons),
+                    ),
+                    _venue_of(rows),
+                )
                 written += count
             self._retry_at = 0.0
         if written:
@@ -447,7 +453,7 @@ class Writer:
             rejected=dict(rejected),
             buffered=len(rows),
         )
-        self._count(result)
+        self._count(result, _venue_of(rows))
         return result
 
     async def _insert_snapshots(self, rows: Sequence[Snapshot]) -> tuple[int, _Failures]:
@@ -590,12 +596,13 @@ class Writer:
             if known is None or row.time > known:
                 self.newest[key] = row.time
 
-    def _count(self, result: WriteResult) -> None:
-        self.totals[(result.table, "written")] += result.written
-        self.totals[(result.table, "duplicate")] += result.duplicates
-        self.totals[(result.table, "unchanged")] += result.unchanged
+    def _count(self, result: WriteResult, venue: str) -> None:
+        table = result.table
+        self.totals[(table, venue, "written")] += result.written
+        self.totals[(table, venue, "duplicate")] += result.duplicates
+        self.totals[(table, venue, "unchanged")] += result.unchanged
         for reason, n in result.rejected.items():
-            self.totals[(result.table, f"rejected:{reason}")] += n
+            self.totals[(table, venue, f"rejected:{reason}")] += n
 
 
 class _Failures:
@@ -608,6 +615,15 @@ class _Failures:
     def add(self, row: object, reason: str) -> None:
         self.rows.append(row)
         self.reasons[reason] += 1
+
+
+def _venue_of(rows: Sequence[Snapshot] | Sequence[Trade]) -> str:
+    """The venue of a batch (each job writes one venue's rows), from its first row's id."""
+    for row in rows:
+        prefix = row.outcome_id.split(":", 1)[0]
+        if prefix in Venue.__members__.values():
+            return prefix
+    return "unknown"
 
 
 def _partition(rows: Iterable[T], check: Callable[[T], str | None]) -> tuple[list[T], Counter[str]]:
