@@ -138,7 +138,9 @@ async def test_a_429_window_slows_the_sweep_loses_nothing_and_keeps_to_the_budge
         assert stored == set(_expected(sim))
         times = [t for t, endpoint in sim.truth.arrivals if endpoint.startswith("kalshi")]
         assert len(times) > 25
-        assert not _bucket_overdrawn(times, rate=8, capacity=8)  # stricter than Kalshi's 2 s
+        # Kalshi's bucket holds 2 s of budget (16); ours 1 s, plus one request of slack: times
+        # are taken at arrival, where scheduling jitter can bunch two requests sent apart.
+        assert not _bucket_overdrawn(times, rate=8, capacity=9)
         assert (len(times) - 8) / (times[-1] - times[0]) <= 8 * 1.05
         assert sweep is not None
         assert sweep > 0
