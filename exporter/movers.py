@@ -32,6 +32,8 @@ OVERLAP = timedelta(minutes=2)
 committed a little after the time they carry (a page's receive time precedes its commit). A
 window's start passes a row only a window after its time, long after its commit: no overlap."""
 FULL_EVERY = timedelta(hours=1)
+WORK_MEM = "256MB"
+"""For the refresh's own transaction: ranking 250k moving outcomes sorts ~60 MB."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +300,8 @@ class MoversRefresher:
             # A bulk computation over every outcome: hash joins, whatever the estimates say
             # (a nested loop planned on a table not yet analysed would be quadratic).
             await conn.execute("SET LOCAL enable_nestloop = off")
+            # Every outcome's moves are sorted once to rank them: in memory, not spilled to disk.
+            await conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
             if full:
                 await conn.execute("TRUNCATE movers_internal.window_prices")
             for boundary, at in self.boundaries(moment).items():
