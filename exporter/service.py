@@ -23,7 +23,7 @@ from exporter.ingest.kalshi import KalshiIngest
 from exporter.ingest.polymarket import PolymarketIngest
 from exporter.metrics import DatabaseFigures, build_registry, metrics_app
 from exporter.movers import MoversJob, MoversRefresher
-from exporter.storage.db import connection_kwargs, create_pool, prepare_schema
+from exporter.storage.db import connect_async, create_pool, prepare_schema
 from exporter.storage.maintenance import apply_retention, run_rollups
 from exporter.storage.migrate import MigrationReport, Mode
 from exporter.storage.writer import Writer
@@ -174,17 +174,12 @@ async def _flush(writer: Writer, settings: Settings, within: float) -> bool:
     ``within`` seconds have passed; False (logged) when some are still held."""
     if not len(writer.backlog):
         return True
-    db = settings.database
-
-    def connect() -> Awaitable[Any]:
-        return psycopg.AsyncConnection.connect(db.url.get_secret_value(), **connection_kwargs(db))
-
     written = 0
     try:
         async with asyncio.timeout(within):
             while True:
                 try:
-                    written += await writer.flush_through(connect)
+                    written += await writer.flush_through(lambda: connect_async(settings.database))
                     break
                 except StorageError:
                     await asyncio.sleep(0.5)

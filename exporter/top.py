@@ -8,15 +8,14 @@ import sys
 from dataclasses import asdict
 
 import orjson
-import psycopg
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from exporter.config import Settings
-from exporter.errors import ConfigError, StorageUnavailable
+from exporter.errors import ConfigError
 from exporter.movers import Mover, read_movers
-from exporter.storage.db import connection_kwargs
+from exporter.storage.db import connect_async
 
 
 def show_top(settings: Settings, args: argparse.Namespace) -> int:
@@ -44,14 +43,7 @@ def show_top(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _read(settings: Settings, window: str, args: argparse.Namespace) -> list[Mover]:
-    db = settings.database
-    try:
-        conn = await psycopg.AsyncConnection.connect(
-            db.url.get_secret_value(), **connection_kwargs(db)
-        )
-    except psycopg.OperationalError as exc:
-        raise StorageUnavailable(f"database unreachable: {type(exc).__name__}") from exc
-    async with conn:
+    async with await connect_async(settings.database) as conn:
         return await read_movers(
             conn, window, category=args.category, venue=args.venue, limit=args.limit
         )

@@ -29,6 +29,8 @@ class Exporter:
     def __init__(self, database_url: str, config: dict[str, Any], folder: Path) -> None:
         self.port = free_port()
         self.path = folder / "movers.yaml"
+        self.log = folder / "exporter.log"
+        """Its stderr: a file, so a chatty exporter never blocks on a full pipe."""
         data = {**config, "metrics": {"host": "127.0.0.1", "port": self.port}}
         data.setdefault("logging", {"format": "json"})
         self.path.write_text(yaml.safe_dump(data))
@@ -41,9 +43,10 @@ class Exporter:
         self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=5)
 
     async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "exporter", "run", env=self.env, stderr=asyncio.subprocess.PIPE
-        )
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "exporter", "run", env=self.env, stderr=log
+            )
 
     async def samples(self) -> Samples:
         try:
@@ -77,7 +80,7 @@ class Exporter:
         started = time.monotonic()
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(self.process.communicate(), 30)
+        code = await asyncio.wait_for(self.process.wait(), 30)
+        seconds = time.monotonic() - started
         await self.client.aclose()
-        assert self.process.returncode is not None
-        return self.process.returncode, err.decode(), time.monotonic() - started
+        return code, self.log.read_text(), seconds

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
-import yaml
 from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.config import validate_settings
 from exporter.errors import ParseError, VenueUnavailable
@@ -25,7 +19,7 @@ from exporter.storage.db import create_pool
 from exporter.storage.migrate import Mode
 from exporter.storage.writer import Writer
 from tests.conftest import Database
-from tests.servers import free_port
+from tests.running import Exporter, key
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -98,63 +92,39 @@ async def test_the_collector_reports_live_state_and_drops_vanished_labels() -> N
 @pytest.mark.db
 async def test_movers_run_serves_metrics_health_and_readiness(pg: Database, tmp_path: Path) -> None:
     scenario = load_scenario({"seed": 14, "universe": {"polymarket": 40, "kalshi": 60}})
-    port = free_port()
     async with Simulator(scenario, clock=ManualClock(T0)) as sim:
         sim.advance(600)
         assert sim.urls is not None
         venues = sim.urls.venues()
         venues["kalshi"]["requests_per_second"] = 50
-        config = tmp_path / "movers.yaml"
-        config.write_text(yaml.safe_dump({
-            "venues": venues, "metrics": {"host": "127.0.0.1", "port": port},
-            "logging": {"format": "json"},
-        }))  # fmt: skip
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "exporter", "run",
-            env={**os.environ, "MOVERS_DATABASE_URL": pg.url, "MOVERS_CONFIG": str(config)},
-            stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        exporter = Exporter(pg.url, {"venues": venues}, tmp_path)
+        await exporter.start()
         try:
-            samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-                for _ in range(300):
-                    await asyncio.sleep(0.1)
-                    try:
-                        text = (await client.get("/metrics")).text
-                    except httpx.TransportError:
-                        continue
-                    samples = {
-                        (s.name, tuple(sorted(s.labels.items()))): s.value
-                        for family in text_string_to_metric_families(text)
-                        for s in family.samples
-                    }
-                    done = [
-                        samples.get(
-                            (
-                                "movers_job_runs_total",
-                                (("job", f"{v}_discovery"), ("outcome", "ok")),
-                            )
-                        )
+            samples = await exporter.wait_for(
+                lambda s: (
+                    all(
+                        s.get(key("movers_job_runs_total", job=f"{v}_discovery", outcome="ok"))
                         for v in ("polymarket", "kalshi")
-                    ]
-                    if all(done) and ("movers_last_snapshot_timestamp_seconds",
-                                      (("venue", "kalshi"),)) in samples:  # fmt: skip
-                        break
-                health = await client.get("/healthz")
-                ready = await client.get("/readyz")
+                    )
+                    and key("movers_last_snapshot_timestamp_seconds", venue="kalshi") in s
+                ),
+                30,
+                "both discoveries and Kalshi prices",
+            )
+            health = await exporter.client.get("/healthz")
+            ready = await exporter.client.get("/readyz")
             assert health.status_code == 200
             assert ready.status_code == 200, ready.text
-            assert samples[("movers_database_up", ())] == 1
+            assert samples[key("movers_database_up")] == 1
             for venue in ("polymarket", "kalshi"):
-                stamp = samples[("movers_last_snapshot_timestamp_seconds", (("venue", venue),))]
+                stamp = samples[key("movers_last_snapshot_timestamp_seconds", venue=venue)]
                 assert abs(stamp - datetime.now(UTC).timestamp()) < 120
-                assert samples[("movers_last_discovery_timestamp_seconds", (("venue", venue),))]
-            assert samples[("movers_markets", (("status", "open"), ("venue", "kalshi")))] > 0
+                assert samples[key("movers_last_discovery_timestamp_seconds", venue=venue)]
+            assert samples[key("movers_markets", status="open", venue="kalshi")] > 0
             assert len(samples) < 1000
         finally:
-            process.send_signal(signal.SIGTERM)
-            _, err = await asyncio.wait_for(process.communicate(), 20)
-        assert process.returncode == 0, err.decode()[-2000:]
+            code, err, _ = await exporter.stop()
+        assert code == 0, err[-2000:]
 
 
 FAMILIES = {

@@ -39,6 +39,17 @@ def connect(db: DatabaseConfig) -> psycopg.Connection[tuple[Any, ...]]:
         raise _unreachable(db, exc) from exc
 
 
+async def connect_async(db: DatabaseConfig) -> psycopg.AsyncConnection[Any]:
+    """An async connection of its own (the CLI's reads, the shutdown flush); raises
+    StorageUnavailable when unreachable."""
+    try:
+        return await psycopg.AsyncConnection.connect(
+            db.url.get_secret_value(), **connection_kwargs(db)
+        )
+    except psycopg.OperationalError as exc:
+        raise _unreachable(db, exc) from exc
+
+
 def create_pool(db: DatabaseConfig) -> AsyncConnectionPool[Any]:
     """An async pool for the writer and jobs; open it with ``await pool.open()``."""
     return AsyncConnectionPool(

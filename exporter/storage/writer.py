@@ -8,6 +8,7 @@ alone and counted; it never aborts its batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import Counter, deque
@@ -21,7 +22,16 @@ from psycopg_pool import AsyncConnectionPool
 
 from exporter.config import Settings
 from exporter.errors import StorageUnavailable
-from exporter.model import Market, MarketStatus, Outcome, Snapshot, Trade, Venue, is_probability
+from exporter.model import (
+    Market,
+    MarketStatus,
+    Outcome,
+    Snapshot,
+    Trade,
+    Venue,
+    is_probability,
+    venue_of,
+)
 from exporter.storage.arrays import Float8Array, TextArray, TimestamptzArray
 from exporter.storage.migrate import Mode
 from exporter.timing import WRITE_BUCKETS, Histograms
@@ -402,16 +412,15 @@ class Writer:
                 listener()
         return written
 
-    async def flush_through(self, connect: Callable[[], Awaitable[Any]]) -> int:
+    async def flush_through(
+        self, connect: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]]
+    ) -> int:
         """:meth:`flush` over a connection of its own, one statement at a time: at shutdown,
-        when the pool may still be backing off from an outage that just ended."""
+        when the pool may still be backing off from an outage that just ended. ``connect``
+        raises :class:`StorageUnavailable` when the database is away."""
         if not len(self.backlog):
             return 0
-        try:
-            conn: psycopg.AsyncConnection[Any] = await connect()
-        except (psycopg.OperationalError, OSError) as exc:
-            raise StorageUnavailable(f"database unreachable: {type(exc).__name__}") from exc
-        async with conn:
+        async with await connect() as conn:
             self._direct = conn
             try:
                 return await self.flush()
@@ -618,11 +627,10 @@ class _Failures:
 
 
 def _venue_of(rows: Sequence[Snapshot] | Sequence[Trade]) -> str:
-    """The venue of a batch (each job writes one venue's rows), from its first row's id."""
+    """The venue of a batch (each job writes one venue's rows), from its first valid id."""
     for row in rows:
-        prefix = row.outcome_id.split(":", 1)[0]
-        if prefix in Venue.__members__.values():
-            return prefix
+        with contextlib.suppress(ValueError):
+            return venue_of(row.outcome_id).value
     return "unknown"
 
 
