@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 READY_WITHIN = 600.0
 """/readyz wants a successful job run this recent (seconds)."""
+TITLE_CHARS, OUTCOME_CHARS, URL_CHARS = 200, 100, 300
+"""Label values of the info metric are cut to these lengths (a longer URL is left out), so the
+scrape stays within ``label_value_length_limit`` (1,024 bytes in prometheus/prometheus.yml)."""
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass
@@ -268,7 +275,14 @@ class ExporterCollector(Collector):
             if m.market_id not in seen:
                 seen.add(m.market_id)
                 price.add_metric([m.venue, m.market_id], m.price_now)
-                labels = [m.venue, m.market_id, m.category, m.title, m.outcome, m.url or ""]
+                labels = [
+                    m.venue,
+                    m.market_id,
+                    m.category,
+                    _cut(m.title, TITLE_CHARS),
+                    _cut(m.outcome, OUTCOME_CHARS),
+                    m.url if m.url and len(m.url) <= URL_CHARS else "",
+                ]
                 info.add_metric(labels, {})
         yield from (move, price, info)
         markets = GaugeMetricFamily(
