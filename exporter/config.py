@@ -219,6 +219,12 @@ class MetricsConfig(_Section):
     port: int = Field(default=9464, ge=1, le=65535)
 
 
+class AlertsConfig(_Section):
+    webhook_token: SecretStr | None = None
+    """When set (``MOVERS_ALERTS_WEBHOOK_TOKEN``), the alert-history webhook wants
+    ``Authorization: Bearer <token>``."""
+
+
 class CompressionConfig(_Section):
     """Age after which chunks are compressed (TimescaleDB only); null disables compression."""
 
@@ -403,6 +409,7 @@ class Settings(_Section):
     venues: VenuesConfig = VenuesConfig()
     categories: CategoriesConfig = CategoriesConfig()
     metrics: MetricsConfig = MetricsConfig()
+    alerts: AlertsConfig = AlertsConfig()
     storage: StorageConfig = StorageConfig()
     movers: MoversConfig = MoversConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -440,10 +447,12 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "MOVERS_KALSHI_API_KEY_ID": ("venues", "kalshi", "api_key_id"),
     "MOVERS_KALSHI_PRIVATE_KEY": ("venues", "kalshi", "private_key"),
     "MOVERS_KALSHI_PRIVATE_KEY_FILE": ("venues", "kalshi", "private_key_file"),
+    "MOVERS_ALERTS_WEBHOOK_TOKEN": ("alerts", "webhook_token"),
 }
 # Keys that hold secret material and so must never be written in the YAML file.
 ENV_ONLY: dict[tuple[str, ...], str] = {
     ("venues", "kalshi", "private_key"): "MOVERS_KALSHI_PRIVATE_KEY",
+    ("alerts", "webhook_token"): "MOVERS_ALERTS_WEBHOOK_TOKEN",
 }
 _GENERIC_PREFIX = "MOVERS__"
 
@@ -607,4 +616,6 @@ def redacted(settings: Settings) -> dict[str, Any]:
     for key in ("api_key_id", "private_key"):
         if kalshi[key] is not None:
             kalshi[key] = "***"
+    if data["alerts"]["webhook_token"] is not None:
+        data["alerts"]["webhook_token"] = "***"
     return data

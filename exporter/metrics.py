@@ -22,9 +22,12 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from exporter.alerts import WEBHOOK_PATH
+
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
+    from exporter.alerts import AlertHistory
     from exporter.service import Ingest
     from exporter.storage.writer import Writer
 
@@ -67,10 +70,17 @@ class DatabaseFigures:
 
 
 class ExporterCollector(Collector):
-    def __init__(self, ingest: Ingest, writer: Writer, database: DatabaseFigures) -> None:
+    def __init__(
+        self,
+        ingest: Ingest,
+        writer: Writer,
+        database: DatabaseFigures,
+        history: AlertHistory | None = None,
+    ) -> None:
         self.ingest = ingest
         self.writer = writer
         self.database = database
+        self.history = history
 
     def collect(self) -> Iterator[Metric]:
         yield from self._freshness()
@@ -80,6 +90,7 @@ class ExporterCollector(Collector):
         yield from self._venues()
         yield from self._database()
         yield from self._movers()
+        yield from self._alerts()
 
     def _freshness(self) -> Iterable[Metric]:
         for table, name in (("snapshots", "snapshot"), ("trades", "trade")):
@@ -314,18 +325,47 @@ class ExporterCollector(Collector):
                 value=view.computed_at.timestamp(),
             )
 
+    def _alerts(self) -> Iterable[Metric]:
+        if self.history is None:
+            return
+        requests = CounterMetricFamily(
+            "movers_alert_webhook_requests",
+            "Alertmanager notifications posted to the alert-history webhook, by outcome: stored, "
+            "invalid, unauthorized, unavailable (database down: Alertmanager retries).",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(self.history.requests.items()):
+            requests.add_metric([outcome], count)
+        alerts = CounterMetricFamily(
+            "movers_alert_notifications",
+            "Alerts stored in the alert history, by status (firing, resolved).",
+            labels=["status"],
+        )
+        for status, count in sorted(self.history.notifications.items()):
+            alerts.add_metric([status], count)
+        yield from (requests, alerts)
 
-def build_registry(ingest: Ingest, writer: Writer, database: DatabaseFigures) -> CollectorRegistry:
+
+def build_registry(
+    ingest: Ingest,
+    writer: Writer,
+    database: DatabaseFigures,
+    history: AlertHistory | None = None,
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ExporterCollector(ingest, writer, database))
+    registry.register(ExporterCollector(ingest, writer, database, history))
     return registry
 
 
 def metrics_app(
-    registry: CollectorRegistry, ingest: Ingest, database: DatabaseFigures
+    registry: CollectorRegistry,
+    ingest: Ingest,
+    database: DatabaseFigures,
+    history: AlertHistory | None = None,
 ) -> web.Application:
-    """``/metrics``, ``/healthz`` (the process answers) and ``/readyz`` (the database answered
-    its last check and some job succeeded recently)."""
+    """``/metrics``, ``/healthz`` (the process answers), ``/readyz`` (the database answered
+    its last check and some job succeeded recently) and, with ``history``, the alert-history
+    webhook ``POST /alerts/webhook``."""
 
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry), headers={"content-type": CONTENT_TYPE})
@@ -348,4 +388,6 @@ def metrics_app(
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if history is not None:
+        app.router.add_post(WEBHOOK_PATH, history.handle)
     return app

@@ -15,6 +15,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from exporter.alerts import AlertHistory
 from exporter.categories import Categories, load_categories
 from exporter.config import Settings
 from exporter.errors import StorageError
@@ -196,8 +197,10 @@ async def _run_forever(
     scheduler = AsyncIOScheduler(timezone="UTC")
     stop = asyncio.Event()
     database = DatabaseFigures()
-    registry = build_registry(ingest, ingest.writer, database)
-    runner = web.AppRunner(metrics_app(registry, ingest, database), access_log=None)
+    token = settings.alerts.webhook_token
+    history = AlertHistory(pool, token.get_secret_value() if token is not None else None)
+    registry = build_registry(ingest, ingest.writer, database, history)
+    runner = web.AppRunner(metrics_app(registry, ingest, database, history), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.metrics.host, settings.metrics.port)
     await site.start()

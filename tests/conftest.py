@@ -122,6 +122,7 @@ def _reset_shared(url: str) -> None:
             "movers",
             "category_moves",
             "category_moves_history",
+            "alerts",
         ):
             conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
         conn.execute("DROP SCHEMA IF EXISTS movers_internal CASCADE")

@@ -43,3 +43,10 @@ COMMENT ON COLUMN category_moves.markets IS 'Markets ranked (open, passing the f
 COMMENT ON COLUMN category_moves.moved IS 'Markets with |move| >= movers.category_threshold_pp.';
 COMMENT ON COLUMN category_moves.mean_abs_move_pp IS 'Mean |move| weighted by 24 h volume (plain mean when no volume).';
 COMMENT ON TABLE category_moves_history IS 'category_moves at each refresh, kept as long as snapshots.';
+COMMENT ON TABLE alerts IS
+    'Alert history: each Alertmanager notification (firing and resolved) once, from the webhook.';
+COMMENT ON COLUMN alerts.time IS 'starts_at of a firing row, ends_at of a resolved one.';
+COMMENT ON COLUMN alerts.labels IS 'Every label of the alert (alertname, severity, venue, ...).';
+COMMENT ON COLUMN alerts.annotations IS 'summary, description, runbook_url, move_pp, ... as sent.';
+COMMENT ON COLUMN alerts.fingerprint IS 'Alertmanager''s fingerprint of the label set.';
+COMMENT ON COLUMN alerts.notifications IS 'Deliveries of this row (repeats and retries included).';

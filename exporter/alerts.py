@@ -1,0 +1,213 @@
+"""Alert history: Alertmanager's webhook notifications parsed and stored in the ``alerts`` table.
+
+Alertmanager posts a group of alerts (webhook payload version 4) to ``POST /alerts/webhook``.
+Each alert becomes one row per ``(fingerprint, starts_at, status)``: the same notification sent
+again (a repeat, or a retry after a failed delivery) only bumps ``last_notified`` and
+``notifications``, so storing is idempotent. When the database is unreachable the endpoint answers
+503 and Alertmanager retries, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import psycopg
+import structlog
+from aiohttp import web
+from psycopg.types.json import Jsonb
+from psycopg_pool import PoolTimeout
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
+log = structlog.get_logger("exporter.alerts")
+
+WEBHOOK_PATH = "/alerts/webhook"
+_STATUSES = ("firing", "resolved")
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+_GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+class NotificationError(ValueError):
+    """A webhook body that is not an Alertmanager notification; the message says why."""
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """One alert of a notification, as stored."""
+
+    time: datetime
+    status: str
+    alertname: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    fingerprint: str
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str | None
+    receiver: str | None
+
+
+def parse_time(value: object, what: str) -> datetime | None:
+    """Alertmanager's RFC 3339 times (nanoseconds, ``Z``); Go's zero time means "not set"."""
+    if value in (None, "", _GO_ZERO_TIME):
+        return None
+    if not isinstance(value, str):
+        raise NotificationError(f"{what}: expected an RFC 3339 time, got {value!r}")
+    try:
+        moment = datetime.fromisoformat(_FRACTION.sub(r"\1", value.replace("Z", "+00:00")))
+    except ValueError:
+        raise NotificationError(f"{what}: expected an RFC 3339 time, got {value!r}") from None
+    if moment.tzinfo is None:
+        raise NotificationError(f"{what}: time without a zone: {value!r}")
+    return moment.astimezone(UTC)
+
+
+def _strings(value: object, what: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise NotificationError(f"{what}: expected an object of strings")
+    return dict(value)
+
+
+def parse_notification(body: bytes) -> list[StoredAlert]:
+    """The alerts of one webhook notification (payload version 4).
+
+    A trimmed real payload::
+
+        {"version": "4", "status": "firing", "receiver": "history",
+         "groupLabels": {...}, "commonLabels": {...}, "externalURL": "http://alertmanager:9093",
+         "alerts": [{"status": "firing", "labels": {"alertname": "MarketMoveLarge", ...},
+                     "annotations": {"summary": "...", ...},
+                     "startsAt": "2026-12-01T21:00:00.123456789Z",
+                     "endsAt": "0001-01-01T00:00:00Z",
+                     "generatorURL": "http://prometheus:9090/graph?...",
+                     "fingerprint": "9c1a40bd2a6c4d3e"}]}
+    """
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise NotificationError(f"body is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise NotificationError("body: expected a JSON object")
+    if payload.get("version") != "4":
+        raise NotificationError(f'version: expected "4", got {payload.get("version")!r}')
+    alerts = payload.get("alerts")
+    if not isinstance(alerts, list):
+        raise NotificationError("alerts: expected a list")
+    receiver = payload.get("receiver") if isinstance(payload.get("receiver"), str) else None
+    parsed: list[StoredAlert] = []
+    for index, alert in enumerate(alerts):
+        where = f"alerts[{index}]"
+        if not isinstance(alert, dict):
+            raise NotificationError(f"{where}: expected an object")
+        status = alert.get("status")
+        if status not in _STATUSES:
+            raise NotificationError(f"{where}.status: expected firing or resolved, got {status!r}")
+        labels = _strings(alert.get("labels"), f"{where}.labels")
+        annotations = _strings(alert.get("annotations", {}), f"{where}.annotations")
+        if not labels.get("alertname"):
+            raise NotificationError(f"{where}.labels: no alertname")
+        fingerprint = alert.get("fingerprint")
+        if not isinstance(fingerprint, str) or not fingerprint:
+            raise NotificationError(f"{where}.fingerprint: missing")
+        starts_at = parse_time(alert.get("startsAt"), f"{where}.startsAt")
+        if starts_at is None:
+            raise NotificationError(f"{where}.startsAt: missing")
+        ends_at = parse_time(alert.get("endsAt"), f"{where}.endsAt")
+        if status == "resolved" and ends_at is None:
+            raise NotificationError(f"{where}.endsAt: a resolved alert needs its end")
+        generator = alert.get("generatorURL")
+        parsed.append(
+            StoredAlert(
+                time=ends_at if status == "resolved" and ends_at is not None else starts_at,
+                status=str(status),
+                alertname=labels["alertname"],
+                labels=labels,
+                annotations=annotations,
+                fingerprint=fingerprint,
+                starts_at=starts_at,
+                # A firing alert's endsAt is only Prometheus's guess of how long it stays valid.
+                ends_at=ends_at if status == "resolved" else None,
+                generator_url=generator if isinstance(generator, str) and generator else None,
+                receiver=receiver,
+            )
+        )
+    return parsed
+
+
+_INSERT = """
+INSERT INTO alerts (time, status, alertname, severity, venue, market_id, category, window_label,
+                    summary, labels, annotations, fingerprint, starts_at, ends_at, generator_url,
+                    receiver, first_notified, last_notified)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (fingerprint, starts_at, status) DO UPDATE
+   SET last_notified = excluded.last_notified,
+       notifications = alerts.notifications + 1,
+       ends_at = coalesce(excluded.ends_at, alerts.ends_at)
+"""
+
+
+async def store_alerts(
+    pool: AsyncConnectionPool[Any], alerts: list[StoredAlert], received_at: datetime
+) -> None:
+    """Upsert the alerts in one transaction."""
+    rows = [
+        (
+            a.time, a.status, a.alertname, a.labels.get("severity"), a.labels.get("venue"),
+            a.labels.get("market_id"), a.labels.get("category"), a.labels.get("window"),
+            a.annotations.get("summary"), Jsonb(a.labels), Jsonb(a.annotations), a.fingerprint,
+            a.starts_at, a.ends_at, a.generator_url, a.receiver, received_at, received_at,
+        )
+        for a in alerts
+    ]  # fmt: skip
+    async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        await cur.executemany(_INSERT, rows)
+
+
+@dataclass
+class AlertHistory:
+    """The webhook endpoint's state: where to store, the optional token, and its counts."""
+
+    pool: AsyncConnectionPool[Any]
+    token: str | None = None
+    requests: Counter[str] = field(default_factory=Counter)
+    """Webhook requests by outcome: stored, invalid, unauthorized, unavailable."""
+    notifications: Counter[str] = field(default_factory=Counter)
+    """Alerts received by status (firing, resolved)."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.token is not None and not _authorized(request, self.token):
+            self.requests["unauthorized"] += 1
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        try:
+            alerts = parse_notification(await request.read())
+        except NotificationError as exc:
+            self.requests["invalid"] += 1
+            if self.requests["invalid"] == 1:
+                log.warning("alert notification refused", error=str(exc))
+            return web.json_response({"error": str(exc)}, status=400)
+        try:
+            await store_alerts(self.pool, alerts, datetime.now(UTC))
+        except (psycopg.Error, PoolTimeout) as exc:
+            self.requests["unavailable"] += 1
+            log.warning("alert notification not stored", error=type(exc).__name__)
+            # Alertmanager retries a 5xx, so the notification is stored once the database is back.
+            return web.json_response({"error": "database unavailable"}, status=503)
+        self.requests["stored"] += 1
+        for alert in alerts:
+            self.notifications[alert.status] += 1
+        return web.json_response({"stored": len(alerts)})
+
+
+def _authorized(request: web.Request, token: str) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
