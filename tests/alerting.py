@@ -1,0 +1,132 @@
+"""Prometheus, promtool, Alertmanager and amtool for the alerting tests: the binaries scripts/setup
+unpacks into .tools/bin (the versions docker-compose.yml pins), and helpers that run real servers
+on 127.0.0.1 with the project's configuration rewritten for a test."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.servers import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+TOOLS = Path(os.environ.get("MOVERS_TOOLS_DIR", REPO / ".tools" / "bin"))
+RULES = REPO / "alertmanager" / "rules"
+ALERTMANAGER_YML = REPO / "alertmanager" / "alertmanager.yml"
+PROMETHEUS_YML = REPO / "prometheus" / "prometheus.yml"
+SECRETS = "/etc/alertmanager/secrets/"
+
+
+def tool(name: str) -> str:
+    """The path of a Prometheus/Alertmanager binary; fails saying how to get it."""
+    path = TOOLS / name
+    if not path.exists():
+        message = f"{path} is missing: run scripts/setup (it installs Prometheus and Alertmanager)"
+        if os.environ.get("MOVERS_TEST_ALLOW_NO_DB") == "1":
+            pytest.skip(message)
+        pytest.fail(message, pytrace=False)
+    return str(path)
+
+
+def run(name: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool(name), *args], capture_output=True, text=True, cwd=cwd, check=False, timeout=120
+    )
+
+
+def alertmanager_config(folder: Path, urls: dict[str, str], history_url: str) -> Path:
+    """alertmanager.yml copied into ``folder`` with its secret files written there (``urls``: file
+    name -> webhook URL) and the history webhook pointed at ``history_url``."""
+    config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_YML.read_text())
+    secrets = folder / "secrets"
+    secrets.mkdir(exist_ok=True)
+    for name, url in urls.items():
+        (secrets / name).write_text(url + "\n")
+    for receiver in config["receivers"]:
+        for kind, key in (("discord_configs", "webhook_url_file"), ("slack_configs", "api_url_file")):
+            for item in receiver.get(kind, []):
+                item[key] = str(secrets / item[key].removeprefix(SECRETS))
+        for item in receiver.get("webhook_configs", []):
+            item["url"] = history_url
+    config["templates"] = [str(REPO / "alertmanager" / t) for t in config["templates"]]
+    path = folder / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+class Server:
+    """A Prometheus or Alertmanager process on a free port, stopped at the end of the block."""
+
+    def __init__(self, command: list[str], port: int, log: Path, ready: str) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"{command[0]} exited: {log.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + ready, timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise AssertionError(f"{command[0]} not ready: {log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@contextlib.contextmanager
+def alertmanager(config: Path, folder: Path) -> Iterator[Server]:
+    port = free_port()
+    data = folder / "am-data"
+    data.mkdir(exist_ok=True)
+    server = Server(
+        [tool("alertmanager"), f"--config.file={config}", f"--storage.path={data}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+         f"--web.external-url=http://127.0.0.1:{port}"],
+        port, folder / "alertmanager.log", "/-/ready",
+    )  # fmt: skip
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def prometheus(config: Path, folder: Path) -> Iterator[Server]:
+    port = free_port()
+    data = folder / "prom-data"
+    data.mkdir(exist_ok=True)
+    server = Server(
+        [tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={data}",
+         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"],
+        port, folder / "prometheus.log", "/-/ready",
+    )  # fmt: skip
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def copy_rules(folder: Path) -> Path:
+    """The rule files copied into ``folder/rules`` for a test to adjust."""
+    target = folder / "rules"
+    shutil.copytree(RULES, target, dirs_exist_ok=True)
+    return target
