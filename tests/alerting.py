@@ -53,7 +53,10 @@ def alertmanager_config(folder: Path, urls: dict[str, str], history_url: str) ->
     for name, url in urls.items():
         (secrets / name).write_text(url + "\n")
     for receiver in config["receivers"]:
-        for kind, key in (("discord_configs", "webhook_url_file"), ("slack_configs", "api_url_file")):
+        for kind, key in (
+            ("discord_configs", "webhook_url_file"),
+            ("slack_configs", "api_url_file"),
+        ):
             for item in receiver.get(kind, []):
                 item[key] = str(secrets / item[key].removeprefix(SECRETS))
         for item in receiver.get("webhook_configs", []):
@@ -100,7 +103,7 @@ def alertmanager(config: Path, folder: Path) -> Iterator[Server]:
     server = Server(
         [tool("alertmanager"), f"--config.file={config}", f"--storage.path={data}",
          f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-         f"--web.external-url=http://127.0.0.1:{port}"],
+         f"--web.external-url=http://127.0.0.1:{port}", "--log.level=debug"],
         port, folder / "alertmanager.log", "/-/ready",
     )  # fmt: skip
     try:
@@ -116,7 +119,10 @@ def prometheus(config: Path, folder: Path) -> Iterator[Server]:
     data.mkdir(exist_ok=True)
     server = Server(
         [tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={data}",
-         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"],
+         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
+         # Firing alerts are sent again this often (default 1m): an alert that fired before
+         # Alertmanager was discovered reaches it within the test.
+         "--rules.alert.resend-delay=2s"],
         port, folder / "prometheus.log", "/-/ready",
     )  # fmt: skip
     try:

@@ -169,7 +169,9 @@ def _render(data: dict[str, Any], text: str, folder: Path) -> str:
     return result.stdout.removesuffix("\n")
 
 
-def _group(firing: int, resolved: int, labels: dict[str, str], notes: dict[str, str]) -> dict[str, Any]:
+def _group(
+    firing: int, resolved: int, labels: dict[str, str], notes: dict[str, str]
+) -> dict[str, Any]:
     alerts = [
         {
             "status": status,

@@ -1,0 +1,393 @@
+"""Alerting end to end with real servers on 127.0.0.1: simulator (a scripted jump, a calm, a
+venue stall) -> `movers run` -> Prometheus (the shipped rules) -> Alertmanager (the shipped routes,
+inhibitions and templates) -> stand-ins for Discord and Slack, and the exporter's alert history.
+
+The test configuration differs from the shipped one only in timings: 1 s scrapes and evaluations,
+`for`/`keep_firing_for` of the rules exercised here cut to seconds, Alertmanager's group timers cut
+to seconds, and IngestStale's threshold cut to 8 s."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from aiohttp import web
+
+from exporter.sim import ManualClock, Simulator, load_scenario
+from exporter.sim.world import World
+from exporter.storage.db import prepare_schema
+from tests.alerting import (
+    PROMETHEUS_YML,
+    alertmanager,
+    alertmanager_config,
+    copy_rules,
+    prometheus,
+)
+from tests.conftest import Database
+from tests.running import Exporter, key
+
+pytestmark = pytest.mark.db
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+JUMP, CALM, STALL = 600, 1200, 1800
+"""Simulated seconds of the scripted events."""
+OPEN = {"min_volume_24h": 0, "max_spread": None}
+
+
+class ChatStandIn:
+    """Records what Alertmanager posts to the Discord and Slack webhook URLs."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        async def hook(request: web.Request) -> web.Response:
+            self.received.append((request.path, await request.json()))
+            # Discord answers 204, Slack 200 "ok".
+            if request.path.startswith("/discord/"):
+                return web.Response(status=204)
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_post("/{app}/{channel}", hook)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    def texts(self, path: str) -> list[str]:
+        """Each message posted to ``path`` as one text (title, content, description)."""
+        out = []
+        for where, body in self.received:
+            if where != path:
+                continue
+            if "embeds" in body:  # Discord
+                parts = [body.get("content", "")]
+                parts += [
+                    f"{e.get('title', '')}\n{e.get('description', '')}" for e in body["embeds"]
+                ]
+            else:  # Slack
+                parts = [f"{a.get('title', '')}\n{a.get('text', '')}" for a in body["attachments"]]
+            out.append("\n".join(parts))
+        return out
+
+    async def wait_for(
+        self, path: str, condition: Callable[[str], bool], within: float, what: str
+    ) -> str:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for text in self.texts(path):
+                if condition(text):
+                    return text
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"not within {within} s: {what}; got {self.texts(path)}")
+
+
+def _scenario() -> tuple[Any, World]:
+    base = {"seed": 21, "universe": {"polymarket": 100, "kalshi": 100}}
+    world = World(load_scenario(base), T0)
+    kalshi = next(m for m in world.kalshi_markets if not m.event.multivariate)
+    timeline = [
+        {"at": JUMP, "jump": {"venue": "polymarket", "market": 3, "from": 0.30, "to": 0.42}},
+        {"at": JUMP, "jump": {"venue": "kalshi", "market": kalshi.ticker, "from": 0.60,
+                              "to": 0.45}},
+        {"at": CALM, "jump": {"venue": "kalshi", "market": kalshi.ticker, "to": 0.60}},
+        {"at": STALL, "for": "1d", "server_error": {"venue": "polymarket", "status": 503}},
+    ]  # fmt: skip
+    return load_scenario({**base, "timeline": timeline}), world
+
+
+def _shorten_rules(folder: Path) -> Path:
+    """The shipped rules with this test's timings (see the module docstring)."""
+    rules = copy_rules(folder)
+    for path in rules.glob("*.yml"):
+        data = yaml.safe_load(path.read_text())
+        for group in data["groups"]:
+            for rule in group["rules"]:
+                if rule.get("alert") in ("MarketMoveLarge", "IngestStale"):
+                    rule["for"] = "2s"
+                    if "keep_firing_for" in rule:
+                        rule["keep_firing_for"] = "1s"
+                if rule.get("record") == "movers:alert_threshold_ingest_stale_seconds":
+                    rule["expr"] = "vector(8)"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return rules
+
+
+def _prometheus_config(folder: Path, rules: Path, exporter: int, am: int) -> Path:
+    config = yaml.safe_load(PROMETHEUS_YML.read_text())
+    config["global"] |= {"scrape_interval": "1s", "evaluation_interval": "1s",
+                         "scrape_timeout": "1s"}  # fmt: skip
+    config["rule_files"] = [str(rules / "*.yml")]
+    config["alerting"]["alertmanagers"][0]["static_configs"] = [{"targets": [f"127.0.0.1:{am}"]}]
+    config["scrape_configs"] = [
+        {**job, "static_configs": [{"targets": [f"127.0.0.1:{exporter}"]}]}
+        for job in config["scrape_configs"]
+        if job["job_name"] == "movers"  # the limits of the shipped job, on the test's port
+    ]
+    path = folder / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _fast_alertmanager(path: Path) -> None:
+    config = yaml.safe_load(path.read_text())
+    routes = [config["route"], *config["route"]["routes"]]
+    for route in routes:
+        route |= {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "3s"}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def _seed_history(db: Database, outcomes: dict[str, float]) -> None:
+    """Each outcome's price 7 minutes ago, so the 5m window has a price to move from."""
+    with db.connect() as conn:
+        for outcome, price in outcomes.items():
+            conn.execute(
+                "INSERT INTO snapshots (time, outcome_id, price, bid, ask)"
+                " VALUES (now() - interval '7 minutes', %s, %s, %s, %s)",
+                (outcome, price, price - 0.01, price + 0.01),
+            )
+
+
+@contextlib.asynccontextmanager
+async def _ticking(sim: Simulator) -> AsyncIterator[None]:
+    """Simulated time runs at 20x in the background, so prices keep changing (change-only storage
+    writes a row only on change)."""
+
+    async def tick() -> None:
+        while True:
+            sim.advance(5)
+            await asyncio.sleep(0.25)
+
+    task = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _advance_to(sim: Simulator, moment: float) -> None:
+    now = sim.clock.elapsed()
+    if moment > now:
+        sim.advance(moment - now)
+
+
+async def _am_alerts(am_url: str, **labels: str) -> list[dict[str, Any]]:
+    matchers = [f'{k}="{v}"' for k, v in labels.items()]
+    async with httpx.AsyncClient() as client:
+        response = await client.get(
+            f"{am_url}/api/v2/alerts", params=[("filter", m) for m in matchers]
+        )
+    response.raise_for_status()
+    result: list[dict[str, Any]] = response.json()
+    return result
+
+
+async def _until(condition: Callable[[], Any], within: float, what: str, every: float = 0.3) -> Any:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = await condition()
+        if value:
+            return value
+        await asyncio.sleep(every)
+    raise AssertionError(f"not within {within} s: {what}")
+
+
+async def test_a_jump_is_notified_in_discord_and_slack_resolves_and_a_stall_inhibits(
+    pg: Database, tmp_path: Path
+) -> None:
+    scenario, world = _scenario()
+    poly = world.poly_markets[3]
+    kalshi = next(m for m in world.kalshi_markets if not m.event.multivariate)
+    poly_id, kalshi_id = f"polymarket:{poly.condition_id}", f"kalshi:{kalshi.ticker}"
+    prepare_schema(pg.settings())
+    _seed_history(pg, {f"polymarket:{poly.tokens[0]}": 0.30, kalshi_id: 0.60})
+    chat = ChatStandIn()
+    await chat.start()
+    try:
+        await _run(scenario, pg, chat, tmp_path, poly_id, kalshi_id)
+    finally:
+        await chat.stop()
+
+
+async def _run(
+    scenario: Any, pg: Database, chat: ChatStandIn, tmp_path: Path, poly_id: str, kalshi_id: str
+) -> None:
+    hooks = f"http://127.0.0.1:{chat.port}"
+    async with Simulator(scenario, clock=ManualClock(T0)) as sim:
+        assert sim.urls is not None
+        venues = sim.urls.venues()
+        venues["polymarket"] |= {
+            "hot_every": 1,
+            "tail_every": 1,
+            "trades_every": 5,
+            "retry": {"attempts": 2, "wait_initial": 0.1, "wait_max": 0.2},
+        }
+        venues["kalshi"] |= {
+            "prices_every": 1,
+            "hot_every": 1,
+            "trades_every": 5,
+            "requests_per_second": 50,
+        }
+        exporter = Exporter(pg.url, {
+            "venues": venues,
+            "movers": {"windows": ["5m"], "every": "1s",
+                       "filters": {"polymarket": OPEN, "kalshi": OPEN}},
+        }, tmp_path)  # fmt: skip
+        am_config = alertmanager_config(
+            tmp_path,
+            {
+                "discord_markets_webhook_url": f"{hooks}/discord/markets",
+                "discord_ops_webhook_url": f"{hooks}/discord/ops",
+                "slack_markets_webhook_url": f"{hooks}/slack/markets",
+                "slack_ops_webhook_url": f"{hooks}/slack/ops",
+            },
+            f"http://127.0.0.1:{exporter.port}/alerts/webhook",
+        )
+        _fast_alertmanager(am_config)
+        rules = _shorten_rules(tmp_path)
+        with alertmanager(am_config, tmp_path) as am:
+            prom_config = _prometheus_config(tmp_path, rules, exporter.port, am.port)
+            with prometheus(prom_config, tmp_path):
+                await exporter.start()
+                try:
+                    async with _ticking(sim):
+                        await _scenario_plays_out(sim, exporter, chat, am.url, pg, poly_id,
+                                                  kalshi_id)  # fmt: skip
+                finally:
+                    code, err, _ = await exporter.stop()
+                assert code == 0, err[-3000:]
+
+
+async def _scenario_plays_out(
+    sim: Simulator,
+    exporter: Exporter,
+    chat: ChatStandIn,
+    am_url: str,
+    pg: Database,
+    poly_id: str,
+    kalshi_id: str,
+) -> None:
+    await exporter.wait_for(
+        lambda s: (
+            all(
+                key("movers_last_snapshot_timestamp_seconds", venue=v) in s
+                for v in ("polymarket", "kalshi")
+            )
+            and bool(s.get(key("movers_job_runs_total", job="movers_refresh", outcome="ok")))
+        ),
+        60,
+        "first prices and movers refresh",
+    )
+    with pg.connect() as conn:
+        titles = dict(
+            conn.execute(
+                "SELECT market_id, title FROM markets WHERE market_id IN (%s, %s)",
+                (poly_id, kalshi_id),
+            ).fetchall()
+        )
+    poly_title, kalshi_title = titles[poly_id], titles[kalshi_id]
+
+    # The jump: +12 pp on Polymarket, -15 pp on Kalshi, over the 5m window.
+    _advance_to(sim, JUMP + 1)
+    up = re.compile(r"\+1[12]\.\d pp")
+    down = re.compile(r"-1[45]\.\d pp")
+    for path in ("/discord/markets", "/slack/markets"):
+        text = await chat.wait_for(
+            path, lambda t: poly_title[:40] in t and bool(up.search(t)), 45,
+            f"{path}: the Polymarket jump",
+        )  # fmt: skip
+        assert "MarketMoveLarge" in text
+        assert "30.0¢ → 42.0¢" in text or "→ 42" in text
+        await chat.wait_for(
+            path, lambda t: kalshi_title[:40] in t and bool(down.search(t)), 30,
+            f"{path}: the Kalshi drop",
+        )  # fmt: skip
+    discord = next(b for p, b in chat.received if p == "/discord/markets")
+    assert len(discord["embeds"][0]["title"]) <= 256
+
+    # The Kalshi market calms (back where it started): the resolved message follows.
+    _advance_to(sim, CALM + 1)
+    for path in ("/discord/markets", "/slack/markets"):
+        await chat.wait_for(
+            path, lambda t: "resolved" in t and kalshi_title[:40] in t, 45,
+            f"{path}: the Kalshi alert resolved",
+        )  # fmt: skip
+
+    # Polymarket stalls (every REST call answers 503): IngestStale fires for it, and its mover
+    # alert, still firing on the last prices, is inhibited.
+    _advance_to(sim, STALL + 1)
+    await chat.wait_for(
+        "/discord/ops", lambda t: "IngestStale" in t and "polymarket" in t, 60,
+        "IngestStale for polymarket in the ops channel",
+    )  # fmt: skip
+
+    async def poly_suppressed() -> bool:
+        alerts = await _am_alerts(am_url, alertname="MarketMoveLarge", venue="polymarket")
+        return bool(alerts) and all(
+            a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"] for a in alerts
+        )
+
+    await _until(poly_suppressed, 20, "the Polymarket mover alert inhibited")
+    before = sum(poly_title[:40] in t for t in chat.texts("/discord/markets"))
+    await asyncio.sleep(5)  # longer than the test's repeat_interval (3 s)
+    after = sum(poly_title[:40] in t and "FIRING" in t for t in chat.texts("/discord/markets"))
+    assert after <= before  # no further notification of the inhibited alert
+    kalshi_stale = await _am_alerts(am_url, alertname="IngestStale", venue="kalshi")
+    assert kalshi_stale == []
+
+    # The history holds every notification, firing and resolved, once each.
+    async def history() -> set[tuple[str, str, str | None]]:
+        with pg.connect() as conn:
+            rows = conn.execute("SELECT alertname, status, venue FROM alerts").fetchall()
+        found = {(r[0], r[1], r[2]) for r in rows}
+        wanted = {
+            ("MarketMoveLarge", "firing", "polymarket"),
+            ("MarketMoveLarge", "firing", "kalshi"),
+            ("MarketMoveLarge", "resolved", "kalshi"),
+            ("IngestStale", "firing", "polymarket"),
+            ("Watchdog", "firing", None),
+        }
+        seen.append(found)
+        return found if wanted <= found else set()
+
+    seen: list[set[tuple[str, str, str | None]]] = []
+    try:
+        await _until(history, 20, "the alert history in the alerts table")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; stored {seen[-1:]}") from None
+    with pg.connect() as conn:
+        (dupes,) = conn.execute(
+            "SELECT count(*) FROM (SELECT fingerprint, starts_at, status FROM alerts"
+            " GROUP BY 1, 2, 3 HAVING count(*) > 1) d"
+        ).fetchone() or (0,)
+        stored = conn.execute(
+            "SELECT summary, labels ->> 'url', annotations ->> 'runbook_url' FROM alerts"
+            " WHERE alertname = 'MarketMoveLarge' AND market_id = %s AND status = 'firing'",
+            (poly_id,),
+        ).fetchone()
+    assert dupes == 0
+    assert stored is not None
+    assert poly_title[:40] in stored[0]
+    assert stored[1].startswith("https://polymarket.com/")
+    assert stored[2].endswith("#marketmovelarge")
+    samples = await exporter.samples()
+    assert samples[key("movers_alert_webhook_requests_total", outcome="stored")] >= 5
