@@ -96,39 +96,39 @@ class Server:
 
 
 @contextlib.contextmanager
-def alertmanager(config: Path, folder: Path) -> Iterator[Server]:
+def _serving(name: str, flags: list[str], folder: Path) -> Iterator[Server]:
+    """``name`` with ``flags`` (``{port}`` and ``{data}`` filled in) until the block ends."""
     port = free_port()
-    data = folder / "am-data"
+    data = folder / f"{name}-data"
     data.mkdir(exist_ok=True)
-    server = Server(
-        [tool("alertmanager"), f"--config.file={config}", f"--storage.path={data}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-         f"--web.external-url=http://127.0.0.1:{port}", "--log.level=debug"],
-        port, folder / "alertmanager.log", "/-/ready",
-    )  # fmt: skip
+    command = [tool(name), *(f.format(port=port, data=data) for f in flags)]
+    server = Server(command, port, folder / f"{name}.log", "/-/ready")
     try:
         yield server
     finally:
         server.stop()
 
 
-@contextlib.contextmanager
-def prometheus(config: Path, folder: Path) -> Iterator[Server]:
-    port = free_port()
-    data = folder / "prom-data"
-    data.mkdir(exist_ok=True)
-    server = Server(
-        [tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={data}",
-         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
+def alertmanager(config: Path, folder: Path) -> contextlib.AbstractContextManager[Server]:
+    return _serving(
+        "alertmanager",
+        [f"--config.file={config}", "--storage.path={data}",
+         "--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
+         "--web.external-url=http://127.0.0.1:{port}", "--log.level=debug"],
+        folder,
+    )  # fmt: skip
+
+
+def prometheus(config: Path, folder: Path) -> contextlib.AbstractContextManager[Server]:
+    return _serving(
+        "prometheus",
+        [f"--config.file={config}", "--storage.tsdb.path={data}",
+         "--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle",
          # Firing alerts are sent again this often (default 1m): an alert that fired before
          # Alertmanager was discovered reaches it within the test.
          "--rules.alert.resend-delay=2s"],
-        port, folder / "prometheus.log", "/-/ready",
+        folder,
     )  # fmt: skip
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def copy_rules(folder: Path) -> Path:
