@@ -121,6 +121,9 @@ class DatabaseConfig(_Section):
     """Rows per insert statement; a bigger write is split into statements of this size."""
     write_concurrency: int = Field(default=2, ge=1, le=64)
     """Statements of one big write in flight at once, each on its own pooled connection."""
+    grafana_password: SecretStr | None = None
+    """Password the read-only role ``movers_grafana`` gets at start (login enabled); only from
+    ``MOVERS_GRAFANA_DB_PASSWORD``. Unset: the role exists but cannot log in."""
     outage_buffer_rows: int = Field(default=500_000, ge=0, le=50_000_000)
     """Rows held in memory while the database is unreachable (about 10 minutes of change-only
     snapshots and trades for the default cadences at ~50k changing outcomes a minute; ~250 bytes
@@ -448,11 +451,13 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "MOVERS_KALSHI_PRIVATE_KEY": ("venues", "kalshi", "private_key"),
     "MOVERS_KALSHI_PRIVATE_KEY_FILE": ("venues", "kalshi", "private_key_file"),
     "MOVERS_ALERTS_WEBHOOK_TOKEN": ("alerts", "webhook_token"),
+    "MOVERS_GRAFANA_DB_PASSWORD": ("database", "grafana_password"),
 }
 # Keys that hold secret material and so must never be written in the YAML file.
 ENV_ONLY: dict[tuple[str, ...], str] = {
     ("venues", "kalshi", "private_key"): "MOVERS_KALSHI_PRIVATE_KEY",
     ("alerts", "webhook_token"): "MOVERS_ALERTS_WEBHOOK_TOKEN",
+    ("database", "grafana_password"): "MOVERS_GRAFANA_DB_PASSWORD",
 }
 _GENERIC_PREFIX = "MOVERS__"
 
@@ -612,6 +617,8 @@ def redacted(settings: Settings) -> dict[str, Any]:
     """The effective configuration as plain data, every secret masked."""
     data = settings.model_dump(mode="json")
     data["database"]["url"] = redact_dsn(settings.database.url.get_secret_value())
+    if data["database"]["grafana_password"] is not None:
+        data["database"]["grafana_password"] = "***"
     kalshi = data["venues"]["kalshi"]
     for key in ("api_key_id", "private_key"):
         if kalshi[key] is not None:

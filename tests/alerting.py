@@ -24,7 +24,7 @@ TOOLS = Path(os.environ.get("MOVERS_TOOLS_DIR", REPO / ".tools" / "bin"))
 RULES = REPO / "alertmanager" / "rules"
 ALERTMANAGER_YML = REPO / "alertmanager" / "alertmanager.yml"
 PROMETHEUS_YML = REPO / "prometheus" / "prometheus.yml"
-SECRETS = "/etc/alertmanager/secrets/"
+SECRETS = "/run/alertmanager/secrets/"
 
 
 def tool(name: str) -> str:

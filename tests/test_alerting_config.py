@@ -118,11 +118,11 @@ def test_webhook_urls_are_read_from_files_not_written_in_the_repository() -> Non
     for receiver in config["receivers"]:
         for item in receiver.get("discord_configs", []):
             assert "webhook_url" not in item
-            assert item["webhook_url_file"].startswith("/etc/alertmanager/secrets/")
+            assert item["webhook_url_file"].startswith("/run/alertmanager/secrets/")
             assert item["send_resolved"] is True
         for item in receiver.get("slack_configs", []):
             assert "api_url" not in item
-            assert item["api_url_file"].startswith("/etc/alertmanager/secrets/")
+            assert item["api_url_file"].startswith("/run/alertmanager/secrets/")
             assert item["send_resolved"] is True
     assert "hooks.slack.com" not in ALERTMANAGER_YML.read_text()
     assert "discord.com/api/webhooks" not in ALERTMANAGER_YML.read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from exporter.config import DatabaseConfig, Settings, redact_dsn
@@ -72,4 +73,22 @@ def prepare_schema(settings: Settings, *, force_mode: Mode | None = None) -> Mig
         report = migrate(conn, settings.database.timescale, force_mode=force_mode)
         if report.mode is Mode.TIMESCALE:
             apply_policies(conn, settings.storage)
+        password = settings.database.grafana_password
+        if password is not None:
+            enable_grafana_login(conn, password.get_secret_value())
     return report
+
+
+GRAFANA_ROLE = "movers_grafana"
+"""The read-only role of timescale/idempotent/95_grafana_role.sql."""
+
+
+def enable_grafana_login(conn: psycopg.Connection[Any], password: str) -> None:
+    """Let the read-only Grafana role log in with ``password`` (ALTER ROLE takes no parameters,
+    so the password is quoted as a literal; it is never logged by the exporter)."""
+    conn.execute(
+        sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(
+            sql.Identifier(GRAFANA_ROLE), sql.Literal(password)
+        )
+    )
+    conn.commit()

@@ -1,0 +1,23 @@
+#!/bin/sh
+# The exporter image's entry point: `movers run` migrates, then runs until SIGTERM.
+# In the compose `demo` profile a `simulator` service is on the network: the exporter then reads
+# the simulated venues instead of the real ones (MOVERS_SIMULATOR names that host; empty: never).
+set -eu
+if [ "${1:-}" = "run" ] && [ -n "${MOVERS_SIMULATOR:-}" ]; then
+  tries=0
+  while [ "$tries" -lt 10 ] && ! getent hosts "$MOVERS_SIMULATOR" >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    sleep 1
+  done
+  if getent hosts "$MOVERS_SIMULATOR" >/dev/null 2>&1; then
+    sim=$MOVERS_SIMULATOR
+    echo "movers-entrypoint: reading the venue simulator at $sim (demo profile)" >&2
+    export MOVERS__VENUES__POLYMARKET__GAMMA_URL="http://$sim:8700"
+    export MOVERS__VENUES__POLYMARKET__CLOB_URL="http://$sim:8701"
+    export MOVERS__VENUES__POLYMARKET__DATA_URL="http://$sim:8702"
+    export MOVERS__VENUES__POLYMARKET__WS_URL="ws://$sim:8701/ws/market"
+    export MOVERS__VENUES__KALSHI__REST_URL="http://$sim:8703/trade-api/v2"
+    export MOVERS__VENUES__KALSHI__WS_URL="ws://$sim:8703/trade-api/ws/v2"
+  fi
+fi
+exec movers "$@"
