@@ -1,0 +1,113 @@
+"""Grafana's query expansion, as documented, for running the dashboards' queries in tests.
+
+SQL (PostgreSQL datasource): ``$__timeFilter(col)``, ``$__timeFrom()``, ``$__timeTo()``,
+``$__timeGroupAlias(col, $__interval)`` (``time_bucket`` with TimescaleDB mode on, else the
+epoch-floor form), ``$__interval``; template variables as ``$name`` or ``${name}``: a multi-value
+or include-all variable becomes a comma-separated list of quoted strings, "All" becomes its custom
+``allValue`` verbatim, a single value is inserted as it is. PromQL: ``$__rate_interval``,
+``$__interval``, ``$__range`` and template variables.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DASHBOARDS = REPO / "grafana" / "dashboards"
+ALL = "$__all"
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    return {p.name: json.loads(p.read_text()) for p in sorted(DASHBOARDS.glob("*.json"))}
+
+
+def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in board["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    start: datetime
+    end: datetime
+    interval: timedelta = timedelta(minutes=1)
+
+    def iso(self, moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _seconds(text: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([smhd])", text).groups()  # type: ignore[union-attr]
+    return int(number) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
+def _interval_text(interval: timedelta) -> str:
+    return f"{int(interval.total_seconds())}s"
+
+
+def format_variable(value: str | list[str], variable: dict[str, Any]) -> str:
+    """A template variable's value as Grafana's SQL datasources interpolate it."""
+    values = value if isinstance(value, list) else [value]
+    if values == [ALL] and "allValue" in variable:
+        return str(variable["allValue"])
+    if variable.get("multi") or variable.get("includeAll"):
+        return ",".join("'" + v.replace("'", "''") + "'" for v in values)
+    return values[0]
+
+
+def substitute(text: str, values: dict[str, str]) -> str:
+    for name in sorted(values, key=len, reverse=True):
+        text = text.replace("${" + name + "}", values[name]).replace("$" + name, values[name])
+    return text
+
+
+def expand_sql(sql: str, span: TimeRange, values: dict[str, str], timescale: bool) -> str:
+    def group(match: re.Match[str]) -> str:
+        column, interval = (part.strip() for part in match.group(1).split(","))
+        interval = interval.strip("'")
+        seconds = (
+            int(span.interval.total_seconds()) if interval == "$__interval" else _seconds(interval)
+        )
+        if timescale:
+            return f"time_bucket('{seconds}s', {column}) AS \"time\""
+        return f'floor(extract(epoch from {column})/{seconds})*{seconds} AS "time"'
+
+    sql = re.sub(r"\$__timeGroupAlias\(([^)]*)\)", group, sql)
+    sql = re.sub(
+        r"\$__timeFilter\(([^)]*)\)",
+        lambda m: f"{m.group(1)} BETWEEN '{span.iso(span.start)}' AND '{span.iso(span.end)}'",
+        sql,
+    )
+    sql = sql.replace("$__timeFrom()", f"'{span.iso(span.start)}'")
+    sql = sql.replace("$__timeTo()", f"'{span.iso(span.end)}'")
+    sql = sql.replace("$__interval", f"'{_interval_text(span.interval)}'")
+    expanded = substitute(sql, values)
+    assert "$" not in expanded.replace("$$", ""), f"unexpanded macro or variable: {expanded}"
+    return expanded
+
+
+def expand_promql(expr: str, span: TimeRange, rate_interval: str) -> str:
+    range_seconds = int((span.end - span.start).total_seconds())
+    expr = expr.replace("$__rate_interval", rate_interval)
+    expr = expr.replace("$__interval", _interval_text(span.interval))
+    expanded = expr.replace("$__range", f"{range_seconds}s")
+    assert "$__" not in expanded, expanded
+    return expanded
+
+
+def promql_expressions() -> list[tuple[str, str, str]]:
+    """``(dashboard, panel title, expr)`` for every Prometheus query of every dashboard."""
+    found = []
+    for name, board in dashboards().items():
+        for panel in panels(board):
+            for target in panel.get("targets", []):
+                if "expr" in target:
+                    found.append((name, panel["title"], target["expr"]))
+    return found

@@ -1,0 +1,135 @@
+"""docker-compose.yml validated by docker-compose (Debian's 1.29; no Docker engine needed) and
+checked against what the tests run: pinned image versions, secrets from .env, local-only ports,
+healthchecks, the demo profile."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.alerting import REPO, run
+
+ENV_EXAMPLE = REPO / ".env.example"
+
+
+def _compose(env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.fail("docker-compose is missing: run scripts/setup", pytrace=False)
+    return subprocess.run(
+        [binary, "--project-directory", str(REPO), "-f", str(REPO / "docker-compose.yml"),
+         "--env-file", str(env_file), *args],
+        capture_output=True, text=True, check=False, timeout=60, cwd=REPO,
+    )  # fmt: skip
+
+
+def _filled_env(folder: Path) -> Path:
+    text = ENV_EXAMPLE.read_text()
+    for key in ("POSTGRES_PASSWORD", "GRAFANA_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
+        text = re.sub(rf"^{key}=$", f"{key}=test-{key.lower()}", text, flags=re.MULTILINE)
+    path = folder / "env"
+    path.write_text(text)
+    return path
+
+
+def _config(folder: Path, *profile: str) -> dict[str, Any]:
+    result = _compose(_filled_env(folder), *profile, "config")
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = yaml.safe_load(result.stdout)
+    return config
+
+
+def test_the_compose_file_validates_and_refuses_missing_secrets(tmp_path: Path) -> None:
+    env = _filled_env(tmp_path)
+    for profile in ((), ("--profile", "demo")):
+        result = _compose(env, *profile, "config", "-q")
+        assert result.returncode == 0, result.stderr
+    # .env.example as it is: the passwords have no defaults, and the error names them.
+    result = _compose(ENV_EXAMPLE, "config", "-q")
+    assert result.returncode != 0
+    assert "POSTGRES_PASSWORD" in result.stderr or "GRAFANA" in result.stderr
+
+
+def _version(tool: str) -> str:
+    output = run(tool, "--version").stdout
+    match = re.search(r"version (\d+\.\d+\.\d+)", output)
+    assert match, output
+    return match.group(1)
+
+
+def test_images_are_pinned_to_the_versions_the_tests_run(tmp_path: Path) -> None:
+    services = _config(tmp_path)["services"]
+    assert services["prometheus"]["image"] == f"prom/prometheus:v{_version('prometheus')}"
+    assert services["alertmanager"]["image"] == f"prom/alertmanager:v{_version('alertmanager')}"
+    assert re.fullmatch(r"timescale/timescaledb:2\.23\.\d+-pg17", services["timescaledb"]["image"])
+    assert re.fullmatch(r"grafana/grafana:12\.\d+\.\d+", services["grafana"]["image"])
+    for name, service in services.items():
+        if name != "exporter":
+            assert ":" in service["image"], name
+            assert not service["image"].endswith(":latest"), name
+
+
+def test_ports_listen_locally_and_secrets_come_from_the_environment(tmp_path: Path) -> None:
+    services = _config(tmp_path)["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            host_ip = port["host_ip"] if isinstance(port, dict) else str(port).split(":")[0]
+            assert host_ip == "127.0.0.1", (name, port)
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"] == "test-grafana_admin_password"
+    assert grafana["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    text = (REPO / "docker-compose.yml").read_text()
+    assert "GRAFANA_ADMIN_PASSWORD:?" in text  # no default admin password
+    assert ".env" in (REPO / ".gitignore").read_text().split()
+    for secret in ("POSTGRES_PASSWORD", "GRAFANA_DB_PASSWORD", "DISCORD_MARKETS_WEBHOOK_URL",
+                   "SLACK_OPS_WEBHOOK_URL", "KALSHI_PRIVATE_KEY"):  # fmt: skip
+        assert re.search(rf"^{secret}=$", ENV_EXAMPLE.read_text(), flags=re.MULTILINE), secret
+
+
+def test_services_have_healthchecks_and_the_mounts_the_images_expect(tmp_path: Path) -> None:
+    services = _config(tmp_path)["services"]
+    for name in ("timescaledb", "prometheus", "alertmanager", "grafana"):
+        assert services[name]["healthcheck"]["test"], name
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "/readyz" in dockerfile.split("HEALTHCHECK", 1)[1]
+    assert re.search(r"^USER movers$", dockerfile, flags=re.MULTILINE)
+    assert services["exporter"]["depends_on"]["timescaledb"]["condition"] == "service_healthy"
+    targets = {
+        (name, volume["target"] if isinstance(volume, dict) else volume.split(":")[1])
+        for name, service in services.items()
+        for volume in service.get("volumes", [])
+    }
+    for expected in [
+        ("prometheus", "/etc/prometheus/prometheus.yml"),
+        ("prometheus", "/etc/prometheus/rules"),
+        ("alertmanager", "/etc/alertmanager"),
+        ("grafana", "/etc/grafana/provisioning"),
+        ("grafana", "/var/lib/grafana/dashboards"),
+        ("timescaledb", "/var/lib/postgresql/data"),
+    ]:
+        assert expected in targets, expected
+    # The rule files Prometheus loads are the ones the alerting tests check.
+    prometheus = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
+    assert prometheus["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    alertmanager = yaml.safe_load((REPO / "alertmanager" / "alertmanager.yml").read_text())
+    history = next(r for r in alertmanager["receivers"] if r["name"] == "history")
+    assert history["webhook_configs"][0]["url"] == "http://exporter:9464/alerts/webhook"
+    assert "/run/alertmanager" in services["alertmanager"]["tmpfs"]
+
+
+def test_the_demo_profile_adds_the_simulator(tmp_path: Path) -> None:
+    demo = _config(tmp_path, "--profile", "demo")["services"]
+    # `docker compose up` starts the services without a profile; the simulator only with demo.
+    assert demo["simulator"]["profiles"] == ["demo"]
+    assert [n for n, s in demo.items() if s.get("profiles")] == ["simulator"]
+    assert demo["simulator"]["command"][0] == "sim"
+    assert "scenarios/demo.yaml" in demo["simulator"]["command"]
+    assert demo["exporter"]["environment"]["MOVERS_SIMULATOR"] == "simulator"
+    entrypoint = (REPO / "docker" / "entrypoint.sh").read_text()
+    assert "MOVERS__VENUES__POLYMARKET__GAMMA_URL" in entrypoint
