@@ -3,6 +3,10 @@
 # In the compose `demo` profile a `simulator` service is on the network: the exporter then reads
 # the simulated venues instead of the real ones (MOVERS_SIMULATOR names that host; empty: never).
 set -eu
+# An optional movers.yaml mounted at /etc/movers (docker-compose.yml mounts ./config there).
+if [ -z "${MOVERS_CONFIG:-}" ] && [ -f /etc/movers/movers.yaml ]; then
+  export MOVERS_CONFIG=/etc/movers/movers.yaml
+fi
 if [ "${1:-}" = "run" ] && [ -n "${MOVERS_SIMULATOR:-}" ]; then
   tries=0
   while [ "$tries" -lt 10 ] && ! getent hosts "$MOVERS_SIMULATOR" >/dev/null 2>&1; do

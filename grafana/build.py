@@ -306,7 +306,11 @@ def top_movers() -> dict[str, Any]:
                         ("thresholds", {"mode": "absolute", "steps": MOVE_COLOURS}),
                         ("custom.cellOptions", {"type": "color-text"}),
                     ),
-                    override("volume_24h", ("unit", "short"), ("displayName", "Volume 24 h")),
+                    override(
+                        "volume_24h",
+                        ("unit", "short"),
+                        ("displayName", "Volume 24 h (USD / contracts)"),
+                    ),
                     override("spread", ("unit", "percentunit"), ("decimals", 1)),
                     override(
                         "market",
@@ -617,7 +621,7 @@ def market_detail() -> dict[str, Any]:
                 no_value="No trades in this range",
                 overrides=[
                     override("price", ("unit", "percentunit"), ("decimals", 1)),
-                    override("notional", ("unit", "short")),
+                    override("notional", ("unit", "currencyUSD")),
                 ],
             ),
             24,
@@ -861,7 +865,7 @@ def traders() -> dict[str, Any]:
                 ],
                 no_value="No trades with a trader in this range",
                 overrides=[
-                    override("volume", ("unit", "short")),
+                    override("volume", ("unit", "currencyUSD")),
                     override("last_trade", ("unit", "dateTimeFromNow")),
                 ],
             ),
@@ -881,7 +885,7 @@ def traders() -> dict[str, Any]:
                 GROUP BY t.trader ORDER BY trades DESC LIMIT 25""")
                 ],
                 no_value="No trades with a trader in this range",
-                overrides=[override("volume", ("unit", "short"))],
+                overrides=[override("volume", ("unit", "currencyUSD"))],
             ),
             12,
             12,
@@ -904,7 +908,7 @@ def traders() -> dict[str, Any]:
                 no_value="No trade this large in the range",
                 overrides=[
                     override("price", ("unit", "percentunit"), ("decimals", 1)),
-                    override("notional", ("unit", "short")),
+                    override("notional", ("unit", "currencyUSD")),
                     override(
                         "market",
                         (
