@@ -154,6 +154,21 @@ class RetryConfig(_Section):
     """Give up on a request (and fail the job run) after this long, whatever attempts remain."""
 
 
+class PolymarketStreamConfig(_Section):
+    """The CLOB market channel for the hot set (API_NOTES 1.7)."""
+
+    enabled: bool = True
+    size: int = Field(default=2000, ge=0, le=20_000)
+    """Outcomes streamed at most: the hot set's and the watchlist's, in hot-set order."""
+    per_connection: int = Field(default=200, ge=1, le=500)
+    """Assets per connection; beyond ~500 the venue silently stops sending snapshots."""
+    silence: PositiveDuration = timedelta(seconds=60)
+    """The watchdog restarts a connection that carried no market data for this long."""
+    coalesce: PositiveDuration = timedelta(seconds=1)
+    """Updates of one outcome within this are written as one row (its latest)."""
+    ping_every: PositiveDuration = timedelta(seconds=10)
+
+
 class PolymarketConfig(_Section):
     enabled: bool = True
     gamma_url: str = "https://gamma-api.polymarket.com"
@@ -177,6 +192,7 @@ class PolymarketConfig(_Section):
     rate_limit_share: float = Field(default=0.8, gt=0, le=1)
     """Share of each documented per-10 s budget the exporter allows itself."""
     retry: RetryConfig = RetryConfig()
+    stream: PolymarketStreamConfig = PolymarketStreamConfig()
 
 
 class KalshiConfig(_Section):

@@ -91,6 +91,7 @@ class ExporterCollector(Collector):
         yield from self._database()
         yield from self._movers()
         yield from self._alerts()
+        yield from self._streams()
 
     def _freshness(self) -> Iterable[Metric]:
         for table, name in (("snapshots", "snapshot"), ("trades", "trade")):
@@ -344,6 +345,63 @@ class ExporterCollector(Collector):
         for status, count in sorted(self.history.notifications.items()):
             alerts.add_metric([status], count)
         yield from (requests, alerts)
+
+    def _streams(self) -> Iterable[Metric]:
+        stream = self.ingest.polymarket_stream
+        if stream is None:
+            return
+        venue = "polymarket"
+        connected = GaugeMetricFamily(
+            "movers_websocket_connected",
+            "1 while the stream connection is up and subscribed, by venue and connection.",
+            labels=["venue", "connection"],
+        )
+        assets = GaugeMetricFamily(
+            "movers_websocket_subscribed_assets",
+            "Assets subscribed on the venue's stream connections.",
+            labels=["venue"],
+        )
+        for channel in stream.channels:
+            connected.add_metric([venue, str(channel.index)], 1.0 if channel.connected else 0.0)
+        assets.add_metric([venue], stream.subscribed())
+        messages = CounterMetricFamily(
+            "movers_websocket_messages",
+            "Stream messages received, by type (book, price_change, last_trade_price, PONG, ...).",
+            labels=["venue", "type"],
+        )
+        for kind, count in sorted(stream.messages.items()):
+            messages.add_metric([venue, kind], count)
+        events = {
+            "reconnects": "Stream connections opened again after a close or failure.",
+            "watchdog_restarts": "Stream connections restarted by the watchdog (no market data).",
+        }
+        families = [connected, assets, messages]
+        for event, doc in events.items():
+            family = CounterMetricFamily(f"movers_websocket_{event}", doc, labels=["venue"])
+            family.add_metric([venue], sum(c.events[event] for c in stream.channels))
+            families.append(family)
+        gaps = CounterMetricFamily(
+            "movers_websocket_gaps",
+            "Stream gaps (a reconnect or a sequence gap) closed by a REST re-snapshot.",
+            labels=["venue"],
+        )
+        gaps.add_metric([venue], stream.counts["gaps"])
+        source = GaugeMetricFamily(
+            "movers_price_source_outcomes",
+            "Hot-set outcomes by where their prices come from now: stream, or rest (polling, "
+            "while their stream connection is down or streaming is off).",
+            labels=["venue", "source"],
+        )
+        live = len(stream.live())
+        source.add_metric([venue, "stream"], live)
+        polymarket = self.ingest.polymarket
+        source.add_metric([venue, "rest"], polymarket.last_hot_tokens if polymarket else 0)
+        yield from (*families, gaps, source)
+        yield stream.latency.family(
+            "movers_stream_commit_latency_seconds",
+            "From receiving a stream update to committing its row (coalescing included).",
+            ["venue"],
+        )
 
 
 def build_registry(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from exporter.errors import StorageError
 from exporter.ingest.common import Jobs, Rejects
 from exporter.ingest.kalshi import KalshiIngest
 from exporter.ingest.polymarket import PolymarketIngest
+from exporter.ingest.polymarket_stream import PolymarketStreamer
 from exporter.metrics import DatabaseFigures, build_registry, metrics_app
 from exporter.movers import MoversJob, MoversRefresher
 from exporter.storage.db import connect_async, create_pool, prepare_schema
@@ -68,6 +70,7 @@ class Ingest:
     kalshi: KalshiIngest | None
     clients: list[Any]
     movers: MoversJob
+    polymarket_stream: PolymarketStreamer | None = None
 
     def schedule(self, settings: Settings) -> list[tuple[str, Callable[[], Awaitable[Any]], float]]:
         """``(name, job, every seconds)``; discovery first so the price jobs have markets."""
@@ -109,6 +112,9 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
         polymarket = PolymarketIngest(
             settings.venues.polymarket, client, writer, categories, rejects
         )
+        if settings.venues.polymarket.stream.enabled:
+            streamer = PolymarketStreamer(settings.venues.polymarket, polymarket, rejects)
+            polymarket.streamed = streamer.live
     kalshi = None
     if settings.venues.kalshi.enabled:
         kalshi_client = KalshiClient(settings.venues.kalshi)
@@ -119,7 +125,10 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     )
     # Rows written late (after an outage) change prices the refresh already moved past.
     writer.late_listeners.append(movers.refresher.request_full)
-    return Ingest(Jobs(), rejects, categories, writer, polymarket, kalshi, clients, movers)
+    ingest = Ingest(Jobs(), rejects, categories, writer, polymarket, kalshi, clients, movers)
+    if polymarket is not None and settings.venues.polymarket.stream.enabled:
+        ingest.polymarket_stream = streamer
+    return ingest
 
 
 async def run_service(settings: Settings, report: MigrationReport, once: bool) -> int:
@@ -275,12 +284,22 @@ async def _run_forever(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     scheduler.start()
-    log.info("exporter running", mode=report.mode.value)
+    streaming = (
+        asyncio.create_task(ingest.polymarket_stream.run())
+        if ingest.polymarket_stream is not None
+        else None
+    )
+    log.info("exporter running", mode=report.mode.value, streaming=streaming is not None)
     try:
         await stop.wait()
     finally:
         deadline = asyncio.get_running_loop().time() + SHUTDOWN_SECONDS
         scheduler.shutdown(wait=False)
+        if streaming is not None and ingest.polymarket_stream is not None:
+            streaming.cancel()
+            await asyncio.wait({streaming}, timeout=2.0)
+            with contextlib.suppress(Exception):  # what the stream still held
+                await asyncio.wait_for(ingest.polymarket_stream.flush(), 2.0)
         # Jobs in flight get half the time to finish (their rows are written or held) ...
         if running:
             _, pending = await asyncio.wait(set(running), timeout=SHUTDOWN_SECONDS / 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -69,6 +69,10 @@ class PolymarketIngest:
         """Duration of the last tail sweep (every open market's price from Gamma)."""
         self.trade_marks: dict[str, datetime] = {}
         self._marks_loaded = False
+        self.streamed: Callable[[], set[str]] = set
+        """Tokens a live stream connection carries: the hot REST poll leaves them out (and
+        takes them back as soon as their connection is down)."""
+        self.last_hot_tokens = 0
 
     # --- discovery ------------------------------------------------------------------------------
 
@@ -169,7 +173,11 @@ class PolymarketIngest:
 
     async def refresh_hot(self) -> dict[str, int]:
         """The hot set's prices from CLOB books (``POST /books``, 500 tokens a call)."""
-        tokens = [t for c in self.hot for t in self.known[c].tokens if c in self.known]
+        live = self.streamed()
+        tokens = [
+            t for c in self.hot if c in self.known for t in self.known[c].tokens if t not in live
+        ]
+        self.last_hot_tokens = len(tokens)
         extras = {
             t: (k.volume_24h, k.liquidity)
             for c in self.hot

@@ -1,0 +1,206 @@
+"""The Polymarket hot set over the market channel: shards, top of book, coalesced writes.
+
+The hot set (and watchlist) of :class:`PolymarketIngest`, at most ``stream.size`` outcomes, is
+spread over connections of at most ``stream.per_connection`` assets, adjusted in place as the hot
+set changes. Every update becomes a snapshot row through the same change-only writer, coalesced
+per outcome over ``stream.coalesce``. After every (re)connect the shard's assets are
+re-snapshotted over REST (``POST /books``) so no gap survives; each reconnect is counted as a gap.
+While a connection is down its assets are not :meth:`live`, so the hot REST job polls them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections import Counter
+from collections.abc import Callable, Generator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import structlog
+
+from exporter.config import PolymarketConfig
+from exporter.errors import ExporterError, ParseError
+from exporter.ingest.common import Rejects
+from exporter.model import Snapshot
+from exporter.normalize.polymarket_stream import Books, parse_frame
+from exporter.timing import Histograms
+from exporter.venues.polymarket.client import BOOKS_BATCH
+from exporter.venues.polymarket.stream import MarketChannel
+
+if TYPE_CHECKING:
+    from exporter.ingest.polymarket import PolymarketIngest
+
+log = structlog.get_logger("exporter.stream")
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+RESHARD_SECONDS = 5.0
+
+
+class PolymarketStreamer:
+    def __init__(
+        self,
+        config: PolymarketConfig,
+        ingest: PolymarketIngest,
+        rejects: Rejects,
+        *,
+        reconnect_delays: Callable[[], Generator[float]] | None = None,
+    ) -> None:
+        self.config = config
+        self.stream = config.stream
+        self.ingest = ingest
+        self.rejects = rejects
+        self.reconnect_delays = reconnect_delays
+        self.books = Books()
+        self.channels: list[MarketChannel] = []
+        self.pending: dict[str, tuple[Snapshot, float]] = {}
+        """asset -> (latest snapshot, monotonic receive time of the oldest unwritten update)."""
+        self.messages: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
+        """gaps (reconnects re-snapshotted), resnapshot_rows, rows_written."""
+        self.latency = Histograms(LATENCY_BUCKETS)
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    # --- what is streamed -----------------------------------------------------------------------
+
+    def wanted(self) -> list[str]:
+        """The hot set's tokens in hot-set order, at most ``stream.size``."""
+        tokens: list[str] = []
+        for condition in self.ingest.hot:
+            known = self.ingest.known.get(condition)
+            if known is not None:
+                tokens.extend(known.tokens)
+        return tokens[: self.stream.size]
+
+    def live(self) -> set[str]:
+        """Assets whose connection is up: the hot REST job leaves them to the stream."""
+        return {a for c in self.channels if c.connected for a in c.assets}
+
+    def subscribed(self) -> int:
+        return sum(len(c.assets) for c in self.channels)
+
+    async def reshard(self) -> None:
+        """Move the subscription towards :meth:`wanted` in place: drop assets that left, fill
+        connections with room, open new connections for the rest."""
+        wanted = self.wanted()
+        keep = set(wanted)
+        placed: set[str] = set()
+        for channel in self.channels:
+            assets = channel.assets & keep
+            placed |= assets
+            if assets != channel.assets:
+                await channel.update(assets)
+        waiting = [a for a in wanted if a not in placed]
+        for channel in self.channels:
+            room = self.stream.per_connection - len(channel.assets)
+            if waiting and room > 0:
+                await channel.update(channel.assets | set(waiting[:room]))
+                waiting = waiting[room:]
+        while waiting:
+            channel = MarketChannel(
+                self.config.ws_url, len(self.channels), self._on_frame, self._on_connect,
+                silence=self.stream.silence.total_seconds(),
+                ping_every=self.stream.ping_every.total_seconds(),
+                reconnect_delays=self.reconnect_delays,
+            )  # fmt: skip
+            channel.assets = set(waiting[: self.stream.per_connection])
+            waiting = waiting[self.stream.per_connection :]
+            self.channels.append(channel)
+            self._tasks[channel.index] = asyncio.create_task(channel.run())
+        self.books.forget(set(self.books.tops) - keep)
+
+    # --- frames in, rows out --------------------------------------------------------------------
+
+    def _on_frame(self, text: str, received: datetime) -> None:
+        try:
+            parsed = parse_frame(text)
+        except ParseError as error:
+            self.rejects.add(error, text[:200])
+            return
+        if isinstance(parsed, str):
+            self.messages[parsed] += 1
+            return
+        now = time.monotonic()
+        for message in parsed:
+            try:
+                kind, changed = self.books.apply(message)
+            except ParseError as error:
+                self.rejects.add(error, message)
+                continue
+            self.messages[kind] += 1
+            for asset in changed:
+                snapshot = self.books.snapshot(asset, received)
+                if snapshot is not None:
+                    first = self.pending.get(asset, (snapshot, now))[1]
+                    self.pending[asset] = (snapshot, first)
+
+    async def _on_connect(self, assets: set[str], first: bool) -> None:
+        """Re-snapshot ``assets`` over REST: what changed while the connection was down."""
+        if not first:
+            self.counts["gaps"] += 1
+        tokens = sorted(assets)
+        for i in range(0, len(tokens), BOOKS_BATCH):
+            try:
+                raws, _ = await self.ingest.client.books(tokens[i : i + BOOKS_BATCH])
+            except ExporterError as error:
+                log.warning("stream re-snapshot failed", error=str(error))
+                return
+            for raw in raws:
+                if isinstance(raw, dict):
+                    self._on_message({"event_type": "book", **raw})
+
+    def _on_message(self, message: dict[str, object]) -> None:
+        try:
+            _, changed = self.books.apply(message)
+        except ParseError as error:
+            self.rejects.add(error, message)
+            return
+        now = time.monotonic()
+        received = datetime.now(UTC)
+        for asset in changed:
+            snapshot = self.books.snapshot(asset, received)
+            if snapshot is not None:
+                self.pending[asset] = (snapshot, self.pending.get(asset, (snapshot, now))[1])
+                self.counts["resnapshot_rows"] += 1
+
+    async def flush(self) -> int:
+        """Write the pending updates, one row per outcome."""
+        if not self.pending:
+            return 0
+        batch, self.pending = self.pending, {}
+        extras = {
+            t: (k.volume_24h, k.liquidity) for k in self.ingest.known.values() for t in k.tokens
+        }
+        rows = []
+        for asset, (snapshot, _) in batch.items():
+            volume, liquidity = extras.get(asset, (None, None))
+            rows.append(dataclasses.replace(snapshot, volume_24h=volume, liquidity=liquidity))
+        result = await self.ingest.writer.write_snapshots(rows)
+        done = time.monotonic()
+        for _, first in batch.values():
+            self.latency.observe(("polymarket",), done - first)
+        self.counts["rows_written"] += result.written
+        return result.written
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Follow the hot set and write coalesced updates until cancelled."""
+        next_reshard = 0.0
+        try:
+            while True:
+                if time.monotonic() >= next_reshard:
+                    await self.reshard()
+                    next_reshard = time.monotonic() + RESHARD_SECONDS
+                await asyncio.sleep(self.stream.coalesce.total_seconds())
+                try:
+                    await self.flush()
+                except ExporterError as error:
+                    log.warning("stream rows not written", error=str(error))
+        finally:
+            for task in self._tasks.values():
+                task.cancel()
+            for task in self._tasks.values():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task

@@ -1,0 +1,137 @@
+"""Polymarket's CLOB market channel, I/O only: one websocket connection per shard of assets.
+
+Each :class:`MarketChannel` subscribes its assets on connect, changes the subscription in place
+(``operation: subscribe/unsubscribe``), sends the text ``PING`` every ``ping_every`` (the venue
+drops a socket without it after about 10 s), and closes the socket itself when no market data
+arrived for ``silence`` (the watchdog: a subscription that silently stopped). Reconnects use the
+websockets library's own reconnecting ``connect`` and its backoff (``reconnect_delays`` is
+swappable, so tests can use milliseconds). Frames go to ``on_frame`` with their receive time;
+``on_connect`` runs after every (re)connect, before subscribing, with the shard's assets, so the
+caller can re-snapshot them over REST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Awaitable, Callable, Generator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+log = structlog.get_logger("exporter.stream")
+
+Frame = Callable[[str, datetime], None]
+Connected = Callable[[set[str], bool], Awaitable[None]]
+
+
+class MarketChannel:
+    """One connection of the market channel over a shard of at most ``capacity`` assets."""
+
+    def __init__(
+        self,
+        url: str,
+        index: int,
+        on_frame: Frame,
+        on_connect: Connected,
+        *,
+        silence: float,
+        ping_every: float = 10.0,
+        reconnect_delays: Callable[[], Generator[float]] | None = None,
+    ) -> None:
+        self.url = url
+        self.index = index
+        self.assets: set[str] = set()
+        self.on_frame = on_frame
+        self.on_connect = on_connect
+        self.silence = silence
+        self.ping_every = ping_every
+        self.reconnect_delays = reconnect_delays
+        self.ws: ClientConnection | None = None
+        self.connected = False
+        self.events: Counter[str] = Counter()
+        """connects, reconnects, watchdog_restarts, closed."""
+
+    async def run(self) -> None:
+        """Connect, read and reconnect until cancelled."""
+        options: dict[str, Any] = {"ping_interval": None, "max_size": 2**24, "open_timeout": 10}
+        if self.reconnect_delays is not None:
+            options["reconnect_delays"] = self.reconnect_delays
+        async for ws in connect(self.url, **options):
+            first = self.events["connects"] == 0
+            self.events["connects"] += 1
+            if not first:
+                self.events["reconnects"] += 1
+            try:
+                await self._serve(ws, first)
+            except ConnectionClosed as exc:
+                self.events["closed"] += 1
+                code = exc.rcvd.code if exc.rcvd else None
+                log.info("stream closed", connection=self.index, code=code)
+            finally:
+                self.connected = False
+                self.ws = None
+
+    async def _serve(self, ws: ClientConnection, first: bool) -> None:
+        assets = set(self.assets)
+        # REST first, then the subscription: what changed while disconnected is stored before
+        # the channel's own snapshots and deltas, which are all newer.
+        await self.on_connect(assets, first)
+        await ws.send(_subscribe(assets))
+        self.ws = ws
+        self.connected = True
+        pinger = asyncio.create_task(self._ping(ws))
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.silence):
+                        while True:
+                            text = await ws.recv()
+                            if isinstance(text, bytes):
+                                text = text.decode()
+                            if text.strip() == "PONG":
+                                continue
+                            self.on_frame(text, datetime.now(UTC))
+                            break
+                except TimeoutError:
+                    self.events["watchdog_restarts"] += 1
+                    log.warning("stream silent, restarting", connection=self.index,
+                                seconds=self.silence)  # fmt: skip
+                    await ws.close(1000, "watchdog: no market data")
+                    return
+        finally:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinger
+
+    async def _ping(self, ws: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await ws.send("PING")
+                await asyncio.sleep(self.ping_every)
+
+    async def update(self, assets: set[str]) -> None:
+        """Change the subscription in place to ``assets``."""
+        added, removed = assets - self.assets, self.assets - assets
+        self.assets = set(assets)
+        ws = self.ws
+        if ws is None:
+            return  # the next connect subscribes the new set
+        with contextlib.suppress(ConnectionClosed):
+            if removed:
+                await ws.send(_operation(removed, "unsubscribe"))
+            if added:  # the venue answers with a `book` for each
+                await ws.send(_operation(added, "subscribe"))
+
+
+def _subscribe(assets: set[str]) -> str:
+    return orjson.dumps({"assets_ids": sorted(assets), "type": "market"}).decode()
+
+
+def _operation(assets: set[str], operation: str) -> str:
+    return orjson.dumps({"assets_ids": sorted(assets), "operation": operation}).decode()

@@ -1,0 +1,298 @@
+"""Polymarket's market channel: frames parsed into the right top of book (recordings), and the
+streamer against the simulator's websocket and a real database: updates reach `snapshots`,
+abrupt disconnects lose nothing after the REST re-snapshot, the watchdog restarts a silent
+connection, shards stay within their size, and REST takes over while a stream is down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Generator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exporter.errors import ParseError
+from exporter.ingest.polymarket import PolymarketIngest
+from exporter.ingest.polymarket_stream import PolymarketStreamer
+from exporter.normalize.polymarket import parse_book
+from exporter.normalize.polymarket_stream import Books, parse_frame
+from exporter.sim import ManualClock, Simulator, load_scenario
+from exporter.sim.polymarket import clob_book
+from tests.conftest import Database
+from tests.test_ingest_polymarket import _ingest, _settings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "venues" / "polymarket"
+START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _lines(name: str) -> list[str]:
+    return [line for line in (FIXTURES / name).read_text().splitlines() if line.strip()]
+
+
+def test_every_recorded_frame_parses_and_books_follow_snapshots_and_deltas() -> None:
+    books = Books()
+    kinds: set[str] = set()
+    for name in ("ws_market_real_messages.jsonl", "ws_market_docs_examples.jsonl"):
+        for line in _lines(name):
+            parsed = parse_frame(line)
+            assert isinstance(parsed, list)
+            for message in parsed:
+                kind, _ = books.apply(message)
+                kinds.add(kind)
+    assert {"book", "price_change", "tick_size_change", "last_trade_price"} <= kinds
+    # The real book: best bid is the highest bid, best ask the lowest ask, wherever they sit.
+    real = json.loads(_lines("ws_market_real_messages.jsonl")[0])
+    fresh = Books()
+    fresh.apply(real)
+    top = fresh.tops[real["asset_id"]]
+    assert top.bid == max(float(b["price"]) for b in real["bids"])
+    assert top.ask == min(float(a["price"]) for a in real["asks"])
+    assert parse_frame("PONG") == "PONG"
+    assert parse_frame("NO NEW ASSETS") == "NO NEW ASSETS"
+
+
+ASSET = "123"
+
+
+def _book(bid: str, ask: str, last: str = "") -> dict[str, Any]:
+    return {"event_type": "book", "asset_id": ASSET, "market": "0x1",
+            "bids": [{"price": "0.10", "size": "5"}, {"price": bid, "size": "9"}],
+            "asks": [{"price": "0.90", "size": "5"}, {"price": ask, "size": "9"}],
+            "last_trade_price": last, "timestamp": "1786604072222"}  # fmt: skip
+
+
+def test_deltas_move_the_top_of_book_and_a_tick_size_change_drops_it() -> None:
+    books = Books()
+    assert books.apply(_book("0.40", "0.42")) == ("book", {ASSET})
+    snap = books.snapshot(ASSET, NOW)
+    assert snap is not None
+    assert (snap.bid, snap.ask, snap.price) == (0.40, 0.42, pytest.approx(0.41))
+    frame = json.dumps([{"event_type": "price_change", "market": "0x1", "timestamp": "1",
+                         "price_changes": [{"asset_id": ASSET, "price": "0.43", "size": "0",
+                                            "side": "SELL", "best_bid": "0.41",
+                                            "best_ask": "0.44"}]},
+                        {"event_type": "last_trade_price", "asset_id": ASSET,
+                         "price": "0.44", "size": "3", "side": "BUY", "market": "0x1",
+                         "timestamp": "2"}])  # fmt: skip
+    parsed = parse_frame(frame)
+    assert isinstance(parsed, list)
+    assert [books.apply(m)[0] for m in parsed] == ["price_change", "last_trade_price"]
+    snap = books.snapshot(ASSET, NOW)
+    assert snap is not None
+    assert (snap.bid, snap.ask, snap.last_trade) == (0.41, 0.44, 0.44)
+    # An empty side is reported as a best bid of 0 / best ask of 1.
+    books.apply({"event_type": "price_change", "market": "0x1", "timestamp": "3",
+                 "price_changes": [{"asset_id": ASSET, "price": "0.41", "size": "0",
+                                    "side": "BUY", "best_bid": "0",
+                                    "best_ask": "0.44"}]})  # fmt: skip
+    snap = books.snapshot(ASSET, NOW)
+    assert snap is not None
+    assert snap.bid is None
+    assert snap.price == 0.44  # one-sided: the last trade
+    books.apply({"event_type": "tick_size_change", "asset_id": ASSET, "market": "0x1",
+                 "old_tick_size": "0.01", "new_tick_size": "0.001", "timestamp": "4"})  # fmt: skip
+    assert books.snapshot(ASSET, NOW) is None
+    books.apply({"event_type": "price_change", "market": "0x1", "timestamp": "5",
+                 "price_changes": [{"asset_id": ASSET, "price": "0.5", "size": "1",
+                                    "side": "BUY", "best_bid": "0.5",
+                                    "best_ask": "0.6"}]})  # fmt: skip
+    assert books.snapshot(ASSET, NOW) is None  # still waiting for a book
+    books.apply(_book("0.45", "0.46"))
+    snap = books.snapshot(ASSET, NOW)
+    assert snap is not None
+    assert snap.bid == 0.45
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("{not json", "not JSON"), ("[1, 2]", "non-object"),
+     ('{"event_type": "book", "asset_id": "0xnot-digits"}', "asset_id"),
+     ('{"event_type": "price_change", "price_changes": [{"asset_id": "1", "side": "BUY",'
+      ' "price": "0.5", "size": "1", "best_bid": "2"}]}', "best_bid"),
+     ('{"event_type": "price_change", "price_changes": [{"asset_id": "1", "side": "BUY",'
+      ' "price": "0.5", "size": "-1"}]}', "size"), ('{"market": "0x1"}', "event_type")],
+)  # fmt: skip
+def test_malformed_frames_are_parse_errors_naming_the_problem(text: str, why: str) -> None:
+    books = Books()
+
+    def consume() -> None:
+        parsed = parse_frame(text)
+        assert isinstance(parsed, list)
+        for message in parsed:
+            books.apply(message)
+
+    with pytest.raises(ParseError, match=why):
+        consume()
+
+
+# --- against the simulator ---------------------------------------------------------------------
+
+
+def _fast() -> Callable[[], Generator[float]]:
+    def delays() -> Generator[float]:
+        while True:
+            yield 0.05
+
+    return delays
+
+
+@contextlib.asynccontextmanager
+async def _streaming(
+    db: Database, sim: Simulator, **stream: Any
+) -> AsyncIterator[tuple[PolymarketIngest, PolymarketStreamer]]:
+    settings = _settings(db, sim, hot_size=40, stream={"coalesce": "200ms", **stream})
+    async with _ingest(settings) as ingest:
+        await ingest.discover()
+        streamer = PolymarketStreamer(
+            settings.venues.polymarket, ingest, ingest.rejects, reconnect_delays=_fast()
+        )
+        ingest.streamed = streamer.live
+        task = asyncio.create_task(streamer.run())
+        try:
+            await _until(lambda: streamer.live() and len(streamer.live()) == len(streamer.wanted()),
+                         10, "every hot asset streamed")  # fmt: skip
+            yield ingest, streamer
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _until(condition: Callable[[], object], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {within} s: {what}")
+
+
+def _expected(sim: Simulator, assets: list[str]) -> dict[str, tuple[float | None, float | None]]:
+    """Each asset's top of book as the simulator's world has it now."""
+    world = sim.world
+    out = {}
+    for asset in assets:
+        market, token = world.by_token[asset]
+        if not market.trading:
+            continue
+        snap = parse_book(clob_book(market, token, world, world.step), NOW)
+        if snap is not None:
+            out[asset] = (snap.bid, snap.ask)
+    return out
+
+
+def _stored(db: Database) -> dict[str, tuple[float | None, float | None]]:
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT ON (outcome_id) outcome_id, bid, ask FROM snapshots"
+            " ORDER BY outcome_id, time DESC"
+        ).fetchall()
+    return {r[0].split(":", 1)[1]: (r[1], r[2]) for r in rows}
+
+
+def _agree(db: Database, sim: Simulator, assets: list[str]) -> list[str]:
+    expected, stored = _expected(sim, assets), _stored(db)
+    return [a for a, quote in expected.items() if stored.get(a) != pytest.approx(quote)]
+
+
+async def test_streamed_updates_reach_snapshots_and_ten_drops_lose_nothing(pg: Database) -> None:
+    timeline = [{"at": f"{12 * i + 45}s", "drop_websockets": {"venue": "polymarket"}}
+                for i in range(10)]  # fmt: skip
+    scenario = load_scenario({"seed": 8, "universe": {"polymarket": 30, "kalshi": 0},
+                              "timeline": timeline})  # fmt: skip
+    async with (
+        Simulator(scenario, clock=ManualClock(START)) as sim,
+        _streaming(pg, sim) as (ingest, streamer),
+    ):
+        assets = streamer.wanted()
+        assert len(assets) == 2 * len(ingest.known)
+        await _until(lambda: not _agree(pg, sim, assets), 10, "first books stored")
+        # Moves on the stream alone (the REST hot poll is not running here).
+        for _ in range(20):
+            sim.advance(2)
+            await asyncio.sleep(0.05)
+        await _until(lambda: not _agree(pg, sim, assets), 5, "streamed moves stored")
+        streamed_rows = streamer.counts["rows_written"]
+        assert streamer.messages["price_change"] > 0
+        # Ten abrupt disconnects, each followed by moves nobody streamed.
+        for _ in range(10):
+            sim.advance(10)  # crosses a drop_websockets: the moves after it are unseen
+            await _until(lambda: streamer.live() == set(assets), 10, "reconnected")
+            sim.advance(2)
+            await asyncio.sleep(0.1)
+        await _until(lambda: not _agree(pg, sim, assets), 10, "every price after drops")
+        assert streamer.counts["gaps"] >= 10
+        assert sum(c.events["reconnects"] for c in streamer.channels) >= 10
+        assert streamer.counts["rows_written"] > streamed_rows
+        assert streamer.latency.count(("polymarket",)) > 0
+        assert ingest.rejects.counts == {} or sum(ingest.rejects.counts.values()) == 0
+
+
+async def test_the_watchdog_restarts_a_silent_connection(pg: Database) -> None:
+    timeline = [{"at": "5s", "for": "1h", "silence": {"venue": "polymarket"}}]
+    scenario = load_scenario({"seed": 9, "universe": {"polymarket": 10, "kalshi": 0},
+                              "timeline": timeline})  # fmt: skip
+    async with (
+        Simulator(scenario, clock=ManualClock(START)) as sim,
+        _streaming(pg, sim, silence="1s") as (_, streamer),
+    ):
+        sim.advance(6)  # silent from now on (PONGs still come: they do not count)
+
+        async def ticking() -> None:
+            while True:
+                sim.advance(1)
+                await asyncio.sleep(0.1)
+
+        ticker = asyncio.create_task(ticking())
+        try:
+            await _until(
+                lambda: sum(c.events["watchdog_restarts"] for c in streamer.channels) >= 1,
+                10, "a watchdog restart",
+            )  # fmt: skip
+        finally:
+            ticker.cancel()
+        await _until(lambda: streamer.live() == set(streamer.wanted()), 10, "back up")
+
+
+async def test_shards_stay_within_their_size_and_follow_the_hot_set(pg: Database) -> None:
+    scenario = load_scenario({"seed": 10, "universe": {"polymarket": 30, "kalshi": 0}})
+    async with (
+        Simulator(scenario, clock=ManualClock(START)) as sim,
+        _streaming(pg, sim, per_connection=25) as (ingest, streamer),
+    ):
+        wanted = streamer.wanted()
+        assert len(wanted) > 25
+        assert len(streamer.channels) == -(-len(wanted) // 25)
+        assert all(len(c.assets) <= 25 for c in streamer.channels)
+        served = [client.assets for client in sim.polymarket_stream.clients]
+        assert all(len(s) <= 25 for s in served)
+        assert set().union(*served) == set(wanted)
+        # The hot set shrinks: the subscription follows in place.
+        ingest.hot = ingest.hot[:5]
+        await streamer.reshard()
+        await _until(
+            lambda: set().union(*(c.assets for c in sim.polymarket_stream.clients))
+            == set(streamer.wanted()),
+            5, "unsubscribed on the venue",
+        )  # fmt: skip
+        assert len(streamer.wanted()) == 10
+
+
+async def test_rest_polls_the_hot_set_while_its_stream_is_down(pg: Database) -> None:
+    scenario = load_scenario({"seed": 11, "universe": {"polymarket": 10, "kalshi": 0}})
+    async with (
+        Simulator(scenario, clock=ManualClock(START)) as sim,
+        _streaming(pg, sim) as (ingest, streamer),
+    ):
+        await ingest.refresh_hot()
+        assert ingest.last_hot_tokens == 0  # all streamed
+        for channel in streamer.channels:
+            channel.connected = False  # as while a connection is down
+        await ingest.refresh_hot()
+        assert ingest.last_hot_tokens == len(streamer.wanted())
