@@ -397,8 +397,6 @@ async def _scenario_plays_out(
     assert samples[key("movers_alert_webhook_requests_total", outcome="stored")] >= 5
 
 
-
-
 def _exprs(rules: Path) -> list[str]:
     return [
         rule["expr"]

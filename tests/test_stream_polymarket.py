@@ -24,6 +24,7 @@ from exporter.normalize.polymarket_stream import Books, parse_frame
 from exporter.sim import ManualClock, Simulator, load_scenario
 from exporter.sim.polymarket import clob_book
 from tests.conftest import Database
+from tests.running import Exporter, key
 from tests.test_ingest_polymarket import _ingest, _settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "venues" / "polymarket"
@@ -296,3 +297,53 @@ async def test_rest_polls_the_hot_set_while_its_stream_is_down(pg: Database) -> 
             channel.connected = False  # as while a connection is down
         await ingest.refresh_hot()
         assert ingest.last_hot_tokens == len(streamer.wanted())
+
+
+async def test_a_jump_streams_into_snapshots_movers_and_metrics(
+    pg: Database, tmp_path: Path
+) -> None:
+    """`movers run` with every Polymarket poll an hour apart: only the stream can bring the jump."""
+    base = {"seed": 21, "universe": {"polymarket": 30, "kalshi": 0}}
+    timeline = [{"at": "30s", "jump": {"venue": "polymarket", "market": 3, "from": 0.30,
+                                       "to": 0.42}}]  # fmt: skip
+    scenario = load_scenario({**base, "timeline": timeline})
+    async with Simulator(scenario, clock=ManualClock(START)) as sim:
+        assert sim.urls is not None
+        venues = sim.urls.venues()
+        venues["polymarket"] |= {"hot_every": 3600, "tail_every": 3600, "trades_every": 3600}
+        venues["kalshi"] = {"enabled": False}
+        market = f"polymarket:{sim.world.poly_markets[3].condition_id}"
+        exporter = Exporter(pg.url, {
+            "venues": venues,
+            "movers": {"windows": ["10s"], "every": "1s",
+                       "filters": {"polymarket": {"min_volume_24h": 0, "max_spread": None}}},
+        }, tmp_path)  # fmt: skip
+        await exporter.start()
+        try:
+            await exporter.wait_for(
+                lambda s: s.get(key("movers_price_source_outcomes", venue="polymarket",
+                                    source="stream"), 0) > 0
+                and bool(s.get(key("movers_job_runs_total", job="movers_refresh",
+                                   outcome="ok"))),
+                60, "the hot set streamed and a movers refresh",
+            )  # fmt: skip
+            await asyncio.sleep(10.5)  # the prices before the jump are older than the window
+            sim.advance(31)
+            samples = await exporter.wait_for(
+                lambda s: any(
+                    n == "movers_market_move_ratio" and dict(labels)["market_id"] == market
+                    for n, labels in s
+                ),
+                10, "the streamed jump exported as a mover",
+            )  # fmt: skip
+            (move,) = [
+                v
+                for (n, labels), v in samples.items()
+                if n == "movers_market_move_ratio" and dict(labels)["market_id"] == market
+            ]
+            assert move == pytest.approx(0.12, abs=0.011)
+            assert samples[key("movers_websocket_subscribed_assets", venue="polymarket")] > 0
+            assert samples[key("movers_stream_commit_latency_seconds_count", venue="polymarket")]
+        finally:
+            code, err, _ = await exporter.stop()
+        assert code == 0, err[-3000:]

@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger("exporter.stream")
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 RESHARD_SECONDS = 5.0
+MESSAGE_KINDS = frozenset(
+    {"book", "price_change", "last_trade_price", "tick_size_change", "best_bid_ask",
+     "new_market", "market_resolved"}
+)  # fmt: skip
+"""Message types counted by name (any other is counted as ``other``: labels stay bounded)."""
 
 
 class PolymarketStreamer:
@@ -128,7 +133,7 @@ class PolymarketStreamer:
             except ParseError as error:
                 self.rejects.add(error, message)
                 continue
-            self.messages[kind] += 1
+            self.messages[kind if kind in MESSAGE_KINDS else "other"] += 1
             for asset in changed:
                 snapshot = self.books.snapshot(asset, received)
                 if snapshot is not None:
