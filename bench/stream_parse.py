@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import random
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -51,7 +52,7 @@ def frames(count: int, seed: int = 7) -> tuple[list[str], list[str]]:
 
 def handler() -> PolymarketStreamer:
     settings = validate_settings({})
-    ingest: Any = None  # the frame handler touches neither the client nor the writer
+    ingest: Any = SimpleNamespace(writer=None, known={})  # the frame handler writes nothing
     return PolymarketStreamer(settings.venues.polymarket, ingest, Rejects())
 
 

@@ -397,7 +397,7 @@ class ExporterCollector(Collector):
         polymarket = self.ingest.polymarket
         source.add_metric([venue, "rest"], polymarket.last_hot_tokens if polymarket else 0)
         yield from (*families, gaps, source)
-        yield stream.latency.family(
+        yield stream.rows.latency.family(
             "movers_stream_commit_latency_seconds",
             "From receiving a stream update to committing its row (coalescing included).",
             ["venue"],

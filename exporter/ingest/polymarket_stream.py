@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Generator
@@ -23,10 +22,9 @@ import structlog
 
 from exporter.config import PolymarketConfig
 from exporter.errors import ExporterError, ParseError
+from exporter.ingest.coalesce import Coalescer
 from exporter.ingest.common import Rejects
-from exporter.model import Snapshot
 from exporter.normalize.polymarket_stream import Books, parse_frame
-from exporter.timing import Histograms
 from exporter.venues.polymarket.client import BOOKS_BATCH
 from exporter.venues.polymarket.stream import MarketChannel
 
@@ -34,7 +32,6 @@ if TYPE_CHECKING:
     from exporter.ingest.polymarket import PolymarketIngest
 
 log = structlog.get_logger("exporter.stream")
-LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 RESHARD_SECONDS = 5.0
 MESSAGE_KINDS = frozenset(
     {"book", "price_change", "last_trade_price", "tick_size_change", "best_bid_ask",
@@ -59,12 +56,10 @@ class PolymarketStreamer:
         self.reconnect_delays = reconnect_delays
         self.books = Books()
         self.channels: list[MarketChannel] = []
-        self.pending: dict[str, tuple[Snapshot, float]] = {}
-        """asset -> (latest snapshot, monotonic receive time of the oldest unwritten update)."""
+        self.rows = Coalescer("polymarket", ingest.writer)
         self.messages: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
-        """gaps (reconnects re-snapshotted), resnapshot_rows, rows_written."""
-        self.latency = Histograms(LATENCY_BUCKETS)
+        """gaps (reconnects re-snapshotted), resnapshot_rows."""
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     # --- what is streamed -----------------------------------------------------------------------
@@ -126,7 +121,6 @@ class PolymarketStreamer:
         if isinstance(parsed, str):
             self.messages[parsed] += 1
             return
-        now = time.monotonic()
         for message in parsed:
             try:
                 kind, changed = self.books.apply(message)
@@ -137,8 +131,7 @@ class PolymarketStreamer:
             for asset in changed:
                 snapshot = self.books.snapshot(asset, received)
                 if snapshot is not None:
-                    first = self.pending.get(asset, (snapshot, now))[1]
-                    self.pending[asset] = (snapshot, first)
+                    self.rows.add(asset, snapshot)
 
     async def _on_connect(self, assets: set[str], first: bool) -> None:
         """Re-snapshot ``assets`` over REST: what changed while the connection was down."""
@@ -161,32 +154,21 @@ class PolymarketStreamer:
         except ParseError as error:
             self.rejects.add(error, message)
             return
-        now = time.monotonic()
         received = datetime.now(UTC)
         for asset in changed:
             snapshot = self.books.snapshot(asset, received)
             if snapshot is not None:
-                self.pending[asset] = (snapshot, self.pending.get(asset, (snapshot, now))[1])
+                self.rows.add(asset, snapshot)
                 self.counts["resnapshot_rows"] += 1
 
     async def flush(self) -> int:
         """Write the pending updates, one row per outcome."""
-        if not self.pending:
-            return 0
-        batch, self.pending = self.pending, {}
-        extras = {
+        return await self.rows.flush(self._extras)
+
+    def _extras(self) -> dict[str, tuple[float | None, float | None]]:
+        return {
             t: (k.volume_24h, k.liquidity) for k in self.ingest.known.values() for t in k.tokens
         }
-        rows = []
-        for asset, (snapshot, _) in batch.items():
-            volume, liquidity = extras.get(asset, (None, None))
-            rows.append(dataclasses.replace(snapshot, volume_24h=volume, liquidity=liquidity))
-        result = await self.ingest.writer.write_snapshots(rows)
-        done = time.monotonic()
-        for _, first in batch.values():
-            self.latency.observe(("polymarket",), done - first)
-        self.counts["rows_written"] += result.written
-        return result.written
 
     # --- lifecycle ------------------------------------------------------------------------------
 

@@ -111,6 +111,27 @@ def count(raw: dict[str, Any], key: str, kind: str, *, required: bool = True) ->
     return float(value)
 
 
+def top_of_book(
+    raw: dict[str, Any], kind: str, last_key: str = "last_price"
+) -> tuple[float | None, float | None, float | None]:
+    """YES bid, ask and last trade of a market (REST) or ``ticker`` message (stream, whose last
+    trade is ``price_dollars``)."""
+    bid = dollars(raw, "yes_bid", kind)
+    ask = dollars(raw, "yes_ask", kind)
+    last = dollars(raw, last_key, kind)
+    bid_size = count(raw, "yes_bid_size", kind, required=False)
+    ask_size = count(raw, "yes_ask_size", kind, required=False)
+    # A side with size 0 is no quote. Old payloads carry no sizes: an empty side shows bid 0 and
+    # ask 0 or 1 there.
+    if bid_size == 0 or (bid_size is None and bid == 0):
+        bid = None
+    if ask_size == 0 or (ask_size is None and ask in (0.0, 1.0)):
+        ask = None
+    if last == 0:
+        last = None  # "0.0000" is what a market that never traded shows
+    return bid, ask, last
+
+
 def _text(raw: dict[str, Any], key: str, kind: str) -> str:
     value = raw.get(key)
     if not isinstance(value, str) or not value:
@@ -165,19 +186,7 @@ def parse_market(
     status = STATUS.get(status_name)
     if status is None:
         raise _fail(kind, f"unknown status {status_name!r:.30}")
-    bid = dollars(raw, "yes_bid", kind)
-    ask = dollars(raw, "yes_ask", kind)
-    last = dollars(raw, "last_price", kind)
-    bid_size = count(raw, "yes_bid_size", kind, required=False)
-    ask_size = count(raw, "yes_ask_size", kind, required=False)
-    # A side with size 0 is no quote. Old payloads carry no sizes: an empty side shows bid 0 and
-    # ask 0 or 1 there.
-    if bid_size == 0 or (bid_size is None and bid == 0):
-        bid = None
-    if ask_size == 0 or (ask_size is None and ask in (0.0, 1.0)):
-        ask = None
-    if last == 0:
-        last = None  # "0.0000" is what a market that never traded shows
+    bid, ask, last = top_of_book(raw, kind)
     volume_24h = count(raw, "volume_24h", kind)
     volume = count(raw, "volume", kind, required=False)
     open_interest = count(raw, "open_interest", kind, required=False)
