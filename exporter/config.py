@@ -195,6 +195,18 @@ class PolymarketConfig(_Section):
     stream: PolymarketStreamConfig = PolymarketStreamConfig()
 
 
+class KalshiStreamConfig(_Section):
+    """The websocket for the hot set; it needs an API key (the handshake is signed)."""
+
+    enabled: bool = True
+    size: int = Field(default=2000, ge=0, le=100_000)
+    """Markets streamed at most: the hot set's and the watchlist's."""
+    silence: PositiveDuration = timedelta(seconds=60)
+    """The watchdog restarts the connection after this long without a message."""
+    coalesce: PositiveDuration = timedelta(seconds=1)
+    """Updates of one market within this are written as one row (its latest)."""
+
+
 class KalshiConfig(_Section):
     enabled: bool = True
     rest_url: str = "https://api.elections.kalshi.com/trade-api/v2"
@@ -220,6 +232,7 @@ class KalshiConfig(_Section):
     """One token bucket for every Kalshi read; default 3/s without an API key, 15/s with one."""
     timeout: PositiveDuration = timedelta(seconds=20)
     retry: RetryConfig = RetryConfig()
+    stream: KalshiStreamConfig = KalshiStreamConfig()
 
     @property
     def budget(self) -> float:

@@ -347,10 +347,9 @@ class ExporterCollector(Collector):
         yield from (requests, alerts)
 
     def _streams(self) -> Iterable[Metric]:
-        stream = self.ingest.polymarket_stream
-        if stream is None:
+        streams = self.ingest.streams()
+        if not streams:
             return
-        venue = "polymarket"
         connected = GaugeMetricFamily(
             "movers_websocket_connected",
             "1 while the stream connection is up and subscribed, by venue and connection.",
@@ -358,49 +357,56 @@ class ExporterCollector(Collector):
         )
         assets = GaugeMetricFamily(
             "movers_websocket_subscribed_assets",
-            "Assets subscribed on the venue's stream connections.",
+            "Assets (Kalshi: markets) subscribed on the venue's stream connections.",
             labels=["venue"],
         )
-        for channel in stream.channels:
-            connected.add_metric([venue, str(channel.index)], 1.0 if channel.connected else 0.0)
-        assets.add_metric([venue], stream.subscribed())
         messages = CounterMetricFamily(
             "movers_websocket_messages",
-            "Stream messages received, by type (book, price_change, last_trade_price, PONG, ...).",
+            "Stream messages received, by type (book, price_change, ticker, trade, ...).",
             labels=["venue", "type"],
         )
-        for kind, count in sorted(stream.messages.items()):
-            messages.add_metric([venue, kind], count)
         events = {
-            "reconnects": "Stream connections opened again after a close or failure.",
-            "watchdog_restarts": "Stream connections restarted by the watchdog (no market data).",
+            "reconnects": CounterMetricFamily(
+                "movers_websocket_reconnects",
+                "Stream connections opened again after a close or failure.",
+                labels=["venue"],
+            ),
+            "watchdog_restarts": CounterMetricFamily(
+                "movers_websocket_watchdog_restarts",
+                "Stream connections restarted by the watchdog (no market data).",
+                labels=["venue"],
+            ),
         }
-        families = [connected, assets, messages]
-        for event, doc in events.items():
-            family = CounterMetricFamily(f"movers_websocket_{event}", doc, labels=["venue"])
-            family.add_metric([venue], sum(c.events[event] for c in stream.channels))
-            families.append(family)
         gaps = CounterMetricFamily(
             "movers_websocket_gaps",
             "Stream gaps (a reconnect or a sequence gap) closed by a REST re-snapshot.",
             labels=["venue"],
         )
-        gaps.add_metric([venue], stream.counts["gaps"])
         source = GaugeMetricFamily(
             "movers_price_source_outcomes",
             "Hot-set outcomes by where their prices come from now: stream, or rest (polling, "
-            "while their stream connection is down or streaming is off).",
+            "while their stream connection is down).",
             labels=["venue", "source"],
         )
-        live = len(stream.live())
-        source.add_metric([venue, "stream"], live)
-        polymarket = self.ingest.polymarket
-        source.add_metric([venue, "rest"], polymarket.last_hot_tokens if polymarket else 0)
-        yield from (*families, gaps, source)
-        yield stream.rows.latency.family(
+        for stream in streams:
+            venue = stream.venue
+            for index, up in stream.connections():
+                connected.add_metric([venue, index], 1.0 if up else 0.0)
+            assets.add_metric([venue], stream.subscribed())
+            for kind, count in sorted(stream.messages.items()):
+                messages.add_metric([venue, kind], count)
+            for event, family in events.items():
+                family.add_metric([venue], stream.event_total(event))
+            gaps.add_metric([venue], stream.counts["gaps"])
+            source.add_metric([venue, "stream"], len(stream.live()))
+            source.add_metric([venue, "rest"], stream.rest_polled())
+        yield from (connected, assets, messages, *events.values(), gaps, source)
+        first, *rest = [stream.rows.latency for stream in streams]
+        yield first.family(
             "movers_stream_commit_latency_seconds",
             "From receiving a stream update to committing its row (coalescing included).",
             ["venue"],
+            *rest,
         )
 
 

@@ -22,6 +22,7 @@ from exporter.config import Settings
 from exporter.errors import StorageError
 from exporter.ingest.common import Jobs, Rejects
 from exporter.ingest.kalshi import KalshiIngest
+from exporter.ingest.kalshi_stream import KalshiStreamer
 from exporter.ingest.polymarket import PolymarketIngest
 from exporter.ingest.polymarket_stream import PolymarketStreamer
 from exporter.metrics import DatabaseFigures, build_registry, metrics_app
@@ -71,6 +72,10 @@ class Ingest:
     clients: list[Any]
     movers: MoversJob
     polymarket_stream: PolymarketStreamer | None = None
+    kalshi_stream: KalshiStreamer | None = None
+
+    def streams(self) -> list[PolymarketStreamer | KalshiStreamer]:
+        return [s for s in (self.polymarket_stream, self.kalshi_stream) if s is not None]
 
     def schedule(self, settings: Settings) -> list[tuple[str, Callable[[], Awaitable[Any]], float]]:
         """``(name, job, every seconds)``; discovery first so the price jobs have markets."""
@@ -116,10 +121,16 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
             streamer = PolymarketStreamer(settings.venues.polymarket, polymarket, rejects)
             polymarket.streamed = streamer.live
     kalshi = None
+    kalshi_streamer: KalshiStreamer | None = None
     if settings.venues.kalshi.enabled:
         kalshi_client = KalshiClient(settings.venues.kalshi)
         clients.append(kalshi_client)
         kalshi = KalshiIngest(settings.venues.kalshi, kalshi_client, writer, categories, rejects)
+        if settings.venues.kalshi.stream.enabled and kalshi_client.signer is not None:
+            kalshi_streamer = KalshiStreamer(
+                settings.venues.kalshi.stream, settings.venues.kalshi.ws_url, kalshi, rejects
+            )
+            kalshi.streamed = kalshi_streamer.live
     movers = MoversJob(
         MoversRefresher(writer.pool, settings.movers, settings.storage.retention.snapshots)
     )
@@ -128,6 +139,7 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     ingest = Ingest(Jobs(), rejects, categories, writer, polymarket, kalshi, clients, movers)
     if polymarket is not None and settings.venues.polymarket.stream.enabled:
         ingest.polymarket_stream = streamer
+    ingest.kalshi_stream = kalshi_streamer
     return ingest
 
 
@@ -284,22 +296,20 @@ async def _run_forever(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     scheduler.start()
-    streaming = (
-        asyncio.create_task(ingest.polymarket_stream.run())
-        if ingest.polymarket_stream is not None
-        else None
-    )
-    log.info("exporter running", mode=report.mode.value, streaming=streaming is not None)
+    streaming = [asyncio.create_task(stream.run()) for stream in ingest.streams()]
+    log.info("exporter running", mode=report.mode.value, streams=len(streaming))
     try:
         await stop.wait()
     finally:
         deadline = asyncio.get_running_loop().time() + SHUTDOWN_SECONDS
         scheduler.shutdown(wait=False)
-        if streaming is not None and ingest.polymarket_stream is not None:
-            streaming.cancel()
-            await asyncio.wait({streaming}, timeout=2.0)
-            with contextlib.suppress(Exception):  # what the stream still held
-                await asyncio.wait_for(ingest.polymarket_stream.flush(), 2.0)
+        if streaming:
+            for task in streaming:
+                task.cancel()
+            await asyncio.wait(streaming, timeout=2.0)
+            for stream in ingest.streams():
+                with contextlib.suppress(Exception):  # what the stream still held
+                    await asyncio.wait_for(stream.flush(), 2.0)
         # Jobs in flight get half the time to finish (their rows are written or held) ...
         if running:
             _, pending = await asyncio.wait(set(running), timeout=SHUTDOWN_SECONDS / 2)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +47,9 @@ class KalshiIngest:
         """Open markets as of the last discovery: ticker -> 24 h volume (contracts)."""
         self.event_of: dict[str, str] = {}
         self.hot: list[str] = []
+        self.streamed: Callable[[], set[str]] = set
+        """Tickers a live stream connection carries: the hot REST poll leaves them out."""
+        self.last_hot_tokens = 0
         self.trade_mark: datetime | None = None
         self._mark_loaded = False
         self.last_sweep_seconds: float | None = None
@@ -162,12 +165,20 @@ class KalshiIngest:
         return {"snapshots": written, "sweep_seconds": self.last_sweep_seconds}
 
     async def refresh_hot(self) -> dict[str, int]:
+        """The hot set's quotes, but for the tickers a live stream connection carries."""
+        live = self.streamed()
+        tickers = [t for t in self.hot if t not in live]
+        self.last_hot_tokens = len(tickers)
+        return {"snapshots": await self.refresh_tickers(tickers)}
+
+    async def refresh_tickers(self, tickers: list[str]) -> int:
+        """These markets' quotes over REST (``/markets?tickers=…``); rows written."""
         written = 0
-        for i in range(0, len(self.hot), TICKERS_PER_CALL):
-            async for parsed in self._sweep(tickers=self.hot[i : i + TICKERS_PER_CALL]):
+        for i in range(0, len(tickers), TICKERS_PER_CALL):
+            async for parsed in self._sweep(tickers=tickers[i : i + TICKERS_PER_CALL]):
                 snapshots = [p.snapshot for p in parsed if p.snapshot is not None]
                 written += (await self.writer.write_snapshots(snapshots)).written
-        return {"snapshots": written}
+        return written
 
     # --- trades ---------------------------------------------------------------------------------
 

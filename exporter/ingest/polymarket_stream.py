@@ -80,6 +80,17 @@ class PolymarketStreamer:
     def subscribed(self) -> int:
         return sum(len(c.assets) for c in self.channels)
 
+    venue = "polymarket"
+
+    def connections(self) -> list[tuple[str, bool]]:
+        return [(str(c.index), c.connected) for c in self.channels]
+
+    def event_total(self, name: str) -> int:
+        return sum(c.events[name] for c in self.channels)
+
+    def rest_polled(self) -> int:
+        return self.ingest.last_hot_tokens
+
     async def reshard(self) -> None:
         """Move the subscription towards :meth:`wanted` in place: drop assets that left, fill
         connections with room, open new connections for the rest."""

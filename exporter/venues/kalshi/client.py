@@ -34,17 +34,22 @@ class KalshiSigner(httpx.Auth):
         self._key_id = key_id
         self._key = private_key
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def headers(self, method: str, path: str) -> dict[str, str]:
+        """The ``KALSHI-ACCESS-*`` headers for one request (or websocket handshake) now."""
         stamp = str(int(time.time() * 1000))
-        message = f"{stamp}{request.method}{request.url.path}".encode()
         signature = self._key.sign(
-            message,
+            f"{stamp}{method}{path}".encode(),
             padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH),
             hashes.SHA256(),
         )
-        request.headers["KALSHI-ACCESS-KEY"] = self._key_id
-        request.headers["KALSHI-ACCESS-TIMESTAMP"] = stamp
-        request.headers["KALSHI-ACCESS-SIGNATURE"] = base64.b64encode(signature).decode()
+        return {
+            "KALSHI-ACCESS-KEY": self._key_id,
+            "KALSHI-ACCESS-TIMESTAMP": stamp,
+            "KALSHI-ACCESS-SIGNATURE": base64.b64encode(signature).decode(),
+        }
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(self.headers(request.method, request.url.path))
         yield request
 
 
@@ -81,6 +86,8 @@ class KalshiClient:
     ) -> None:
         self.rest = http_client(config.rest_url, config.timeout.total_seconds(), transport)
         signer = load_signer(config)
+        self.signer = signer
+        """Signs the websocket handshake too; None without an API key (then no streaming)."""
         if signer is not None:
             self.rest.auth = signer
         self.budget = config.budget
