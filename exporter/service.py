@@ -309,7 +309,7 @@ async def _run_forever(
             await asyncio.wait(streaming, timeout=2.0)
             for stream in ingest.streams():
                 with contextlib.suppress(Exception):  # what the stream still held
-                    await asyncio.wait_for(stream.flush(), 2.0)
+                    await asyncio.wait_for(stream.flush(force=True), 2.0)
         # Jobs in flight get half the time to finish (their rows are written or held) ...
         if running:
             _, pending = await asyncio.wait(set(running), timeout=SHUTDOWN_SECONDS / 2)

@@ -14,13 +14,18 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
 class Coalescer:
-    """The latest quote of each outcome since the last :meth:`flush`, and how long its oldest
-    unwritten update waited (the stream-to-commit latency)."""
+    """The latest quote of each outcome not yet written, and how long its oldest unwritten
+    update waited (the stream-to-commit latency). An outcome is written at most once per
+    ``window``: :meth:`flush` (called several times a window) writes the outcomes whose last
+    row is at least that old, so a quiet outcome's update is written within a fraction of the
+    window and a busy one's within the window."""
 
-    def __init__(self, venue: str, writer: Writer) -> None:
+    def __init__(self, venue: str, writer: Writer, window: float = 1.0) -> None:
         self.venue = venue
         self.writer = writer
+        self.window = window
         self.pending: dict[str, tuple[Snapshot, float]] = {}
+        self.written_at: dict[str, float] = {}
         self.latency = Histograms(LATENCY_BUCKETS)
         self.rows_written = 0
 
@@ -29,13 +34,22 @@ class Coalescer:
         self.pending[key] = (snapshot, first)
 
     async def flush(
-        self, extras: Callable[[], dict[str, tuple[float | None, float | None]]]
+        self,
+        extras: Callable[[], dict[str, tuple[float | None, float | None]]],
+        *,
+        force: bool = False,
     ) -> int:
-        """Write one row per outcome, with its market's 24 h volume and liquidity from
-        ``extras`` (key -> (volume, liquidity))."""
+        """Write one row per due outcome (every pending one with ``force``, at shutdown), with
+        its market's 24 h volume and liquidity from ``extras`` (key -> (volume, liquidity))."""
         if not self.pending:
             return 0
-        batch, self.pending = self.pending, {}
+        now = time.monotonic()
+        due = [
+            k for k in self.pending if force or now - self.written_at.get(k, -1e18) >= self.window
+        ]
+        if not due:
+            return 0
+        batch = {k: self.pending.pop(k) for k in due}
         known = extras()
         rows = []
         for key, (snapshot, _) in batch.items():
@@ -43,7 +57,8 @@ class Coalescer:
             rows.append(dataclasses.replace(snapshot, volume_24h=volume, liquidity=liquidity))
         result = await self.writer.write_snapshots(rows)
         done = time.monotonic()
-        for _, first in batch.values():
+        for key, (_, first) in batch.items():
             self.latency.observe((self.venue,), done - first)
+            self.written_at[key] = now
         self.rows_written += result.written
         return result.written

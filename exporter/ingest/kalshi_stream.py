@@ -45,6 +45,8 @@ MESSAGE_KINDS = frozenset(
      "orderbook_delta"}
 )  # fmt: skip
 RESHARD_SECONDS = 5.0
+FLUSHES_PER_WINDOW = 4
+"""Flushes per coalescing window: an outcome gets at most one row a window, sooner when quiet."""
 
 
 class KalshiStreamer:
@@ -63,7 +65,7 @@ class KalshiStreamer:
         self.ingest = ingest
         self.rejects = rejects
         self.reconnect_delays = reconnect_delays or default_backoff
-        self.rows = Coalescer("kalshi", ingest.writer)
+        self.rows = Coalescer("kalshi", ingest.writer, config.coalesce.total_seconds())
         self.tickers: set[str] = set()
         self.sids: dict[str, int] = {}
         """channel -> sid of the current subscription."""
@@ -234,16 +236,19 @@ class KalshiStreamer:
                         }  # fmt: skip
                         await ws.send(orjson.dumps(command).decode())
 
-    async def flush(self) -> int:
+    async def flush(self, *, force: bool = False) -> int:
+        """Write the pending quotes that are due (all of them with ``force``)."""
         volumes = self.ingest.volumes
-        return await self.rows.flush(lambda: {f"kalshi:{t}": (v, None) for t, v in volumes.items()})
+        return await self.rows.flush(
+            lambda: {f"kalshi:{t}": (v, None) for t, v in volumes.items()}, force=force
+        )
 
     async def run(self) -> None:
         connection = asyncio.create_task(self._connections())
         next_reshard = time.monotonic() + RESHARD_SECONDS
         try:
             while True:
-                await asyncio.sleep(self.stream.coalesce.total_seconds())
+                await asyncio.sleep(self.stream.coalesce.total_seconds() / FLUSHES_PER_WINDOW)
                 if time.monotonic() >= next_reshard:
                     await self.reshard()
                     next_reshard = time.monotonic() + RESHARD_SECONDS

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("exporter.stream")
 RESHARD_SECONDS = 5.0
+FLUSHES_PER_WINDOW = 4
+"""Flushes per coalescing window: an outcome gets at most one row a window, sooner when quiet."""
 MESSAGE_KINDS = frozenset(
     {"book", "price_change", "last_trade_price", "tick_size_change", "best_bid_ask",
      "new_market", "market_resolved"}
@@ -56,7 +58,7 @@ class PolymarketStreamer:
         self.reconnect_delays = reconnect_delays
         self.books = Books()
         self.channels: list[MarketChannel] = []
-        self.rows = Coalescer("polymarket", ingest.writer)
+        self.rows = Coalescer("polymarket", ingest.writer, config.stream.coalesce.total_seconds())
         self.messages: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         """gaps (reconnects re-snapshotted), resnapshot_rows."""
@@ -172,9 +174,9 @@ class PolymarketStreamer:
                 self.rows.add(asset, snapshot)
                 self.counts["resnapshot_rows"] += 1
 
-    async def flush(self) -> int:
-        """Write the pending updates, one row per outcome."""
-        return await self.rows.flush(self._extras)
+    async def flush(self, *, force: bool = False) -> int:
+        """Write the pending updates that are due (all of them with ``force``)."""
+        return await self.rows.flush(self._extras, force=force)
 
     def _extras(self) -> dict[str, tuple[float | None, float | None]]:
         return {
@@ -191,7 +193,7 @@ class PolymarketStreamer:
                 if time.monotonic() >= next_reshard:
                     await self.reshard()
                     next_reshard = time.monotonic() + RESHARD_SECONDS
-                await asyncio.sleep(self.stream.coalesce.total_seconds())
+                await asyncio.sleep(self.stream.coalesce.total_seconds() / FLUSHES_PER_WINDOW)
                 try:
                     await self.flush()
                 except ExporterError as error:
