@@ -62,7 +62,7 @@ def quantile(q: float, before: dict[float, float], after: dict[float, float]) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--markets", type=int, default=2400)
-    parser.add_argument("--speed", type=float, default=170)
+    parser.add_argument("--speed", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
     base = free_port() // 10 * 10 % 50_000 + 10_000
