@@ -347,3 +347,55 @@ async def test_a_jump_streams_into_snapshots_movers_and_metrics(
         finally:
             code, err, _ = await exporter.stop()
         assert code == 0, err[-3000:]
+
+
+async def test_a_replaying_server_that_drops_on_purpose_is_read_and_reconnected() -> None:
+    """A local websockets server replays the recorded frames, then closes the connection
+    abruptly; the channel reads every frame, answers nothing but PINGs, and reconnects (the
+    REST re-snapshot hook runs each time)."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from exporter.venues.polymarket.stream import MarketChannel
+
+    recorded = _lines("ws_market_real_messages.jsonl")
+    subscriptions: list[dict[str, Any]] = []
+
+    async def replay(ws: ServerConnection) -> None:
+        subscriptions.append(json.loads(await ws.recv()))
+        for line in recorded:
+            await ws.send(line)
+        await ws.send("PONG")
+        await asyncio.sleep(0.05)
+        ws.transport.abort()  # abrupt: no close frame
+
+    frames: list[str] = []
+    connects: list[bool] = []
+
+    async def on_connect(assets: set[str], first: bool) -> None:
+        connects.append(first)
+
+    async with serve(replay, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        channel = MarketChannel(
+            f"ws://127.0.0.1:{port}", 0, lambda text, _: frames.append(text), on_connect,
+            silence=5, reconnect_delays=_fast(),
+        )  # fmt: skip
+        channel.assets = {"1", "2"}
+        task = asyncio.create_task(channel.run())
+        try:
+            await _until(lambda: len(connects) >= 3, 10, "three connections")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert connects[:3] == [True, False, False]
+    assert frames[: len(recorded)] == recorded  # PONG is not market data
+    assert subscriptions[0] == {"assets_ids": ["1", "2"], "type": "market"}
+    assert channel.events["reconnects"] >= 2
+    books = Books()
+    for frame in frames[: len(recorded)]:
+        parsed = parse_frame(frame)
+        assert isinstance(parsed, list)
+        for message in parsed:
+            books.apply(message)
+    assert books.tops
