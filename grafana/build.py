@@ -109,6 +109,29 @@ MOVE_COLOURS = [
     {"color": "green", "value": 0.000001},
 ]
 
+DETAIL = "/d/movers-market?var-market=${__data.fields.market_id}&${__url_time_range}"
+"""Market Detail for the row's market, keeping the time range."""
+
+
+def detail_link(field: str, *before: dict[str, Any]) -> dict[str, Any]:
+    """``field`` links to Market Detail (after the links in ``before``)."""
+    return override(field, ("links", [*before, link("Market Detail", DETAIL)]))
+
+
+def mover_columns(names: bool = False) -> list[dict[str, Any]]:
+    """Units and colours of the movers table's price and move columns; ``url`` and
+    ``market_id`` are there for the links only."""
+    label = (lambda text: [("displayName", text)]) if names else (lambda text: [])
+    return [
+        override("price_then", ("unit", "percentunit"), ("decimals", 1), *label("Then")),
+        override("price_now", ("unit", "percentunit"), ("decimals", 1), *label("Now")),
+        override("move_pp", ("unit", "suffix: pp"), ("decimals", 1), *label("Move"),
+                 ("thresholds", {"mode": "absolute", "steps": MOVE_COLOURS}),
+                 ("custom.cellOptions", {"type": "color-text"})),
+        override("url", ("custom.hidden", True)),
+        override("market_id", ("custom.hidden", True)),
+    ]  # fmt: skip
+
 
 def query_variable(
     name: str, label: str, query: str, *, multi: bool = True, include_all: bool = True
@@ -286,60 +309,15 @@ def top_movers() -> dict[str, Any]:
                 no_value="No movers yet: the first refresh runs about a minute after start, and a "
                 "move needs prices older than the window",
                 overrides=[
-                    override(
-                        "price_then",
-                        ("unit", "percentunit"),
-                        ("decimals", 1),
-                        ("displayName", "Then"),
-                    ),
-                    override(
-                        "price_now",
-                        ("unit", "percentunit"),
-                        ("decimals", 1),
-                        ("displayName", "Now"),
-                    ),
-                    override(
-                        "move_pp",
-                        ("unit", "suffix: pp"),
-                        ("decimals", 1),
-                        ("displayName", "Move"),
-                        ("thresholds", {"mode": "absolute", "steps": MOVE_COLOURS}),
-                        ("custom.cellOptions", {"type": "color-text"}),
-                    ),
+                    *mover_columns(names=True),
                     override(
                         "volume_24h",
                         ("unit", "short"),
                         ("displayName", "Volume 24 h (USD / contracts)"),
                     ),
                     override("spread", ("unit", "percentunit"), ("decimals", 1)),
-                    override(
-                        "market",
-                        (
-                            "links",
-                            [
-                                link("Open on the venue", "${__data.fields.url}"),
-                                link(
-                                    "Market Detail",
-                                    "/d/movers-market?var-market=${__data.fields.market_id}"
-                                    "&${__url_time_range}",
-                                ),
-                            ],
-                        ),
-                    ),
-                    override(
-                        "outcome",
-                        (
-                            "links",
-                            [
-                                link(
-                                    "Market Detail",
-                                    "/d/movers-market?var-market=${__data.fields.market_id}&${__url_time_range}",
-                                )
-                            ],
-                        ),
-                    ),
-                    override("url", ("custom.hidden", True)),
-                    override("market_id", ("custom.hidden", True)),
+                    detail_link("market", link("Open on the venue", "${__data.fields.url}")),
+                    detail_link("outcome"),
                 ],
                 options={"showHeader": True, "cellHeight": "sm"},
             ),
@@ -447,31 +425,7 @@ def category_trends() -> dict[str, Any]:
                 FROM movers WHERE window_label = '$window' AND category = '$focus'
                 ORDER BY category_rank, venue LIMIT 50""")
                 ],
-                overrides=[
-                    override("price_then", ("unit", "percentunit"), ("decimals", 1)),
-                    override("price_now", ("unit", "percentunit"), ("decimals", 1)),
-                    override(
-                        "move_pp",
-                        ("unit", "suffix: pp"),
-                        ("decimals", 1),
-                        ("thresholds", {"mode": "absolute", "steps": MOVE_COLOURS}),
-                        ("custom.cellOptions", {"type": "color-text"}),
-                    ),
-                    override(
-                        "market",
-                        (
-                            "links",
-                            [
-                                link(
-                                    "Market Detail",
-                                    "/d/movers-market?var-market=${__data.fields.market_id}&${__url_time_range}",
-                                )
-                            ],
-                        ),
-                    ),
-                    override("url", ("custom.hidden", True)),
-                    override("market_id", ("custom.hidden", True)),
-                ],
+                overrides=[*mover_columns(), detail_link("market")],
             ),
             24,
             12,
@@ -909,19 +863,7 @@ def traders() -> dict[str, Any]:
                 overrides=[
                     override("price", ("unit", "percentunit"), ("decimals", 1)),
                     override("notional", ("unit", "currencyUSD")),
-                    override(
-                        "market",
-                        (
-                            "links",
-                            [
-                                link(
-                                    "Market Detail",
-                                    "/d/movers-market?var-market=${__data.fields.market_id}"
-                                    "&${__url_time_range}",
-                                )
-                            ],
-                        ),
-                    ),
+                    detail_link("market"),
                     override("market_id", ("custom.hidden", True)),
                 ],
             ),

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +84,23 @@ class Exporter:
         seconds = time.monotonic() - started
         await self.client.aclose()
         return code, self.log.read_text(), seconds
+
+
+def fast_delays() -> Callable[[], Generator[float]]:
+    """A reconnect backoff of 50 ms, for stream tests."""
+
+    def delays() -> Generator[float]:
+        while True:
+            yield 0.05
+
+    return delays
+
+
+async def until(condition: Callable[[], object], within: float, what: str) -> None:
+    """Wait until ``condition()`` is true; fail naming ``what`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {within} s: {what}")

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from exporter.normalize.kalshi_stream import Sequences, parse_message, parse_tic
 from exporter.sim import ManualClock, Simulator, load_scenario
 from exporter.sim.world import KalshiMarket
 from tests.conftest import Database
+from tests.running import fast_delays, until
 from tests.test_ingest_kalshi import _ingest, _venues
 
 FIXTURES = Path(__file__).parent / "fixtures" / "venues" / "kalshi"
@@ -97,23 +97,6 @@ def _key(folder: Path) -> tuple[Path, bytes]:
     return path, public
 
 
-def _fast() -> Callable[[], Generator[float]]:
-    def delays() -> Generator[float]:
-        while True:
-            yield 0.05
-
-    return delays
-
-
-async def _until(condition: Callable[[], object], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {within} s: {what}")
-
-
 @contextlib.asynccontextmanager
 async def _streaming(
     db: Database, sim: Simulator, key_file: Path, key_id: str = "k1"
@@ -123,8 +106,10 @@ async def _streaming(
     settings = db.settings(venues=venues)
     async with _ingest(settings) as ingest:
         await ingest.discover()
-        streamer = KalshiStreamer(settings.venues.kalshi.stream, settings.venues.kalshi.ws_url,
-                                  ingest, ingest.rejects, reconnect_delays=_fast())  # fmt: skip
+        kalshi = settings.venues.kalshi
+        streamer = KalshiStreamer(
+            kalshi.stream, kalshi.ws_url, ingest, ingest.rejects, reconnect_delays=fast_delays()
+        )
         ingest.streamed = streamer.live
         task = asyncio.create_task(streamer.run())
         try:
@@ -168,13 +153,13 @@ async def test_quotes_stream_in_and_gaps_and_drops_are_re_snapshotted(
                   kalshi_keys={"k1": public}) as sim,
         _streaming(pg, sim, key_file) as (ingest, streamer),
     ):  # fmt: skip
-        await _until(lambda: streamer.connected and streamer.sids, 10, "subscribed")
+        await until(lambda: streamer.connected and streamer.sids, 10, "subscribed")
         tickers = streamer.wanted()
         assert tickers
         for _ in range(20):
             sim.advance(3)
             await asyncio.sleep(0.05)
-        await _until(lambda: not _disagree(pg, sim, tickers), 10, "streamed quotes stored")
+        await until(lambda: not _disagree(pg, sim, tickers), 10, "streamed quotes stored")
         assert streamer.messages["ticker"] > 0
         # Silence: Kalshi's seq still advances, so the next message shows the gap.
         sim.advance(50)  # into the silence (at 100 s)
@@ -182,18 +167,18 @@ async def test_quotes_stream_in_and_gaps_and_drops_are_re_snapshotted(
         for _ in range(20):
             sim.advance(2)
             await asyncio.sleep(0.05)
-        await _until(lambda: streamer.counts["gaps"] >= 1, 10, "a seq gap re-snapshotted")
-        await _until(lambda: not _disagree(pg, sim, tickers), 10, "quotes after the gap")
+        await until(lambda: streamer.counts["gaps"] >= 1, 10, "a seq gap re-snapshotted")
+        await until(lambda: not _disagree(pg, sim, tickers), 10, "quotes after the gap")
         # A dropped connection: a new signed handshake, then a REST re-snapshot.
         gaps = streamer.counts["gaps"]
         _advance_to(sim, 201)
-        await _until(lambda: streamer.events["reconnects"] >= 1 and streamer.connected, 10,
+        await until(lambda: streamer.events["reconnects"] >= 1 and streamer.connected, 10,
                      "reconnected")  # fmt: skip
         assert streamer.counts["gaps"] > gaps
         for _ in range(10):
             sim.advance(2)
             await asyncio.sleep(0.05)
-        await _until(lambda: not _disagree(pg, sim, tickers), 10, "quotes after the drop")
+        await until(lambda: not _disagree(pg, sim, tickers), 10, "quotes after the drop")
         await ingest.refresh_hot()
         assert ingest.last_hot_tokens == 0  # all streamed: REST leaves them alone
 
@@ -213,7 +198,7 @@ async def test_a_wrong_key_is_refused_and_rest_keeps_polling(pg: Database, tmp_p
         Simulator(_scenario(), clock=ManualClock(START), kalshi_keys={"k1": other_public}) as sim,
         _streaming(pg, sim, key_file) as (ingest, streamer),
     ):
-        await _until(lambda: streamer.events["refused"] >= 2, 10, "handshakes refused")
+        await until(lambda: streamer.events["refused"] >= 2, 10, "handshakes refused")
         assert not streamer.connected
         await ingest.refresh_hot()
         assert ingest.last_hot_tokens == len(ingest.hot)

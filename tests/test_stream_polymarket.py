@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from exporter.normalize.polymarket_stream import Books, parse_frame
 from exporter.sim import ManualClock, Simulator, load_scenario
 from exporter.sim.polymarket import clob_book
 from tests.conftest import Database
-from tests.running import Exporter, key
+from tests.running import Exporter, fast_delays, key, until
 from tests.test_ingest_polymarket import _ingest, _settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "venues" / "polymarket"
@@ -135,14 +134,6 @@ def test_malformed_frames_are_parse_errors_naming_the_problem(text: str, why: st
 # --- against the simulator ---------------------------------------------------------------------
 
 
-def _fast() -> Callable[[], Generator[float]]:
-    def delays() -> Generator[float]:
-        while True:
-            yield 0.05
-
-    return delays
-
-
 @contextlib.asynccontextmanager
 async def _streaming(
     db: Database, sim: Simulator, **stream: Any
@@ -151,27 +142,18 @@ async def _streaming(
     async with _ingest(settings) as ingest:
         await ingest.discover()
         streamer = PolymarketStreamer(
-            settings.venues.polymarket, ingest, ingest.rejects, reconnect_delays=_fast()
+            settings.venues.polymarket, ingest, ingest.rejects, reconnect_delays=fast_delays()
         )
         ingest.streamed = streamer.live
         task = asyncio.create_task(streamer.run())
         try:
-            await _until(lambda: streamer.live() and len(streamer.live()) == len(streamer.wanted()),
+            await until(lambda: streamer.live() and len(streamer.live()) == len(streamer.wanted()),
                          10, "every hot asset streamed")  # fmt: skip
             yield ingest, streamer
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-async def _until(condition: Callable[[], object], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {within} s: {what}")
 
 
 def _expected(sim: Simulator, assets: list[str]) -> dict[str, tuple[float | None, float | None]]:
@@ -213,21 +195,21 @@ async def test_streamed_updates_reach_snapshots_and_ten_drops_lose_nothing(pg: D
     ):
         assets = streamer.wanted()
         assert len(assets) == 2 * len(ingest.known)
-        await _until(lambda: not _agree(pg, sim, assets), 10, "first books stored")
+        await until(lambda: not _agree(pg, sim, assets), 10, "first books stored")
         # Moves on the stream alone (the REST hot poll is not running here).
         for _ in range(20):
             sim.advance(2)
             await asyncio.sleep(0.05)
-        await _until(lambda: not _agree(pg, sim, assets), 5, "streamed moves stored")
+        await until(lambda: not _agree(pg, sim, assets), 5, "streamed moves stored")
         streamed_rows = streamer.rows.rows_written
         assert streamer.messages["price_change"] > 0
         # Ten abrupt disconnects, each followed by moves nobody streamed.
         for _ in range(10):
             sim.advance(10)  # crosses a drop_websockets: the moves after it are unseen
-            await _until(lambda: streamer.live() == set(assets), 10, "reconnected")
+            await until(lambda: streamer.live() == set(assets), 10, "reconnected")
             sim.advance(2)
             await asyncio.sleep(0.1)
-        await _until(lambda: not _agree(pg, sim, assets), 10, "every price after drops")
+        await until(lambda: not _agree(pg, sim, assets), 10, "every price after drops")
         assert streamer.counts["gaps"] >= 10
         assert sum(c.events["reconnects"] for c in streamer.channels) >= 10
         assert streamer.rows.rows_written > streamed_rows
@@ -252,13 +234,13 @@ async def test_the_watchdog_restarts_a_silent_connection(pg: Database) -> None:
 
         ticker = asyncio.create_task(ticking())
         try:
-            await _until(
+            await until(
                 lambda: sum(c.events["watchdog_restarts"] for c in streamer.channels) >= 1,
                 10, "a watchdog restart",
             )  # fmt: skip
         finally:
             ticker.cancel()
-        await _until(lambda: streamer.live() == set(streamer.wanted()), 10, "back up")
+        await until(lambda: streamer.live() == set(streamer.wanted()), 10, "back up")
 
 
 async def test_shards_stay_within_their_size_and_follow_the_hot_set(pg: Database) -> None:
@@ -277,7 +259,7 @@ async def test_shards_stay_within_their_size_and_follow_the_hot_set(pg: Database
         # The hot set shrinks: the subscription follows in place.
         ingest.hot = ingest.hot[:5]
         await streamer.reshard()
-        await _until(
+        await until(
             lambda: set().union(*(c.assets for c in sim.polymarket_stream.clients))
             == set(streamer.wanted()),
             5, "unsubscribed on the venue",
@@ -378,12 +360,12 @@ async def test_a_replaying_server_that_drops_on_purpose_is_read_and_reconnected(
         port = next(iter(server.sockets)).getsockname()[1]
         channel = MarketChannel(
             f"ws://127.0.0.1:{port}", 0, lambda text, _: frames.append(text), on_connect,
-            silence=5, reconnect_delays=_fast(),
+            silence=5, reconnect_delays=fast_delays(),
         )  # fmt: skip
         channel.assets = {"1", "2"}
         task = asyncio.create_task(channel.run())
         try:
-            await _until(lambda: len(connects) >= 3, 10, "three connections")
+            await until(lambda: len(connects) >= 3, 10, "three connections")
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
