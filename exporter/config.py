@@ -169,12 +169,23 @@ class PolymarketStreamConfig(_Section):
     ping_every: PositiveDuration = timedelta(seconds=10)
 
 
+class PolymarketTradesStreamConfig(_Section):
+    """Trades from the real-time data socket (RTDS ``activity``/``trades``), beside the Data
+    API job; the same trade ids, so each trade is stored once."""
+
+    enabled: bool = False
+    silence: PositiveDuration = timedelta(seconds=60)
+    """The watchdog restarts the connection after this long without a trade."""
+    ping_every: PositiveDuration = timedelta(seconds=5)
+
+
 class PolymarketConfig(_Section):
     enabled: bool = True
     gamma_url: str = "https://gamma-api.polymarket.com"
     clob_url: str = "https://clob.polymarket.com"
     data_url: str = "https://data-api.polymarket.com"
     ws_url: str = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+    rtds_url: str = "wss://ws-live-data.polymarket.com"
     discovery_every: PositiveDuration = timedelta(minutes=15)
     """Enumerate every open market (Gamma events, keyset paging) and upsert the metadata."""
     hot_every: PositiveDuration = timedelta(seconds=15)
@@ -193,6 +204,7 @@ class PolymarketConfig(_Section):
     """Share of each documented per-10 s budget the exporter allows itself."""
     retry: RetryConfig = RetryConfig()
     stream: PolymarketStreamConfig = PolymarketStreamConfig()
+    trades_stream: PolymarketTradesStreamConfig = PolymarketTradesStreamConfig()
 
 
 class KalshiStreamConfig(_Section):

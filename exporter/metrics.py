@@ -346,7 +346,27 @@ class ExporterCollector(Collector):
             alerts.add_metric([status], count)
         yield from (requests, alerts)
 
+    def _trades_stream(self) -> Iterable[Metric]:
+        stream = self.ingest.trades_stream
+        if stream is None:
+            return
+        yield GaugeMetricFamily(
+            "movers_trades_stream_connected",
+            "1 while the RTDS trades stream (Polymarket) is connected and subscribed.",
+            value=1.0 if stream.connected else 0.0,
+        )
+        trades = CounterMetricFamily(
+            "movers_trades_stream_trades",
+            "RTDS trades by outcome: received, kept (outcomes discovery knows), written (new "
+            "rows; the rest were already stored by the Data API job).",
+            labels=["outcome"],
+        )
+        for outcome, key in (("received", "trades"), ("kept", "kept"), ("written", "written")):
+            trades.add_metric([outcome], stream.counts[key])
+        yield trades
+
     def _streams(self) -> Iterable[Metric]:
+        yield from self._trades_stream()
         streams = self.ingest.streams()
         if not streams:
             return

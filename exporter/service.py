@@ -25,6 +25,7 @@ from exporter.ingest.kalshi import KalshiIngest
 from exporter.ingest.kalshi_stream import KalshiStreamer
 from exporter.ingest.polymarket import PolymarketIngest
 from exporter.ingest.polymarket_stream import PolymarketStreamer
+from exporter.ingest.polymarket_trades_stream import PolymarketTradesStreamer
 from exporter.metrics import DatabaseFigures, build_registry, metrics_app
 from exporter.movers import MoversJob, MoversRefresher
 from exporter.storage.db import connect_async, create_pool, prepare_schema
@@ -73,9 +74,16 @@ class Ingest:
     movers: MoversJob
     polymarket_stream: PolymarketStreamer | None = None
     kalshi_stream: KalshiStreamer | None = None
+    trades_stream: PolymarketTradesStreamer | None = None
 
     def streams(self) -> list[PolymarketStreamer | KalshiStreamer]:
+        """The price streams."""
         return [s for s in (self.polymarket_stream, self.kalshi_stream) if s is not None]
+
+    def background(self) -> list[PolymarketStreamer | KalshiStreamer | PolymarketTradesStreamer]:
+        """Every stream that runs beside the scheduled jobs."""
+        trades = [self.trades_stream] if self.trades_stream is not None else []
+        return [*self.streams(), *trades]
 
     def schedule(self, settings: Settings) -> list[tuple[str, Callable[[], Awaitable[Any]], float]]:
         """``(name, job, every seconds)``; discovery first so the price jobs have markets."""
@@ -139,6 +147,10 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     ingest = Ingest(Jobs(), rejects, categories, writer, polymarket, kalshi, clients, movers)
     if polymarket is not None and settings.venues.polymarket.stream.enabled:
         ingest.polymarket_stream = streamer
+    if polymarket is not None and settings.venues.polymarket.trades_stream.enabled:
+        ingest.trades_stream = PolymarketTradesStreamer(
+            settings.venues.polymarket, polymarket, rejects
+        )
     ingest.kalshi_stream = kalshi_streamer
     return ingest
 
@@ -296,7 +308,7 @@ async def _run_forever(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     scheduler.start()
-    streaming = [asyncio.create_task(stream.run()) for stream in ingest.streams()]
+    streaming = [asyncio.create_task(stream.run()) for stream in ingest.background()]
     log.info("exporter running", mode=report.mode.value, streams=len(streaming))
     try:
         await stop.wait()
@@ -307,7 +319,7 @@ async def _run_forever(
             for task in streaming:
                 task.cancel()
             await asyncio.wait(streaming, timeout=2.0)
-            for stream in ingest.streams():
+            for stream in ingest.background():
                 with contextlib.suppress(Exception):  # what the stream still held
                     await asyncio.wait_for(stream.flush(force=True), 2.0)
         # Jobs in flight get half the time to finish (their rows are written or held) ...

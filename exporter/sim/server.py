@@ -15,7 +15,13 @@ from exporter.sim.faults import Faults
 from exporter.sim.kalshi import PREFIX, KalshiRest
 from exporter.sim.polymarket import Clob, DataApi, Gamma
 from exporter.sim.scenario import Scenario, load_scenario
-from exporter.sim.streams import KALSHI_WS_PATH, KalshiStream, PolymarketStream, load_public_keys
+from exporter.sim.streams import (
+    KALSHI_WS_PATH,
+    KalshiStream,
+    PolymarketStream,
+    RtdsStream,
+    load_public_keys,
+)
 from exporter.sim.truth import Injected, Truth
 from exporter.sim.world import World
 
@@ -29,6 +35,7 @@ class Urls:
     clob: str
     data: str
     polymarket_ws: str
+    polymarket_rtds: str
     kalshi_rest: str
     kalshi_ws: str
 
@@ -40,6 +47,7 @@ class Urls:
                 "clob_url": self.clob,
                 "data_url": self.data,
                 "ws_url": self.polymarket_ws,
+                "rtds_url": self.polymarket_rtds,
             },
             "kalshi": {"rest_url": self.kalshi_rest, "ws_url": self.kalshi_ws},
         }
@@ -74,6 +82,7 @@ class Simulator:
         self.polymarket_stream = PolymarketStream(
             self, socket.polymarket_ping_timeout.total_seconds()
         )
+        self.rtds_stream = RtdsStream(self, socket.polymarket_ping_timeout.total_seconds())
         self.kalshi_stream = KalshiStream(
             self, load_public_keys(kalshi_keys or {}), socket.kalshi_ping_interval.total_seconds()
         )
@@ -90,13 +99,14 @@ class Simulator:
         changes = self.world.advance_to(now)
         if changes:
             self.polymarket_stream.publish(changes, now)
+            self.rtds_stream.publish(changes, now)
             self.kalshi_stream.publish(changes, now)
         while self._drops and self._drops[0].start <= now:
             entry = self._drops.pop(0)
             venue = entry.drop_websockets.venue if entry.drop_websockets else "all"
             dropped = 0
             if venue in ("polymarket", "all"):
-                dropped += self.polymarket_stream.drop_all()
+                dropped += self.polymarket_stream.drop_all() + self.rtds_stream.drop_all()
             if venue in ("kalshi", "all"):
                 dropped += self.kalshi_stream.drop_all()
             self.truth.injected.append(
@@ -118,6 +128,7 @@ class Simulator:
         clob = Clob(self).app()
         clob.router.add_get("/ws/market", self.polymarket_stream.handle)
         data = DataApi(self).app()
+        data.router.add_get("/rtds", self.rtds_stream.handle)
         kalshi = web.Application()
         KalshiRest(self).add_routes(kalshi)
         kalshi.router.add_get(KALSHI_WS_PATH, self.kalshi_stream.handle)
@@ -135,6 +146,7 @@ class Simulator:
             clob=f"http://{bound['clob']}",
             data=f"http://{bound['data']}",
             polymarket_ws=f"ws://{bound['clob']}/ws/market",
+            polymarket_rtds=f"ws://{bound['data']}/rtds",
             kalshi_rest=f"http://{bound['kalshi']}{PREFIX}",
             kalshi_ws=f"ws://{bound['kalshi']}{KALSHI_WS_PATH}",
         )
@@ -152,6 +164,7 @@ class Simulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         self.polymarket_stream.drop_all()
+        self.rtds_stream.drop_all()
         self.kalshi_stream.drop_all()
         for runner in reversed(self._runners):
             await runner.cleanup()

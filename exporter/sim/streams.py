@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from exporter.sim.polymarket import clob_book
+from exporter.sim.polymarket import clob_book, data_trade
 from exporter.sim.wire import dollars, fp, iso, ms, trim, trim_float
 from exporter.sim.world import MILLI, Change, KalshiMarket, PolyMarket, digest
 
@@ -307,6 +307,80 @@ _BOOK_KEYS = (
     "tick_size",
     "last_trade_price",
 )
+
+
+@dataclass(eq=False)
+class RtdsConnection:
+    conn: Connection
+    trades: bool = False
+    last_ping: float = field(default_factory=time.monotonic)
+
+
+class RtdsStream:
+    """Polymarket's real-time data socket (API_NOTES 1.8), the ``activity``/``trades`` topic only:
+    ``{"action": "subscribe", "subscriptions": [{"topic": "activity", "type": "trades"}]}``, text
+    ``PING``/``PONG``, each trade as ``{topic, type, timestamp (ms), payload}`` whose payload is the
+    Data API's trade row (``timestamp`` in seconds)."""
+
+    def __init__(self, host: Host, ping_timeout: float) -> None:
+        self.host = host
+        self.ping_timeout = ping_timeout
+        self.clients: set[RtdsConnection] = set()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        client = RtdsConnection(Connection(ws, "polymarket", self.host))
+        self.clients.add(client)
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                if message.data == "PING":
+                    client.last_ping = time.monotonic()
+                    client.conn.send_raw("PONG", "PONG")
+                    continue
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    request_ = orjson.loads(message.data)
+                    if isinstance(request_, dict):
+                        wanted = any(
+                            isinstance(s, dict) and s.get("topic") == "activity"
+                            and s.get("type") in ("trades", "*")
+                            for s in request_.get("subscriptions") or []
+                        )  # fmt: skip
+                        if wanted:
+                            client.trades = request_.get("action") == "subscribe"
+        finally:
+            self.clients.discard(client)
+            await client.conn.finish()
+        return ws
+
+    def publish(self, changes: list[Change], now: float) -> None:
+        if not self.clients:
+            return
+        world = self.host.world
+        silent = self.host.faults.silent("polymarket", now)
+        messages = [
+            {"connection_id": "sim", "payload": data_trade(trade, world),
+             "timestamp": ms(world.time_of(trade.seconds)), "topic": "activity",
+             "type": "trades"}
+            for change in changes
+            if isinstance(change.market, PolyMarket)
+            for trade in change.trades
+        ]  # fmt: skip
+        for client in list(self.clients):
+            if time.monotonic() - client.last_ping > self.ping_timeout:
+                client.conn.drop(1000, "no PING received")
+                continue
+            if silent or not client.trades:
+                continue
+            for message in messages:
+                client.conn.send(message, "trades")
+
+    def drop_all(self) -> int:
+        for client in list(self.clients):
+            client.conn.drop(1012, "simulated drop")
+        return len(self.clients)
 
 
 def _mirror(levels: list[tuple[int, float]]) -> list[tuple[int, float]]:
