@@ -213,6 +213,9 @@ class KalshiStreamConfig(_Section):
     enabled: bool = True
     size: int = Field(default=2000, ge=0, le=100_000)
     """Markets streamed at most: the hot set's and the watchlist's."""
+    all_markets: bool = False
+    """Subscribe every market (``ticker`` and ``trade`` without a market list) instead of the
+    hot set: every open market's quote streams, and the hot REST poll rests while connected."""
     silence: PositiveDuration = timedelta(seconds=60)
     """The watchdog restarts the connection after this long without a message."""
     coalesce: PositiveDuration = timedelta(seconds=1)

@@ -99,10 +99,10 @@ def _key(folder: Path) -> tuple[Path, bytes]:
 
 @contextlib.asynccontextmanager
 async def _streaming(
-    db: Database, sim: Simulator, key_file: Path, key_id: str = "k1"
+    db: Database, sim: Simulator, key_file: Path, key_id: str = "k1", **stream: Any
 ) -> AsyncIterator[tuple[KalshiIngest, KalshiStreamer]]:
     venues = _venues(sim, hot_size=30, api_key_id=key_id, private_key_file=str(key_file),
-                     stream={"coalesce": "200ms", "silence": "30s"})  # fmt: skip
+                     stream={"coalesce": "200ms", "silence": "30s", **stream})  # fmt: skip
     settings = db.settings(venues=venues)
     async with _ingest(settings) as ingest:
         await ingest.discover()
@@ -161,6 +161,7 @@ async def test_quotes_stream_in_and_gaps_and_drops_are_re_snapshotted(
             await asyncio.sleep(0.05)
         await until(lambda: not _disagree(pg, sim, tickers), 10, "streamed quotes stored")
         assert streamer.messages["ticker"] > 0
+        await until(lambda: streamer.counts["trades_written"] > 0, 10, "streamed trades stored")
         # Silence: Kalshi's seq still advances, so the next message shows the gap.
         sim.advance(50)  # into the silence (at 100 s)
         sim.advance(30)  # out of it; trades after it reveal the skipped numbers
@@ -202,3 +203,19 @@ async def test_a_wrong_key_is_refused_and_rest_keeps_polling(pg: Database, tmp_p
         assert not streamer.connected
         await ingest.refresh_hot()
         assert ingest.last_hot_tokens == len(ingest.hot)
+
+
+async def test_all_markets_streams_every_market(pg: Database, tmp_path: Path) -> None:
+    key_file, public = _key(tmp_path)
+    async with (
+        Simulator(_scenario(), clock=ManualClock(START), kalshi_keys={"k1": public}) as sim,
+        _streaming(pg, sim, key_file, all_markets=True) as (ingest, streamer),
+    ):
+        await until(lambda: streamer.connected and streamer.sids, 10, "subscribed")
+        every = sorted(ingest.volumes)
+        assert len(every) > len(ingest.hot)  # more markets than the hot set stream
+        for _ in range(20):
+            sim.advance(3)
+            await asyncio.sleep(0.05)
+        await until(lambda: not _disagree(pg, sim, every), 10, "every market's quote")
+        assert streamer.live() == set(ingest.hot)

@@ -1,8 +1,9 @@
 """The Kalshi hot set over the websocket (API_NOTES 2.8), when an API key is configured.
 
 One connection carries ``ticker`` (the quotes, with ``send_initial_snapshot``) and ``trade``
-(whose ``seq`` per subscription, like the ``ok`` acks', shows gaps) for the hot set and
-watchlist, at most ``stream.size`` tickers, changed in place with ``update_subscription``. The
+(stored, deduplicated against the REST tape by ``trade_id``; its ``seq`` per subscription, like
+the ``ok`` acks', shows gaps) for the hot set and watchlist, at most ``stream.size`` tickers,
+changed in place with ``update_subscription`` — or for every market (``stream.all_markets``). The
 handshake is signed (``KALSHI-ACCESS-*`` over timestamp + ``GET`` + the path) on every connect,
 so the reconnect loop is ours, with the websockets library's own backoff. After every
 (re)connect, and on a ``seq`` gap (then the subscriptions are dropped and made again, the only
@@ -33,6 +34,8 @@ from exporter.config import KalshiStreamConfig
 from exporter.errors import ExporterError, ParseError
 from exporter.ingest.coalesce import Coalescer
 from exporter.ingest.common import Rejects
+from exporter.model import Trade
+from exporter.normalize.kalshi import parse_trade
 from exporter.normalize.kalshi_stream import Sequences, parse_message, parse_ticker
 
 if TYPE_CHECKING:
@@ -70,6 +73,7 @@ class KalshiStreamer:
         self.sids: dict[str, int] = {}
         """channel -> sid of the current subscription."""
         self.sequences = Sequences()
+        self.trades: list[Trade] = []
         self.connected = False
         self.ws: ClientConnection | None = None
         self.messages: Counter[str] = Counter()
@@ -84,7 +88,9 @@ class KalshiStreamer:
         return self.ingest.hot[: self.stream.size]
 
     def live(self) -> set[str]:
-        return set(self.tickers) if self.connected else set()
+        if not self.connected:
+            return set()
+        return set(self.ingest.hot) if self.stream.all_markets else set(self.tickers)
 
     venue = "kalshi"
 
@@ -155,11 +161,12 @@ class KalshiStreamer:
     async def _subscribe(self, ws: ClientConnection) -> None:
         self.sids.clear()
         self.sequences.reset()
-        if not self.tickers:
-            return
-        command = {"id": next(self._ids), "cmd": "subscribe",
-                   "params": {"channels": list(CHANNELS), "market_tickers": sorted(self.tickers),
-                              "send_initial_snapshot": True}}  # fmt: skip
+        params: dict[str, Any] = {"channels": list(CHANNELS), "send_initial_snapshot": True}
+        if not self.stream.all_markets:
+            if not self.tickers:
+                return
+            params["market_tickers"] = sorted(self.tickers)
+        command = {"id": next(self._ids), "cmd": "subscribe", "params": params}
         await ws.send(orjson.dumps(command).decode())
 
     async def _renew(self, ws: ClientConnection) -> None:
@@ -210,6 +217,15 @@ class KalshiStreamer:
                 return
             if snapshot is not None:
                 self.rows.add(snapshot.outcome_id, snapshot)
+        elif kind == "trade":
+            try:
+                trade = parse_trade(message.get("msg"))
+            except ParseError as error:
+                self.rejects.add(error, message)
+                return
+            ticker = trade.outcome_id.split(":", 1)[1]
+            if self.stream.all_markets or ticker in self.tickers:
+                self.trades.append(trade)  # the tape job stores the same trade_id once
         elif kind == "error":
             log.warning("stream error message", venue="kalshi", msg=message.get("msg"))
 
@@ -217,7 +233,7 @@ class KalshiStreamer:
         """Follow the hot set in place (``update_subscription``)."""
         wanted = set(self.wanted())
         ws = self.ws
-        if ws is None or not self.connected or wanted == self.tickers:
+        if ws is None or not self.connected or wanted == self.tickers or self.stream.all_markets:
             return
         added, removed = wanted - self.tickers, self.tickers - wanted
         self.tickers = wanted
@@ -237,7 +253,10 @@ class KalshiStreamer:
                         await ws.send(orjson.dumps(command).decode())
 
     async def flush(self, *, force: bool = False) -> int:
-        """Write the pending quotes that are due (all of them with ``force``)."""
+        """Write the streamed trades, and the pending quotes that are due (all with ``force``)."""
+        if self.trades:
+            batch, self.trades = self.trades, []
+            self.counts["trades_written"] += (await self.ingest.writer.write_trades(batch)).written
         volumes = self.ingest.volumes
         return await self.rows.flush(
             lambda: {f"kalshi:{t}": (v, None) for t, v in volumes.items()}, force=force
