@@ -26,6 +26,7 @@ from exporter.errors import ExporterError, ParseError
 from exporter.ingest.common import Rejects
 from exporter.model import Trade
 from exporter.normalize.polymarket import parse_trade
+from exporter.venues.polymarket.stream import send_pings
 
 if TYPE_CHECKING:
     from exporter.ingest.polymarket import PolymarketIngest
@@ -98,7 +99,7 @@ class PolymarketTradesStreamer:
     async def _serve(self, ws: ClientConnection) -> None:
         await ws.send(SUBSCRIBE)
         self.connected = True
-        pinger = asyncio.create_task(self._ping(ws))
+        pinger = asyncio.create_task(send_pings(ws, self.config.ping_every.total_seconds()))
         try:
             known = self._known()
             while True:
@@ -128,12 +129,6 @@ class PolymarketTradesStreamer:
             pinger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pinger
-
-    async def _ping(self, ws: ClientConnection) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                await ws.send("PING")
-                await asyncio.sleep(self.config.ping_every.total_seconds())
 
     async def flush(self, *, force: bool = False) -> int:
         if not self.pending:

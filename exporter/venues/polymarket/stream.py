@@ -85,7 +85,7 @@ class MarketChannel:
         await ws.send(_subscribe(assets))
         self.ws = ws
         self.connected = True
-        pinger = asyncio.create_task(self._ping(ws))
+        pinger = asyncio.create_task(send_pings(ws, self.ping_every))
         try:
             while True:
                 try:
@@ -109,12 +109,6 @@ class MarketChannel:
             with contextlib.suppress(asyncio.CancelledError):
                 await pinger
 
-    async def _ping(self, ws: ClientConnection) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                await ws.send("PING")
-                await asyncio.sleep(self.ping_every)
-
     async def update(self, assets: set[str]) -> None:
         """Change the subscription in place to ``assets``."""
         added, removed = assets - self.assets, self.assets - assets
@@ -127,6 +121,15 @@ class MarketChannel:
                 await ws.send(_operation(removed, "unsubscribe"))
             if added:  # the venue answers with a `book` for each
                 await ws.send(_operation(added, "subscribe"))
+
+
+async def send_pings(ws: ClientConnection, every: float) -> None:
+    """The text ``PING`` every ``every`` seconds until the connection closes (Polymarket's
+    sockets want it: the market channel every 10 s, RTDS every 5 s)."""
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await ws.send("PING")
+            await asyncio.sleep(every)
 
 
 def _subscribe(assets: set[str]) -> str:
