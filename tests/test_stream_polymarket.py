@@ -214,6 +214,11 @@ async def test_streamed_updates_reach_snapshots_and_ten_drops_lose_nothing(pg: D
         assert sum(c.events["reconnects"] for c in streamer.channels) >= 10
         assert streamer.rows.rows_written > streamed_rows
         assert streamer.rows.latency.count(("polymarket",)) > 0
+        with pg.connect() as conn:  # streamed rows carry their market's 24 h volume too
+            (missing,) = conn.execute(
+                "SELECT count(*) FROM snapshots WHERE volume_24h IS NULL"
+            ).fetchone() or (0,)
+        assert missing == 0
         assert ingest.rejects.counts == {} or sum(ingest.rejects.counts.values()) == 0
 
 

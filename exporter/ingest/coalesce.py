@@ -35,12 +35,12 @@ class Coalescer:
 
     async def flush(
         self,
-        extras: Callable[[], dict[str, tuple[float | None, float | None]]],
+        extras: Callable[[str], tuple[float | None, float | None]],
         *,
         force: bool = False,
     ) -> int:
         """Write one row per due outcome (every pending one with ``force``, at shutdown), with
-        its market's 24 h volume and liquidity from ``extras`` (key -> (volume, liquidity))."""
+        its market's 24 h volume and liquidity from ``extras(key)``."""
         if not self.pending:
             return 0
         now = time.monotonic()
@@ -50,10 +50,9 @@ class Coalescer:
         if not due:
             return 0
         batch = {k: self.pending.pop(k) for k in due}
-        known = extras()
         rows = []
         for key, (snapshot, _) in batch.items():
-            volume, liquidity = known.get(key, (None, None))
+            volume, liquidity = extras(key)
             rows.append(dataclasses.replace(snapshot, volume_24h=volume, liquidity=liquidity))
         result = await self.writer.write_snapshots(rows)
         done = time.monotonic()

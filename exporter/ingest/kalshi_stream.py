@@ -259,7 +259,7 @@ class KalshiStreamer:
             self.counts["trades_written"] += (await self.ingest.writer.write_trades(batch)).written
         volumes = self.ingest.volumes
         return await self.rows.flush(
-            lambda: {f"kalshi:{t}": (v, None) for t, v in volumes.items()}, force=force
+            lambda key: (volumes.get(key.split(":", 1)[1]), None), force=force
         )
 
     async def run(self) -> None:

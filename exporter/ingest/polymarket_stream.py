@@ -63,6 +63,8 @@ class PolymarketStreamer:
         self.counts: Counter[str] = Counter()
         """gaps (reconnects re-snapshotted), resnapshot_rows."""
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._market_of: dict[str, str] = {}
+        """Streamed asset -> condition id, for the rows' market volume and liquidity."""
 
     # --- what is streamed -----------------------------------------------------------------------
 
@@ -98,6 +100,8 @@ class PolymarketStreamer:
         connections with room, open new connections for the rest."""
         wanted = self.wanted()
         keep = set(wanted)
+        known = self.ingest.known
+        self._market_of = {t: c for c in self.ingest.hot if c in known for t in known[c].tokens}
         placed: set[str] = set()
         for channel in self.channels:
             assets = channel.assets & keep
@@ -178,10 +182,9 @@ class PolymarketStreamer:
         """Write the pending updates that are due (all of them with ``force``)."""
         return await self.rows.flush(self._extras, force=force)
 
-    def _extras(self) -> dict[str, tuple[float | None, float | None]]:
-        return {
-            t: (k.volume_24h, k.liquidity) for k in self.ingest.known.values() for t in k.tokens
-        }
+    def _extras(self, asset: str) -> tuple[float | None, float | None]:
+        known = self.ingest.known.get(self._market_of.get(asset, ""))
+        return (known.volume_24h, known.liquidity) if known is not None else (None, None)
 
     # --- lifecycle ------------------------------------------------------------------------------
 

@@ -12,8 +12,9 @@ import asyncio
 import base64
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -108,6 +109,37 @@ class PolyConnection:
     last_ping: float = field(default_factory=time.monotonic)
 
 
+class _Pinged(Protocol):
+    conn: Connection
+    last_ping: float
+
+
+_C = TypeVar("_C", bound=_Pinged)
+
+
+async def _serve_pinged(
+    ws: web.WebSocketResponse,
+    client: _C,
+    clients: set[_C],
+    command: Callable[[_C, str], None],
+) -> None:
+    """Read a Polymarket socket until it closes: text ``PING`` is answered ``PONG`` (and noted
+    for the ping timeout), any other text is a command."""
+    clients.add(client)
+    try:
+        async for message in ws:
+            if message.type != WSMsgType.TEXT:
+                continue
+            if message.data == "PING":
+                client.last_ping = time.monotonic()
+                client.conn.send_raw("PONG", "PONG")
+                continue
+            command(client, message.data)
+    finally:
+        clients.discard(client)
+        await client.conn.finish()
+
+
 class PolymarketStream:
     """``/ws/market``: subscribe by token ids, text ``PING``/``PONG``, frames that are one object
     or an array of them (API_NOTES 1.7)."""
@@ -121,19 +153,7 @@ class PolymarketStream:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         client = PolyConnection(Connection(ws, "polymarket", self.host))
-        self.clients.add(client)
-        try:
-            async for message in ws:
-                if message.type != WSMsgType.TEXT:
-                    continue
-                if message.data == "PING":
-                    client.last_ping = time.monotonic()
-                    client.conn.send_raw("PONG", "PONG")
-                    continue
-                self._command(client, message.data)
-        finally:
-            self.clients.discard(client)
-            await client.conn.finish()
+        await _serve_pinged(ws, client, self.clients, self._command)
         return ws
 
     def _command(self, client: PolyConnection, text: str) -> None:
@@ -331,29 +351,23 @@ class RtdsStream:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         client = RtdsConnection(Connection(ws, "polymarket", self.host))
-        self.clients.add(client)
-        try:
-            async for message in ws:
-                if message.type != WSMsgType.TEXT:
-                    continue
-                if message.data == "PING":
-                    client.last_ping = time.monotonic()
-                    client.conn.send_raw("PONG", "PONG")
-                    continue
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    request_ = orjson.loads(message.data)
-                    if isinstance(request_, dict):
-                        wanted = any(
-                            isinstance(s, dict) and s.get("topic") == "activity"
-                            and s.get("type") in ("trades", "*")
-                            for s in request_.get("subscriptions") or []
-                        )  # fmt: skip
-                        if wanted:
-                            client.trades = request_.get("action") == "subscribe"
-        finally:
-            self.clients.discard(client)
-            await client.conn.finish()
+        await _serve_pinged(ws, client, self.clients, self._command)
         return ws
+
+    def _command(self, client: RtdsConnection, text: str) -> None:
+        try:
+            request = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(request, dict):
+            return
+        wanted = any(
+            isinstance(s, dict) and s.get("topic") == "activity"
+            and s.get("type") in ("trades", "*")
+            for s in request.get("subscriptions") or []
+        )  # fmt: skip
+        if wanted:
+            client.trades = request.get("action") == "subscribe"
 
     def publish(self, changes: list[Change], now: float) -> None:
         if not self.clients:
