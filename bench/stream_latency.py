@@ -14,21 +14,15 @@ coalescing included) over that interval, interpolated within its bucket as Prome
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
+from typing import Any
 
 import httpx
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import write_result
-from bench.exporter_rss import SIM_START, sim_config, wait_for_refresh
-from tests.servers import free_port, running_postgres
+from bench.stack import simulated_stack, wait_for_refresh
 
 
 def scrape(port: int) -> tuple[float, dict[float, float]]:
@@ -65,48 +59,27 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
-    base = free_port() // 10 * 10 % 50_000 + 10_000
-    folder = Path(tempfile.mkdtemp(prefix="movers-stream-"))
-    scenario = folder / "scenario.yaml"
-    scenario.write_text(yaml.safe_dump({
-        "seed": 5, "start": SIM_START, "speed": args.speed,
-        "universe": {"polymarket": args.markets, "kalshi": 0},
-    }))  # fmt: skip
-    port = free_port()
-    venues = sim_config(base)
-    venues["polymarket"] |= {"hot_size": 1000, "tail_every": "10m", "trades_every": "10m"}
-    venues["kalshi"] = {"enabled": False}
-    config = folder / "movers.yaml"
-    config.write_text(yaml.safe_dump({
-        "venues": venues, "metrics": {"host": "127.0.0.1", "port": port},
-        "logging": {"format": "json", "level": "warning"},
-    }))  # fmt: skip
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "sim", "--scenario", str(scenario), "--port",
-         str(base)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        with running_postgres(("fsync=off", "synchronous_commit=off")) as server:
-            env = {**os.environ, "MOVERS_DATABASE_URL": server.url, "MOVERS_CONFIG": str(config)}
-            exporter = subprocess.Popen(
-                [sys.executable, "-m", "exporter", "run"], env=env,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            try:
-                wait_for_refresh(port, 600)
-                time.sleep(60)
-                messages_before, before = scrape(port)
-                started = time.monotonic()
-                time.sleep(args.seconds)
-                messages_after, after = scrape(port)
-                elapsed = time.monotonic() - started
-            finally:
-                exporter.send_signal(signal.SIGTERM)
-                exporter.wait(30)
-    finally:
-        sim.send_signal(signal.SIGINT)
-        sim.wait(30)
+    scenario = {"seed": 5, "speed": args.speed,
+                "universe": {"polymarket": args.markets, "kalshi": 0}}  # fmt: skip
+
+    def stream_only(venues: dict[str, Any]) -> None:
+        venues["polymarket"] |= {"hot_size": 1000, "tail_every": "10m", "trades_every": "10m"}
+        venues["kalshi"] = {"enabled": False}
+
+    with simulated_stack(scenario, stream_only) as stack:
+        port = stack.metrics_port
+        exporter = stack.start_exporter()
+        try:
+            wait_for_refresh(port, 600)
+            time.sleep(60)
+            messages_before, before = scrape(port)
+            started = time.monotonic()
+            time.sleep(args.seconds)
+            messages_after, after = scrape(port)
+            elapsed = time.monotonic() - started
+        finally:
+            exporter.send_signal(signal.SIGTERM)
+            exporter.wait(30)
     rate = (messages_after - messages_before) / elapsed
     write_result(
         "stream_latency",
