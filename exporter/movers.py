@@ -8,8 +8,12 @@ at or before ``now - window`` (carried forward through unchanged periods, but on
 The refresh keeps each outcome's price at every boundary (now, and now minus each window) in
 ``movers_internal.window_prices`` and moves those boundaries forward by reading only the snapshot
 rows that crossed them since the last refresh, so its cost follows the rate of change, not the
-length of the history. The first refresh of a process, one an hour, and one after the writer
-flushed rows that arrived late, rebuild that state in full.
+length of the history. The first refresh of a process (and one after the clock went back)
+builds that state in full; rows the writer stored late (held through an outage) are read again
+from their time by the next refresh.
+
+Ranking sorts only the candidates for each group's top (see ``_ELIGIBLE``), and the category
+aggregates are summed from the same per-bucket histogram, so one pass over the moves feeds both.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ OVERLAP = timedelta(minutes=2)
 """Incremental reads of the newest rows start this far before the last refresh, for rows
 committed a little after the time they carry (a page's receive time precedes its commit). A
 window's start passes a row only a window after its time, long after its commit: no overlap."""
-FULL_EVERY = timedelta(hours=1)
 WORK_MEM = "256MB"
 """For the refresh's own transaction: ranking 250k moving outcomes sorts ~60 MB."""
 
@@ -103,52 +106,89 @@ ON CONFLICT (boundary, outcome_id) DO UPDATE SET
 WHERE EXCLUDED.time > w.time
 """
 
-# Every eligible (outcome, window) pair with its move; shared by the stored refresh and the naive
-# reference, which differ only in where the two prices come from.
+# Every eligible (outcome, window) pair with its move, and the kept top of each window, venue and
+# category; shared by the stored refresh and the naive reference, which differ only in where the
+# two prices come from.
+#
+# Ranking sorts only the candidates for each group's top: a histogram of scores per group (buckets
+# of 1/8 of a doubling, monotone in the score) gives the lowest bucket that still holds `keep`
+# movers, and only rows from that bucket up are sorted. Every row below it scores strictly less
+# than `keep` rows of its group, so the kept top and its ranks are exact.
 _ELIGIBLE = """
-windows AS (
-    SELECT * FROM unnest(%(labels)s::text[], %(widths)s::interval[]) AS w (label, width)
-), filters AS (
+filters AS (
     SELECT * FROM unnest(%(venues)s::text[], %(min_volume)s::float8[], %(max_spread)s::float8[])
         AS f (venue, min_volume, max_spread)
-), sizes AS (
-    SELECT market_id, count(*) AS n FROM outcomes GROUP BY market_id
+), multi AS (
+    SELECT DISTINCT market_id FROM outcomes WHERE position >= 2
 ), candidates AS (
     SELECT o.outcome_id, o.market_id, m.venue, m.category, m.end_time, m.volume_24h,
            f.max_spread
     FROM outcomes o
     JOIN markets m ON m.market_id = o.market_id AND m.status = 'open'
     JOIN filters f ON f.venue = m.venue
-    JOIN sizes s ON s.market_id = o.market_id
-    WHERE (o.position = 0 OR s.n > 2) AND coalesce(m.volume_24h, 0) >= f.min_volume
+    LEFT JOIN multi x ON x.market_id = o.market_id
+    WHERE (o.position = 0 OR x.market_id IS NOT NULL) AND coalesce(m.volume_24h, 0) >= f.min_volume
 ), eligible AS (
-    SELECT w.label, c.*, t.price AS price_then, n.price AS price_now, t.time AS then_time,
-           n.time AS now_time, n.ask - n.bid AS spread,
-           100 * (n.price - t.price) AS move_pp
+    SELECT t.label, c.outcome_id, c.market_id, c.venue, c.category, c.end_time, c.volume_24h,
+           t.price AS price_then, n.price AS price_now, t.time AS then_time, n.time AS now_time,
+           n.ask - n.bid AS spread, 100 * (n.price - t.price) AS move_pp
     FROM candidates c
     JOIN prices_now n ON n.outcome_id = c.outcome_id
-    CROSS JOIN windows w
-    JOIN prices_then t ON t.label = w.label AND t.outcome_id = c.outcome_id
+    JOIN prices_then t ON t.outcome_id = c.outcome_id
+    -- The window's width by its label's position: cheaper than joining `windows` row by row.
+    CROSS JOIN LATERAL (
+        SELECT (%(widths)s::interval[])[array_position(%(labels)s::text[], t.label)] AS width
+    ) w
     WHERE n.time > %(now)s - %(staleness)s
       AND t.time > %(now)s - w.width - %(staleness)s
       AND (c.max_spread IS NULL OR n.ask - n.bid <= c.max_spread + 1e-9)
       AND NOT (%(exclude_resolving)s AND c.end_time IS NOT NULL
                AND c.end_time > %(now)s AND c.end_time <= %(now)s + w.width)
 ), scored AS (
-    SELECT e.*,
-           abs(e.move_pp) * CASE WHEN %(by_score)s
-                                 THEN ln(1 + greatest(coalesce(e.volume_24h, 0), 0))
-                                 ELSE 1 END AS score
+    SELECT e.*, s.score,
+           CASE WHEN s.score > 0 THEN floor(8 * ln(s.score) / ln(2))::int
+                ELSE -2147483648 END AS bucket
     FROM eligible e
+    CROSS JOIN LATERAL (
+        SELECT abs(e.move_pp) * CASE WHEN %(by_score)s
+                                     THEN ln(1 + greatest(coalesce(e.volume_24h, 0), 0))
+                                     ELSE 1 END AS score
+    ) s
+), fine AS (
+    -- Per window, venue, category and score bucket: the counts and sums the category
+    -- aggregates add up, and the histogram the floors come from.
+    SELECT label, venue, category, bucket,
+           count(*) AS markets,
+           count(*) FILTER (WHERE move_pp <> 0) AS movers,
+           count(*) FILTER (WHERE abs(move_pp) >= %(threshold)s) AS moved,
+           count(*) FILTER (WHERE move_pp >= %(threshold)s) AS moved_up,
+           count(*) FILTER (WHERE -move_pp >= %(threshold)s) AS moved_down,
+           sum(abs(move_pp) * coalesce(volume_24h, 0)) AS weighted,
+           sum(coalesce(volume_24h, 0)) AS volume,
+           sum(abs(move_pp)) AS sizes
+    FROM scored GROUP BY label, venue, category, bucket
+), floors AS (
+    SELECT label, venue, category,
+           coalesce(max(bucket) FILTER (WHERE above >= %(keep)s), min(bucket)) AS bucket
+    FROM (
+        SELECT label, venue, category, bucket,
+               sum(movers) OVER (PARTITION BY label, venue, category ORDER BY bucket DESC) AS above
+        FROM fine
+    ) h
+    GROUP BY label, venue, category
 ), ranked AS (
     SELECT s.*,
-           row_number() OVER (PARTITION BY label
-                              ORDER BY score DESC, abs(move_pp) DESC, outcome_id) AS rank,
-           row_number() OVER (PARTITION BY label, venue, category
-                              ORDER BY score DESC, abs(move_pp) DESC, outcome_id) AS category_rank
-    FROM scored s WHERE move_pp <> 0
+           row_number() OVER (PARTITION BY s.label, s.venue, s.category
+                              ORDER BY s.score DESC, abs(s.move_pp) DESC, s.outcome_id)
+               AS category_rank
+    FROM scored s
+    JOIN floors f ON f.label = s.label AND f.venue = s.venue AND f.category = s.category
+    WHERE s.move_pp <> 0 AND s.bucket >= f.bucket
 ), detailed AS (
-    SELECT r.*, o.name AS outcome, m.title, m.url, m.liquidity
+    SELECT r.*,
+           row_number() OVER (PARTITION BY r.label
+                              ORDER BY r.score DESC, abs(r.move_pp) DESC, r.outcome_id) AS rank,
+           o.name AS outcome, m.title, m.url, m.liquidity
     FROM ranked r
     JOIN outcomes o ON o.outcome_id = r.outcome_id
     JOIN markets m ON m.market_id = r.market_id
@@ -206,14 +246,11 @@ _STORE = (
     SELECT DISTINCT ON (label, category) label, category, market_id, title, move_pp
     FROM detailed ORDER BY label, category, rank
 ), categories AS (
-    SELECT e.label, e.category, count(*) AS markets,
-           count(*) FILTER (WHERE abs(e.move_pp) >= %(threshold)s) AS moved,
-           count(*) FILTER (WHERE e.move_pp >= %(threshold)s) AS moved_up,
-           count(*) FILTER (WHERE -e.move_pp >= %(threshold)s) AS moved_down,
-           coalesce(sum(abs(e.move_pp) * coalesce(e.volume_24h, 0))
-                    / nullif(sum(coalesce(e.volume_24h, 0)), 0),
-                    avg(abs(e.move_pp))) AS mean_abs_move_pp
-    FROM eligible e GROUP BY e.label, e.category
+    SELECT label, category, sum(markets)::int AS markets, sum(moved)::int AS moved,
+           sum(moved_up)::int AS moved_up, sum(moved_down)::int AS moved_down,
+           coalesce(sum(weighted) / nullif(sum(volume), 0), sum(sizes) / sum(markets))
+               AS mean_abs_move_pp
+    FROM fine GROUP BY label, category
 ), stored AS (
     INSERT INTO category_moves (window_label, category, markets, moved, moved_up, moved_down,
                                 mean_abs_move_pp, top_market_id, top_title, top_move_pp,
@@ -276,61 +313,79 @@ class MoversRefresher:
         self.config = config
         self.history_kept = history_kept
         self._marks: dict[str, datetime] = {}
-        self._last_full: datetime | None = None
+        self._full_done = False
+        self._late: datetime | None = None
         self.last: RefreshResult | None = None
 
-    def request_full(self) -> None:
-        """Rebuild the boundary state at the next refresh (rows arrived later than their time)."""
-        self._last_full = None
+    def rows_written_late(self, earliest: datetime) -> None:
+        """Rows as old as ``earliest`` were stored after the refresh moved past their time (held
+        through an outage): the next refresh reads every boundary again from there."""
+        self._late = earliest if self._late is None else min(self._late, earliest)
 
     def boundaries(self, now: datetime) -> dict[str, datetime]:
         return {NOW: now} | {label: now - width for label, width in self.config.labels.items()}
 
+    def _since(self, boundary: str, at: datetime, late: datetime | None) -> datetime:
+        """Where a boundary's advance starts reading: at its last position (a little before, for
+        the newest rows), or earlier for rows stored late. Never before ``at - staleness``: an
+        older row could only become a price too stale to use."""
+        since = self._marks[boundary] - (OVERLAP if boundary == NOW else timedelta())
+        if late is not None:
+            since = min(since, late)
+        return max(since, at - self.config.staleness)
+
     async def refresh(self, now: datetime | None = None) -> RefreshResult:
         started = time.monotonic()
         moment = now or datetime.now(UTC)
-        full = (
-            self._last_full is None
-            or moment - self._last_full >= FULL_EVERY
-            or any(moment < mark for mark in self._marks.values())
-        )
-        staleness = self.config.staleness
-        params = query_parameters(self.config, moment)
-        async with self.pool.connection() as conn, conn.transaction():
-            # A bulk computation over every outcome: hash joins, whatever the estimates say
-            # (a nested loop planned on a table not yet analysed would be quadratic).
-            await conn.execute("SET LOCAL enable_nestloop = off")
-            # Every outcome's moves are sorted once to rank them: in memory, not spilled to disk.
-            await conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-            if full:
-                await conn.execute("TRUNCATE movers_internal.window_prices")
-            for boundary, at in self.boundaries(moment).items():
-                if full:
-                    await conn.execute(
-                        _FULL_BOUNDARY, {"boundary": boundary, "at": at, "staleness": staleness}
-                    )
-                else:
-                    since = self._marks[boundary] - (OVERLAP if boundary == NOW else timedelta())
-                    await conn.execute(
-                        _ADVANCE_BOUNDARY, {"boundary": boundary, "at": at, "since": since}
-                    )
-            if full:
-                await conn.execute("ANALYZE movers_internal.window_prices, markets, outcomes")
-            await conn.execute("DELETE FROM movers")
-            await conn.execute("DELETE FROM category_moves")
-            cur = await conn.execute(_STORE, params)
-            row = await cur.fetchone()
-            if self.history_kept is not None:
-                await conn.execute(
-                    "DELETE FROM category_moves_history WHERE time < %s",
-                    (moment - self.history_kept,),
-                )
+        full = not self._full_done or any(moment < mark for mark in self._marks.values())
+        # Taken before the transaction starts: rows noted from here on are seen by this refresh
+        # or noted again for the next.
+        late, self._late = self._late, None
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                kept, categories = await self._recompute(conn, moment, full, late)
+        except BaseException:
+            if late is not None:
+                self.rows_written_late(late)
+            raise
         self._marks = self.boundaries(moment)
-        if full:
-            self._last_full = moment
-        kept, categories = (int(row[0]), int(row[1])) if row else (0, 0)
+        self._full_done = True
         self.last = RefreshResult(moment, full, kept, categories, time.monotonic() - started)
         return self.last
+
+    async def _recompute(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        moment: datetime,
+        full: bool,
+        late: datetime | None,
+    ) -> tuple[int, int]:
+        # A bulk computation over every outcome: hash joins, whatever the estimates say (a
+        # nested loop planned on a table not yet analysed would be quadratic).
+        await conn.execute("SET LOCAL enable_nestloop = off")
+        # The moves are aggregated and ranked in memory, not spilled to disk.
+        await conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+        if full:
+            await conn.execute("TRUNCATE movers_internal.window_prices")
+        for boundary, at in self.boundaries(moment).items():
+            if full:
+                params = {"boundary": boundary, "at": at, "staleness": self.config.staleness}
+                await conn.execute(_FULL_BOUNDARY, params)
+            else:
+                params = {"boundary": boundary, "at": at, "since": self._since(boundary, at, late)}
+                await conn.execute(_ADVANCE_BOUNDARY, params)
+        if full:
+            await conn.execute("ANALYZE movers_internal.window_prices, markets, outcomes")
+        await conn.execute("DELETE FROM movers")
+        await conn.execute("DELETE FROM category_moves")
+        cur = await conn.execute(_STORE, query_parameters(self.config, moment))
+        row = await cur.fetchone()
+        if self.history_kept is not None:
+            await conn.execute(
+                "DELETE FROM category_moves_history WHERE time < %s",
+                (moment - self.history_kept,),
+            )
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 async def naive_movers(

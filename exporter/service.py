@@ -143,7 +143,7 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
         MoversRefresher(writer.pool, settings.movers, settings.storage.retention.snapshots)
     )
     # Rows written late (after an outage) change prices the refresh already moved past.
-    writer.late_listeners.append(movers.refresher.request_full)
+    writer.late_listeners.append(movers.refresher.rows_written_late)
     ingest = Ingest(Jobs(), rejects, categories, writer, polymarket, kalshi, clients, movers)
     if polymarket is not None and settings.venues.polymarket.stream.enabled:
         ingest.polymarket_stream = streamer

@@ -191,9 +191,44 @@ async def test_keep_limits_rows_per_window_venue_and_category(book: Book) -> Non
         politics = await read_movers(conn, "15m", category="Politics")
         kalshi = await read_movers(conn, "15m", venue="kalshi")
     assert [r.market_id for r in ranked] == ["polymarket:P4", "polymarket:P3", "polymarket:C0"]
-    assert [r.rank for r in ranked] == [1, 2, 6]  # ranks count every mover, kept or not
+    # Ranks number the stored rows; the first `keep` are exact over every mover.
+    assert [r.rank for r in ranked] == [1, 2, 3]
     assert [r.category_rank for r in politics] == [1, 2]
     assert kalshi == []
+
+
+@pytest.mark.parametrize("rank_by", ["score", "move"])
+async def test_a_small_keep_stores_the_head_of_the_full_ranking(book: Book, rank_by: str) -> None:
+    """The refresh sorts only each group's candidates for its top (a histogram floor): what it
+    keeps must be the head of the ranking that sorts every mover."""
+    rng = random.Random(11)
+    count = 15 if book.db.shared_session else 60
+    for i in range(count):
+        venue = rng.choice(["polymarket", "kalshi"])
+        category = rng.choice(["Politics", "Sports"])
+        # Few distinct volumes and prices: many equal scores and many in one score bucket.
+        volume = rng.choice([None, 0.0, 1e3, 1.1e3, 5e4])
+        (oid, *_) = book.market(f"M{i}", venue=venue, category=category, volume=volume)
+        then, now = rng.choice([0.4, 0.5]), rng.choice([0.4, 0.43, 0.44, 0.5, 0.61, 0.62])
+        book.prices(oid, (-70, then), (-1, now))
+    filters = OPEN_FILTERS | {"kalshi": {"min_volume_24h": 0, "max_spread": None}}
+    everything = {}
+    for keep in (10_000, 3):
+        await book.refresher(keep=keep, rank_by=rank_by, filters=filters).refresh(NOW)
+        async with book.pool.connection() as conn:
+            everything[keep] = {w: await read_movers(conn, w, limit=10_000) for w in ("15m", "1h")}
+            categories = await read_categories(conn)
+        everything[keep]["categories"] = categories  # type: ignore[assignment]
+    for window in ("15m", "1h"):
+        full, small = everything[10_000][window], everything[3][window]
+        head = [m for m in full if m.category_rank <= 3]
+        assert len(full) > len(small) > 0
+        assert [(m.outcome_id, m.category_rank) for m in small] == [
+            (m.outcome_id, m.category_rank) for m in head
+        ]
+        assert [m.rank for m in small] == list(range(1, len(small) + 1))
+        assert [m.rank for m in small[:3]] == [m.rank for m in full[:3]]
+    assert everything[3]["categories"] == everything[10_000]["categories"]
 
 
 async def test_category_moves_count_weigh_and_name_the_top_mover(book: Book) -> None:
@@ -253,3 +288,25 @@ async def test_incremental_refreshes_agree_with_the_naive_computation(book: Book
             ]
         assert sorted(stored, key=lambda m: (m.window_label, m.rank)) == expected
         assert len(expected) > count // 2
+
+
+async def test_rows_stored_late_are_read_again_by_the_next_refresh(book: Book) -> None:
+    (a, _) = book.market("A")
+    (b, _) = book.market("B")
+    book.prices(a, (-30, 0.40), (-2, 0.62))
+    book.prices(b, (-30, 0.50), (-2, 0.52))
+    refresher = book.refresher()
+    await refresher.refresh(NOW)
+    # Held through an outage: rows 10 and 40 minutes old, stored only now. The first is the
+    # 5m window's price then at NOW+1m; the second is older than any boundary's staleness.
+    book.prices(a, (-10, 0.55))
+    book.prices(b, (-40, 0.10), (-9, 0.30))
+    refresher.rows_written_late(NOW - timedelta(minutes=40))
+    later = NOW + timedelta(minutes=1)
+    result = await refresher.refresh(later)
+    assert not result.full
+    assert await book.movers("5m") == {a: 7.0, b: 22.0}
+    async with book.pool.connection() as conn:
+        expected = await naive_movers(conn, refresher.config, later)
+        stored = [m for w in refresher.config.labels for m in await read_movers(conn, w)]
+    assert sorted(stored, key=lambda m: (m.window_label, m.rank)) == expected

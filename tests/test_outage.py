@@ -67,8 +67,8 @@ async def _flush_when_back(writer: Writer) -> int:
 async def test_rows_written_during_an_outage_arrive_in_order_once_it_ends(
     cluster: NativePostgres, writer: Writer
 ) -> None:
-    late: list[bool] = []
-    writer.late_listeners.append(lambda: late.append(True))
+    late: list[datetime] = []
+    writer.late_listeners.append(late.append)
     assert (await writer.write_snapshots(_snaps(0, 10))).written == 10
     cluster.stop()
     held = await writer.write_snapshots(_snaps(10, 10))
@@ -81,7 +81,7 @@ async def test_rows_written_during_an_outage_arrive_in_order_once_it_ends(
     assert late == []
     cluster.start()
     assert await _flush_when_back(writer) == 16
-    assert late == [True]
+    assert late == [T0 + timedelta(seconds=10)]  # the oldest held snapshot row
     assert len(writer.backlog) == 0
     after = await writer.write_snapshots(_snaps(25, 5))
     assert after.written == 5

@@ -292,7 +292,8 @@ class Writer:
         self.backlog = Backlog(backlog_rows)
         self.latency = Histograms(WRITE_BUCKETS)
         """Seconds per insert statement, by table."""
-        self.late_listeners: list[Callable[[], None]] = []
+        # Told the oldest time among held snapshot rows once they are stored (late rows).
+        self.late_listeners: list[Callable[[datetime], None]] = []
         """Called after held rows were written: their times precede rows already stored."""
         self._flushing = asyncio.Lock()
         self._retry_at = 0.0
@@ -383,6 +384,7 @@ class Writer:
         """Write the held rows, oldest first; returns how many were written. Raises
         :class:`StorageUnavailable` (keeping what is left) when the database is still away."""
         written = 0
+        earliest: datetime | None = None
         async with self._flushing:
             while (batch := self.backlog.peek()) is not None:
                 table, rows = batch
@@ -396,6 +398,9 @@ class Writer:
                 bad = {id(r) for r in failed.rows}
                 kept = [r for r in rows if id(r) not in bad]
                 self._note_newest(table, kept)
+                if table == "snapshots" and kept:
+                    oldest = min(row.time for row in kept)
+                    earliest = oldest if earliest is None else min(earliest, oldest)
                 self._count(
                     WriteResult(
                         table,
@@ -407,9 +412,9 @@ class Writer:
                 )
                 written += count
             self._retry_at = 0.0
-        if written:
+        if earliest is not None:
             for listener in self.late_listeners:
-                listener()
+                listener(earliest)
         return written
 
     async def flush_through(
