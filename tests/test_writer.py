@@ -65,6 +65,26 @@ async def test_the_same_batch_twice_is_stored_once(store: tuple[Writer, Database
     assert len(_rows(db)) == 3
 
 
+async def test_batches_overlapping_stored_rows_or_themselves_store_each_row_once(
+    store: tuple[Writer, Database],
+) -> None:
+    writer, db = store
+    # Batches go as plain INSERTs while they meet no duplicate; one that does is sent again
+    # with ON CONFLICT, and so are the next ones until one comes back clean.
+    rows = [_snap(i, 0.01 * i + 0.1, f"polymarket:{i % 3}") for i in range(8)]
+    first = await writer.write_snapshots(rows[:5], change_only=False)
+    overlapping = await writer.write_snapshots(rows[3:], change_only=False)
+    repeated = await writer.write_snapshots([_snap(20, 0.5), _snap(20, 0.5)], change_only=False)
+    assert "snapshots" in writer._duplicates_seen
+    clean = await writer.write_snapshots([_snap(21, 0.6)], change_only=False)
+    assert "snapshots" not in writer._duplicates_seen
+    after = await writer.write_snapshots([_snap(22, 0.7)], change_only=False)
+    assert [(r.written, r.duplicates) for r in (first, overlapping, repeated, clean, after)] == [
+        (5, 0), (3, 2), (1, 1), (1, 0), (1, 0),
+    ]  # fmt: skip
+    assert len(_rows(db)) == 11
+
+
 async def test_unchanged_price_writes_nothing_until_the_heartbeat(
     store: tuple[Writer, Database],
 ) -> None:
