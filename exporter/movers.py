@@ -36,7 +36,8 @@ OVERLAP = timedelta(minutes=2)
 committed a little after the time they carry (a page's receive time precedes its commit). A
 window's start passes a row only a window after its time, long after its commit: no overlap."""
 WORK_MEM = "256MB"
-"""For the refresh's own transaction: ranking 250k moving outcomes sorts ~60 MB."""
+"""For the refresh's own transaction: the moves of 150k outcomes (~360k window pairs) are held
+and aggregated in memory, not spilled to disk."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +366,8 @@ class MoversRefresher:
         await conn.execute("SET LOCAL enable_nestloop = off")
         # The moves are aggregated and ranked in memory, not spilled to disk.
         await conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+        # A refresh lost to a crash is redone by the next one: no need to wait for the WAL.
+        await conn.execute("SET LOCAL synchronous_commit = off")
         if full:
             await conn.execute("TRUNCATE movers_internal.window_prices")
         for boundary, at in self.boundaries(moment).items():

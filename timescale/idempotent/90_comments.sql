@@ -31,7 +31,7 @@ COMMENT ON COLUMN ohlc_1m.samples IS 'Snapshot rows in the bucket.';
 COMMENT ON TABLE movers IS
     'Latest top movers per window, rebuilt each refresh: the top movers.keep per window, venue and category.';
 COMMENT ON COLUMN movers.window_label IS 'The window: 5m, 15m, 1h, 24h (movers.windows).';
-COMMENT ON COLUMN movers.rank IS 'Rank within the window over every venue and category (1 = top).';
+COMMENT ON COLUMN movers.rank IS 'Position in the window''s stored ranking over every venue and category (1 = top); the first movers.keep ranks are exact over every mover.';
 COMMENT ON COLUMN movers.category_rank IS 'Rank within the window, venue and category.';
 COMMENT ON COLUMN movers.price_then IS 'Last price at or before computed_at - window (carried forward).';
 COMMENT ON COLUMN movers.price_now IS 'Latest price.';
