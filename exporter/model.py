@@ -6,7 +6,6 @@ ids stay strings (they exceed 64-bit integers). Prices are probabilities in 0..1
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -130,4 +129,5 @@ def displayed_price(bid: float | None, ask: float | None, last_trade: float | No
 
 
 def is_probability(value: float | None) -> bool:
-    return value is not None and math.isfinite(value) and 0.0 <= value <= 1.0
+    # NaN fails every comparison and infinities fall outside: no isfinite call needed.
+    return value is not None and 0.0 <= value <= 1.0

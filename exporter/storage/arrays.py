@@ -10,8 +10,10 @@ connections are opened with (``ADAPTERS``); plain lists keep psycopg's own dumpe
 
 from __future__ import annotations
 
+import functools
 import struct
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 from psycopg.abc import Buffer
@@ -48,26 +50,42 @@ def pack_float8(values: list[float | None]) -> bytes:
     if has_nulls:
         fmt += "".join("i" if v is None else "id" for v in values)
         args += [x for v in values for x in ((-1,) if v is None else (8, v))]
-    else:
-        fmt += "id" * len(values)
-        args += [x for v in values for x in (8, v)]
-    return struct.pack(fmt, *args)
+        return struct.pack(fmt, *args)
+    return struct.pack(fmt + "id" * len(values), *args, *_prefixed(8, values))
+
+
+def _prefixed(width: int, values: list[Any]) -> list[Any]:
+    """``[width, v0, width, v1, …]``, by slice assignment (C speed, no tuple per element)."""
+    out: list[Any] = [width, None] * len(values)
+    out[1::2] = values
+    return out
 
 
 def pack_timestamptz(values: list[datetime]) -> bytes:
     fmt, args = _header(_TIMESTAMPTZ, len(values), False)
-    fmt += "iq" * len(values)
-    args += [x for v in values for x in (8, (v - _PG_EPOCH) // _MICROSECOND)]
-    return struct.pack(fmt, *args)
+    micros = [(v - _PG_EPOCH) // _MICROSECOND for v in values]
+    return struct.pack(fmt + "iq" * len(values), *args, *_prefixed(8, micros))
 
 
 def pack_text(values: list[str | None]) -> bytes:
     encoded = [None if v is None else v.encode() for v in values]
     has_nulls = None in encoded
     fmt, args = _header(_TEXT, len(values), has_nulls)
-    fmt += "".join("i" if e is None else f"i{len(e)}s" for e in encoded)
-    args += [x for e in encoded for x in ((-1,) if e is None else (len(e), e))]
-    return struct.pack(fmt, *args)
+    head = struct.pack(fmt, *args)
+    # Each element: its length (big-endian int32; -1 is NULL), then its bytes.
+    lengths = [_NULL if e is None else _length(len(e)) for e in encoded]
+    parts: list[bytes] = [b""] * (2 * len(encoded))
+    parts[0::2] = lengths
+    parts[1::2] = [b"" if e is None else e for e in encoded]
+    return head + b"".join(parts)
+
+
+_NULL = struct.pack(">i", -1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _length(size: int) -> bytes:
+    return struct.pack(">i", size)
 
 
 class _Float8ArrayDumper(Dumper):

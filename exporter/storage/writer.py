@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import operator
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -63,13 +64,14 @@ def check_snapshot(row: Snapshot) -> str | None:
         return "missing_id"
     if row.time.tzinfo is None:
         return "naive_time"
-    if not is_probability(row.price):
+    # Comparisons alone: NaN fails every one, infinities fall outside (a hot path: every row).
+    if not 0.0 <= row.price <= 1.0:
         return "price_out_of_range"
     for value in (row.bid, row.ask, row.last_trade):
-        if value is not None and not is_probability(value):
+        if value is not None and not 0.0 <= value <= 1.0:
             return "price_out_of_range"
     for amount in (row.volume_24h, row.liquidity):
-        if amount is not None and not (math.isfinite(amount) and amount >= 0):
+        if amount is not None and not 0.0 <= amount < math.inf:
             return "amount_out_of_range"
     return None
 
@@ -196,22 +198,21 @@ ON CONFLICT (outcome_id) DO UPDATE SET
 """
 
 
-def _floats(values: Iterable[float | None]) -> Float8Array:
-    return Float8Array(None if v is None else float(v) for v in values)
+_SNAPSHOT_FIELDS = {
+    name: operator.attrgetter(name)
+    for name in ("price", "bid", "ask", "last_trade", "volume_24h", "liquidity")
+}
 
 
 def snapshot_columns(rows: Sequence[Snapshot]) -> dict[str, list[Any]]:
     """Column arrays for the ``unnest`` insert, as whole-column binary parameters."""
-    return {
+    columns: dict[str, list[Any]] = {
         "time": TimestamptzArray(r.time for r in rows),
         "outcome_id": TextArray(r.outcome_id for r in rows),
-        "price": _floats(r.price for r in rows),
-        "bid": _floats(r.bid for r in rows),
-        "ask": _floats(r.ask for r in rows),
-        "last_trade": _floats(r.last_trade for r in rows),
-        "volume_24h": _floats(r.volume_24h for r in rows),
-        "liquidity": _floats(r.liquidity for r in rows),
     }
+    for name, getter in _SNAPSHOT_FIELDS.items():
+        columns[name] = Float8Array(map(getter, rows))
+    return columns
 
 
 def _trade_columns(rows: Sequence[Trade]) -> dict[str, list[Any]]:
@@ -220,8 +221,8 @@ def _trade_columns(rows: Sequence[Trade]) -> dict[str, list[Any]]:
         "outcome_id": TextArray(r.outcome_id for r in rows),
         "venue": TextArray(r.venue.value for r in rows),
         "trade_id": TextArray(r.trade_id for r in rows),
-        "price": _floats(r.price for r in rows),
-        "size": _floats(r.size for r in rows),
+        "price": Float8Array(r.price for r in rows),
+        "size": Float8Array(r.size for r in rows),
         "side": TextArray(r.side.value if r.side else None for r in rows),
         "trader": TextArray(r.trader for r in rows),
     }
@@ -354,20 +355,15 @@ class Writer:
         if not await self._ready():
             return self._hold("snapshots", valid, rejected, unchanged, stale)
         try:
-            written, failed = await self._insert_snapshots(valid)
+            written, failed = await self._insert_snapshots(valid, self._stored_snapshots)
         except StorageUnavailable:
             self._retry_at = time.monotonic() + RETRY_AFTER
             return self._hold("snapshots", valid, rejected, unchanged, stale)
         rejected.update(failed.reasons)
-        if failed.rows:
-            bad = {id(r) for r in failed.rows}
-            valid = [r for r in valid if id(r) not in bad]
-        self.changes.remember(valid)
-        self._note_newest("snapshots", valid)
         result = WriteResult(
             table="snapshots",
             written=written,
-            duplicates=len(valid) - written + stale,
+            duplicates=len(valid) - len(failed.rows) - written + stale,
             unchanged=unchanged,
             rejected=dict(rejected),
         )
@@ -485,12 +481,22 @@ class Writer:
         self._count(result, _venue_of(rows))
         return result
 
-    async def _insert_snapshots(self, rows: Sequence[Snapshot]) -> tuple[int, _Failures]:
+    async def _insert_snapshots(
+        self,
+        rows: Sequence[Snapshot],
+        stored: Callable[[Sequence[Snapshot]], None] | None = None,
+    ) -> tuple[int, _Failures]:
         if self.mode is Mode.TIMESCALE:
-            return await self._insert("snapshots", _SNAPSHOT_INSERT, rows, snapshot_columns)
+            return await self._insert("snapshots", _SNAPSHOT_INSERT, rows, snapshot_columns, stored)
         return await self._insert(
-            "snapshots", _SNAPSHOT_INSERT_NOTING_LATE, rows, _snapshot_columns_with_range
+            "snapshots", _SNAPSHOT_INSERT_NOTING_LATE, rows, _snapshot_columns_with_range, stored
         )
+
+    def _stored_snapshots(self, rows: Sequence[Snapshot]) -> None:
+        """A statement's stored rows (new or already there): change-only storage and ingest
+        freshness learn of them while later statements are still in flight."""
+        self.changes.remember(rows)
+        self._note_newest("snapshots", rows)
 
     async def upsert_markets(self, markets: Sequence[Market]) -> int:
         params = [
@@ -561,9 +567,11 @@ class Writer:
         statement: _Insert,
         rows: Sequence[T],
         columns: Callable[[Sequence[T]], dict[str, Any]],
+        stored: Callable[[Sequence[T]], None] | None = None,
     ) -> tuple[int, _Failures]:
         """Insert in statements of ``batch_rows``, up to ``concurrency`` at once, each its own
-        transaction; on a data error, bisect to store every good row.
+        transaction; on a data error, bisect to store every good row. ``stored`` is told each
+        statement's rows the database holds once it committed.
 
         When a statement fails for want of the database, the others still finish (their rows
         are committed; sent again, they are duplicates) and the first failure is raised.
@@ -574,13 +582,18 @@ class Writer:
         slots = asyncio.Semaphore(1 if self._direct is not None else self.concurrency)
 
         async def one(chunk: Sequence[T]) -> int:
+            refused = _Failures()
             async with slots, self._connection() as conn:
                 started = time.monotonic()
                 count = await self._insert_isolating(
-                    conn, table, statement, chunk, columns, failures
+                    conn, table, statement, chunk, columns, refused
                 )
                 self.latency.observe((table,), time.monotonic() - started)
-                return count
+            failures.merge(refused)
+            if stored is not None:
+                bad = {id(r) for r in refused.rows}
+                stored([r for r in chunk if id(r) not in bad] if bad else chunk)
+            return count
 
         step = self.batch_rows
         outcomes = await asyncio.gather(
@@ -669,6 +682,10 @@ class _Failures:
     def add(self, row: object, reason: str) -> None:
         self.rows.append(row)
         self.reasons[reason] += 1
+
+    def merge(self, other: _Failures) -> None:
+        self.rows += other.rows
+        self.reasons.update(other.reasons)
 
 
 def _venue_of(rows: Sequence[Snapshot] | Sequence[Trade]) -> str:
