@@ -147,11 +147,14 @@ class _Insert:
     idempotent: LiteralString
 
 
+# The arrays are unnested in the select list (in lockstep, equal lengths): a ProjectSet, about
+# three times cheaper than ``FROM unnest(a, b, …)``, whose function scan materialises each.
 _SNAPSHOT_ROWS: LiteralString = """
 INSERT INTO snapshots (time, outcome_id, price, bid, ask, last_trade, volume_24h, liquidity)
-SELECT * FROM unnest(%(time)b::timestamptz[], %(outcome_id)b::text[], %(price)b::float8[],
-                     %(bid)b::float8[], %(ask)b::float8[], %(last_trade)b::float8[],
-                     %(volume_24h)b::float8[], %(liquidity)b::float8[])
+SELECT unnest(%(time)b::timestamptz[]), unnest(%(outcome_id)b::text[]),
+       unnest(%(price)b::float8[]), unnest(%(bid)b::float8[]), unnest(%(ask)b::float8[]),
+       unnest(%(last_trade)b::float8[]), unnest(%(volume_24h)b::float8[]),
+       unnest(%(liquidity)b::float8[])
 """
 _SNAPSHOT_CONFLICT: LiteralString = "ON CONFLICT (outcome_id, time) DO NOTHING\n"
 _SNAPSHOT_INSERT = _Insert(_SNAPSHOT_ROWS, _SNAPSHOT_ROWS + _SNAPSHOT_CONFLICT)
@@ -168,9 +171,9 @@ _SNAPSHOT_INSERT_NOTING_LATE = _Insert(
 )
 _TRADE_ROWS: LiteralString = """
 INSERT INTO trades (time, outcome_id, venue, trade_id, price, size, side, trader)
-SELECT * FROM unnest(%(time)b::timestamptz[], %(outcome_id)b::text[], %(venue)b::text[],
-                     %(trade_id)b::text[], %(price)b::float8[], %(size)b::float8[],
-                     %(side)b::text[], %(trader)b::text[])
+SELECT unnest(%(time)b::timestamptz[]), unnest(%(outcome_id)b::text[]),
+       unnest(%(venue)b::text[]), unnest(%(trade_id)b::text[]), unnest(%(price)b::float8[]),
+       unnest(%(size)b::float8[]), unnest(%(side)b::text[]), unnest(%(trader)b::text[])
 """
 _TRADE_INSERT = _Insert(
     _TRADE_ROWS, _TRADE_ROWS + "ON CONFLICT (venue, trade_id, time) DO NOTHING\n"
