@@ -31,10 +31,11 @@ from exporter.config import MoversConfig
 from exporter.model import Venue
 
 NOW = "now"
-OVERLAP = timedelta(minutes=2)
-"""Incremental reads of the newest rows start this far before the last refresh, for rows
-committed a little after the time they carry (a page's receive time precedes its commit). A
-window's start passes a row only a window after its time, long after its commit: no overlap."""
+OVERLAP = timedelta(seconds=30)
+"""Incremental reads of the newest rows start this far before the last refresh, for rows another
+process commits a little after the time they carry (this process's writer reports the oldest row
+of each statement it commits: see ``rows_stored``). A window's start passes a row only a window
+after its time, long after its commit: no overlap there."""
 WORK_MEM = "256MB"
 """For the refresh's own transaction: the moves of 150k outcomes (~360k window pairs) are held
 and aggregated in memory, not spilled to disk."""
@@ -318,9 +319,10 @@ class MoversRefresher:
         self._late: datetime | None = None
         self.last: RefreshResult | None = None
 
-    def rows_written_late(self, earliest: datetime) -> None:
-        """Rows as old as ``earliest`` were stored after the refresh moved past their time (held
-        through an outage): the next refresh reads every boundary again from there."""
+    def rows_stored(self, earliest: datetime) -> None:
+        """Rows as old as ``earliest`` were stored (told by this process's writer): the next
+        refresh reads every boundary from there if it already moved past it (rows held through an
+        outage, a page committed slowly), so this process's rows are never missed."""
         self._late = earliest if self._late is None else min(self._late, earliest)
 
     def boundaries(self, now: datetime) -> dict[str, datetime]:
@@ -328,11 +330,12 @@ class MoversRefresher:
 
     def _since(self, boundary: str, at: datetime, late: datetime | None) -> datetime:
         """Where a boundary's advance starts reading: at its last position (a little before, for
-        the newest rows), or earlier for rows stored late. Never before ``at - staleness``: an
-        older row could only become a price too stale to use."""
+        the newest rows), or earlier for rows stored since that are older. Never before
+        ``at - staleness``: an older row could only become a price too stale to use."""
         since = self._marks[boundary] - (OVERLAP if boundary == NOW else timedelta())
         if late is not None:
-            since = min(since, late)
+            # The slice is `time > since`: one tick (PostgreSQL's resolution) before the row.
+            since = min(since, late - timedelta(microseconds=1))
         return max(since, at - self.config.staleness)
 
     async def refresh(self, now: datetime | None = None) -> RefreshResult:
@@ -347,7 +350,7 @@ class MoversRefresher:
                 kept, categories = await self._recompute(conn, moment, full, late)
         except BaseException:
             if late is not None:
-                self.rows_written_late(late)
+                self.rows_stored(late)
             raise
         self._marks = self.boundaries(moment)
         self._full_done = True

@@ -142,8 +142,9 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     movers = MoversJob(
         MoversRefresher(writer.pool, settings.movers, settings.storage.retention.snapshots)
     )
-    # Rows written late (after an outage) change prices the refresh already moved past.
-    writer.late_listeners.append(movers.refresher.rows_written_late)
+    # Rows stored after their time (a slow page, an outage) change prices the refresh may
+    # already have moved past: it reads again from the oldest.
+    writer.stored_listeners.append(movers.refresher.rows_stored)
     ingest = Ingest(Jobs(), rejects, categories, writer, polymarket, kalshi, clients, movers)
     if polymarket is not None and settings.venues.polymarket.stream.enabled:
         ingest.polymarket_stream = streamer

@@ -272,11 +272,14 @@ async def test_incremental_refreshes_agree_with_the_naive_computation(book: Book
     refresher = book.refresher(staleness="45m", keep=1000)
     for step in range(4):
         now = NOW + timedelta(minutes=step * 3)
-        # New rows since the last refresh, some a little late (committed after a refresh that
-        # already passed their time, within the overlap).
+        # New rows since the last refresh, some late: committed after the previous refresh (3
+        # minutes ago) passed their time, either within the overlap (another process's rows)
+        # or reported as this process's writer reports what it stores.
         for oid in rng.sample(ids, count // 3):
-            late = rng.choice([0.5, 4.0])  # 4: before the previous refresh
+            late = rng.choice([0.5, 3.25, 4.0])
             book.prices(oid, (step * 3 - late, round(rng.uniform(0.05, 0.95), 2)))
+            if late == 4.0:
+                refresher.rows_stored(now - timedelta(minutes=late))
         result = await refresher.refresh(now)
         assert result.full == (step == 0)
         async with book.pool.connection() as conn:
@@ -301,7 +304,7 @@ async def test_rows_stored_late_are_read_again_by_the_next_refresh(book: Book) -
     # 5m window's price then at NOW+1m; the second is older than any boundary's staleness.
     book.prices(a, (-10, 0.55))
     book.prices(b, (-40, 0.10), (-9, 0.30))
-    refresher.rows_written_late(NOW - timedelta(minutes=40))
+    refresher.rows_stored(NOW - timedelta(minutes=40))
     later = NOW + timedelta(minutes=1)
     result = await refresher.refresh(later)
     assert not result.full

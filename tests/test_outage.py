@@ -68,7 +68,7 @@ async def test_rows_written_during_an_outage_arrive_in_order_once_it_ends(
     cluster: NativePostgres, writer: Writer
 ) -> None:
     late: list[datetime] = []
-    writer.late_listeners.append(late.append)
+    writer.stored_listeners.append(late.append)
     assert (await writer.write_snapshots(_snaps(0, 10))).written == 10
     cluster.stop()
     held = await writer.write_snapshots(_snaps(10, 10))
@@ -78,10 +78,10 @@ async def test_rows_written_during_an_outage_arrive_in_order_once_it_ends(
     assert (await writer.write_snapshots(_snaps(20, 5))).buffered == 5
     assert len(writer.backlog) == 16
     assert writer.backlog.rows["snapshots"] == 15
-    assert late == []
+    assert late == [T0]  # the first write's oldest row; nothing while the rows are held
     cluster.start()
     assert await _flush_when_back(writer) == 16
-    assert late == [T0 + timedelta(seconds=10)]  # the oldest held snapshot row
+    assert late == [T0, T0 + timedelta(seconds=10)]  # then the oldest held row
     assert len(writer.backlog) == 0
     after = await writer.write_snapshots(_snaps(25, 5))
     assert after.written == 5

@@ -201,6 +201,7 @@ ON CONFLICT (outcome_id) DO UPDATE SET
 """
 
 
+_TIME = operator.attrgetter("time")
 _SNAPSHOT_FIELDS = {
     name: operator.attrgetter(name)
     for name in ("price", "bid", "ask", "last_trade", "volume_24h", "liquidity")
@@ -309,9 +310,9 @@ class Writer:
         self.backlog = Backlog(backlog_rows)
         self.latency = Histograms(WRITE_BUCKETS)
         """Seconds per insert statement, by table."""
-        # Told the oldest time among held snapshot rows once they are stored (late rows).
-        self.late_listeners: list[Callable[[datetime], None]] = []
-        """Called after held rows were written: their times precede rows already stored."""
+        self.stored_listeners: list[Callable[[datetime], None]] = []
+        """Told the oldest time among the snapshot rows of each committed statement, and of the
+        held rows once an outage ends (the movers refresh reads from there)."""
         self._flushing = asyncio.Lock()
         self._retry_at = 0.0
         self._direct: psycopg.AsyncConnection[Any] | None = None
@@ -427,7 +428,7 @@ class Writer:
                 written += count
             self._retry_at = 0.0
         if earliest is not None:
-            for listener in self.late_listeners:
+            for listener in self.stored_listeners:
                 listener(earliest)
         return written
 
@@ -500,6 +501,10 @@ class Writer:
         freshness learn of them while later statements are still in flight."""
         self.changes.remember(rows)
         self._note_newest("snapshots", rows)
+        if rows and self.stored_listeners:
+            oldest = min(map(_TIME, rows))
+            for listener in self.stored_listeners:
+                listener(oldest)
 
     async def upsert_markets(self, markets: Sequence[Market]) -> int:
         params = [
