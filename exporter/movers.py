@@ -9,8 +9,9 @@ The refresh keeps each outcome's price at every boundary (now, and now minus eac
 ``movers_internal.window_prices`` and moves those boundaries forward by reading only the snapshot
 rows that crossed them since the last refresh, so its cost follows the rate of change, not the
 length of the history. The first refresh of a process (and one after the clock went back)
-builds that state in full; rows the writer stored late (held through an outage) are read again
-from their time by the next refresh.
+builds that state in full. The writer reports the oldest row of each statement it commits; when a
+refresh already moved past it (a slow page, rows held through an outage), the next one reads
+again from there.
 
 Ranking sorts only the candidates for each group's top (see ``_ELIGIBLE``), and the category
 aggregates are summed from the same per-bucket histogram, so one pass over the moves feeds both.
@@ -316,26 +317,27 @@ class MoversRefresher:
         self.history_kept = history_kept
         self._marks: dict[str, datetime] = {}
         self._full_done = False
-        self._late: datetime | None = None
+        self._oldest_stored: datetime | None = None
         self.last: RefreshResult | None = None
 
     def rows_stored(self, earliest: datetime) -> None:
         """Rows as old as ``earliest`` were stored (told by this process's writer): the next
         refresh reads every boundary from there if it already moved past it (rows held through an
         outage, a page committed slowly), so this process's rows are never missed."""
-        self._late = earliest if self._late is None else min(self._late, earliest)
+        old = self._oldest_stored
+        self._oldest_stored = earliest if old is None else min(old, earliest)
 
     def boundaries(self, now: datetime) -> dict[str, datetime]:
         return {NOW: now} | {label: now - width for label, width in self.config.labels.items()}
 
-    def _since(self, boundary: str, at: datetime, late: datetime | None) -> datetime:
+    def _since(self, boundary: str, at: datetime, oldest: datetime | None) -> datetime:
         """Where a boundary's advance starts reading: at its last position (a little before, for
         the newest rows), or earlier for rows stored since that are older. Never before
         ``at - staleness``: an older row could only become a price too stale to use."""
         since = self._marks[boundary] - (OVERLAP if boundary == NOW else timedelta())
-        if late is not None:
+        if oldest is not None:
             # The slice is `time > since`: one tick (PostgreSQL's resolution) before the row.
-            since = min(since, late - timedelta(microseconds=1))
+            since = min(since, oldest - timedelta(microseconds=1))
         return max(since, at - self.config.staleness)
 
     async def refresh(self, now: datetime | None = None) -> RefreshResult:
@@ -344,13 +346,13 @@ class MoversRefresher:
         full = not self._full_done or any(moment < mark for mark in self._marks.values())
         # Taken before the transaction starts: rows noted from here on are seen by this refresh
         # or noted again for the next.
-        late, self._late = self._late, None
+        oldest, self._oldest_stored = self._oldest_stored, None
         try:
             async with self.pool.connection() as conn, conn.transaction():
-                kept, categories = await self._recompute(conn, moment, full, late)
+                kept, categories = await self._recompute(conn, moment, full, oldest)
         except BaseException:
-            if late is not None:
-                self.rows_stored(late)
+            if oldest is not None:
+                self.rows_stored(oldest)
             raise
         self._marks = self.boundaries(moment)
         self._full_done = True
@@ -362,7 +364,7 @@ class MoversRefresher:
         conn: psycopg.AsyncConnection[Any],
         moment: datetime,
         full: bool,
-        late: datetime | None,
+        oldest: datetime | None,
     ) -> tuple[int, int]:
         # A bulk computation over every outcome: hash joins, whatever the estimates say (a
         # nested loop planned on a table not yet analysed would be quadratic).
@@ -378,7 +380,8 @@ class MoversRefresher:
                 params = {"boundary": boundary, "at": at, "staleness": self.config.staleness}
                 await conn.execute(_FULL_BOUNDARY, params)
             else:
-                params = {"boundary": boundary, "at": at, "since": self._since(boundary, at, late)}
+                since = self._since(boundary, at, oldest)
+                params = {"boundary": boundary, "at": at, "since": since}
                 await conn.execute(_ADVANCE_BOUNDARY, params)
         if full:
             await conn.execute("ANALYZE movers_internal.window_prices, markets, outcomes")

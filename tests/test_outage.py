@@ -81,7 +81,8 @@ async def test_rows_written_during_an_outage_arrive_in_order_once_it_ends(
     assert late == [T0]  # the first write's oldest row; nothing while the rows are held
     cluster.start()
     assert await _flush_when_back(writer) == 16
-    assert late == [T0, T0 + timedelta(seconds=10)]  # then the oldest held row
+    # Then each held statement's oldest row.
+    assert late == [T0, T0 + timedelta(seconds=10), T0 + timedelta(seconds=20)]
     assert len(writer.backlog) == 0
     after = await writer.write_snapshots(_snaps(25, 5))
     assert after.written == 5

@@ -311,8 +311,8 @@ class Writer:
         self.latency = Histograms(WRITE_BUCKETS)
         """Seconds per insert statement, by table."""
         self.stored_listeners: list[Callable[[datetime], None]] = []
-        """Told the oldest time among the snapshot rows of each committed statement, and of the
-        held rows once an outage ends (the movers refresh reads from there)."""
+        """Told the oldest time among the snapshot rows of each committed statement, held rows
+        written after an outage included (the movers refresh reads from there)."""
         self._flushing = asyncio.Lock()
         self._retry_at = 0.0
         self._direct: psycopg.AsyncConnection[Any] | None = None
@@ -379,13 +379,13 @@ class Writer:
         if not await self._ready():
             return self._hold("trades", valid, rejected)
         try:
-            written, failed = await self._insert("trades", _TRADE_INSERT, valid, _trade_columns)
+            written, failed = await self._insert(
+                "trades", _TRADE_INSERT, valid, _trade_columns, self._stored_trades
+            )
         except StorageUnavailable:
             self._retry_at = time.monotonic() + RETRY_AFTER
             return self._hold("trades", valid, rejected)
         rejected.update(failed.reasons)
-        bad = {id(r) for r in failed.rows}
-        self._note_newest("trades", [r for r in valid if id(r) not in bad])
         result = WriteResult(
             table="trades",
             written=written,
@@ -399,37 +399,27 @@ class Writer:
         """Write the held rows, oldest first; returns how many were written. Raises
         :class:`StorageUnavailable` (keeping what is left) when the database is still away."""
         written = 0
-        earliest: datetime | None = None
         async with self._flushing:
             while (batch := self.backlog.peek()) is not None:
                 table, rows = batch
                 if table == "snapshots":
-                    count, failed = await self._insert_snapshots(rows)
+                    count, failed = await self._insert_snapshots(rows, self._stored_snapshots)
                 else:
                     count, failed = await self._insert(
-                        "trades", _TRADE_INSERT, rows, _trade_columns
+                        "trades", _TRADE_INSERT, rows, _trade_columns, self._stored_trades
                     )
                 self.backlog.pop()
-                bad = {id(r) for r in failed.rows}
-                kept = [r for r in rows if id(r) not in bad]
-                self._note_newest(table, kept)
-                if table == "snapshots" and kept:
-                    oldest = min(row.time for row in kept)
-                    earliest = oldest if earliest is None else min(earliest, oldest)
                 self._count(
                     WriteResult(
                         table,
                         written=count,
-                        duplicates=len(kept) - count,
+                        duplicates=len(rows) - len(failed.rows) - count,
                         rejected=dict(failed.reasons),
                     ),
                     _venue_of(rows),
                 )
                 written += count
             self._retry_at = 0.0
-        if earliest is not None:
-            for listener in self.stored_listeners:
-                listener(earliest)
         return written
 
     async def flush_through(
@@ -505,6 +495,9 @@ class Writer:
             oldest = min(map(_TIME, rows))
             for listener in self.stored_listeners:
                 listener(oldest)
+
+    def _stored_trades(self, rows: Sequence[Trade]) -> None:
+        self._note_newest("trades", rows)
 
     async def upsert_markets(self, markets: Sequence[Market]) -> int:
         params = [
