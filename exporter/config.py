@@ -120,7 +120,9 @@ class DatabaseConfig(_Section):
     write_batch_rows: int = Field(default=5000, ge=100, le=100_000)
     """Rows per insert statement; a bigger write is split into statements of this size."""
     write_concurrency: int = Field(default=2, ge=1, le=64)
-    """Statements of one big write in flight at once, each on its own pooled connection."""
+    """Statements of one big write in flight at once, each on its own pooled connection; the
+    movers refresh also splits its outcomes into this many shares, ranked at once. 1 on a server
+    whose sessions are shared."""
     grafana_password: SecretStr | None = None
     """Password the read-only role ``movers_grafana`` gets at start (login enabled); only from
     ``MOVERS_GRAFANA_DB_PASSWORD``. Unset: the role exists but cannot log in."""

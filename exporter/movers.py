@@ -13,13 +13,18 @@ builds that state in full. The writer reports the oldest row of each statement i
 refresh already moved past it (a slow page, rows held through an outage), the next one reads
 again from there.
 
-Ranking sorts only the candidates for each group's top (see ``_ELIGIBLE``), and the category
-aggregates are summed from the same per-bucket histogram, so one pass over the moves feeds both.
+The work is split into shares of the outcomes (by the hash of their id), one per connection, run
+at once: each moves its outcomes' boundaries and ranks them in one transaction, and one statement
+merges the shares' tops and sums (``_SHARE``, ``_MERGE``). Ranking sorts only the candidates for
+each group's top (see ``_ELIGIBLE``), and the category aggregates are summed from the same
+per-bucket histogram, so one pass over the moves feeds both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -91,18 +96,23 @@ class RefreshResult:
     seconds: float
 
 
-_FULL_BOUNDARY = """
+def _in_share(outcome_id: str) -> str:
+    """The outcomes of one share of a refresh: ``share`` of ``shares`` by the hash of their id."""
+    return f"(hashtext({outcome_id}) & 2147483647) %% %(shares)s = %(share)s"
+
+
+_FULL_BOUNDARY = f"""
 INSERT INTO movers_internal.window_prices (boundary, outcome_id, time, price, bid, ask)
 SELECT DISTINCT ON (outcome_id) %(boundary)s, outcome_id, time, price, bid, ask
 FROM snapshots
-WHERE time > %(at)s - %(staleness)s AND time <= %(at)s
+WHERE time > %(at)s - %(staleness)s AND time <= %(at)s AND {_in_share("outcome_id")}
 ORDER BY outcome_id, time DESC
 """
-_ADVANCE_BOUNDARY = """
+_ADVANCE_BOUNDARY = f"""
 INSERT INTO movers_internal.window_prices AS w (boundary, outcome_id, time, price, bid, ask)
 SELECT DISTINCT ON (outcome_id) %(boundary)s, outcome_id, time, price, bid, ask
 FROM snapshots
-WHERE time > %(since)s AND time <= %(at)s
+WHERE time > %(since)s AND time <= %(at)s AND {_in_share("outcome_id")}
 ORDER BY outcome_id, time DESC
 ON CONFLICT (boundary, outcome_id) DO UPDATE SET
     time = EXCLUDED.time, price = EXCLUDED.price, bid = EXCLUDED.bid, ask = EXCLUDED.ask
@@ -117,7 +127,7 @@ WHERE EXCLUDED.time > w.time
 # of 1/8 of a doubling, monotone in the score) gives the lowest bucket that still holds `keep`
 # movers, and only rows from that bucket up are sorted. Every row below it scores strictly less
 # than `keep` rows of its group, so the kept top and its ranks are exact.
-_ELIGIBLE = """
+_ELIGIBLE = f"""
 filters AS (
     SELECT * FROM unnest(%(venues)s::text[], %(min_volume)s::float8[], %(max_spread)s::float8[])
         AS f (venue, min_volume, max_spread)
@@ -131,6 +141,7 @@ filters AS (
     JOIN filters f ON f.venue = m.venue
     LEFT JOIN multi x ON x.market_id = o.market_id
     WHERE (o.position = 0 OR x.market_id IS NOT NULL) AND coalesce(m.volume_24h, 0) >= f.min_volume
+      AND {_in_share("o.outcome_id")}
 ), eligible AS (
     SELECT t.label, c.outcome_id, c.market_id, c.venue, c.category, c.end_time, c.volume_24h,
            t.price AS price_then, n.price AS price_now, t.time AS then_time, n.time AS now_time,
@@ -187,9 +198,12 @@ filters AS (
     FROM scored s
     JOIN floors f ON f.label = s.label AND f.venue = s.venue AND f.category = s.category
     WHERE s.move_pp <> 0 AND s.bucket >= f.bucket
-), detailed AS (
-    SELECT r.*,
-           row_number() OVER (PARTITION BY r.label
+)"""
+
+# The kept rows of `ranked` (each group's top `keep`), numbered over their window, with what the
+# tables show of their market.
+_DETAILED = """detailed AS (
+    SELECT r.*, row_number() OVER (PARTITION BY r.label
                               ORDER BY r.score DESC, abs(r.move_pp) DESC, r.outcome_id) AS rank,
            o.name AS outcome, m.title, m.url, m.liquidity
     FROM ranked r
@@ -232,14 +246,49 @@ _MOVER_COLUMNS = """window_label, rank, category_rank, venue, market_id, outcome
     outcome, category, url, price_then, price_now, move_pp, score, volume_24h, liquidity, spread,
     then_time, now_time, end_time, computed_at"""
 
-_STORE = (
+_SHARE_COLUMNS = """label, venue, market_id, outcome_id, category, price_then, price_now, move_pp,
+    score, volume_24h, spread, then_time, now_time, end_time"""
+
+# One share of the outcomes (those whose id hashes to `share` of `shares`), ranked on its own
+# connection while the other shares are ranked on theirs: its top `keep` of every window, venue
+# and category, and its sums for the category aggregates. Every row of a group's top over all
+# outcomes is in its share's top, so `_MERGE` ranks the shares' tops into the exact ranking.
+_SHARE = (
     _STORED_PRICES
     + _ELIGIBLE
-    + """, kept AS (
-    INSERT INTO movers (window_label, rank, category_rank, venue, market_id, outcome_id, title,
-                        outcome, category, url, price_then, price_now, move_pp, score,
-                        volume_24h, liquidity, spread, then_time, now_time, end_time,
-                        computed_at)
+    + f""", kept AS (
+    INSERT INTO movers_internal.share_movers (computed_at, {_SHARE_COLUMNS})
+    SELECT %(now)s, {_SHARE_COLUMNS} FROM ranked WHERE category_rank <= %(keep)s
+    RETURNING 1
+), sums AS (
+    INSERT INTO movers_internal.share_categories (computed_at, label, category, markets, moved,
+                                                  moved_up, moved_down, weighted, volume, sizes)
+    SELECT %(now)s, label, category, sum(markets), sum(moved), sum(moved_up), sum(moved_down),
+           sum(weighted), sum(volume), sum(sizes)
+    FROM fine GROUP BY label, category
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM kept), (SELECT count(*) FROM sums)
+"""
+)
+
+# The shares' tops and sums of one refresh, merged into the stored ranking and category moves
+# (in one transaction: a reader never sees half of a refresh). The shares' tables are emptied,
+# of an earlier failed refresh's rows too.
+_MERGE = (
+    """
+WITH shared AS (
+    DELETE FROM movers_internal.share_movers RETURNING *
+), ranked AS (
+    SELECT s.*,
+           row_number() OVER (PARTITION BY s.label, s.venue, s.category
+                              ORDER BY s.score DESC, abs(s.move_pp) DESC, s.outcome_id)
+               AS category_rank
+    FROM shared s WHERE s.computed_at = %(now)s
+), """
+    + _DETAILED
+    + f""", kept AS (
+    INSERT INTO movers ({_MOVER_COLUMNS})
     SELECT label, rank, category_rank, venue, market_id, outcome_id, title, outcome, category,
            url, price_then, price_now, move_pp, score, volume_24h, liquidity, spread, then_time,
            now_time, end_time, %(now)s
@@ -248,12 +297,14 @@ _STORE = (
 ), tops AS (
     SELECT DISTINCT ON (label, category) label, category, market_id, title, move_pp
     FROM detailed ORDER BY label, category, rank
+), summed AS (
+    DELETE FROM movers_internal.share_categories RETURNING *
 ), categories AS (
     SELECT label, category, sum(markets)::int AS markets, sum(moved)::int AS moved,
            sum(moved_up)::int AS moved_up, sum(moved_down)::int AS moved_down,
            coalesce(sum(weighted) / nullif(sum(volume), 0), sum(sizes) / sum(markets))
                AS mean_abs_move_pp
-    FROM fine GROUP BY label, category
+    FROM summed WHERE computed_at = %(now)s GROUP BY label, category
 ), stored AS (
     INSERT INTO category_moves (window_label, category, markets, moved, moved_up, moved_down,
                                 mean_abs_move_pp, top_market_id, top_title, top_move_pp,
@@ -275,6 +326,8 @@ SELECT (SELECT count(*) FROM kept), (SELECT count(*) FROM stored)
 _NAIVE = (
     _NAIVE_PRICES
     + _ELIGIBLE
+    + ", "
+    + _DETAILED
     + """
 SELECT label AS window_label, rank, category_rank, venue, market_id, outcome_id, title, outcome,
        category, url, price_then, price_now, move_pp, score, volume_24h, liquidity, spread,
@@ -300,6 +353,8 @@ def query_parameters(config: MoversConfig, now: datetime) -> dict[str, Any]:
         "exclude_resolving": config.exclude_resolving_within_window,
         "keep": config.keep,
         "threshold": config.category_threshold_pp,
+        "shares": 1,
+        "share": 0,
     }
 
 
@@ -311,10 +366,14 @@ class MoversRefresher:
         pool: AsyncConnectionPool[Any],
         config: MoversConfig,
         history_kept: timedelta | None = None,
+        concurrency: int = 1,
     ) -> None:
         self.pool = pool
         self.config = config
         self.history_kept = history_kept
+        self.concurrency = concurrency
+        """Connections a refresh uses at once: its boundaries and its shares of the outcomes are
+        spread over them (``database.write_concurrency``)."""
         self._marks: dict[str, datetime] = {}
         self._full_done = False
         self._oldest_stored: datetime | None = None
@@ -344,57 +403,89 @@ class MoversRefresher:
         started = time.monotonic()
         moment = now or datetime.now(UTC)
         full = not self._full_done or any(moment < mark for mark in self._marks.values())
-        # Taken before the transaction starts: rows noted from here on are seen by this refresh
-        # or noted again for the next.
+        # Taken before the shares start: rows noted from here on are seen by this refresh or
+        # noted again for the next.
         oldest, self._oldest_stored = self._oldest_stored, None
+        params = query_parameters(self.config, moment) | {"shares": self.concurrency}
         try:
-            async with self.pool.connection() as conn, conn.transaction():
-                kept, categories = await self._recompute(conn, moment, full, oldest)
+            if full:
+                # A failed build leaves a partial state: the next refresh builds again.
+                self._full_done = False
+                async with self.pool.connection() as conn:
+                    await conn.execute("TRUNCATE movers_internal.window_prices")
+            await _together(
+                [
+                    self._share(params | {"share": share}, full, oldest)
+                    for share in range(self.concurrency)
+                ]
+            )
         except BaseException:
+            # A share that committed moved its boundaries; moving them again from the old marks
+            # changes nothing (a price is replaced only by a newer one).
             if oldest is not None:
                 self.rows_stored(oldest)
             raise
         self._marks = self.boundaries(moment)
         self._full_done = True
+        async with self.pool.connection() as conn:
+            if full:
+                await conn.execute("ANALYZE movers_internal.window_prices, markets, outcomes")
+            async with conn.transaction():
+                await _settings(conn)
+                kept, categories = await self._merge(conn, params)
         self.last = RefreshResult(moment, full, kept, categories, time.monotonic() - started)
         return self.last
 
-    async def _recompute(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        moment: datetime,
-        full: bool,
-        oldest: datetime | None,
+    async def _share(self, params: dict[str, Any], full: bool, oldest: datetime | None) -> None:
+        """One share of the outcomes, in one transaction on its own connection: their prices at
+        every boundary moved (or built) to this refresh's, then their ranking (``_SHARE``)."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await _settings(conn)
+            for boundary, at in self.boundaries(params["now"]).items():
+                position = params | {"boundary": boundary, "at": at}
+                if full:
+                    await conn.execute(
+                        _FULL_BOUNDARY, position | {"staleness": self.config.staleness}
+                    )
+                else:
+                    since = self._since(boundary, at, oldest)
+                    await conn.execute(_ADVANCE_BOUNDARY, position | {"since": since})
+            await conn.execute(_SHARE, params)
+
+    async def _merge(
+        self, conn: psycopg.AsyncConnection[Any], params: dict[str, Any]
     ) -> tuple[int, int]:
-        # A bulk computation over every outcome: hash joins, whatever the estimates say (a
-        # nested loop planned on a table not yet analysed would be quadratic).
-        await conn.execute("SET LOCAL enable_nestloop = off")
-        # The moves are aggregated and ranked in memory, not spilled to disk.
-        await conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-        # A refresh lost to a crash is redone by the next one: no need to wait for the WAL.
-        await conn.execute("SET LOCAL synchronous_commit = off")
-        if full:
-            await conn.execute("TRUNCATE movers_internal.window_prices")
-        for boundary, at in self.boundaries(moment).items():
-            if full:
-                params = {"boundary": boundary, "at": at, "staleness": self.config.staleness}
-                await conn.execute(_FULL_BOUNDARY, params)
-            else:
-                since = self._since(boundary, at, oldest)
-                params = {"boundary": boundary, "at": at, "since": since}
-                await conn.execute(_ADVANCE_BOUNDARY, params)
-        if full:
-            await conn.execute("ANALYZE movers_internal.window_prices, markets, outcomes")
         await conn.execute("DELETE FROM movers")
         await conn.execute("DELETE FROM category_moves")
-        cur = await conn.execute(_STORE, query_parameters(self.config, moment))
+        cur = await conn.execute(_MERGE, params)
         row = await cur.fetchone()
         if self.history_kept is not None:
             await conn.execute(
                 "DELETE FROM category_moves_history WHERE time < %s",
-                (moment - self.history_kept,),
+                (params["now"] - self.history_kept,),
             )
         return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+async def _settings(conn: psycopg.AsyncConnection[Any]) -> None:
+    """For a refresh's transaction: a bulk computation over every outcome."""
+    # Hash joins, whatever the estimates say (a nested loop planned on a table not yet analysed
+    # would be quadratic).
+    await conn.execute("SET LOCAL enable_nestloop = off")
+    # The moves are aggregated and ranked in memory, not spilled to disk.
+    await conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+    # A refresh lost to a crash is redone by the next one: no need to wait for the WAL.
+    await conn.execute("SET LOCAL synchronous_commit = off")
+
+
+async def _together(calls: list[Coroutine[Any, Any, None]]) -> None:
+    """Run ``calls`` at once, each on its own pooled connection; when one fails the others still
+    finish (committing or rolling back their own transaction), then the first failure is
+    raised."""
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 async def naive_movers(

@@ -140,7 +140,12 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
             )
             kalshi.streamed = kalshi_streamer.live
     movers = MoversJob(
-        MoversRefresher(writer.pool, settings.movers, settings.storage.retention.snapshots)
+        MoversRefresher(
+            writer.pool,
+            settings.movers,
+            settings.storage.retention.snapshots,
+            settings.database.write_concurrency,
+        )
     )
     # Rows stored after their time (a slow page, an outage) change prices the refresh may
     # already have moved past: it reads again from the oldest.

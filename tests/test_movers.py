@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
@@ -81,7 +82,9 @@ class Book:
 
     def refresher(self, **movers: Any) -> MoversRefresher:
         config = MoversConfig.model_validate({"filters": OPEN_FILTERS, **movers})
-        return MoversRefresher(self.pool, config, timedelta(days=14))
+        return MoversRefresher(
+            self.pool, config, timedelta(days=14), self.settings.database.write_concurrency
+        )
 
     async def movers(self, window: str, **kw: Any) -> dict[str, float]:
         async with self.pool.connection() as conn:
@@ -313,3 +316,88 @@ async def test_rows_stored_late_are_read_again_by_the_next_refresh(book: Book) -
         expected = await naive_movers(conn, refresher.config, later)
         stored = [m for w in refresher.config.labels for m in await read_movers(conn, w)]
     assert sorted(stored, key=lambda m: (m.window_label, m.rank)) == expected
+
+
+def refuse(book: Book, table: str, outcome_id: str) -> None:
+    """Make the database refuse ``outcome_id``'s rows in ``table``: a statement storing one fails,
+    and with it the transaction of that outcome's share of the refresh."""
+    with book.db.connect() as conn:
+        conn.execute(
+            "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'refused %', NEW.outcome_id; END $$"
+        )
+        conn.execute(
+            f"CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW"
+            f" WHEN (NEW.outcome_id = '{outcome_id}') EXECUTE FUNCTION refuse()"
+        )
+
+
+def allow(book: Book, table: str) -> None:
+    with book.db.connect() as conn:
+        conn.execute(f"DROP TRIGGER refuse ON {table}")
+
+
+async def stored_and_naive(book: Book, refresher: MoversRefresher, now: datetime) -> Any:
+    async with book.pool.connection() as conn:
+        expected = await naive_movers(conn, refresher.config, now)
+        stored = [
+            m for w in refresher.config.labels for m in await read_movers(conn, w, limit=10_000)
+        ]
+    return sorted(stored, key=lambda m: (m.window_label, m.rank)), expected
+
+
+def moving_book(book: Book, count: int) -> list[str]:
+    """``count`` markets whose YES outcome moves every ten minutes from two hours ago on."""
+    rng = random.Random(5)
+    ids = [
+        book.market(f"M{i}", category=rng.choice(["Politics", "Sports"]))[0] for i in range(count)
+    ]
+    for oid in ids:
+        book.prices(oid, *[(m, round(rng.uniform(0.05, 0.95), 2)) for m in range(-120, 0, 10)])
+    return ids
+
+
+@pytest.mark.parametrize("table", ["movers_internal.window_prices", "movers_internal.share_movers"])
+async def test_a_refresh_that_fails_midway_leaves_the_next_one_exact(
+    book: Book, table: str
+) -> None:
+    """A failure in one share of the outcomes (moving its boundaries, or storing its top) fails
+    the refresh; the other shares may have committed theirs. The ranking stays the previous one,
+    and the next refresh, incremental, is exact again."""
+    ids = moving_book(book, 10 if book.db.shared_session else 30)
+    refresher = book.refresher(keep=1000)
+    await refresher.refresh(NOW)
+    before, _ = await stored_and_naive(book, refresher, NOW)
+    for oid in ids:
+        book.prices(oid, (0.5, 0.99))
+    refuse(book, table, ids[0])
+    with pytest.raises(psycopg.errors.RaiseException, match="refused"):
+        await refresher.refresh(NOW + timedelta(minutes=1))
+    assert (await stored_and_naive(book, refresher, NOW))[0] == before
+    allow(book, table)
+    for oid in ids[::2]:
+        book.prices(oid, (1.5, 0.01))
+    later = NOW + timedelta(minutes=2)
+    result = await refresher.refresh(later)
+    assert not result.full
+    stored, expected = await stored_and_naive(book, refresher, later)
+    assert stored == expected
+    assert {m.outcome_id for m in stored if m.window_label == "5m"} == set(ids)
+
+
+async def test_a_failed_build_is_built_again(book: Book) -> None:
+    """A full build (the clock went back) that fails after emptying the prices is redone by the
+    next refresh, not moved forward from the marks of the state it lost."""
+    ids = moving_book(book, 10 if book.db.shared_session else 30)
+    refresher = book.refresher(keep=1000)
+    await refresher.refresh(NOW)
+    refuse(book, "movers_internal.window_prices", ids[0])
+    with pytest.raises(psycopg.errors.RaiseException, match="refused"):
+        await refresher.refresh(NOW - timedelta(minutes=1))
+    allow(book, "movers_internal.window_prices")
+    later = NOW + timedelta(minutes=1)
+    result = await refresher.refresh(later)
+    assert result.full
+    stored, expected = await stored_and_naive(book, refresher, later)
+    assert stored == expected
+    assert {m.window_label for m in stored} == {"15m", "1h"}  # 5m: unchanged since -10 min
