@@ -2,12 +2,12 @@
 computation (both prices looked up in the raw snapshots at query time).
 
 Run by hand (not a test): ``.venv/bin/python -m bench.movers_refresh [--outcomes N] [--days D]
-[--heartbeat MIN]``. Starts a throwaway PostgreSQL cluster, creates ``--outcomes`` outcomes
+[--heartbeat MIN] [--concurrency N]``. Starts a throwaway PostgreSQL cluster, creates ``--outcomes`` outcomes
 (4/5 Polymarket, two per market; 1/5 Kalshi) and ``--days`` of change-only history: a row per
 outcome every ``--heartbeat`` minutes (each a new price: every outcome moves) plus a change a
 minute for the 500 hottest, stored in time order as the writer stores them. Then it times the
-first (full) refresh, steady refreshes one minute apart with a minute of new rows before each,
-the naive computation, the read the Top Movers panel makes, and rendering /metrics. Results:
+first (full) refresh, steady refreshes one minute apart with a minute of new rows before each
+(on ``--concurrency`` connections, then on one), the naive computation, the read the Top Movers panel makes, and rendering /metrics. Results:
 bench/results/movers_refresh.json. Targets: refresh <= 2 s, read <= 50 ms, /metrics <= 50 ms.
 """
 
@@ -27,7 +27,7 @@ from bench.common import write_result
 from exporter.categories import load_categories
 from exporter.config import validate_settings
 from exporter.metrics import DatabaseFigures, build_registry
-from exporter.movers import naive_movers, read_movers
+from exporter.movers import MoversJob, MoversRefresher, naive_movers, read_movers
 from exporter.service import build_ingest
 from exporter.storage.db import create_pool, prepare_schema
 from exporter.storage.writer import Writer
@@ -134,8 +134,25 @@ def timed_ms(samples: list[float]) -> dict[str, float]:
     }
 
 
+async def steady_refreshes(
+    job: MoversJob, url: str, args: argparse.Namespace, moment: datetime, count: int
+) -> tuple[list[float], list[int], datetime]:
+    """``count`` refreshes a minute apart, each after a minute of new rows: their times, the rows
+    and the last refresh's time."""
+    steady: list[float] = []
+    new_rows: list[int] = []
+    for _ in range(count):
+        moment += timedelta(minutes=1)
+        new_rows.append(one_minute(url, moment, args.heartbeat))
+        started = time.perf_counter()
+        result = await job.run(moment)
+        steady.append(time.perf_counter() - started)
+        assert not result["full"]
+    return steady, new_rows, moment
+
+
 async def run(url: str, args: argparse.Namespace, now: datetime) -> dict[str, Any]:
-    settings = validate_settings({"database": {"url": url}})
+    settings = validate_settings({"database": {"url": url, "write_concurrency": args.concurrency}})
     pool = create_pool(settings.database)
     await pool.open(wait=True)
     try:
@@ -145,16 +162,11 @@ async def run(url: str, args: argparse.Namespace, now: datetime) -> dict[str, An
         started = time.perf_counter()
         first = await job.run(now)
         full_seconds = time.perf_counter() - started
-        steady: list[float] = []
-        new_rows: list[int] = []
-        moment = now
-        for _ in range(args.refreshes):
-            moment += timedelta(minutes=1)
-            new_rows.append(one_minute(url, moment, args.heartbeat))
-            started = time.perf_counter()
-            result = await job.run(moment)
-            steady.append(time.perf_counter() - started)
-            assert not result["full"]
+        steady, new_rows, moment = await steady_refreshes(job, url, args, now, args.refreshes)
+        # The same on one connection (a server whose sessions are shared, or no core to spare).
+        alone = MoversJob(MoversRefresher(pool, settings.movers, None, 1))
+        await alone.run(moment)
+        one_connection, _, moment = await steady_refreshes(alone, url, args, moment, 5)
         reads: list[float] = []
         per_window: dict[str, int] = {}
         async with pool.connection() as conn:
@@ -185,7 +197,12 @@ async def run(url: str, args: argparse.Namespace, now: datetime) -> dict[str, An
         "first_refresh_full_seconds": round(full_seconds, 3),
         "movers_stored": first["movers"],
         "top_rows_read_per_window": per_window,
+        "refresh_concurrency": args.concurrency,
         "refresh_seconds": {"median": round(refresh, 3), "max": round(max(steady), 3)},
+        "refresh_seconds_one_connection": {
+            "median": round(statistics.median(one_connection), 3),
+            "max": round(max(one_connection), 3),
+        },
         "new_rows_per_minute": int(statistics.median(new_rows)),
         "naive_seconds": round(naive_seconds, 3),
         "naive_to_refresh_ratio": round(naive_seconds / refresh, 1),
@@ -202,6 +219,9 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=int, default=10, help="minutes between rows")
     parser.add_argument("--refreshes", type=int, default=10)
     parser.add_argument("--reads", type=int, default=50)
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="database.write_concurrency of the refresh"
+    )
     args = parser.parse_args()
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     with running_postgres(SERVER) as server:
