@@ -94,6 +94,8 @@ class RefreshResult:
     movers: int
     categories: int
     seconds: float
+    shares_seconds: float
+    """Until the last share committed (boundaries moved, tops stored); the rest is the merge."""
 
 
 def _in_share(outcome_id: str) -> str:
@@ -134,7 +136,7 @@ filters AS (
 ), multi AS (
     SELECT DISTINCT market_id FROM outcomes WHERE position >= 2
 ), candidates AS (
-    SELECT o.outcome_id, o.market_id, m.venue, m.category, m.end_time, m.volume_24h,
+    SELECT o.outcome_id, m.venue, m.category, m.end_time, m.volume_24h,
            f.max_spread
     FROM outcomes o
     JOIN markets m ON m.market_id = o.market_id AND m.status = 'open'
@@ -143,7 +145,7 @@ filters AS (
     WHERE (o.position = 0 OR x.market_id IS NOT NULL) AND coalesce(m.volume_24h, 0) >= f.min_volume
       AND {_in_share("o.outcome_id")}
 ), eligible AS (
-    SELECT t.label, c.outcome_id, c.market_id, c.venue, c.category, c.end_time, c.volume_24h,
+    SELECT t.label, c.outcome_id, c.venue, c.category, c.end_time, c.volume_24h,
            t.price AS price_then, n.price AS price_now, t.time AS then_time, n.time AS now_time,
            n.ask - n.bid AS spread, 100 * (n.price - t.price) AS move_pp
     FROM candidates c
@@ -205,10 +207,10 @@ filters AS (
 _DETAILED = """detailed AS (
     SELECT r.*, row_number() OVER (PARTITION BY r.label
                               ORDER BY r.score DESC, abs(r.move_pp) DESC, r.outcome_id) AS rank,
-           o.name AS outcome, m.title, m.url, m.liquidity
+           o.market_id, o.name AS outcome, m.title, m.url, m.liquidity
     FROM ranked r
     JOIN outcomes o ON o.outcome_id = r.outcome_id
-    JOIN markets m ON m.market_id = r.market_id
+    JOIN markets m ON m.market_id = o.market_id
     WHERE r.category_rank <= %(keep)s
 )"""
 
@@ -246,7 +248,7 @@ _MOVER_COLUMNS = """window_label, rank, category_rank, venue, market_id, outcome
     outcome, category, url, price_then, price_now, move_pp, score, volume_24h, liquidity, spread,
     then_time, now_time, end_time, computed_at"""
 
-_SHARE_COLUMNS = """label, venue, market_id, outcome_id, category, price_then, price_now, move_pp,
+_SHARE_COLUMNS = """label, venue, outcome_id, category, price_then, price_now, move_pp,
     score, volume_24h, spread, then_time, now_time, end_time"""
 
 # One share of the outcomes (those whose id hashes to `share` of `shares`), ranked on its own
@@ -257,13 +259,13 @@ _SHARE = (
     _STORED_PRICES
     + _ELIGIBLE
     + f""", kept AS (
-    INSERT INTO movers_internal.share_movers (computed_at, {_SHARE_COLUMNS})
-    SELECT %(now)s, {_SHARE_COLUMNS} FROM ranked WHERE category_rank <= %(keep)s
+    INSERT INTO movers_internal.share_movers ({_SHARE_COLUMNS})
+    SELECT {_SHARE_COLUMNS} FROM ranked WHERE category_rank <= %(keep)s
     RETURNING 1
 ), sums AS (
-    INSERT INTO movers_internal.share_categories (computed_at, label, category, markets, moved,
-                                                  moved_up, moved_down, weighted, volume, sizes)
-    SELECT %(now)s, label, category, sum(markets), sum(moved), sum(moved_up), sum(moved_down),
+    INSERT INTO movers_internal.share_categories (label, category, markets, moved, moved_up,
+                                                  moved_down, weighted, volume, sizes)
+    SELECT label, category, sum(markets), sum(moved), sum(moved_up), sum(moved_down),
            sum(weighted), sum(volume), sum(sizes)
     FROM fine GROUP BY label, category
     RETURNING 1
@@ -273,8 +275,7 @@ SELECT (SELECT count(*) FROM kept), (SELECT count(*) FROM sums)
 )
 
 # The shares' tops and sums of one refresh, merged into the stored ranking and category moves
-# (in one transaction: a reader never sees half of a refresh). The shares' tables are emptied,
-# of an earlier failed refresh's rows too.
+# (in one transaction: a reader never sees half of a refresh), emptying the shares' tables.
 _MERGE = (
     """
 WITH shared AS (
@@ -284,7 +285,7 @@ WITH shared AS (
            row_number() OVER (PARTITION BY s.label, s.venue, s.category
                               ORDER BY s.score DESC, abs(s.move_pp) DESC, s.outcome_id)
                AS category_rank
-    FROM shared s WHERE s.computed_at = %(now)s
+    FROM shared s
 ), """
     + _DETAILED
     + f""", kept AS (
@@ -304,7 +305,7 @@ WITH shared AS (
            sum(moved_up)::int AS moved_up, sum(moved_down)::int AS moved_down,
            coalesce(sum(weighted) / nullif(sum(volume), 0), sum(sizes) / sum(markets))
                AS mean_abs_move_pp
-    FROM summed WHERE computed_at = %(now)s GROUP BY label, category
+    FROM summed GROUP BY label, category
 ), stored AS (
     INSERT INTO category_moves (window_label, category, markets, moved, moved_up, moved_down,
                                 mean_abs_move_pp, top_market_id, top_title, top_move_pp,
@@ -408,10 +409,13 @@ class MoversRefresher:
         oldest, self._oldest_stored = self._oldest_stored, None
         params = query_parameters(self.config, moment) | {"shares": self.concurrency}
         try:
-            if full:
-                # A failed build leaves a partial state: the next refresh builds again.
-                self._full_done = False
-                async with self.pool.connection() as conn:
+            async with self.pool.connection() as conn:
+                # What shares of a failed refresh stored (the merge empties these otherwise).
+                await conn.execute("DELETE FROM movers_internal.share_movers")
+                await conn.execute("DELETE FROM movers_internal.share_categories")
+                if full:
+                    # A failed build leaves a partial state: the next refresh builds again.
+                    self._full_done = False
                     await conn.execute("TRUNCATE movers_internal.window_prices")
             await _together(
                 [
@@ -427,13 +431,15 @@ class MoversRefresher:
             raise
         self._marks = self.boundaries(moment)
         self._full_done = True
-        async with self.pool.connection() as conn:
-            if full:
+        shared = time.monotonic() - started
+        if full:
+            async with self.pool.connection() as conn:
                 await conn.execute("ANALYZE movers_internal.window_prices, markets, outcomes")
-            async with conn.transaction():
-                await _settings(conn)
-                kept, categories = await self._merge(conn, params)
-        self.last = RefreshResult(moment, full, kept, categories, time.monotonic() - started)
+        async with self.pool.connection() as conn, conn.transaction():
+            await _settings(conn)
+            kept, categories = await self._merge(conn, params)
+        seconds = time.monotonic() - started
+        self.last = RefreshResult(moment, full, kept, categories, seconds, shared)
         return self.last
 
     async def _share(self, params: dict[str, Any], full: bool, oldest: datetime | None) -> None:
@@ -582,4 +588,5 @@ class MoversJob:
             "movers": result.movers,
             "exported": len(movers),
             "seconds": round(result.seconds, 3),
+            "shares_seconds": round(result.shares_seconds, 3),
         }

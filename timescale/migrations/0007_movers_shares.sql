@@ -3,10 +3,8 @@
 -- sums for the category aggregates, wait here until one statement merges them into movers and
 -- category_moves and empties these tables. Working state: unlogged, never backed up.
 CREATE UNLOGGED TABLE movers_internal.share_movers (
-    computed_at timestamptz NOT NULL,
     label       text NOT NULL,
     venue       text NOT NULL,
-    market_id   text NOT NULL,
     outcome_id  text NOT NULL,
     category    text NOT NULL,
     price_then  double precision NOT NULL,
@@ -21,7 +19,6 @@ CREATE UNLOGGED TABLE movers_internal.share_movers (
 );
 
 CREATE UNLOGGED TABLE movers_internal.share_categories (
-    computed_at timestamptz NOT NULL,
     label       text NOT NULL,
     category    text NOT NULL,
     markets     bigint NOT NULL,
