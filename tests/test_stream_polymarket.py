@@ -22,6 +22,7 @@ from exporter.normalize.polymarket import parse_book
 from exporter.normalize.polymarket_stream import Books, parse_frame
 from exporter.sim import ManualClock, Simulator, load_scenario
 from exporter.sim.polymarket import clob_book
+from exporter.venues.polymarket.stream import stop_pinging
 from tests.conftest import Database
 from tests.running import Exporter, fast_delays, key, until
 from tests.test_ingest_polymarket import _ingest, _settings
@@ -220,6 +221,32 @@ async def test_streamed_updates_reach_snapshots_and_ten_drops_lose_nothing(pg: D
             ).fetchone() or (0,)
         assert missing == 0
         assert ingest.rejects.counts == {} or sum(ingest.rejects.counts.values()) == 0
+
+
+async def test_a_connection_cancelled_while_it_stops_pinging_stays_cancelled() -> None:
+    """A connection closing (a watchdog restart) waits for its pinger to stop; cancelled right
+    then, it must end, not swallow the cancellation with the pinger's and reconnect."""
+    stopping = asyncio.Event()
+
+    async def pinger() -> None:
+        try:
+            await asyncio.sleep(100)
+        except asyncio.CancelledError:
+            stopping.set()
+            await asyncio.sleep(0.2)
+            raise
+
+    async def closing() -> str:
+        pinging = asyncio.create_task(pinger())
+        await asyncio.sleep(0)  # pinging
+        await stop_pinging(pinging)
+        return "reconnects"
+
+    task = asyncio.create_task(closing())
+    await asyncio.wait_for(stopping.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def test_the_watchdog_restarts_a_silent_connection(pg: Database) -> None:

@@ -26,7 +26,7 @@ from exporter.errors import ExporterError, ParseError
 from exporter.ingest.common import Rejects
 from exporter.model import Trade
 from exporter.normalize.polymarket import parse_trade
-from exporter.venues.polymarket.stream import send_pings
+from exporter.venues.polymarket.stream import send_pings, stop_pinging
 
 if TYPE_CHECKING:
     from exporter.ingest.polymarket import PolymarketIngest
@@ -126,9 +126,7 @@ class PolymarketTradesStreamer:
                 self.counts["kept"] += 1
                 self.pending.append(trade)
         finally:
-            pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pinger
+            await stop_pinging(pinger)
 
     async def flush(self, *, force: bool = False) -> int:
         if not self.pending:

@@ -105,9 +105,7 @@ class MarketChannel:
                     await ws.close(1000, "watchdog: no market data")
                     return
         finally:
-            pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pinger
+            await stop_pinging(pinger)
 
     async def update(self, assets: set[str]) -> None:
         """Change the subscription in place to ``assets``."""
@@ -130,6 +128,19 @@ async def send_pings(ws: ClientConnection, every: float) -> None:
         while True:
             await ws.send("PING")
             await asyncio.sleep(every)
+
+
+async def stop_pinging(pinger: asyncio.Task[None]) -> None:
+    """Cancel ``pinger`` and wait for it. Its own cancellation is swallowed, but a cancellation
+    of the task waiting here is not: otherwise a connection cancelled while it closes would
+    reconnect, and whoever cancelled it would wait for ever."""
+    pinger.cancel()
+    try:
+        await pinger
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
 
 
 def _subscribe(assets: set[str]) -> str:
