@@ -103,6 +103,18 @@ def _in_share(outcome_id: str) -> str:
     return f"(hashtext({outcome_id}) & 2147483647) %% %(shares)s = %(share)s"
 
 
+def _ranking(alias: str) -> str:
+    """The ranking order of moves (best first; ties by |move|, then id), over rows ``alias``."""
+    return f"{alias}.score DESC, abs({alias}.move_pp) DESC, {alias}.outcome_id"
+
+
+def _category_rank(alias: str) -> str:
+    return (
+        f"row_number() OVER (PARTITION BY {alias}.label, {alias}.venue, {alias}.category"
+        f" ORDER BY {_ranking(alias)}) AS category_rank"
+    )
+
+
 _FULL_BOUNDARY = f"""
 INSERT INTO movers_internal.window_prices (boundary, outcome_id, time, price, bid, ask)
 SELECT DISTINCT ON (outcome_id) %(boundary)s, outcome_id, time, price, bid, ask
@@ -193,10 +205,7 @@ filters AS (
     ) h
     GROUP BY label, venue, category
 ), ranked AS (
-    SELECT s.*,
-           row_number() OVER (PARTITION BY s.label, s.venue, s.category
-                              ORDER BY s.score DESC, abs(s.move_pp) DESC, s.outcome_id)
-               AS category_rank
+    SELECT s.*, {_category_rank("s")}
     FROM scored s
     JOIN floors f ON f.label = s.label AND f.venue = s.venue AND f.category = s.category
     WHERE s.move_pp <> 0 AND s.bucket >= f.bucket
@@ -204,9 +213,8 @@ filters AS (
 
 # The kept rows of `ranked` (each group's top `keep`), numbered over their window, with what the
 # tables show of their market.
-_DETAILED = """detailed AS (
-    SELECT r.*, row_number() OVER (PARTITION BY r.label
-                              ORDER BY r.score DESC, abs(r.move_pp) DESC, r.outcome_id) AS rank,
+_DETAILED = f"""detailed AS (
+    SELECT r.*, row_number() OVER (PARTITION BY r.label ORDER BY {_ranking("r")}) AS rank,
            o.market_id, o.name AS outcome, m.title, m.url, m.liquidity
     FROM ranked r
     JOIN outcomes o ON o.outcome_id = r.outcome_id
@@ -277,14 +285,11 @@ SELECT (SELECT count(*) FROM kept), (SELECT count(*) FROM sums)
 # The shares' tops and sums of one refresh, merged into the stored ranking and category moves
 # (in one transaction: a reader never sees half of a refresh), emptying the shares' tables.
 _MERGE = (
-    """
+    f"""
 WITH shared AS (
     DELETE FROM movers_internal.share_movers RETURNING *
 ), ranked AS (
-    SELECT s.*,
-           row_number() OVER (PARTITION BY s.label, s.venue, s.category
-                              ORDER BY s.score DESC, abs(s.move_pp) DESC, s.outcome_id)
-               AS category_rank
+    SELECT s.*, {_category_rank("s")}
     FROM shared s
 ), """
     + _DETAILED
@@ -373,8 +378,8 @@ class MoversRefresher:
         self.config = config
         self.history_kept = history_kept
         self.concurrency = concurrency
-        """Connections a refresh uses at once: its boundaries and its shares of the outcomes are
-        spread over them (``database.write_concurrency``)."""
+        """Shares of the outcomes a refresh moves and ranks at once, each on its own connection
+        (``database.write_concurrency``)."""
         self._marks: dict[str, datetime] = {}
         self._full_done = False
         self._oldest_stored: datetime | None = None
