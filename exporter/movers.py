@@ -5,17 +5,18 @@ For each open outcome and window: ``price_now`` is its latest price, ``price_the
 at or before ``now - window`` (carried forward through unchanged periods, but only up to
 ``movers.staleness``), ``move_pp = 100 * (price_now - price_then)``.
 
-The refresh keeps each outcome's price at every boundary (now, and now minus each window) in
-``movers_internal.window_prices`` and moves those boundaries forward by reading only the snapshot
-rows that crossed them since the last refresh, so its cost follows the rate of change, not the
-length of the history. The first refresh of a process (and one after the clock went back)
+The refresh keeps each outcome's price at every boundary (now, and now minus each window) in one
+row of ``movers_internal.outcome_prices`` and moves those boundaries forward by reading only the
+snapshot rows that crossed them since the last refresh, so its cost follows the rate of change,
+not the length of the history. The first refresh of a process (and one after the clock went back)
 builds that state in full. The writer reports the oldest row of each statement it commits; when a
 refresh already moved past it (a slow page, rows held through an outage), the next one reads
 again from there.
 
 The work is split into shares of the outcomes (by the hash of their id), one per connection, run
-at once: each moves its outcomes' boundaries and ranks them in one transaction, and one statement
-merges the shares' tops and sums (``_SHARE``, ``_MERGE``). Ranking sorts only the candidates for
+at once: each moves its outcomes' boundaries (``advance_sql``), ranks them and describes its own
+top rows in one transaction, and one statement merges the shares' tops and sums (``_SHARE``,
+``_MERGE``). Ranking sorts only the candidates for
 each group's top (see ``_ELIGIBLE``), and the category aggregates are summed from the same
 per-bucket histogram, so one pass over the moves feeds both.
 """
@@ -115,23 +116,62 @@ def _category_rank(alias: str) -> str:
     )
 
 
-_FULL_BOUNDARY = f"""
-INSERT INTO movers_internal.window_prices (boundary, outcome_id, time, price, bid, ask)
-SELECT DISTINCT ON (outcome_id) %(boundary)s, outcome_id, time, price, bid, ask
-FROM snapshots
-WHERE time > %(at)s - %(staleness)s AND time <= %(at)s AND {_in_share("outcome_id")}
-ORDER BY outcome_id, time DESC
+def advance_sql(windows: int) -> str:
+    """The statement that moves every boundary of one share's outcomes (now, then the start of
+    each of ``windows`` windows): by the newest row of each outcome in the boundary's slice of
+    the snapshots (``%(since)s[k]`` to ``%(at)s[k]``), each outcome's row updated once. A price is
+    replaced only by a newer one; an outcome seen first gets a row whose other boundaries are
+    empty. The latest price is the row's own columns, a window's start its element of the
+    arrays."""
+
+    def newest(k: int, column: str) -> str:
+        return f"min({column}) FILTER (WHERE k = {k})"
+
+    def newer(old_time: str, new_time: str, old: str, new: str) -> str:
+        return f"CASE WHEN {new_time} > coalesce({old_time}, '-infinity') THEN {new} ELSE {old} END"
+
+    now_columns = ("time", "price", "bid", "ask")
+    then = range(1, windows + 1)
+    then_times = ", ".join(newest(k + 1, "time") for k in then)
+    then_prices = ", ".join(newest(k + 1, "price") for k in then)
+    now_set = ",\n    ".join(
+        f"{c} = {newer('p.time', 'EXCLUDED.time', f'p.{c}', f'EXCLUDED.{c}')}" for c in now_columns
+    )
+
+    def then_set(column: str) -> str:
+        return ", ".join(
+            newer(f"p.then_time[{k}]", f"EXCLUDED.then_time[{k}]", f"p.{column}[{k}]",
+                  f"EXCLUDED.{column}[{k}]")
+            for k in then
+        )  # fmt: skip
+
+    moved = " OR ".join(
+        ["EXCLUDED.time > coalesce(p.time, '-infinity')"]
+        + [f"EXCLUDED.then_time[{k}] > coalesce(p.then_time[{k}], '-infinity')" for k in then]
+    )
+    return f"""
+WITH slices AS (
+    SELECT b.k, s.* FROM unnest(%(since)s::timestamptz[], %(at)s::timestamptz[]) WITH ORDINALITY
+        AS b (since, at, k)
+    CROSS JOIN LATERAL (
+        SELECT DISTINCT ON (outcome_id) outcome_id, time, price, bid, ask
+        FROM snapshots
+        WHERE time > b.since AND time <= b.at AND {_in_share("outcome_id")}
+        ORDER BY outcome_id, time DESC
+    ) s
+)
+INSERT INTO movers_internal.outcome_prices AS p
+    (outcome_id, share, time, price, bid, ask, then_time, then_price)
+SELECT outcome_id, %(share)s, {", ".join(newest(1, c) for c in now_columns)},
+       ARRAY[{then_times}]::timestamptz[], ARRAY[{then_prices}]::float8[]
+FROM slices GROUP BY outcome_id
+ON CONFLICT (outcome_id) DO UPDATE SET
+    {now_set},
+    then_time = ARRAY[{then_set("then_time")}],
+    then_price = ARRAY[{then_set("then_price")}]
+WHERE {moved}
 """
-_ADVANCE_BOUNDARY = f"""
-INSERT INTO movers_internal.window_prices AS w (boundary, outcome_id, time, price, bid, ask)
-SELECT DISTINCT ON (outcome_id) %(boundary)s, outcome_id, time, price, bid, ask
-FROM snapshots
-WHERE time > %(since)s AND time <= %(at)s AND {_in_share("outcome_id")}
-ORDER BY outcome_id, time DESC
-ON CONFLICT (boundary, outcome_id) DO UPDATE SET
-    time = EXCLUDED.time, price = EXCLUDED.price, bid = EXCLUDED.bid, ask = EXCLUDED.ask
-WHERE EXCLUDED.time > w.time
-"""
+
 
 # Every eligible (outcome, window) pair with its move, and the kept top of each window, venue and
 # category; shared by the stored refresh and the naive reference, which differ only in where the
@@ -146,30 +186,29 @@ filters AS (
     SELECT * FROM unnest(%(venues)s::text[], %(min_volume)s::float8[], %(max_spread)s::float8[])
         AS f (venue, min_volume, max_spread)
 ), multi AS (
+    -- Markets of more than two outcomes (rare: read from their own index).
     SELECT DISTINCT market_id FROM outcomes WHERE position >= 2
-), candidates AS (
-    SELECT o.outcome_id, m.venue, m.category, m.end_time, m.volume_24h,
-           f.max_spread
-    FROM outcomes o
+), candidates AS MATERIALIZED (
+    -- Each outcome's row once, before it meets the windows (the planner cannot tell how few
+    -- outcomes pass the filters, and would otherwise join the windows first).
+    SELECT p.outcome_id, m.venue, m.category, m.end_time, m.volume_24h, p.time AS now_time,
+           p.price AS price_now, p.ask - p.bid AS spread, p.then_time, p.then_price
+    FROM prices p
+    JOIN outcomes o ON o.outcome_id = p.outcome_id
     JOIN markets m ON m.market_id = o.market_id AND m.status = 'open'
     JOIN filters f ON f.venue = m.venue
     LEFT JOIN multi x ON x.market_id = o.market_id
     WHERE (o.position = 0 OR x.market_id IS NOT NULL) AND coalesce(m.volume_24h, 0) >= f.min_volume
-      AND {_in_share("o.outcome_id")}
+      AND p.time > %(now)s - %(staleness)s
+      AND (f.max_spread IS NULL OR p.ask - p.bid <= f.max_spread + 1e-9)
 ), eligible AS (
-    SELECT t.label, c.outcome_id, c.venue, c.category, c.end_time, c.volume_24h,
-           t.price AS price_then, n.price AS price_now, t.time AS then_time, n.time AS now_time,
-           n.ask - n.bid AS spread, 100 * (n.price - t.price) AS move_pp
+    SELECT w.label, c.outcome_id, c.venue, c.category, c.end_time, c.volume_24h,
+           c.then_price[w.i] AS price_then, c.price_now, c.then_time[w.i] AS then_time,
+           c.now_time, c.spread, 100 * (c.price_now - c.then_price[w.i]) AS move_pp
     FROM candidates c
-    JOIN prices_now n ON n.outcome_id = c.outcome_id
-    JOIN prices_then t ON t.outcome_id = c.outcome_id
-    -- The window's width by its label's position: cheaper than joining `windows` row by row.
-    CROSS JOIN LATERAL (
-        SELECT (%(widths)s::interval[])[array_position(%(labels)s::text[], t.label)] AS width
-    ) w
-    WHERE n.time > %(now)s - %(staleness)s
-      AND t.time > %(now)s - w.width - %(staleness)s
-      AND (c.max_spread IS NULL OR n.ask - n.bid <= c.max_spread + 1e-9)
+    CROSS JOIN unnest(%(labels)s::text[], %(widths)s::interval[]) WITH ORDINALITY
+        AS w (label, width, i)
+    WHERE c.then_time[w.i] > %(now)s - w.width - %(staleness)s
       AND NOT (%(exclude_resolving)s AND c.end_time IS NOT NULL
                AND c.end_time > %(now)s AND c.end_time <= %(now)s + w.width)
 ), scored AS (
@@ -211,53 +250,60 @@ filters AS (
     WHERE s.move_pp <> 0 AND s.bucket >= f.bucket
 )"""
 
-# The kept rows of `ranked` (each group's top `keep`), numbered over their window, with what the
-# tables show of their market.
-_DETAILED = f"""detailed AS (
-    SELECT r.*, row_number() OVER (PARTITION BY r.label ORDER BY {_ranking("r")}) AS rank,
-           o.market_id, o.name AS outcome, m.title, m.url, m.liquidity
+# The kept rows of `ranked` (each group's top `keep`) with what the tables show of their market,
+# looked up by key for each row (a few thousand rows against every outcome and market).
+_DESCRIBED = """described AS (
+    SELECT r.*, o.market_id, o.outcome, m.title, m.url, m.liquidity
     FROM ranked r
-    JOIN outcomes o ON o.outcome_id = r.outcome_id
-    JOIN markets m ON m.market_id = o.market_id
+    CROSS JOIN LATERAL (
+        SELECT market_id, name AS outcome FROM outcomes WHERE outcome_id = r.outcome_id LIMIT 1
+    ) o
+    CROSS JOIN LATERAL (
+        SELECT title, url, liquidity FROM markets WHERE market_id = o.market_id LIMIT 1
+    ) m
     WHERE r.category_rank <= %(keep)s
 )"""
 
+# Kept rows (`described`), numbered over their window.
+_NUMBERED = f"""numbered AS (
+    SELECT d.*, row_number() OVER (PARTITION BY d.label ORDER BY {_ranking("d")}) AS rank
+    FROM described d
+)"""
+
 _STORED_PRICES = """
-WITH prices_now AS (
-    SELECT outcome_id, time, price, bid, ask FROM movers_internal.window_prices
-    WHERE boundary = 'now'
-), prices_then AS (
-    SELECT boundary AS label, outcome_id, time, price FROM movers_internal.window_prices
-    WHERE boundary <> 'now'
+WITH prices AS (
+    SELECT outcome_id, time, price, bid, ask, then_time, then_price
+    FROM movers_internal.outcome_prices WHERE share = %(share)s
 ), """
 
 # The baseline the refresh is measured against: both prices looked up in the raw snapshots for
 # every open outcome, at query time.
 _NAIVE_PRICES = """
-WITH prices_now AS (
-    SELECT o.outcome_id, s.time, s.price, s.bid, s.ask FROM outcomes o
+WITH prices AS (
+    SELECT o.outcome_id, n.time, n.price, n.bid, n.ask,
+           array_agg(t.time ORDER BY w.i) AS then_time,
+           array_agg(t.price ORDER BY w.i) AS then_price
+    FROM outcomes o
     CROSS JOIN LATERAL (
         SELECT time, price, bid, ask FROM snapshots
         WHERE outcome_id = o.outcome_id AND time <= %(now)s
         ORDER BY time DESC LIMIT 1
-    ) s
-), prices_then AS (
-    SELECT w.label, o.outcome_id, s.time, s.price
-    FROM outcomes o
-    CROSS JOIN unnest(%(labels)s::text[], %(widths)s::interval[]) AS w (label, width)
-    CROSS JOIN LATERAL (
+    ) n
+    CROSS JOIN unnest(%(widths)s::interval[]) WITH ORDINALITY AS w (width, i)
+    LEFT JOIN LATERAL (
         SELECT time, price FROM snapshots
         WHERE outcome_id = o.outcome_id AND time <= %(now)s - w.width
         ORDER BY time DESC LIMIT 1
-    ) s
+    ) t ON true
+    GROUP BY o.outcome_id, n.time, n.price, n.bid, n.ask
 ), """
 
 _MOVER_COLUMNS = """window_label, rank, category_rank, venue, market_id, outcome_id, title,
     outcome, category, url, price_then, price_now, move_pp, score, volume_24h, liquidity, spread,
     then_time, now_time, end_time, computed_at"""
 
-_SHARE_COLUMNS = """label, venue, outcome_id, category, price_then, price_now, move_pp,
-    score, volume_24h, spread, then_time, now_time, end_time"""
+_SHARE_COLUMNS = """label, venue, market_id, outcome_id, title, outcome, category, url, price_then,
+    price_now, move_pp, score, volume_24h, liquidity, spread, then_time, now_time, end_time"""
 
 # One share of the outcomes (those whose id hashes to `share` of `shares`), ranked on its own
 # connection while the other shares are ranked on theirs: its top `keep` of every window, venue
@@ -266,9 +312,11 @@ _SHARE_COLUMNS = """label, venue, outcome_id, category, price_then, price_now, m
 _SHARE = (
     _STORED_PRICES
     + _ELIGIBLE
+    + ", "
+    + _DESCRIBED
     + f""", kept AS (
     INSERT INTO movers_internal.share_movers ({_SHARE_COLUMNS})
-    SELECT {_SHARE_COLUMNS} FROM ranked WHERE category_rank <= %(keep)s
+    SELECT {_SHARE_COLUMNS} FROM described
     RETURNING 1
 ), sums AS (
     INSERT INTO movers_internal.share_categories (label, category, markets, moved, moved_up,
@@ -288,21 +336,21 @@ _MERGE = (
     f"""
 WITH shared AS (
     DELETE FROM movers_internal.share_movers RETURNING *
-), ranked AS (
-    SELECT s.*, {_category_rank("s")}
-    FROM shared s
+), described AS (
+    SELECT * FROM (SELECT s.*, {_category_rank("s")} FROM shared s) r
+    WHERE r.category_rank <= %(keep)s
 ), """
-    + _DETAILED
+    + _NUMBERED
     + f""", kept AS (
     INSERT INTO movers ({_MOVER_COLUMNS})
     SELECT label, rank, category_rank, venue, market_id, outcome_id, title, outcome, category,
            url, price_then, price_now, move_pp, score, volume_24h, liquidity, spread, then_time,
            now_time, end_time, %(now)s
-    FROM detailed
+    FROM numbered
     RETURNING 1
 ), tops AS (
     SELECT DISTINCT ON (label, category) label, category, market_id, title, move_pp
-    FROM detailed ORDER BY label, category, rank
+    FROM numbered ORDER BY label, category, rank
 ), summed AS (
     DELETE FROM movers_internal.share_categories RETURNING *
 ), categories AS (
@@ -333,12 +381,14 @@ _NAIVE = (
     _NAIVE_PRICES
     + _ELIGIBLE
     + ", "
-    + _DETAILED
+    + _DESCRIBED
+    + ", "
+    + _NUMBERED
     + """
 SELECT label AS window_label, rank, category_rank, venue, market_id, outcome_id, title, outcome,
        category, url, price_then, price_now, move_pp, score, volume_24h, liquidity, spread,
        then_time, now_time, end_time, %(now)s AS computed_at
-FROM detailed ORDER BY label, rank
+FROM numbered ORDER BY label, rank
 """
 )
 
@@ -380,6 +430,7 @@ class MoversRefresher:
         self.concurrency = concurrency
         """Shares of the outcomes a refresh moves and ranks at once, each on its own connection
         (``database.write_concurrency``)."""
+        self._advance = advance_sql(len(config.labels))
         self._marks: dict[str, datetime] = {}
         self._full_done = False
         self._oldest_stored: datetime | None = None
@@ -415,13 +466,15 @@ class MoversRefresher:
         params = query_parameters(self.config, moment) | {"shares": self.concurrency}
         try:
             async with self.pool.connection() as conn:
-                # What shares of a failed refresh stored (the merge empties these otherwise).
-                await conn.execute("DELETE FROM movers_internal.share_movers")
-                await conn.execute("DELETE FROM movers_internal.share_categories")
+                # What shares of a failed refresh stored, and the space of the rows the last merge
+                # deleted (only this refresher uses these tables).
+                await conn.execute(
+                    "TRUNCATE movers_internal.share_movers, movers_internal.share_categories"
+                )
                 if full:
                     # A failed build leaves a partial state: the next refresh builds again.
                     self._full_done = False
-                    await conn.execute("TRUNCATE movers_internal.window_prices")
+                    await conn.execute("TRUNCATE movers_internal.outcome_prices")
             await _together(
                 [
                     self._share(params | {"share": share}, full, oldest)
@@ -439,7 +492,7 @@ class MoversRefresher:
         shared = time.monotonic() - started
         if full:
             async with self.pool.connection() as conn:
-                await conn.execute("ANALYZE movers_internal.window_prices, markets, outcomes")
+                await conn.execute("ANALYZE movers_internal.outcome_prices, markets, outcomes")
         async with self.pool.connection() as conn, conn.transaction():
             await _settings(conn)
             kept, categories = await self._merge(conn, params)
@@ -452,15 +505,14 @@ class MoversRefresher:
         every boundary moved (or built) to this refresh's, then their ranking (``_SHARE``)."""
         async with self.pool.connection() as conn, conn.transaction():
             await _settings(conn)
-            for boundary, at in self.boundaries(params["now"]).items():
-                position = params | {"boundary": boundary, "at": at}
-                if full:
-                    await conn.execute(
-                        _FULL_BOUNDARY, position | {"staleness": self.config.staleness}
-                    )
-                else:
-                    since = self._since(boundary, at, oldest)
-                    await conn.execute(_ADVANCE_BOUNDARY, position | {"since": since})
+            boundaries = self.boundaries(params["now"])
+            # A full build reads the whole slice a boundary's price can come from.
+            since = [
+                at - self.config.staleness if full else self._since(boundary, at, oldest)
+                for boundary, at in boundaries.items()
+            ]
+            at = list(boundaries.values())
+            await conn.execute(self._advance, params | {"since": since, "at": at})
             await conn.execute(_SHARE, params)
 
     async def _merge(
@@ -483,6 +535,10 @@ async def _settings(conn: psycopg.AsyncConnection[Any]) -> None:
     # Hash joins, whatever the estimates say (a nested loop planned on a table not yet analysed
     # would be quadratic).
     await conn.execute("SET LOCAL enable_nestloop = off")
+    # Those it still plans (a lookup by key per kept row) cost as much as the penalty that
+    # disables them, which would take the plan over the JIT threshold: compiling the statement
+    # costs more than a second, running it well under one.
+    await conn.execute("SET LOCAL jit = off")
     # The moves are aggregated and ranked in memory, not spilled to disk.
     await conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
     # A refresh lost to a crash is redone by the next one: no need to wait for the WAL.

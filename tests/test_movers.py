@@ -357,7 +357,9 @@ def moving_book(book: Book, count: int) -> list[str]:
     return ids
 
 
-@pytest.mark.parametrize("table", ["movers_internal.window_prices", "movers_internal.share_movers"])
+@pytest.mark.parametrize(
+    "table", ["movers_internal.outcome_prices", "movers_internal.share_movers"]
+)
 async def test_a_refresh_that_fails_midway_leaves_the_next_one_exact(
     book: Book, table: str
 ) -> None:
@@ -391,10 +393,10 @@ async def test_a_failed_build_is_built_again(book: Book) -> None:
     ids = moving_book(book, 10 if book.db.shared_session else 30)
     refresher = book.refresher(keep=1000)
     await refresher.refresh(NOW)
-    refuse(book, "movers_internal.window_prices", ids[0])
+    refuse(book, "movers_internal.outcome_prices", ids[0])
     with pytest.raises(psycopg.errors.RaiseException, match="refused"):
         await refresher.refresh(NOW - timedelta(minutes=1))
-    allow(book, "movers_internal.window_prices")
+    allow(book, "movers_internal.outcome_prices")
     later = NOW + timedelta(minutes=1)
     result = await refresher.refresh(later)
     assert result.full
