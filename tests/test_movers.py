@@ -261,7 +261,12 @@ async def test_category_moves_count_weigh_and_name_the_top_mover(book: Book) -> 
     assert history == (2,)
 
 
-async def test_incremental_refreshes_agree_with_the_naive_computation(book: Book) -> None:
+@pytest.mark.parametrize("windows", [None, ["10m"], ["2h", "3m", "30m"]])
+async def test_incremental_refreshes_agree_with_the_naive_computation(
+    book: Book, windows: list[str] | None
+) -> None:
+    """For the default windows, one, and several out of order (the boundaries' statement is
+    written for the configured number of windows)."""
     rng = random.Random(7)
     count = 12 if book.db.shared_session else 40
     ids = []
@@ -272,7 +277,9 @@ async def test_incremental_refreshes_agree_with_the_naive_computation(book: Book
     for oid in ids:
         minutes = sorted(rng.sample(range(-180, -10), 12))
         book.prices(oid, *[(m, round(rng.uniform(0.05, 0.95), 2)) for m in minutes])
-    refresher = book.refresher(staleness="45m", keep=1000)
+    refresher = book.refresher(
+        staleness="45m", keep=1000, **({"windows": windows} if windows else {})
+    )
     for step in range(4):
         now = NOW + timedelta(minutes=step * 3)
         # New rows since the last refresh, some late: committed after the previous refresh (3
@@ -293,7 +300,7 @@ async def test_incremental_refreshes_agree_with_the_naive_computation(book: Book
                 for m in await read_movers(conn, window, limit=10_000)
             ]
         assert sorted(stored, key=lambda m: (m.window_label, m.rank)) == expected
-        assert len(expected) > count // 2
+        assert len(expected) > count // 4  # a comparison of rankings, not of empty ones
 
 
 async def test_rows_stored_late_are_read_again_by_the_next_refresh(book: Book) -> None:
