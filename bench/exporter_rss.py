@@ -25,9 +25,10 @@ from bench.stack import simulated_stack, wait_for_refresh
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    # About half of a simulated universe is open and not a Kalshi combo: these track ~180k.
-    parser.add_argument("--polymarket", type=int, default=60_000)
-    parser.add_argument("--kalshi", type=int, default=250_000)
+    # What discovery finds open of these (two outcomes a Polymarket market, one a Kalshi one):
+    # ~180k outcomes, the target's. 60,000 and 250,000 track ~336k.
+    parser.add_argument("--polymarket", type=int, default=32_000)
+    parser.add_argument("--kalshi", type=int, default=134_000)
     parser.add_argument("--seconds", type=float, default=120)
     args = parser.parse_args()
     scenario = {"seed": 5, "universe": {"polymarket": args.polymarket, "kalshi": args.kalshi}}
