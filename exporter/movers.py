@@ -16,9 +16,9 @@ again from there.
 The work is split into shares of the outcomes (by the hash of their id), one per connection, run
 at once: each moves its outcomes' boundaries (``advance_sql``), ranks them and describes its own
 top rows in one transaction, and one statement merges the shares' tops and sums (``_SHARE``,
-``_MERGE``). Ranking sorts only the candidates for
-each group's top (see ``_ELIGIBLE``), and the category aggregates are summed from the same
-per-bucket histogram, so one pass over the moves feeds both.
+``_MERGE``). Ranking sorts only the candidates for each group's top (see ``_ELIGIBLE``), and the
+category aggregates are summed from the same per-bucket histogram, so one pass over the moves
+feeds both.
 """
 
 from __future__ import annotations
@@ -251,7 +251,9 @@ filters AS (
 )"""
 
 # The kept rows of `ranked` (each group's top `keep`) with what the tables show of their market,
-# looked up by key for each row (a few thousand rows against every outcome and market).
+# looked up by key for each row: a few thousand rows against every outcome and market. (`LIMIT 1`
+# keeps each lookup a subquery by key, which the planner would otherwise turn into a hash join
+# over every outcome.)
 _DESCRIBED = """described AS (
     SELECT r.*, o.market_id, o.outcome, m.title, m.url, m.liquidity
     FROM ranked r
@@ -331,13 +333,13 @@ SELECT (SELECT count(*) FROM kept), (SELECT count(*) FROM sums)
 )
 
 # The shares' tops and sums of one refresh, merged into the stored ranking and category moves
-# (in one transaction: a reader never sees half of a refresh), emptying the shares' tables.
+# (in one transaction: a reader never sees half of a refresh). The shares' rows are already
+# described: here they are only ranked over all shares and numbered. The next refresh empties
+# the shares' tables.
 _MERGE = (
     f"""
-WITH shared AS (
-    DELETE FROM movers_internal.share_movers RETURNING *
-), described AS (
-    SELECT * FROM (SELECT s.*, {_category_rank("s")} FROM shared s) r
+WITH described AS (
+    SELECT * FROM (SELECT s.*, {_category_rank("s")} FROM movers_internal.share_movers s) r
     WHERE r.category_rank <= %(keep)s
 ), """
     + _NUMBERED
@@ -351,14 +353,12 @@ WITH shared AS (
 ), tops AS (
     SELECT DISTINCT ON (label, category) label, category, market_id, title, move_pp
     FROM numbered ORDER BY label, category, rank
-), summed AS (
-    DELETE FROM movers_internal.share_categories RETURNING *
 ), categories AS (
     SELECT label, category, sum(markets)::int AS markets, sum(moved)::int AS moved,
            sum(moved_up)::int AS moved_up, sum(moved_down)::int AS moved_down,
            coalesce(sum(weighted) / nullif(sum(volume), 0), sum(sizes) / sum(markets))
                AS mean_abs_move_pp
-    FROM summed GROUP BY label, category
+    FROM movers_internal.share_categories GROUP BY label, category
 ), stored AS (
     INSERT INTO category_moves (window_label, category, markets, moved, moved_up, moved_down,
                                 mean_abs_move_pp, top_market_id, top_title, top_move_pp,
@@ -466,8 +466,7 @@ class MoversRefresher:
         params = query_parameters(self.config, moment) | {"shares": self.concurrency}
         try:
             async with self.pool.connection() as conn:
-                # What shares of a failed refresh stored, and the space of the rows the last merge
-                # deleted (only this refresher uses these tables).
+                # The shares' rows of the last refresh (merged, or left by a failed one).
                 await conn.execute(
                     "TRUNCATE movers_internal.share_movers, movers_internal.share_categories"
                 )
