@@ -23,6 +23,9 @@ import psycopg
 import pytest
 
 from exporter.config import Settings, validate_settings
+from tests.image import Image
+from tests.image import build as build_image
+from tests.image import remove as remove_image
 from tests.servers import ServerUnavailable, native_postgres, wasm_timescale
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,3 +168,13 @@ def pg(postgres_server: Server) -> Iterator[Database]:
 def ts(timescale_server: Server) -> Iterator[Database]:
     with _fresh(timescale_server) as database:
         yield database
+
+
+@pytest.fixture(scope="session")
+def image() -> Iterator[Image]:
+    """The exporter image, replayed from the Dockerfile once per session (tests/image.py)."""
+    built = build_image()
+    try:
+        yield built
+    finally:
+        remove_image(built)

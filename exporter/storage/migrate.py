@@ -76,9 +76,10 @@ _FILE = re.compile(r"^(?P<version>\d+)_(?P<name>[a-z0-9_]+)(?:\.(?P<modes>[a-z+]
 
 
 def sql_dir() -> Path:
-    """The ``timescale/`` folder: ``$MOVERS_SQL_DIR``, else beside the package in a checkout."""
+    """The SQL folder: ``$MOVERS_SQL_DIR`` when set, else the package's own ``exporter/sql``
+    (package data: it ships in the wheel)."""
     configured = os.environ.get("MOVERS_SQL_DIR")
-    path = Path(configured) if configured else Path(__file__).resolve().parents[2] / "timescale"
+    path = Path(configured) if configured else Path(__file__).resolve().parents[1] / "sql"
     if not (path / "migrations").is_dir():
         raise SchemaError(f"SQL folder not found at {path}; set MOVERS_SQL_DIR")
     return path
