@@ -49,7 +49,7 @@ def wait_for_refresh(port: int, within: float) -> float:
             time.sleep(1)
             continue
         for line in text.splitlines():
-            if line.startswith('movers_job_runs_total{job="movers_refresh",outcome="ok"}'):
+            if line.startswith('movers_job_runs_total{job_name="movers_refresh",outcome="ok"}'):
                 return time.monotonic()
         time.sleep(1)
     raise SystemExit("no movers refresh in time")

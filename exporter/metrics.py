@@ -194,20 +194,20 @@ class ExporterCollector(Collector):
 
     def _jobs(self) -> Iterable[Metric]:
         runs = CounterMetricFamily(
-            "movers_job_runs", "Job runs by outcome (ok, failed).", labels=["job", "outcome"]
+            "movers_job_runs", "Job runs by outcome (ok, failed).", labels=["job_name", "outcome"]
         )
         last = GaugeMetricFamily(
             "movers_job_last_success_timestamp_seconds",
             "When the job last succeeded.",
-            labels=["job"],
+            labels=["job_name"],
         )
         duration = GaugeMetricFamily(
             "movers_job_last_duration_seconds",
             "How long the job's last successful run took.",
-            labels=["job"],
+            labels=["job_name"],
         )
         failing = GaugeMetricFamily(
-            "movers_job_failing", "1 while the job's latest run failed.", labels=["job"]
+            "movers_job_failing", "1 while the job's latest run failed.", labels=["job_name"]
         )
         for job, state in sorted(self.ingest.jobs.states.items()):
             for outcome, count in sorted(state.runs.items()):

@@ -726,7 +726,7 @@ def ingest_health() -> dict[str, Any]:
                 "state-timeline",
                 "Jobs failing",
                 "Each exporter job: failing (its latest run failed) or ok.",
-                [prom_target("movers_job_failing", "{{job}}")],
+                [prom_target("movers_job_failing", "{{job_name}}")],
                 mappings=[
                     {
                         "type": "value",
@@ -748,8 +748,8 @@ def ingest_health() -> dict[str, Any]:
                 "Runs of each job in the time range, by outcome.",
                 [
                     prom_target(
-                        "sum by (job, outcome) (increase(movers_job_runs_total[$__range]))",
-                        "{{job}} {{outcome}}",
+                        "sum by (job_name, outcome) (increase(movers_job_runs_total[$__range]))",
+                        "{{job_name}} {{outcome}}",
                         instant=True,
                     )
                 ],

@@ -296,7 +296,7 @@ async def _scenario_plays_out(
                 key("movers_last_snapshot_timestamp_seconds", venue=v) in s
                 for v in ("polymarket", "kalshi")
             )
-            and bool(s.get(key("movers_job_runs_total", job="movers_refresh", outcome="ok")))
+            and bool(s.get(key("movers_job_runs_total", job_name="movers_refresh", outcome="ok")))
         ),
         60,
         "first prices and movers refresh",

@@ -76,8 +76,8 @@ async def test_the_collector_reports_live_state_and_drops_vanished_labels() -> N
     assert value("movers_parse_errors_total", {"venue": "polymarket", "kind": "market"}) == 1
     assert value("movers_venue_requests_total", {"venue": "polymarket", "endpoint": "clob_books",
                                                  "status": "429"}) == 3  # fmt: skip
-    assert value("movers_job_runs_total", {"job": "polymarket_hot", "outcome": "failed"}) == 1
-    assert value("movers_job_failing", {"job": "polymarket_hot"}) == 1
+    assert value("movers_job_runs_total", {"job_name": "polymarket_hot", "outcome": "failed"}) == 1
+    assert value("movers_job_failing", {"job_name": "polymarket_hot"}) == 1
     assert value("movers_markets", {"venue": "polymarket", "status": "open"}) == 12
     assert value("movers_database_up") == 1
     # Label sets that leave the state leave the output at the next scrape.
@@ -103,7 +103,7 @@ async def test_movers_run_serves_metrics_health_and_readiness(pg: Database, tmp_
             samples = await exporter.wait_for(
                 lambda s: (
                     all(
-                        s.get(key("movers_job_runs_total", job=f"{v}_discovery", outcome="ok"))
+                        s.get(key("movers_job_runs_total", job_name=f"{v}_discovery", outcome="ok"))
                         for v in ("polymarket", "kalshi")
                     )
                     and key("movers_last_snapshot_timestamp_seconds", venue="kalshi") in s

@@ -65,7 +65,7 @@ def _ready(samples: Samples) -> bool:
     return all(
         key("movers_last_snapshot_timestamp_seconds", venue=v) in samples
         for v in ("polymarket", "kalshi")
-    ) and bool(samples.get(key("movers_job_runs_total", job="movers_refresh", outcome="ok")))
+    ) and bool(samples.get(key("movers_job_runs_total", job_name="movers_refresh", outcome="ok")))
 
 
 async def test_a_scripted_jump_reaches_the_movers_table_and_metrics(

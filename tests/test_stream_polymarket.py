@@ -337,7 +337,7 @@ async def test_a_jump_streams_into_snapshots_movers_and_metrics(
             await exporter.wait_for(
                 lambda s: s.get(key("movers_price_source_outcomes", venue="polymarket",
                                     source="stream"), 0) > 0
-                and bool(s.get(key("movers_job_runs_total", job="movers_refresh",
+                and bool(s.get(key("movers_job_runs_total", job_name="movers_refresh",
                                    outcome="ok"))),
                 60, "the hot set streamed and a movers refresh",
             )  # fmt: skip
