@@ -123,6 +123,9 @@ class DatabaseConfig(_Section):
     """Statements of one big write in flight at once, each on its own pooled connection; the
     movers refresh also splits its outcomes into this many shares, ranked at once. 1 on a server
     whose sessions are shared."""
+    password: SecretStr | None = None
+    """The database password, passed to the server beside ``url`` (so it needs no URL escaping);
+    only from ``MOVERS_DATABASE_PASSWORD``. A password in ``url`` is used when this is unset."""
     grafana_password: SecretStr | None = None
     """Password the read-only role ``movers_grafana`` gets at start (login enabled); only from
     ``MOVERS_GRAFANA_DB_PASSWORD``. Unset: the role exists but cannot log in."""
@@ -493,6 +496,7 @@ class Settings(_Section):
 # Environment variables that set one key each; every one may also be given as <NAME>_FILE.
 ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "MOVERS_DATABASE_URL": ("database", "url"),
+    "MOVERS_DATABASE_PASSWORD": ("database", "password"),
     "MOVERS_KALSHI_API_KEY_ID": ("venues", "kalshi", "api_key_id"),
     "MOVERS_KALSHI_PRIVATE_KEY": ("venues", "kalshi", "private_key"),
     "MOVERS_KALSHI_PRIVATE_KEY_FILE": ("venues", "kalshi", "private_key_file"),
@@ -504,6 +508,7 @@ ENV_ONLY: dict[tuple[str, ...], str] = {
     ("venues", "kalshi", "private_key"): "MOVERS_KALSHI_PRIVATE_KEY",
     ("alerts", "webhook_token"): "MOVERS_ALERTS_WEBHOOK_TOKEN",
     ("database", "grafana_password"): "MOVERS_GRAFANA_DB_PASSWORD",
+    ("database", "password"): "MOVERS_DATABASE_PASSWORD",
 }
 _GENERIC_PREFIX = "MOVERS__"
 
@@ -663,8 +668,9 @@ def redacted(settings: Settings) -> dict[str, Any]:
     """The effective configuration as plain data, every secret masked."""
     data = settings.model_dump(mode="json")
     data["database"]["url"] = redact_dsn(settings.database.url.get_secret_value())
-    if data["database"]["grafana_password"] is not None:
-        data["database"]["grafana_password"] = "***"
+    for key in ("password", "grafana_password"):
+        if data["database"][key] is not None:
+            data["database"][key] = "***"
     kalshi = data["venues"]["kalshi"]
     for key in ("api_key_id", "private_key"):
         if kalshi[key] is not None:

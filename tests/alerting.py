@@ -4,18 +4,20 @@ on 127.0.0.1 with the project's configuration rewritten for a test."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from aiohttp import web
 
 from tests.servers import free_port
 
@@ -61,7 +63,16 @@ def alertmanager_config(folder: Path, urls: dict[str, str], history_url: str) ->
                 item[key] = str(secrets / item[key].removeprefix(SECRETS))
         for item in receiver.get("webhook_configs", []):
             item["url"] = history_url
-    config["templates"] = [str(REPO / "alertmanager" / t) for t in config["templates"]]
+            auth = item.get("http_config", {}).get("authorization", {})
+            if "credentials_file" in auth:
+                name = auth["credentials_file"].removeprefix(SECRETS)
+                if not (secrets / name).exists():
+                    (secrets / name).write_text("")
+                auth["credentials_file"] = str(secrets / name)
+    config["templates"] = [
+        str(REPO / "alertmanager" / t.removeprefix("/etc/alertmanager/"))
+        for t in config["templates"]
+    ]
     path = folder / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -136,3 +147,59 @@ def copy_rules(folder: Path) -> Path:
     target = folder / "rules"
     shutil.copytree(RULES, target, dirs_exist_ok=True)
     return target
+
+
+class ChatStandIn:
+    """Records what Alertmanager posts to the Discord and Slack webhook URLs."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        async def hook(request: web.Request) -> web.Response:
+            self.received.append((request.path, await request.json()))
+            # Discord answers 204, Slack 200 "ok".
+            if request.path.startswith("/discord/"):
+                return web.Response(status=204)
+            return web.Response(text="ok")
+
+        app = web.Application()
+        app.router.add_post("/{app}/{channel}", hook)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    def texts(self, path: str) -> list[str]:
+        """Each message posted to ``path`` as one text (title, content, description)."""
+        out = []
+        for where, body in self.received:
+            if where != path:
+                continue
+            if "embeds" in body:  # Discord
+                parts = [body.get("content", "")]
+                parts += [
+                    f"{e.get('title', '')}\n{e.get('description', '')}" for e in body["embeds"]
+                ]
+            else:  # Slack
+                parts = [f"{a.get('title', '')}\n{a.get('text', '')}" for a in body["attachments"]]
+            out.append("\n".join(parts))
+        return out
+
+    async def wait_for(
+        self, path: str, condition: Callable[[str], bool], within: float, what: str
+    ) -> str:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for text in self.texts(path):
+                if condition(text):
+                    return text
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"not within {within} s: {what}; got {self.texts(path)}")

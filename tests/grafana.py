@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = REPO / "grafana" / "dashboards"
 ALL = "$__all"
@@ -111,3 +113,39 @@ def promql_expressions() -> list[tuple[str, str, str]]:
                 if "expr" in target:
                     found.append((name, panel["title"], target["expr"]))
     return found
+
+
+def run_query(conn: psycopg.Connection[Any], sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    cur = conn.execute(sql)
+    columns = [c.name for c in cur.description or []]
+    return columns, cur.fetchall()
+
+
+def resolve_variables(
+    board: dict[str, Any],
+    conn: psycopg.Connection[Any],
+    span: TimeRange,
+    timescale: bool,
+    all_selected: bool,
+) -> dict[str, str]:
+    """Each variable's value in order: its default, or the first option its query returns; a
+    multi-value variable "All" with ``all_selected``, else every option it offers."""
+    values: dict[str, str] = {}
+    for variable in board["templating"]["list"]:
+        kind = variable["type"]
+        if kind in ("custom", "textbox"):
+            values[variable["name"]] = format_variable(variable["current"]["value"], variable)
+            continue
+        sql = expand_sql(variable["query"], span, values, timescale)
+        columns, rows = run_query(conn, sql)
+        assert rows, f"variable {variable['name']} has no options: {sql}"
+        index = columns.index("__value") if "__value" in columns else 0
+        options = [str(r[index]) for r in rows]
+        if not variable.get("multi"):
+            chosen: list[str] = options[:1]
+        elif all_selected and variable.get("includeAll"):
+            chosen = [ALL]
+        else:  # every option picked one by one: the quoted-list form of the IN (...) filters
+            chosen = options
+        values[variable["name"]] = format_variable(chosen, variable)
+    return values

@@ -20,13 +20,13 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from aiohttp import web
 
 from exporter.sim import ManualClock, Simulator, load_scenario
 from exporter.sim.world import World
 from exporter.storage.db import prepare_schema
 from tests.alerting import (
     PROMETHEUS_YML,
+    ChatStandIn,
     alertmanager,
     alertmanager_config,
     copy_rules,
@@ -42,62 +42,6 @@ T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 JUMP, CALM, STALL = 600, 1200, 1800
 """Simulated seconds of the scripted events."""
 OPEN = {"min_volume_24h": 0, "max_spread": None}
-
-
-class ChatStandIn:
-    """Records what Alertmanager posts to the Discord and Slack webhook URLs."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        self.runner: web.AppRunner | None = None
-        self.port = 0
-
-    async def start(self) -> None:
-        async def hook(request: web.Request) -> web.Response:
-            self.received.append((request.path, await request.json()))
-            # Discord answers 204, Slack 200 "ok".
-            if request.path.startswith("/discord/"):
-                return web.Response(status=204)
-            return web.Response(text="ok")
-
-        app = web.Application()
-        app.router.add_post("/{app}/{channel}", hook)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-
-    def texts(self, path: str) -> list[str]:
-        """Each message posted to ``path`` as one text (title, content, description)."""
-        out = []
-        for where, body in self.received:
-            if where != path:
-                continue
-            if "embeds" in body:  # Discord
-                parts = [body.get("content", "")]
-                parts += [
-                    f"{e.get('title', '')}\n{e.get('description', '')}" for e in body["embeds"]
-                ]
-            else:  # Slack
-                parts = [f"{a.get('title', '')}\n{a.get('text', '')}" for a in body["attachments"]]
-            out.append("\n".join(parts))
-        return out
-
-    async def wait_for(
-        self, path: str, condition: Callable[[str], bool], within: float, what: str
-    ) -> str:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            for text in self.texts(path):
-                if condition(text):
-                    return text
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"not within {within} s: {what}; got {self.texts(path)}")
 
 
 def _scenario() -> tuple[Any, World]:

@@ -23,13 +23,13 @@ from exporter.sim import ManualClock, Simulator, load_scenario
 from exporter.storage.db import create_pool, prepare_schema
 from tests.conftest import Database
 from tests.grafana import (
-    ALL,
     REPO,
     TimeRange,
     dashboards,
     expand_sql,
-    format_variable,
     panels,
+    resolve_variables,
+    run_query,
 )
 
 PROVISIONING = REPO / "grafana" / "provisioning"
@@ -230,42 +230,6 @@ async def _store_alert(db: Database) -> None:
         await pool.close()
 
 
-def _run(conn: psycopg.Connection[Any], sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    cur = conn.execute(sql)
-    columns = [c.name for c in cur.description or []]
-    return columns, cur.fetchall()
-
-
-def _resolve(
-    board: dict[str, Any],
-    conn: psycopg.Connection[Any],
-    span: TimeRange,
-    timescale: bool,
-    all_selected: bool,
-) -> dict[str, str]:
-    """Each variable's value in order: its default, or the first option its query returns; a
-    multi-value variable "All" with ``all_selected``, else every option it offers."""
-    values: dict[str, str] = {}
-    for variable in board["templating"]["list"]:
-        kind = variable["type"]
-        if kind in ("custom", "textbox"):
-            values[variable["name"]] = format_variable(variable["current"]["value"], variable)
-            continue
-        sql = expand_sql(variable["query"], span, values, timescale)
-        columns, rows = _run(conn, sql)
-        assert rows, f"variable {variable['name']} has no options: {sql}"
-        index = columns.index("__value") if "__value" in columns else 0
-        options = [str(r[index]) for r in rows]
-        if not variable.get("multi"):
-            chosen: list[str] = options[:1]
-        elif all_selected and variable.get("includeAll"):
-            chosen = [ALL]
-        else:  # every option picked one by one: the quoted-list form of the IN (...) filters
-            chosen = options
-        values[variable["name"]] = format_variable(chosen, variable)
-    return values
-
-
 def _expected_columns(panel: dict[str, Any]) -> set[str]:
     names = {o["matcher"]["options"] for o in panel["fieldConfig"]["overrides"]
              if o["matcher"]["id"] == "byName"}  # fmt: skip
@@ -299,7 +263,7 @@ def test_every_sql_query_runs_and_returns_rows_with_the_expected_columns(
     timescale = filled.kind == "timescale"
     span = TimeRange(now - timedelta(hours=24), now)
     with filled.connect(autocommit=True) as conn:
-        values = _resolve(board, conn, span, timescale, all_selected)
+        values = resolve_variables(board, conn, span, timescale, all_selected)
         queries = [(p["title"], p, t["rawSql"], t["format"]) for p in panels(board)
                    for t in p["targets"] if "rawSql" in t]  # fmt: skip
         queries += [(a["name"], None, a["target"]["rawSql"], "table")
@@ -308,7 +272,7 @@ def test_every_sql_query_runs_and_returns_rows_with_the_expected_columns(
         for title, panel, raw, fmt in queries:
             sql = expand_sql(raw, span, values, timescale)
             try:
-                columns, rows = _run(conn, sql)
+                columns, rows = run_query(conn, sql)
             except psycopg.Error as exc:
                 raise AssertionError(f"{board_name} / {title}: {exc}\n{sql}") from None
             assert rows, f"{board_name} / {title}: no rows\n{sql}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import threading
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -12,7 +15,7 @@ import pytest
 from exporter.errors import SchemaError
 from exporter.storage.db import prepare_schema
 from exporter.storage.migrate import Capabilities, Mode, choose_mode, discover, migrate, sql_dir
-from tests.conftest import Database
+from tests.conftest import REPO, Database
 
 pytestmark = pytest.mark.db
 
@@ -237,3 +240,78 @@ def test_policies_compress_and_drop_chunks_while_aggregates_survive(ts: Database
 def test_migrate_refuses_an_autocommit_connection(pg: Database) -> None:
     with pg.connect(autocommit=True) as conn, pytest.raises(SchemaError, match="autocommit"):
         migrate(conn, "auto")
+
+
+def _columns(conn: psycopg.Connection[Any], table: str) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        "SELECT column_name, is_nullable FROM information_schema.columns"
+        " WHERE table_schema = 'movers_internal' AND table_name = %s ORDER BY column_name",
+        (table,),
+    ).fetchall()
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def _folder_with(tmp_path: Path, versions: int, replace: dict[str, str]) -> Path:
+    """The shipped SQL folder up to migration ``versions``, files of ``replace`` swapped."""
+    folder = tmp_path / "sql"
+    shutil.copytree(sql_dir(), folder)
+    for path in (folder / "migrations").glob("*.sql"):
+        if int(path.name[:4]) > versions:
+            path.unlink()
+    for name, text in replace.items():
+        (folder / "migrations" / name).write_text(text)
+    return folder
+
+
+def test_a_database_migrated_with_the_released_0007_upgrades_cleanly(
+    db: Database, tmp_path: Path
+) -> None:
+    released = (REPO / "tests/fixtures/migrations/0007_movers_shares.released.sql").read_text()
+    old = _folder_with(tmp_path, 7, {"0007_movers_shares.sql": released})
+    with db.connect() as conn:
+        migrate(conn, "auto", folder=old)
+        conn.commit()
+        assert ("computed_at", "NO") in _columns(conn, "share_movers")
+    prepare_schema(db.settings())  # the shipped files: 0007 repaired, then 0008 and on
+    with db.connect() as conn:
+        upgraded = {t: _columns(conn, t) for t in ("share_movers", "share_categories")}
+        recorded = conn.execute(
+            "SELECT checksum FROM movers_internal.schema_migrations WHERE version = 7"
+        ).fetchone()
+    assert recorded is not None
+    assert (
+        recorded[0]
+        == hashlib.sha256(
+            (sql_dir() / "migrations" / "0007_movers_shares.sql").read_bytes()
+        ).hexdigest()
+    )
+    # The shape a database migrated from scratch has (the WASM server holds one database).
+    names = {t: {c for c, _ in cols} for t, cols in upgraded.items()}
+    assert "computed_at" not in names["share_movers"] | names["share_categories"]
+    assert {"market_id", "title", "outcome"} <= names["share_movers"]
+    if not db.shared_session:
+        _compare_with_fresh(db, upgraded)
+
+
+def _compare_with_fresh(db: Database, upgraded: dict[str, Any]) -> None:
+    name = db.url.rsplit("/", 1)[1] + "_fresh"
+    with psycopg.connect(db.url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    try:
+        fresh = Database(db.kind, db.url.rsplit("/", 1)[0] + f"/{name}", False)
+        prepare_schema(fresh.settings())
+        with fresh.connect() as conn:
+            assert upgraded == {t: _columns(conn, t) for t in upgraded}
+    finally:
+        with psycopg.connect(db.url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_an_applied_migration_that_changed_is_refused_naming_it(
+    db: Database, tmp_path: Path
+) -> None:
+    prepare_schema(db.settings())
+    text = (sql_dir() / "migrations" / "0005_alerts.sql").read_text()
+    edited = _folder_with(tmp_path, 99, {"0005_alerts.sql": text + "\n-- an afterthought\n"})
+    with db.connect() as conn, pytest.raises(SchemaError, match=r"migration 0005_alerts\.sql"):
+        migrate(conn, "auto", folder=edited)

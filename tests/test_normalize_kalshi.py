@@ -116,6 +116,20 @@ def test_a_missing_or_broken_field_is_an_error_not_zero(
         parse_market(raw, RECEIVED, ELON, "World")
 
 
+def test_errors_from_helpers_shared_with_polymarket_are_kalshis() -> None:
+    """Times are parsed by helpers of the Polymarket parser: their errors still count as
+    Kalshi's (movers_parse_errors_total{venue="kalshi"})."""
+    raw = copy.deepcopy(recording("kalshi/event_single_2026-01-12.json")["markets"][0])
+    raw["close_time"] = "not a time"
+    with pytest.raises(ParseError, match="close_time is not a time") as market:
+        parse_market(raw, RECEIVED, ELON, "World")
+    trade = copy.deepcopy(recording("kalshi/trades_list_2026-01-12.json")["trades"][0])
+    trade["created_time"] = 12
+    with pytest.raises(ParseError, match="created_time is not a time") as traded:
+        parse_trade(trade)
+    assert market.value.venue == traded.value.venue == "kalshi"
+
+
 def test_events_and_series() -> None:
     events = [parse_event(e) for e in recording("kalshi/events_list_2026-01-12.json")["events"]]
     assert events[0] == ELON

@@ -165,15 +165,33 @@ def test_data_api_v2_snake_case_trades() -> None:
 
 def test_fields_that_are_strings_ints_or_absent() -> None:
     raw = copy.deepcopy(recording("polymarket/gamma_market_live_2026-06.json"))
-    raw["bestBid"], raw["bestAsk"], raw["volume24hr"] = "0.2", 1, "1234.5"
+    raw["bestBid"], raw["bestAsk"], raw["volume24hr"] = "0.2", 0.3, "1234.5"
     del raw["lastTradePrice"]
     del raw["liquidityNum"]
     parsed = parse_market(raw, RECEIVED, CONTEXT)
     yes = parsed.snapshots[0]
-    assert (yes.bid, yes.ask, yes.last_trade) == (0.2, 1.0, None)  # absent is None, not 0
-    assert yes.price == pytest.approx(0.6)  # no last trade: the midpoint
+    assert (yes.bid, yes.ask, yes.last_trade) == (0.2, 0.3, None)  # absent is None, not 0
+    assert yes.price == pytest.approx(0.25)  # no last trade: the midpoint
     assert parsed.market.volume_24h == 1234.5
     assert parsed.market.liquidity == float(raw["liquidity"])
+
+
+@pytest.mark.parametrize(("bid", "ask"), [(0, 1), (0, 0.4), ("0", "1")])
+def test_gammas_empty_side_placeholders_are_not_quotes(bid: object, ask: object) -> None:
+    """bestBid 0 / bestAsk 1 stand for an empty side (API_NOTES §1.2): no bid or ask stored, no
+    midpoint made of them; the price is the last trade, else the displayed outcomePrices."""
+    raw = copy.deepcopy(recording("polymarket/gamma_market_live_2026-06.json"))
+    raw["bestBid"], raw["bestAsk"] = bid, ask
+    raw["outcomePrices"] = '["0.37", "0.63"]'
+    del raw["lastTradePrice"]
+    yes, no = parse_market(raw, RECEIVED, CONTEXT).snapshots
+    real_ask = None if float(str(ask)) >= 1 else float(str(ask))
+    assert (yes.bid, yes.ask) == (None, real_ask)
+    assert (no.bid, no.ask) == (None if real_ask is None else pytest.approx(1 - real_ask), None)
+    assert (yes.price, no.price) == (0.37, 0.63)  # never the placeholders' 0.5
+    raw["lastTradePrice"] = 0.41
+    yes, no = parse_market(raw, RECEIVED, CONTEXT).snapshots
+    assert (yes.price, no.price) == (0.41, pytest.approx(0.59))
 
 
 @pytest.mark.parametrize(

@@ -214,7 +214,7 @@ def parse_market(
         event_id=event_ticker,
         event_title=event.title if event is not None else None,
         slug=None,
-        end_time=parse_time(raw.get("close_time"), kind, "close_time"),
+        end_time=parse_time(raw.get("close_time"), kind, "close_time", VENUE),
         volume_total=volume,
         volume_24h=volume_24h,
         liquidity=None,  # liquidity_dollars is deprecated and always "0.0000"
@@ -273,12 +273,12 @@ def parse_trade(raw: object) -> Trade:
         raise _fail(kind, "yes_price_dollars is missing")
     size = count(raw, "count", kind)
     assert size is not None
-    when = parse_time(raw.get("created_time"), kind, "created_time")
+    when = parse_time(raw.get("created_time"), kind, "created_time", VENUE)
     if when is None:
         stamp = decimal(raw, "ts", kind)
         if stamp is None:
             raise _fail(kind, "created_time is missing")
-        when = from_unix(float(stamp), kind, "ts")
+        when = from_unix(float(stamp), kind, "ts", VENUE)
     book_side = raw.get("taker_book_side")
     outcome_side = raw.get("taker_outcome_side") or raw.get("taker_side")
     side = None

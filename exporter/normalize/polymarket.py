@@ -124,23 +124,25 @@ def _string_list(raw: dict[str, Any], key: str, kind: str) -> list[str] | None:
     return [v if isinstance(v, str) else repr(v) for v in value]
 
 
-def parse_time(value: object, kind: str, key: str) -> datetime | None:
-    """ISO 8601 with ``Z`` and any fraction, or the non-ISO ``2026-05-09 02:07:01+00``."""
+def parse_time(value: object, kind: str, key: str, venue: Venue = VENUE) -> datetime | None:
+    """ISO 8601 with ``Z`` and any fraction, or the non-ISO ``2026-05-09 02:07:01+00``; a
+    failure is ``venue``'s (the Kalshi parser shares this helper)."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise _fail(kind, f"{key} is not a time: {value!r:.40}")
+        raise ParseError(venue.value, kind, f"{key} is not a time: {value!r:.40}")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise _fail(kind, f"{key} is not a time: {value!r:.40}") from None
+        raise ParseError(venue.value, kind, f"{key} is not a time: {value!r:.40}") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def from_unix(seconds: float, kind: str, key: str) -> datetime:
-    """A unix time in seconds, refused when outside 1970..5138 rather than overflowing."""
+def from_unix(seconds: float, kind: str, key: str, venue: Venue = VENUE) -> datetime:
+    """A unix time in seconds, refused when outside 1970..5138 rather than overflowing; a
+    failure is ``venue``'s."""
     if not 0 <= seconds < 1e11:
-        raise _fail(kind, f"{key} is out of range: {seconds}")
+        raise ParseError(venue.value, kind, f"{key} is out of range: {seconds}")
     return datetime.fromtimestamp(seconds, UTC)
 
 
@@ -272,11 +274,18 @@ def _gamma_snapshots(
     liquidity: float | None,
 ) -> list[Snapshot]:
     """Gamma's quote fields are the first outcome's; a binary market's second outcome mirrors
-    them (a NO bid at 1 - p is a YES ask at p)."""
+    them (a NO bid at 1 - p is a YES ask at p). Without a quote on either side, the price is the
+    last trade, else the displayed ``outcomePrices``."""
     kind = "market"
     bid = _probability(raw, "bestBid", kind)
     ask = _probability(raw, "bestAsk", kind)
     last = _probability(raw, "lastTradePrice", kind)
+    # Gamma renders an empty book side as bestBid 0 / bestAsk 1 (API_NOTES §1.2): those are not
+    # quotes (nobody bids 0 or asks 1), so the side is unknown and no price comes from it.
+    if bid is not None and bid <= 0:
+        bid = None
+    if ask is not None and ask >= 1:
+        ask = None
     quotes: list[tuple[float | None, float | None, float | None]] = [(bid, ask, last)]
     if len(tokens) == 2:
         quotes.append(

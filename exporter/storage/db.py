@@ -22,6 +22,9 @@ def connection_kwargs(db: DatabaseConfig) -> dict[str, Any]:
     }
     if not db.prepared_statements:
         kwargs["prepare_threshold"] = None
+    if db.password is not None:
+        # Beside the URL, never pasted into it: any character works (`@ / : + %` included).
+        kwargs["password"] = db.password.get_secret_value()
     return kwargs
 
 
