@@ -4,6 +4,7 @@ healthchecks, the demo profile."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from tests.alerting import REPO, run
+from tests.servers import running_postgres
 
 ENV_EXAMPLE = REPO / ".env.example"
 
@@ -133,3 +135,41 @@ def test_the_demo_profile_adds_the_simulator(tmp_path: Path) -> None:
     assert demo["exporter"]["environment"]["MOVERS_SIMULATOR"] == "simulator"
     entrypoint = (REPO / "docker" / "entrypoint.sh").read_text()
     assert "MOVERS__VENUES__POLYMARKET__GAMMA_URL" in entrypoint
+
+
+def test_the_database_is_healthy_only_once_it_listens_on_tcp(tmp_path: Path) -> None:
+    """The image's init-time server listens on its socket only; the exporter must not start
+    against it, so the healthcheck asks over TCP (the port is the test cluster's)."""
+    test = _config(tmp_path)["services"]["timescaledb"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    socket_dir = "unix_socket_directories='/var/run/postgresql'"
+    for settings, healthy in (((socket_dir, "listen_addresses=''"), False), ((socket_dir,), True)):
+        with running_postgres(settings) as server:
+            env = {"PATH": os.environ["PATH"], "PGPORT": str(server.port)}
+            check = subprocess.run(["/bin/sh", "-c", test[1]], env=env, capture_output=True,
+                                   check=False, timeout=30)  # fmt: skip
+            assert (check.returncode == 0) is healthy, (settings, check.stdout, check.stderr)
+
+
+def test_outside_the_demo_profile_the_exporter_does_not_wait_for_a_simulator(
+    tmp_path: Path,
+) -> None:
+    """docker/entrypoint.sh with compose's environment (MOVERS_SIMULATOR=simulator) on a network
+    where no simulator runs: one name lookup, then `movers run` with the real venues."""
+    env = _config(tmp_path)["services"]["exporter"]["environment"]
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    calls = tmp_path / "getent-calls"
+    (stubs / "getent").write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 2\n')
+    (stubs / "movers").write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "movers-args"}\nenv\n')
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    result = subprocess.run(
+        ["/bin/sh", str(REPO / "docker" / "entrypoint.sh"), "run"],
+        env={**{k: str(v) for k, v in env.items()}, "PATH": f"{stubs}:/usr/bin:/bin"},
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "movers-args").read_text().split() == ["run"]
+    assert calls.read_text().splitlines() == ["hosts simulator"]
+    assert "MOVERS__VENUES__" not in result.stdout

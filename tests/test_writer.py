@@ -113,6 +113,31 @@ async def test_restart_remembers_the_last_row_inside_the_heartbeat(
     assert (result.written, result.unchanged) == (0, 1)
 
 
+async def test_a_restart_knows_each_venues_newest_rows_before_it_writes(
+    store: tuple[Writer, Database],
+) -> None:
+    """The ingest-lag gauges read ``newest``: after a restart with unchanged prices (or during a
+    venue outage) they must come from what is stored, older than the heartbeat included."""
+    writer, _db = store
+    now = datetime.now(UTC)
+    await writer.write_snapshots([
+        Snapshot(now - timedelta(hours=3), "kalshi:K", 0.3),
+        Snapshot(now - timedelta(minutes=2), "polymarket:111", 0.5),
+        Snapshot(now - timedelta(minutes=4), "polymarket:222", 0.5),
+    ])  # fmt: skip
+    await writer.write_trades([
+        Trade(now - timedelta(minutes=7), "kalshi:K", Venue.KALSHI, "u-1", 0.3, 2.0, Side.BUY),
+    ])  # fmt: skip
+    restarted = Writer(writer.pool, writer.mode, HEARTBEAT)
+    assert restarted.newest == {}
+    await restarted.prime()
+    assert restarted.newest == {
+        ("snapshots", "kalshi"): now - timedelta(hours=3),
+        ("snapshots", "polymarket"): now - timedelta(minutes=2),
+        ("trades", "kalshi"): now - timedelta(minutes=7),
+    }
+
+
 async def test_a_bad_row_is_rejected_alone(store: tuple[Writer, Database]) -> None:
     writer, db = store
     batch = [

@@ -343,6 +343,7 @@ class Writer:
         async with self._connection() as conn:
             cur = await conn.execute(query, (self.changes.heartbeat,))
             rows = await cur.fetchall()
+            await self._load_newest(conn)
         self.changes.remember(
             Snapshot(time=t, outcome_id=o, price=p, bid=b, ask=a, last_trade=lt)
             for o, t, p, b, a, lt in rows
@@ -656,6 +657,22 @@ class Writer:
         if self._direct is not None:
             return _borrowed(self._direct)
         return _translated(self.pool)
+
+    async def _load_newest(self, conn: Any) -> None:
+        """Each venue's newest stored snapshot and trade, so the ingest-lag gauges are there from
+        the start (a restart during a venue outage still raises IngestStale). One backward index
+        scan per venue and table."""
+        for table, where in (("snapshots", "outcome_id LIKE %s"), ("trades", "venue = %s")):
+            for venue in Venue:
+                pattern = f"{venue.value}:%" if table == "snapshots" else venue.value
+                cur = await conn.execute(
+                    f"SELECT time FROM {table} WHERE {where} ORDER BY time DESC LIMIT 1",
+                    (pattern,),
+                )
+                row = await cur.fetchone()
+                known = self.newest.get((table, venue.value))
+                if row is not None and (known is None or row[0] > known):
+                    self.newest[(table, venue.value)] = row[0]
 
     def _note_newest(self, table: str, rows: Sequence[Snapshot] | Sequence[Trade]) -> None:
         for row in rows:
