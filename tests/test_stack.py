@@ -371,3 +371,43 @@ def _grafana_sql(grafana: dict[str, Any], network: Network, shared: bool) -> Non
                             run_query(conn, sql)
                         except psycopg.Error as exc:
                             raise AssertionError(f"{name} / {panel['title']}: {exc}") from None
+
+
+async def test_with_only_discord_set_alerts_reach_discord_and_nothing_fails(
+    tmp_path: Path,
+) -> None:
+    """A user who fills in only the Discord URLs: no file to edit, every alert reaches Discord,
+    and Alertmanager never tries (and fails) to send to Slack."""
+    chat = ChatStandIn()
+    await chat.start()
+    try:
+        hooks = f"http://127.0.0.1:{chat.port}"
+        env = user_env(hooks, SLACK_MARKETS_WEBHOOK_URL="", SLACK_OPS_WEBHOOK_URL="")
+        services = compose_config(env, tmp_path)["services"]
+        container = Container(tmp_path / "alertmanager-fs", Network("127.0.0.1:5432"), binaries())
+        command, am_env = alertmanager_command(services["alertmanager"], container)
+        am = Process("alertmanager", command, am_env, tmp_path / "alertmanager.log")
+        try:
+            wait_http(f"{ALERTMANAGER}/-/ready", am)
+            alerts = [*_group_of_movers(1), {
+                "labels": {"alertname": "VenueErrorsHigh", "severity": "warning", "area": "ops",
+                           "venue": "kalshi"},
+                "annotations": {"summary": "12% of kalshi requests fail"},
+            }]  # fmt: skip
+            async with httpx.AsyncClient() as client:
+                response = await client.post(f"{ALERTMANAGER}/api/v2/alerts", json=alerts)
+                assert response.status_code == 200, response.text
+            await chat.wait_for("/discord/markets", lambda t: "Group mover 00" in t, 60, "market")
+            await chat.wait_for("/discord/ops", lambda t: "12% of kalshi" in t, 60, "ops")
+            async with httpx.AsyncClient() as client:
+                metrics = (await client.get(f"{ALERTMANAGER}/metrics")).text
+            slack = [
+                line for line in metrics.splitlines()
+                if line.startswith("alertmanager_notifications") and 'integration="slack"' in line
+                and not line.rstrip().endswith(" 0")
+            ]  # fmt: skip
+            assert not slack, slack
+        finally:
+            am.stop()
+    finally:
+        await chat.stop()
