@@ -122,8 +122,19 @@ class KalshiStreamer:
                     await self._serve(ws)
             except InvalidStatus as exc:
                 self.events["refused"] += 1
-                log.warning("stream handshake refused", venue="kalshi",
-                            status=exc.response.status_code)  # fmt: skip
+                status = exc.response.status_code
+                if status in (401, 403):
+                    # The key is not accepted: trying again cannot help. REST keeps polling the
+                    # hot set (the stream is down), until the key is fixed and the exporter
+                    # restarted.
+                    log.error(
+                        "stream handshake refused: the API key is not accepted; streaming stops,"
+                        " REST polls the hot set",
+                        venue="kalshi",
+                        status=status,
+                    )
+                    return
+                log.warning("stream handshake refused", venue="kalshi", status=status)
             except (OSError, TimeoutError, WebSocketException) as exc:
                 self.events["closed"] += 1
                 log.info("stream closed", venue="kalshi", error=type(exc).__name__)
