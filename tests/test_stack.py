@@ -308,6 +308,14 @@ async def _run(
         unhealthy = [(g["name"], r["name"], r.get("lastError")) for g in groups
                      for r in g["rules"] if r["health"] != "ok"]  # fmt: skip
         assert not unhealthy, unhealthy
+        # The self-monitoring rules read Prometheus's and Alertmanager's own metrics: each name
+        # exists in the versions compose pins.
+        exprs = [r["query"] for g in groups for r in g["rules"]]
+        own = {n for e in exprs for n in re.findall(r"\b((?:prometheus|alertmanager)_[a-z_]+)", e)}
+        assert own
+        for name in sorted(own):
+            found = (await client.get("/api/v1/series", params={"match[]": name})).json()
+            assert found["data"], f"no series {name} (read by a rule)"
         # Grafana's Prometheus datasource: every dashboard PromQL query answers with data.
         now = datetime.now(UTC)
         span = TimeRange(now - timedelta(minutes=5), now, interval=timedelta(seconds=15))
