@@ -55,6 +55,33 @@ def prom_target(
     return target
 
 
+LEGEND = {"showLegend": True, "displayMode": "list", "placement": "bottom", "calcs": []}
+TOOLTIP = {"mode": "multi", "sort": "none"}
+PANEL_OPTIONS: dict[str, dict[str, Any]] = {
+    "timeseries": {"legend": LEGEND, "tooltip": TOOLTIP},
+    "state-timeline": {"legend": LEGEND, "tooltip": TOOLTIP},
+    "candlestick": {"legend": LEGEND, "tooltip": TOOLTIP, "fields": {}},
+    "barchart": {"legend": LEGEND, "tooltip": TOOLTIP, "stacking": "none",
+                 "xTickLabelMaxLength": 0},
+    "bargauge": {"legend": LEGEND, "valueMode": "color", "namePlacement": "auto",
+                 "sizing": "auto"},
+    "stat": {"colorMode": "value", "justifyMode": "auto", "textMode": "auto",
+             "percentChangeColorMode": "standard", "orientation": "auto"},
+}  # fmt: skip
+"""Each panel type's options that Grafana's schema requires and gives no default for, set to
+what Grafana's editor starts a new panel with (tests/test_grafana.py validates every dashboard
+against the schema); a panel's own options win."""
+FIELD_CUSTOM: dict[str, dict[str, Any]] = {"table": {"align": "auto"}}
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        out[key] = _merged(base[key], value) if both else value
+    return out
+
+
 def panel(
     kind: str,
     title: str,
@@ -75,8 +102,8 @@ def panel(
         defaults["unit"] = unit
     if decimals is not None:
         defaults["decimals"] = decimals
-    if custom:
-        defaults["custom"] = custom
+    if custom or kind in FIELD_CUSTOM:
+        defaults["custom"] = _merged(FIELD_CUSTOM.get(kind, {}), custom or {})
     if thresholds:
         defaults["thresholds"] = {"mode": "absolute", "steps": thresholds}
     if mappings:
@@ -88,7 +115,7 @@ def panel(
         "datasource": targets[0]["datasource"],
         "targets": targets,
         "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
-        "options": options or {},
+        "options": _merged(PANEL_OPTIONS.get(kind, {}), options or {}),
     }
 
 
@@ -109,8 +136,12 @@ MOVE_COLOURS = [
     {"color": "green", "value": 0.000001},
 ]
 
-DETAIL = "/d/movers-market?var-market=${__data.fields.market_id}&${__url_time_range}"
-"""Market Detail for the row's market, keeping the time range."""
+DETAIL = (
+    "/d/movers-market?var-market=${__data.fields.market_id}"
+    "&var-outcome=${__data.fields.outcome_id}&${__url_time_range}"
+)
+"""Market Detail on the row's outcome (a move of "Yes" opens "Yes", not its mirror), keeping the
+time range."""
 
 
 def detail_link(field: str, *before: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +151,7 @@ def detail_link(field: str, *before: dict[str, Any]) -> dict[str, Any]:
 
 def mover_columns(names: bool = False) -> list[dict[str, Any]]:
     """Units and colours of the movers table's price and move columns; ``url`` and
-    ``market_id`` are there for the links only."""
+    ``market_id`` and ``outcome_id`` are there for the links only."""
     label = (lambda text: [("displayName", text)]) if names else (lambda text: [])
     return [
         override("price_then", ("unit", "percentunit"), ("decimals", 1), *label("Then")),
@@ -130,16 +161,25 @@ def mover_columns(names: bool = False) -> list[dict[str, Any]]:
                  ("custom.cellOptions", {"type": "color-text"})),
         override("url", ("custom.hidden", True)),
         override("market_id", ("custom.hidden", True)),
+        override("outcome_id", ("custom.hidden", True)),
     ]  # fmt: skip
 
 
 def query_variable(
-    name: str, label: str, query: str, *, multi: bool = True, include_all: bool = True
+    name: str,
+    label: str,
+    query: str,
+    *,
+    multi: bool = True,
+    include_all: bool = True,
+    sort: int = 1,
 ) -> dict[str, Any]:
+    """A SQL query variable; ``sort`` 1 sorts the options alphabetically, 0 keeps the query's
+    order."""
     variable: dict[str, Any] = {
         "type": "query", "name": name, "label": label, "datasource": SQL,
         "query": " ".join(query.split()), "definition": " ".join(query.split()),
-        "refresh": 2, "multi": multi, "includeAll": include_all, "sort": 1,
+        "refresh": 2, "multi": multi, "includeAll": include_all, "sort": sort,
         "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if include_all else {},
     }  # fmt: skip
     if include_all:
@@ -303,7 +343,7 @@ def top_movers() -> dict[str, Any]:
                 [
                     sql_target(f"""
                 SELECT rank, title AS market, outcome, price_then, price_now, move_pp,
-                       volume_24h, spread, category, venue, url, market_id
+                       volume_24h, spread, category, venue, url, market_id, outcome_id
                 FROM movers WHERE {where} ORDER BY rank LIMIT 200""")
                 ],
                 no_value="No movers yet: the first refresh runs about a minute after start, and a "
@@ -421,7 +461,7 @@ def category_trends() -> dict[str, Any]:
                 [
                     sql_target("""
                 SELECT category_rank AS rank, title AS market, outcome, price_then, price_now,
-                       move_pp, volume_24h, venue, url, market_id
+                       move_pp, volume_24h, venue, url, market_id, outcome_id
                 FROM movers WHERE window_label = '$window' AND category = '$focus'
                 ORDER BY category_rank, venue LIMIT 50""")
                 ],
@@ -460,17 +500,23 @@ def _ohlc(columns: str) -> str:
 
 def market_detail() -> dict[str, Any]:
     grid = Layout()
+    # Open markets first, by 24 h volume; typing in the picker searches every market, resolved and
+    # long-tail ones included ($__searchFilter is what is typed, followed by %).
     market = query_variable(
         "market", "Market",
-        """SELECT title || ' · ' || venue AS __text, market_id AS __value FROM markets
-           WHERE status = 'open' ORDER BY volume_24h DESC NULLS LAST LIMIT 5000""",
-        multi=False, include_all=False,
+        """SELECT title || ' · ' || venue
+                  || CASE WHEN status = 'open' THEN '' ELSE ' · ' || status END AS __text,
+                  market_id AS __value
+           FROM markets
+           WHERE title ILIKE '%' || '$__searchFilter' OR market_id LIKE '$__searchFilter'
+           ORDER BY status = 'open' DESC, volume_24h DESC NULLS LAST, market_id LIMIT 1000""",
+        multi=False, include_all=False, sort=0,
     )  # fmt: skip
     outcome = query_variable(
         "outcome", "Outcome",
         "SELECT name AS __text, outcome_id AS __value FROM outcomes"
         " WHERE market_id = '$market' ORDER BY position",
-        multi=False, include_all=False,
+        multi=False, include_all=False, sort=0,
     )  # fmt: skip
     panels = [
         grid.place(
@@ -852,7 +898,8 @@ def traders() -> dict[str, Any]:
                 [
                     sql_target("""
                 SELECT t.time, m.title AS market, o.name AS outcome, t.side, t.price, t.size,
-                       t.price * t.size AS notional, t.trader, m.venue, m.market_id
+                       t.price * t.size AS notional, t.trader, m.venue, m.market_id,
+                       t.outcome_id
                 FROM trades t JOIN outcomes o ON o.outcome_id = t.outcome_id
                 JOIN markets m ON m.market_id = o.market_id
                 WHERE $__timeFilter(t.time) AND t.price * t.size >= $min_notional
@@ -865,6 +912,7 @@ def traders() -> dict[str, Any]:
                     override("notional", ("unit", "currencyUSD")),
                     detail_link("market"),
                     override("market_id", ("custom.hidden", True)),
+                    override("outcome_id", ("custom.hidden", True)),
                 ],
             ),
             24,

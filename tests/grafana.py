@@ -11,6 +11,7 @@ or include-all variable becomes a comma-separated list of quoted strings, "All" 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,7 +71,9 @@ def substitute(text: str, values: dict[str, str]) -> str:
     return text
 
 
-def expand_sql(sql: str, span: TimeRange, values: dict[str, str], timescale: bool) -> str:
+def expand_sql(
+    sql: str, span: TimeRange, values: dict[str, str], timescale: bool, search: str = ""
+) -> str:
     def group(match: re.Match[str]) -> str:
         column, interval = (part.strip() for part in match.group(1).split(","))
         interval = interval.strip("'")
@@ -90,6 +93,8 @@ def expand_sql(sql: str, span: TimeRange, values: dict[str, str], timescale: boo
     sql = sql.replace("$__timeFrom()", f"'{span.iso(span.start)}'")
     sql = sql.replace("$__timeTo()", f"'{span.iso(span.end)}'")
     sql = sql.replace("$__interval", f"'{_interval_text(span.interval)}'")
+    # A query variable's search box: what is typed, then "%"; "%" alone before anything is typed.
+    sql = sql.replace("$__searchFilter", search + "%")
     expanded = substitute(sql, values)
     assert "$" not in expanded.replace("$$", ""), f"unexpanded macro or variable: {expanded}"
     return expanded
@@ -149,3 +154,98 @@ def resolve_variables(
             chosen = options
         values[variable["name"]] = format_variable(chosen, variable)
     return values
+
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "grafana-schemas"
+"""Grafana's own dashboard and panel JSON schemas (grafana-foundation-sdk, copied in shared/)."""
+
+
+def _schema(name: str) -> dict[str, Any]:
+    folder = Path(os.environ.get("MOVERS_SHARED_DIR", SCHEMAS.parent)) / "grafana-schemas"
+    loaded: dict[str, Any] = json.loads((folder / f"{name}.jsonschema.json").read_text())
+    return loaded
+
+
+def _as_loaded(board: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard with what Grafana fills in itself on load, and only that: a panel link's
+    ``icon``, ``tooltip`` and ``targetBlank``, a variable's ``current`` text and value."""
+    board = json.loads(json.dumps(board))
+    for item in [
+        *board.get("links", []),
+        *(p for p in board["panels"] for p in p.get("links", [])),
+    ]:
+        item.setdefault("icon", "external link")
+        item.setdefault("tooltip", "")
+        item.setdefault("targetBlank", False)
+        item.setdefault("type", "link")
+        for key in ("asDropdown", "includeVars", "keepTime"):
+            item.setdefault(key, False)
+        item.setdefault("tags", [])
+    for variable in board["templating"]["list"]:
+        current = variable.setdefault("current", {})
+        current.setdefault("text", "")
+        current.setdefault("value", "")
+    return board
+
+
+def _fill_defaults(node: dict[str, Any], value: Any, definitions: dict[str, Any]) -> None:
+    """Set each missing required property that has a default in ``node``; recurse into the
+    objects present."""
+    while "$ref" in node:
+        node = definitions[node["$ref"].rsplit("/", 1)[1]]
+    if not isinstance(value, dict) or node.get("type") != "object":
+        return
+    properties = node.get("properties", {})
+    for key in node.get("required", []):
+        target = properties.get(key, {})
+        while "$ref" in target:
+            target = definitions[target["$ref"].rsplit("/", 1)[1]]
+        if key not in value and "default" in target:
+            value[key] = json.loads(json.dumps(target["default"]))
+    for key, item in value.items():
+        if key in properties:
+            _fill_defaults(properties[key], item, definitions)
+
+
+def schema_errors(board: dict[str, Any]) -> list[str]:
+    """Where the dashboard departs from Grafana's dashboard schema, and each panel's options and
+    custom field config from its panel type's schema."""
+    from jsonschema import Draft7Validator
+
+    def check(schema: dict[str, Any], value: Any, where: str) -> list[str]:
+        validator = Draft7Validator(schema)
+        return [
+            f"{where}/{'/'.join(str(p) for p in e.absolute_path)}: {e.message}"
+            for e in validator.iter_errors(value)
+        ]
+
+    loaded = _as_loaded(board)
+    dashboard = _schema("dashboard")
+    # CUE's `_` (any JSON value) comes out of the generator as an object: an override's value
+    # ("percentunit", true, a list of links) and a matcher's options (a field name) are any.
+    for definition, key in (("DynamicConfigValue", "value"), ("MatcherConfig", "options")):
+        dashboard["definitions"][definition]["properties"][key] = {}
+    errors = check(dashboard, loaded, "dashboard")
+    for panel in loaded["panels"]:
+        if panel["type"] == "row":
+            continue
+        kind = _schema(panel["type"].replace("-", ""))
+        definitions = kind["definitions"]
+        where = f"panel {panel.get('title')!r} ({panel['type']})"
+        # The panel plugin's defaults, which Grafana merges in on load: only options the schema
+        # gives a default may be left out.
+        _fill_defaults(definitions["Options"], panel.setdefault("options", {}), definitions)
+        if "FieldConfig" in definitions:
+            custom = panel.setdefault("fieldConfig", {}).setdefault("defaults", {})
+            _fill_defaults(definitions["FieldConfig"], custom.setdefault("custom", {}), definitions)
+        errors += check(
+            {"$ref": "#/definitions/Options", "definitions": definitions},
+            panel.get("options", {}), f"{where} options",
+        )  # fmt: skip
+        if "FieldConfig" in definitions:
+            errors += check(
+                {"$ref": "#/definitions/FieldConfig", "definitions": definitions},
+                panel.get("fieldConfig", {}).get("defaults", {}).get("custom", {}),
+                f"{where} fieldConfig.defaults.custom",
+            )  # fmt: skip
+    return errors

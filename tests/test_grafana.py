@@ -5,6 +5,7 @@ simulator run (macros expanded as Grafana documents them, tests/grafana.py)."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import importlib.util
 import os
 import re
@@ -30,6 +31,7 @@ from tests.grafana import (
     panels,
     resolve_variables,
     run_query,
+    schema_errors,
 )
 
 PROVISIONING = REPO / "grafana" / "provisioning"
@@ -281,3 +283,92 @@ def test_every_sql_query_runs_and_returns_rows_with_the_expected_columns(
             if panel is not None:
                 missing = _expected_columns(panel) - set(columns)
                 assert not missing, (board_name, title, missing)
+
+
+def test_dashboards_validate_against_grafanas_own_schema() -> None:
+    """Grafana's dashboard JSON schema and each panel type's options schema (shared/
+    grafana-schemas, from grafana-foundation-sdk), allowing only what Grafana fills in on load
+    (tests/grafana.py says what)."""
+    for name, board in dashboards().items():
+        errors = schema_errors(board)
+        assert not errors, (name, errors[:10])
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda b: b["panels"][0]["options"].update(colourMode="value"), "colourMode"),
+        (lambda b: b["panels"][4]["options"].update(cellHeight="huge"), "huge"),
+        (lambda b: b.pop("schemaVersion"), "schemaVersion"),
+        (lambda b: b["templating"]["list"][0].update(sort="alphabetical"), "alphabetical"),
+        (lambda b: b["panels"][0]["fieldConfig"]["defaults"].update(colour="red"), "colour"),
+    ],
+)
+def test_the_schema_check_refuses_what_grafana_would_not_load(change: Any, expected: str) -> None:
+    board = copy.deepcopy(dashboards()["top-movers.json"])
+    change(board)
+    assert any(expected in error for error in schema_errors(board)), schema_errors(board)
+
+
+def _variable(board: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(v for v in board["templating"]["list"] if v["name"] == name)
+
+
+def test_every_market_detail_link_names_the_outcome() -> None:
+    """A move of "Yes" must open the "Yes" chart, not the first outcome of its market."""
+    found = 0
+    for name, board in dashboards().items():
+        for panel in panels(board):
+            for item in panel.get("fieldConfig", {}).get("overrides", []):
+                for prop in item["properties"]:
+                    for target in prop["value"] if prop["id"] == "links" else []:
+                        if "/d/movers-market" not in target["url"] or name == "alerts.json":
+                            continue
+                        found += 1
+                        assert "var-outcome=${__data.fields.outcome_id}" in target["url"], (
+                            name, panel["title"])  # fmt: skip
+    assert found >= 4
+
+
+@pytest.mark.db
+def test_market_detail_opens_the_linked_outcome_and_its_picker_finds_any_market(
+    filled: Database,
+) -> None:
+    board = dashboards()["market-detail.json"]
+    market, outcome = _variable(board, "market"), _variable(board, "outcome")
+    assert market["sort"] == outcome["sort"] == 0  # the queries' own order
+    timescale = filled.kind == "timescale"
+    now = datetime.now(UTC)
+    span = TimeRange(now - timedelta(hours=1), now)
+    with filled.connect(autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT market_id, outcome_id FROM outcomes WHERE position = 1 ORDER BY 1 LIMIT 1"
+        ).fetchone()
+        assert row is not None
+        _, options = run_query(conn, expand_sql(outcome["query"], span, {"market": row[0]},
+                                                timescale))  # fmt: skip
+        values = [o[1] for o in options]
+        assert row[1] in values
+        assert values.index(row[1]) == 1  # by position: "Yes", then "No"
+        # Before anything is typed: open markets first, busiest first.
+        _, listed = run_query(conn, expand_sql(market["query"], span, {}, timescale))
+        ids = [r[1] for r in listed]
+        stored = conn.execute(
+            "SELECT market_id FROM markets"
+            " ORDER BY status = 'open' DESC, volume_24h DESC NULLS LAST, market_id LIMIT 1000"
+        ).fetchall()
+        assert ids == [r[0] for r in stored]
+        # Typing finds a market that is not open, and one by its id.
+        conn.execute(
+            "INSERT INTO markets (market_id, venue, native_id, title, category, status,"
+            " first_seen, last_seen) VALUES ('kalshi:ZZ-RESOLVED', 'kalshi', 'ZZ-RESOLVED',"
+            " 'Zebra crossing vote', 'Other', 'resolved', now(), now()) ON CONFLICT DO NOTHING"
+        )
+        try:
+            for typed in ("zebra cross", "kalshi:ZZ-RES"):
+                sql = expand_sql(market["query"], span, {}, timescale, search=typed)
+                found = run_query(conn, sql)[1]
+                assert [r[1] for r in found] == ["kalshi:ZZ-RESOLVED"], typed
+                assert found[0][0].endswith(" · resolved")
+        finally:
+            conn.execute("DELETE FROM markets WHERE market_id = 'kalshi:ZZ-RESOLVED'")
