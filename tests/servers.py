@@ -38,7 +38,9 @@ class NativePostgres:
     """A fresh cluster on a free port (as the postgres user when root: initdb refuses root),
     which a test may stop and start again (a database outage)."""
 
-    def __init__(self, settings: tuple[str, ...] = ()) -> None:
+    def __init__(self, settings: tuple[str, ...] = (), host_auth: str = "trust") -> None:
+        self.host_auth = host_auth
+        """How TCP clients authenticate (``scram-sha-256`` checks passwords)."""
         bindir = pg_bindir()
         if bindir is None:
             raise ServerUnavailable(
@@ -65,7 +67,8 @@ class NativePostgres:
 
     def init(self) -> None:
         self._ctl_run(
-            [str(self.bindir / "initdb"), "-D", str(self.data / "db"), "-A", "trust", "-U",
+            [str(self.bindir / "initdb"), "-D", str(self.data / "db"), "--auth-local=trust",
+             f"--auth-host={self.host_auth}", "-U",
              "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]
         )  # fmt: skip
 
@@ -101,8 +104,10 @@ def native_postgres(settings: tuple[str, ...] = ()) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def running_postgres(settings: tuple[str, ...] = ()) -> Iterator[NativePostgres]:
-    server = NativePostgres(settings)
+def running_postgres(
+    settings: tuple[str, ...] = (), host_auth: str = "trust"
+) -> Iterator[NativePostgres]:
+    server = NativePostgres(settings, host_auth)
     try:
         server.init()
         server.start()

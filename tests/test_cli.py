@@ -11,8 +11,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.conftest import Database
+from tests.servers import running_postgres
 
 pytestmark = pytest.mark.db
 
@@ -93,3 +95,41 @@ def _rolled_up(db: Database) -> bool:
             "SELECT isfinite(watermark) FROM movers_internal.rollup_state WHERE name = 'ohlc_1m'"
         ).fetchone()
     return bool(row and row[0])
+
+
+def test_any_password_works_given_beside_the_url(tmp_path: Path) -> None:
+    """MOVERS_DATABASE_PASSWORD (what compose passes): every character works, `@ / : + %` and a
+    space included, against a server that checks passwords; a wrong one fails unechoed."""
+    password = "p@ss/wo:rd+%41 x"
+    with running_postgres(host_auth="scram-sha-256") as server:
+        with psycopg.connect(host=str(server.data), port=server.port, user="postgres",
+                             dbname="postgres", autocommit=True) as admin:  # fmt: skip
+            admin.execute(
+                sql.SQL("CREATE ROLE movers LOGIN SUPERUSER PASSWORD {}").format(password)
+            )
+            admin.execute("CREATE DATABASE movers OWNER movers")
+        config = tmp_path / "movers.yaml"
+        config.write_text("logging:\n  format: json\n" + NO_VENUES)
+        url = f"postgresql://movers@127.0.0.1:{server.port}/movers"
+        base = {**os.environ, "MOVERS_CONFIG": str(config), "MOVERS_DATABASE_URL": url}
+
+        def migrate(given: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "exporter", "migrate"],
+                env={**base, "MOVERS_DATABASE_PASSWORD": given},
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+
+        right = migrate(password)
+        assert right.returncode == 0, right.stderr
+        wrong = migrate(password + "!")
+        assert wrong.returncode == 1
+        assert "password authentication failed" in wrong.stderr
+        assert password not in wrong.stderr + wrong.stdout
+        shown = subprocess.run(
+            [sys.executable, "-m", "exporter", "check-config"],
+            env={**base, "MOVERS_DATABASE_PASSWORD": password},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert password not in shown.stdout + shown.stderr
