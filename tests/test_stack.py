@@ -287,6 +287,9 @@ async def _run(
         )  # fmt: skip
         assert "kalshi.com/" in text
     print(f"jumps notified {time.monotonic() - sim_started:.0f} s after the simulator started")
+    # The image's own healthcheck (the Dockerfile's HEALTHCHECK) passes on the running exporter.
+    health = image.run(image.healthcheck, entrypoint=False, timeout=30)
+    assert health.returncode == 0, health.stderr
 
     # Every scrape target is up and no exporter label was renamed by the scrape.
     async with httpx.AsyncClient(base_url=PROMETHEUS, timeout=10) as client:
