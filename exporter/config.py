@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
@@ -267,7 +267,10 @@ class VenuesConfig(_Section):
 
 
 class MetricsConfig(_Section):
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
+    """Loopback by default: /metrics and the alert-history webhook are for this machine only.
+    The image sets 0.0.0.0 (MOVERS__METRICS__HOST) so Prometheus and Alertmanager reach it on
+    the compose network."""
     port: int = Field(default=9464, ge=1, le=65535)
 
 
@@ -541,15 +544,31 @@ def load_settings(
         raise ConfigError([("(file)", "no such file")], str(file_path))
     if not isinstance(raw, dict):
         raise ConfigError([("(top level)", "must be a mapping of sections")], str(file_path))
-    for key_path, variable in ENV_ONLY.items():
-        if _lookup(raw, key_path) is not None:
-            raise ConfigError(
-                [(".".join(key_path), f"is a secret: set {variable} or use a file, not YAML")],
-                str(file_path),
-            )
-    merged = _apply_environment(raw, env)
+    secrets = [
+        (".".join(key_path), f"is a secret: set {variable} or use a file, not YAML")
+        for key_path, variable in ENV_ONLY.items()
+        if _lookup(raw, key_path) is not None
+    ]
+    if secrets:
+        raise ConfigError(secrets, str(file_path))
+    merged, origins = _apply_environment(raw, env)
     source = str(file_path) if file_path.exists() else "configuration (defaults + environment)"
-    return validate_settings(merged, source)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        problems = [_blame(path, why, origins) for path, why in describe_errors(exc)]
+        raise ConfigError(problems, source) from None
+
+
+def _blame(path: str, why: str, origins: Mapping[tuple[str, ...], str]) -> tuple[str, str]:
+    """A problem in a key that an environment variable set (or under one it created) is that
+    variable's, not the file's."""
+    parts = tuple(path.split("."))
+    for key_path, variable in origins.items():
+        shorter = min(len(parts), len(key_path))
+        if parts[:shorter] == key_path[:shorter]:
+            return variable, f"{why} (sets {path})"
+    return path, why
 
 
 def validate_settings(data: Mapping[str, Any], source: str = "configuration") -> Settings:
@@ -626,13 +645,18 @@ def _assign(data: dict[str, Any], path: tuple[str, ...], value: object) -> None:
     node[path[-1]] = value
 
 
-def _apply_environment(raw: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+def _apply_environment(
+    raw: Mapping[str, Any], env: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """The file's data with the environment applied, and which variable set which key path."""
     merged: dict[str, Any] = _deep_copy(raw)
+    origins: dict[tuple[str, ...], str] = {}
     for name in sorted(env):
         if name.startswith(_GENERIC_PREFIX):
             path = tuple(part.lower() for part in name[len(_GENERIC_PREFIX) :].split("__"))
             if all(path):
                 _assign(merged, path, yaml.safe_load(env[name]) if env[name] else None)
+                origins[path] = name
     for variable, path in ENV_OVERRIDES.items():
         value = env.get(variable)
         file_name = env.get(f"{variable}_FILE")
@@ -643,7 +667,8 @@ def _apply_environment(raw: Mapping[str, Any], env: Mapping[str, str]) -> dict[s
                 raise ConfigError([(f"{variable}_FILE", f"cannot read: {exc.strerror}")]) from None
         if value:
             _assign(merged, path, value)
-    return merged
+            origins[path] = variable if env.get(variable) else f"{variable}_FILE"
+    return merged, origins
 
 
 def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -662,6 +687,31 @@ def redact_dsn(dsn: str) -> str:
         query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     return re.sub(r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn)
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the configuration holds, as logged text would carry it (the logs mask them)."""
+    values = [
+        item.get_secret_value()
+        for item in (
+            settings.database.password,
+            settings.database.grafana_password,
+            settings.venues.kalshi.api_key_id,
+            settings.venues.kalshi.private_key,
+            settings.alerts.webhook_token,
+        )
+        if item is not None
+    ]
+    dsn = settings.database.url.get_secret_value()
+    if "://" in dsn:
+        password = urlsplit(dsn).password
+        if password:
+            values += [password, unquote(password)]
+    else:
+        values += [
+            m.strip("'") for m in re.findall(r"(?i)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn)
+        ]
+    return values
 
 
 def redacted(settings: Settings) -> dict[str, Any]:

@@ -209,3 +209,41 @@ def test_redacted_never_contains_secret_values() -> None:
     assert "topsecret" not in text
     assert "kid" not in text
     assert "PEM" not in text
+
+
+def test_every_secret_written_in_yaml_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "movers.yaml"
+    path.write_text(
+        "database:\n  password: hunter2\n  grafana_password: hunter3\n"
+        "alerts:\n  webhook_token: t0k3n\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert {p for p, _ in info.value.problems} == {
+        "database.password", "database.grafana_password", "alerts.webhook_token",
+    }  # fmt: skip
+    assert "hunter" not in str(info.value)
+
+
+def test_an_environment_typo_is_blamed_on_the_variable_not_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "movers.yaml"
+    path.write_text("storage:\n  heartbeat: 5m\n")
+    env = {"MOVERS__DATABSE__URL": "postgresql://x@h/d", "MOVERS__DATABASE__POOL_SIZE": "many"}
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ=env)
+    problems = dict(info.value.problems)
+    assert set(problems) == {"MOVERS__DATABSE__URL", "MOVERS__DATABASE__POOL_SIZE"}
+    assert "did you mean 'database'" in problems["MOVERS__DATABSE__URL"]
+    assert "database.pool_size" in problems["MOVERS__DATABASE__POOL_SIZE"]
+    path.write_text("storage:\n  heartbeat: -5m\n")  # the file's own mistakes stay the file's
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert [p for p, _ in info.value.problems] == ["storage.heartbeat"]
+
+
+def test_metrics_listen_on_loopback_unless_asked() -> None:
+    """Outside the image, /metrics and the unauthenticated-by-default webhook are not exposed
+    on every interface; the image opens them to its own network."""
+    assert load_settings(None, environ={}).metrics.host == "127.0.0.1"
+    dockerfile = (Path(__file__).resolve().parents[1] / "Dockerfile").read_text()
+    assert "MOVERS__METRICS__HOST=0.0.0.0" in dockerfile
