@@ -10,7 +10,7 @@ import structlog
 import yaml
 
 from exporter import __version__
-from exporter.config import Settings, load_settings, redacted
+from exporter.config import Settings, load_settings, redacted, secret_values
 from exporter.errors import ConfigError, ExporterError
 from exporter.logs import configure_logging
 from exporter.sim import cli as sim_cli
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         yaml.safe_dump(redacted(settings), sys.stdout, sort_keys=False)
         return 0
-    configure_logging(settings.logging)
+    configure_logging(settings.logging, secret_values(settings))
     try:
         return _dispatch(args.command, settings, args)
     except ConfigError as exc:

@@ -3,15 +3,52 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
 
 import structlog
 
 from exporter.config import LoggingConfig
 
+# Header lines a library may log at debug (websockets logs every handshake header): their values
+# are credentials, whatever the configured secrets are.
+_HEADERS = re.compile(
+    r"(?im)\b(kalshi-access-(?:key|signature|timestamp)|authorization|proxy-authorization"
+    r"|cookie|set-cookie|x-api-key)(\s*[:=]\s*)[^\r\n,'\"}]+"
+)
 
-def configure_logging(cfg: LoggingConfig) -> None:
+
+class Redactor:
+    """A structlog processor, for the exporter's own events and every library's records alike,
+    that masks the configured secret values and credential headers in every string logged."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so a secret that contains another is masked whole.
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return _HEADERS.sub(r"\1\2***", text)
+
+    def __call__(
+        self, _logger: Any, _method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in event.items():
+            if isinstance(value, str):
+                event[key] = self.scrub(value)
+            elif not key.startswith("_") and isinstance(value, list | tuple | dict):
+                event[key] = self.scrub(repr(value))
+        return event
+
+
+def configure_logging(cfg: LoggingConfig, secrets: Iterable[str] = ()) -> None:
+    """Logs at ``cfg.level`` in ``cfg.format``; ``secrets`` (and credential headers) never appear
+    in any line, the libraries' debug output included."""
     level = getattr(logging, cfg.level.upper())
+    redact = Redactor(secrets)
     json_lines = cfg.format == "json" or (cfg.format == "auto" and not sys.stderr.isatty())
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
@@ -24,6 +61,7 @@ def configure_logging(cfg: LoggingConfig) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -38,6 +76,8 @@ def configure_logging(cfg: LoggingConfig) -> None:
                 structlog.stdlib.add_log_level,
                 structlog.stdlib.add_logger_name,
                 structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
+                redact,
             ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
