@@ -11,7 +11,6 @@ has it (the demo's jumps come seconds after the simulator starts)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import shutil
@@ -42,6 +41,7 @@ from tests.grafana import (
     run_query,
 )
 from tests.image import Image
+from tests.running import until_async
 from tests.stack import (
     Container,
     Network,
@@ -139,17 +139,6 @@ def _group_of_movers(count: int) -> list[dict[str, Any]]:
                 "endsAt": ends,
             })  # fmt: skip
     return alerts
-
-
-async def _until(check: Any, within: float, what: str, every: float = 1.0) -> Any:
-    deadline = time.monotonic() + within
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(every)
-    raise AssertionError(f"not within {within} s: {what} (last: {last!r})")
 
 
 @pytest.mark.timeout(900)
@@ -251,6 +240,8 @@ async def _run(
     ))  # fmt: skip
     exporter = processes[-1]
     wait_http(f"{EXPORTER}/metrics", exporter, within=120)
+    # The image opens the metrics port to its network (the exporter's default is loopback).
+    assert '"host": "0.0.0.0", "port": 9464, "event": "metrics listening"' in exporter.tail()
 
     print(f"stack up {time.monotonic() - sim_started:.0f} s after the simulator started")
     # Every market of the group reaches both apps, one message per market: the market that
@@ -272,7 +263,9 @@ async def _run(
             ).fetchall())  # fmt: skip
 
     print(f"group notified {time.monotonic() - sim_started:.0f} s after the simulator started")
-    titles = await _until(lambda: _both(stored_titles), 180, "both scripted markets discovered")
+    titles = await until_async(
+        lambda: _both(stored_titles), 180, "both scripted markets discovered"
+    )
     poly_title = titles[f"polymarket:{poly.key}"]
     kalshi_title = titles[f"kalshi:{kalshi.key}"]
     for path in ("/discord/markets", "/slack/markets"):
@@ -336,7 +329,7 @@ async def _run(
         want = {f"polymarket:{poly.key}", f"kalshi:{kalshi.key}", "polymarket:0xgroup0"}
         return found if want <= found else set()
 
-    await _until(history, 60, "the alert history")
+    await until_async(history, 60, "the alert history")
 
     # Grafana's TimescaleDB datasource, as provisioned, runs every dashboard query.
     _grafana_sql(services["grafana"], network, db.shared_session)
