@@ -27,7 +27,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +84,19 @@ def _ignored(relative: str, patterns: Sequence[str]) -> bool:
     return False
 
 
+def rebase_paths(text: str, root: Path, prefixes: Iterable[str]) -> str:
+    """``text`` with each absolute container path that starts with one of ``prefixes`` (a whole
+    path component) moved under ``root``, the stand-in for the container's ``/``."""
+    for prefix in sorted(set(prefixes) - {"/"}, key=len, reverse=True):
+        text = re.sub(
+            rf"(?<![\w./-]){re.escape(prefix)}(?=[/\s\"':$]|$)",
+            lambda m: str(root) + m.group(0),
+            text,
+            flags=re.M,
+        )
+    return text
+
+
 @dataclass
 class Image:
     """A replayed image: ``root`` stands in for the container's ``/``."""
@@ -107,13 +120,7 @@ class Image:
     def localize(self, text: str) -> str:
         """``text`` with the image's absolute paths (PATH entries, WORKDIR, mount points under
         ``/etc``) moved under the stand-in's root."""
-        prefixes = sorted(
-            {self.workdir, "/usr/local", "/etc/movers"} - {"/"}, key=len, reverse=True
-        )
-        pattern = re.compile(
-            r"(?<![\w./-])(" + "|".join(re.escape(p) for p in prefixes) + r")(?=[/\s\"':$]|$)"
-        )
-        return pattern.sub(lambda m: str(self.path(m.group(1))), text)
+        return rebase_paths(text, self.root, {self.workdir, "/usr/local", "/etc/movers"})
 
     def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {

@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -103,4 +103,18 @@ async def until(condition: Callable[[], object], within: float, what: str) -> No
         if condition():
             return
         await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {within} s: {what}")
+
+
+async def until_async(
+    condition: Callable[[], Awaitable[Any]], within: float, what: str, every: float = 0.3
+) -> Any:
+    """Await ``condition()`` until it returns something true, and return that; fail naming
+    ``what`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = await condition()
+        if value:
+            return value
+        await asyncio.sleep(every)
     raise AssertionError(f"not within {within} s: {what}")

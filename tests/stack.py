@@ -28,7 +28,7 @@ import httpx
 import yaml
 
 from tests.alerting import TOOLS, tool
-from tests.image import Image
+from tests.image import Image, rebase_paths
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_EXAMPLE = REPO / ".env.example"
@@ -92,14 +92,7 @@ class Container:
         """Container paths (mount targets, image binaries) moved under ``root``."""
         for binary, real in self.binaries.items():
             text = re.sub(rf"(?<![\w./-]){re.escape(binary)}(?![\w./-])", real, text)
-        for target in sorted(self.targets, key=len, reverse=True):
-            text = re.sub(
-                rf"(?<![\w./-]){re.escape(target)}(?=[/\s\"':]|$)",
-                str(self.root) + target,
-                text,
-                flags=re.M,
-            )
-        return text
+        return rebase_paths(text, self.root, self.targets)
 
     def mount(self, service: dict[str, Any]) -> None:
         """Copy each bind mount, make each volume and tmpfs, then rewrite the copied files."""

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from tests.alerting import (
 )
 from tests.conftest import Database
 from tests.grafana import TimeRange, expand_promql, promql_expressions
-from tests.running import Exporter, key
+from tests.running import Exporter, key, until_async
 
 pytestmark = pytest.mark.db
 
@@ -146,16 +145,6 @@ async def _am_alerts(am_url: str, **labels: str) -> list[dict[str, Any]]:
     response.raise_for_status()
     result: list[dict[str, Any]] = response.json()
     return result
-
-
-async def _until(condition: Callable[[], Any], within: float, what: str, every: float = 0.3) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = await condition()
-        if value:
-            return value
-        await asyncio.sleep(every)
-    raise AssertionError(f"not within {within} s: {what}")
 
 
 async def test_a_jump_is_notified_in_discord_and_slack_resolves_and_a_stall_inhibits(
@@ -287,7 +276,7 @@ async def _scenario_plays_out(
             ).fetchone()
         return row is not None
 
-    await _until(kalshi_resolved, 45, "the Kalshi alert resolved in the history")
+    await until_async(kalshi_resolved, 45, "the Kalshi alert resolved in the history")
     for path in ("/discord/markets", "/slack/markets"):
         assert not [t for t in chat.texts(path) if "resolved" in t.lower()], chat.texts(path)
 
@@ -305,7 +294,7 @@ async def _scenario_plays_out(
             a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"] for a in alerts
         )
 
-    await _until(poly_suppressed, 20, "the Polymarket mover alert inhibited")
+    await until_async(poly_suppressed, 20, "the Polymarket mover alert inhibited")
     before = sum(poly_title[:40] in t for t in chat.texts("/discord/markets"))
     await asyncio.sleep(5)  # longer than the test's repeat_interval (3 s)
     after = sum(poly_title[:40] in t and "FIRING" in t for t in chat.texts("/discord/markets"))
@@ -330,7 +319,7 @@ async def _scenario_plays_out(
 
     seen: list[set[tuple[str, str, str | None]]] = []
     try:
-        await _until(history, 20, "the alert history in the alerts table")
+        await until_async(history, 20, "the alert history in the alerts table")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; stored {seen[-1:]}") from None
     with pg.connect() as conn:
