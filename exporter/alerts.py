@@ -9,6 +9,7 @@ again (a repeat, or a retry after a failed delivery) only bumps ``last_notified`
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import re
 from collections import Counter
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import psycopg
 import structlog
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
 from psycopg.types.json import Jsonb
 from psycopg_pool import PoolTimeout
 
@@ -63,10 +64,18 @@ def parse_time(value: object, what: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(_FRACTION.sub(r"\1", value.replace("Z", "+00:00")))
     except ValueError:
-        raise NotificationError(f"{what}: expected an RFC 3339 time, got {value!r}") from None
+        raise NotificationError(f"{what}: expected an RFC 3339 time, got {value!r:.60}") from None
     if moment.tzinfo is None:
-        raise NotificationError(f"{what}: time without a zone: {value!r}")
-    return moment.astimezone(UTC)
+        raise NotificationError(f"{what}: time without a zone: {value!r:.60}")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is past the last UTC time there is
+        raise NotificationError(f"{what}: time out of range: {value!r:.60}") from None
+
+
+def _clean(text: str) -> str:
+    """PostgreSQL stores no NUL character (text nor jsonb): one becomes U+FFFD, the rest kept."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _strings(value: object, what: str) -> dict[str, str]:
@@ -74,7 +83,7 @@ def _strings(value: object, what: str) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise NotificationError(f"{what}: expected an object of strings")
-    return dict(value)
+    return {_clean(k): _clean(v) for k, v in value.items()}
 
 
 def parse_notification(body: bytes) -> list[StoredAlert]:
@@ -102,7 +111,7 @@ def parse_notification(body: bytes) -> list[StoredAlert]:
     alerts = payload.get("alerts")
     if not isinstance(alerts, list):
         raise NotificationError("alerts: expected a list")
-    receiver = payload.get("receiver") if isinstance(payload.get("receiver"), str) else None
+    receiver = _clean(payload["receiver"]) if isinstance(payload.get("receiver"), str) else None
     parsed: list[StoredAlert] = []
     for index, alert in enumerate(alerts):
         where = f"alerts[{index}]"
@@ -132,11 +141,13 @@ def parse_notification(body: bytes) -> list[StoredAlert]:
                 alertname=labels["alertname"],
                 labels=labels,
                 annotations=annotations,
-                fingerprint=fingerprint,
+                fingerprint=_clean(fingerprint),
                 starts_at=starts_at,
                 # A firing alert's endsAt is only Prometheus's guess of how long it stays valid.
                 ends_at=ends_at if status == "resolved" else None,
-                generator_url=generator if isinstance(generator, str) and generator else None,
+                generator_url=_clean(generator)
+                if isinstance(generator, str) and generator
+                else None,
                 receiver=receiver,
             )
         )
@@ -188,7 +199,13 @@ class AlertHistory:
             self.requests["unauthorized"] += 1
             return web.json_response({"error": "missing or wrong bearer token"}, status=401)
         try:
-            alerts = parse_notification(await request.read())
+            body = await request.read()
+        except (ConnectionError, asyncio.IncompleteReadError, ClientPayloadError):
+            # The client hung up mid-body: nobody is left to answer, nothing to store.
+            self.requests["invalid"] += 1
+            return web.json_response({"error": "incomplete body"}, status=400)
+        try:
+            alerts = parse_notification(body)
         except NotificationError as exc:
             self.requests["invalid"] += 1
             if self.requests["invalid"] == 1:
@@ -196,7 +213,11 @@ class AlertHistory:
             return web.json_response({"error": str(exc)}, status=400)
         try:
             await store_alerts(self.pool, alerts, datetime.now(UTC))
-        except (psycopg.Error, PoolTimeout) as exc:
+        except psycopg.DataError as exc:
+            # A value the database refuses is the notification's fault: retrying cannot help.
+            self.requests["invalid"] += 1
+            return web.json_response({"error": f"refused by the database: {exc}"}, status=400)
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             self.requests["unavailable"] += 1
             log.warning("alert notification not stored", error=type(exc).__name__)
             # Alertmanager retries a 5xx, so the notification is stored once the database is back.
@@ -210,4 +231,8 @@ class AlertHistory:
 def _authorized(request: web.Request, token: str) -> bool:
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), token)
+    # Compared as bytes: compare_digest refuses non-ASCII str (a 500 for a garbled header).
+    expected = token.encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogateescape"), expected
+    )

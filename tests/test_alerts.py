@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +14,8 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from psycopg_pool import AsyncConnectionPool
 
 from exporter.alerts import (
@@ -263,3 +267,113 @@ def test_info_metric_labels_are_cut_to_bounded_lengths() -> None:
     assert len(sample.labels["outcome"]) == 100
     assert sample.labels["url"] == ""  # too long to be a label: left out
     assert all(len(v.encode()) <= 1024 for v in sample.labels.values())
+
+
+@pytest.mark.db
+async def test_bad_input_gets_4xx_never_5xx_and_a_nul_is_stored_cleaned(
+    db: Database, served: tuple[TestClient[Any, Any], AlertHistory]
+) -> None:
+    """Alertmanager retries a 5xx for ever: only a database that is really down may answer one."""
+    client, history = served
+    nul = copy.deepcopy(FIRING)
+    nul["alerts"][0]["labels"]["title"] = "Will the\x00bill pass?"
+    nul["alerts"][0]["annotations"]["summary"] = "\x00"
+    nul["receiver"] = "hist\x00ory"
+    response = await client.post(WEBHOOK_PATH, data=orjson.dumps(nul))
+    assert response.status == 200, await response.text()
+    with db.connect() as conn:
+        row = conn.execute("SELECT labels ->> 'title', summary, receiver FROM alerts").fetchone()
+    assert row == ("Will the\ufffdbill pass?", "\ufffd", "hist\ufffdory")
+    for starts in ("9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00", "10000-01-01T00:00Z"):
+        late = copy.deepcopy(FIRING)
+        late["alerts"][0]["startsAt"] = starts
+        response = await client.post(WEBHOOK_PATH, data=orjson.dumps(late))
+        assert response.status == 400, (starts, await response.text())
+    assert history.requests["invalid"] == 3
+
+
+async def test_a_non_ascii_token_is_refused_not_a_crash() -> None:
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool("", open=False)
+    history = AlertHistory(pool, token="s3cret")
+    app = web.Application()
+    app.router.add_post(WEBHOOK_PATH, history.handle)
+    async with TestClient(TestServer(app)) as client:
+        for given in ("Bearer s3crét", "Bearer ☃", "Bearer \udcff"):
+            headers = {"Authorization": given.encode("utf-8", "surrogateescape").decode("latin-1")}
+            response = await client.post(WEBHOOK_PATH, data=b"{}", headers=headers)
+            assert response.status == 401, given
+    assert history.requests["unauthorized"] == 3
+
+
+async def test_a_client_that_hangs_up_mid_body_is_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Served as the exporter serves it (an AppRunner, whose handlers run to the end)."""
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool("", open=False)
+    history = AlertHistory(pool)
+    app = web.Application()
+    app.router.add_post(WEBHOOK_PATH, history.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            'Content-Length: 5000\r\n\r\n{"version": "4", '.encode()
+        )
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        for _ in range(100):
+            if history.requests["invalid"]:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await runner.cleanup()
+    assert history.requests["invalid"] == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+EDGES = ["\x00", "a\x00b", "9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00", "4",
+         "firing", "resolved", "0001-01-01T00:00:00Z", ""]  # fmt: skip
+"""Values that once made the webhook answer 5xx, drawn often."""
+BODIES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats()
+    | st.text(max_size=30) | st.sampled_from(EDGES),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@pytest.mark.db
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+async def test_no_body_or_header_makes_the_webhook_answer_5xx(
+    served: tuple[TestClient[Any, Any], AlertHistory], data: st.DataObject
+) -> None:
+    client, _history = served
+    kind = data.draw(st.sampled_from(["mutated", "mutated", "mutated", "json", "bytes"]))
+    if kind == "bytes":
+        body = data.draw(st.binary(max_size=200))
+    elif kind == "json":
+        body = orjson.dumps(data.draw(BODIES), option=orjson.OPT_NON_STR_KEYS)
+    else:  # one field of a real notification replaced by anything
+        payload = copy.deepcopy(FIRING)
+        alert = payload["alerts"][0]
+        where = data.draw(st.sampled_from([payload, alert, alert["labels"], alert["annotations"]]))
+        key = data.draw(st.sampled_from(sorted(where)) | st.text(max_size=8))
+        where[key] = data.draw(st.sampled_from(EDGES) | BODIES)
+        body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
+    # Any header a client can send (the HTTP client itself refuses control characters).
+    header = data.draw(
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255,
+                                       blacklist_characters="\x7f"), max_size=40)
+    )  # fmt: skip
+    response = await client.post(WEBHOOK_PATH, data=body, headers={"Authorization": header})
+    assert response.status < 500, (body, header, await response.text())
