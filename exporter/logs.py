@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
+import stamina
 import structlog
 
 from exporter.config import LoggingConfig
@@ -33,14 +34,22 @@ class Redactor:
             text = text.replace(secret, "***")
         return _HEADERS.sub(r"\1\2***", text)
 
+    def clean(self, value: Any) -> Any:
+        """``value`` with every string in it scrubbed, its shape kept."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {self.clean(k): self.clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.clean(v) for v in value)
+        return value
+
     def __call__(
         self, _logger: Any, _method: str, event: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         for key, value in event.items():
-            if isinstance(value, str):
-                event[key] = self.scrub(value)
-            elif not key.startswith("_") and isinstance(value, list | tuple | dict):
-                event[key] = self.scrub(repr(value))
+            if not key.startswith("_"):
+                event[key] = self.clean(value)
         return event
 
 
@@ -90,6 +99,9 @@ def configure_logging(cfg: LoggingConfig, secrets: Iterable[str] = ()) -> None:
     # httpx would log every request at info.
     for noisy, floor in QUIET.items():
         logging.getLogger(noisy).setLevel(max(level, floor))
+    # stamina logs every scheduled retry at warning; retries are counted instead
+    # (movers_venue_retries_total), and a job logs once when it starts failing and recovers.
+    stamina.instrumentation.set_on_retry_hooks([])
 
 
 QUIET = {

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from exporter.alerts import AlertHistory
 from exporter.categories import Categories, load_categories
@@ -264,17 +263,15 @@ async def _run_forever(
         id="database_check",
     )
 
-    async def maintenance() -> None:
-        try:
-            result = await maintain(pool, settings, report.mode)
-            log.debug("maintenance done", **result)
-        except (StorageError, psycopg.Error, PoolTimeout) as exc:
-            log.warning("maintenance failed", error=type(exc).__name__)
+    async def maintenance() -> dict[str, Any]:
+        return await maintain(pool, settings, report.mode)
 
     if report.mode is not Mode.TIMESCALE:
+        # A job like the others: counted, and logged once when it starts failing and recovers.
         scheduler.add_job(
-            maintenance,
+            ingest.jobs.run,
             "interval",
+            args=("maintenance", maintenance),
             seconds=settings.storage.maintenance_every.total_seconds(),
             max_instances=1,
             coalesce=True,

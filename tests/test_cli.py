@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from tests.conftest import Database
-from tests.servers import running_postgres
+from tests.servers import free_port, running_postgres
 
 pytestmark = pytest.mark.db
 
@@ -133,3 +133,37 @@ def test_any_password_works_given_beside_the_url(tmp_path: Path) -> None:
         )  # fmt: skip
         assert shown.returncode == 0, shown.stderr
         assert password not in shown.stdout + shown.stderr
+
+
+def test_failing_maintenance_is_logged_once_and_counted_as_a_job(
+    pg: Database, tmp_path: Path
+) -> None:
+    """Maintenance runs every second here and fails every time: one `job failing` line (the
+    transition), not a line per run; its runs are counted like every job's."""
+    config = tmp_path / "maintenance.yaml"
+    config.write_text(
+        "logging:\n  format: json\nstorage:\n  maintenance_every: 1s\n"
+        f"metrics:\n  host: 127.0.0.1\n  port: {free_port()}\n" + NO_VENUES
+    )
+    env = {**os.environ, "MOVERS_DATABASE_URL": pg.url, "MOVERS_CONFIG": str(config)}
+    migrated = _movers(pg, "migrate", tmp_path=tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    with psycopg.connect(pg.url, autocommit=True) as conn:  # every rollup pass is refused
+        conn.execute(
+            "CREATE FUNCTION movers_internal.refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE DELETE ON movers_internal.rollup_invalidations"
+            " FOR EACH STATEMENT EXECUTE FUNCTION movers_internal.refuse()"
+        )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "run"], env=env, stderr=subprocess.PIPE, text=True
+    )  # fmt: skip
+    time.sleep(6)  # about five maintenance runs, every one failing
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    failing = [line for line in err.splitlines() if '"job failing"' in line]
+    assert len(failing) == 1, err[-3000:]
+    assert '"job": "maintenance"' in failing[0]
+    assert "maintenance failed" not in err

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import structlog
 from websockets.asyncio.client import connect
@@ -15,6 +16,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from exporter.config import LoggingConfig, secret_values, validate_settings
 from exporter.logs import configure_logging
+from exporter.venues.kalshi.client import KalshiClient
 
 KEY_ID = "a952bcbe-ec3b-4b5b-b8f9-11dae589608c"
 TOKEN = "history-token-7f3a"
@@ -70,3 +72,24 @@ def test_configured_secrets_are_masked_in_every_logger(debug_logs: io.StringIO) 
     for secret in ("hunter22", TOKEN, PASSWORD, "anything-else-42"):
         assert secret not in err, secret
     assert err.count("***") >= 4
+
+
+async def test_retries_are_counted_not_logged_one_by_one(debug_logs: io.StringIO) -> None:
+    """A storm of 5xx answers retried with backoff: no line per retry (stamina's own hook is off),
+    each retry counted for movers_venue_retries_total."""
+    answers = iter([503, 503, 502, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status = next(answers)
+        return httpx.Response(status, json={"series": []} if status == 200 else {})
+
+    settings = validate_settings({"venues": {"kalshi": {
+        "rest_url": "http://kalshi.test/trade-api/v2",
+        "retry": {"attempts": 5, "wait_initial": 0.01, "wait_max": 0.02}}}})  # fmt: skip
+    client = KalshiClient(settings.venues.kalshi, transport=httpx.MockTransport(handler))
+    try:
+        await client.series()
+    finally:
+        await client.aclose()
+    assert client.http.events[("series", "retry")] == 3
+    assert "retry" not in debug_logs.getvalue().lower()
