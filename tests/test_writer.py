@@ -246,3 +246,31 @@ def test_an_unreachable_database_is_reported_without_its_password(db: Database) 
         prepare_schema(settings)
     assert "hunter2" not in str(info.value)
     assert "nobody:***@127.0.0.1:9" in str(info.value)
+
+
+async def test_one_refused_market_costs_only_itself(store: tuple[Writer, Database]) -> None:
+    """A NUL in one title (PostgreSQL stores none) or a negative volume used to fail the whole
+    discovery page, and every later one: now that market is counted by reason and skipped, its
+    outcomes refused with it, the rest of the page stored."""
+    writer, db = store
+
+    def market(n: int, **changes: Any) -> Market:
+        return Market(**{
+            "market_id": f"kalshi:M{n}", "venue": Venue.KALSHI, "native_id": f"M{n}",
+            "title": f"Market {n}", "status": MarketStatus.OPEN, "observed_at": T0, **changes,
+        })  # fmt: skip
+
+    page = [market(1), market(2, title="Bad\x00title"), market(3, volume_24h=-5.0), market(4)]
+    assert await writer.upsert_markets(page) == 2
+    outcomes = [Outcome(f"kalshi:M{n}", f"kalshi:M{n}", Venue.KALSHI, f"M{n}", "Yes", 0, T0)
+                for n in (1, 2, 3, 4)]  # fmt: skip
+    assert await writer.upsert_outcomes(outcomes) == 2  # M2's and M3's market is not there
+    with db.connect() as conn:
+        stored = [r[0] for r in conn.execute("SELECT market_id FROM markets ORDER BY 1")]
+        kept = [r[0] for r in conn.execute("SELECT outcome_id FROM outcomes ORDER BY 1")]
+    assert stored == kept == ["kalshi:M1", "kalshi:M4"]
+    assert writer.totals[("markets", "kalshi", "rejected:text_nul")] == 1
+    assert writer.totals[("markets", "kalshi", "rejected:amount_out_of_range")] == 1
+    assert writer.totals[("outcomes", "kalshi", "rejected:database_23503")] == 2
+    # The next page is not blacked out by the bad one.
+    assert await writer.upsert_markets([market(5), market(2, title="Bad\x00title")]) == 1

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, LiteralString, TypeVar
 
 import psycopg
+import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from exporter.config import Settings
@@ -38,6 +39,8 @@ from exporter.storage.migrate import Mode
 from exporter.timing import WRITE_BUCKETS, Histograms
 
 T = TypeVar("T")
+
+log = structlog.get_logger("exporter.writer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,29 @@ def check_trade(row: Trade) -> str | None:
         return "price_out_of_range"
     if not (math.isfinite(row.size) and row.size >= 0):
         return "amount_out_of_range"
+    return None
+
+
+def check_market(row: Market) -> str | None:
+    """Why a market cannot be stored, or None when it can: the same domains as its snapshots'
+    (a negative volume is refused here as it is there)."""
+    if not row.market_id or ":" not in row.market_id:
+        return "missing_id"
+    texts = (row.title, row.category, row.url, row.event_id, row.event_title, row.slug, *row.tags)
+    if any(text is not None and "\x00" in text for text in texts):
+        return "text_nul"  # PostgreSQL stores no NUL; it used to fail the whole page
+    for amount in (row.volume_total, row.volume_24h, row.liquidity, row.open_interest):
+        if amount is not None and not 0.0 <= amount < math.inf:
+            return "amount_out_of_range"
+    return None
+
+
+def check_outcome(row: Outcome) -> str | None:
+    """Why an outcome cannot be stored, or None when it can."""
+    if not row.outcome_id or ":" not in row.outcome_id:
+        return "missing_id"
+    if "\x00" in row.name or "\x00" in row.native_id:
+        return "text_nul"
     return None
 
 
@@ -307,6 +333,7 @@ class Writer:
         self.totals: Counter[tuple[str, str, str]] = Counter()
         """Running counts by ``(table, venue, outcome)``: written, duplicate, unchanged,
         rejected:<reason>."""
+        self._logged_refusals: set[tuple[str, str]] = set()
         self.backlog = Backlog(backlog_rows)
         self.latency = Histograms(WRITE_BUCKETS)
         """Seconds per insert statement, by table."""
@@ -501,6 +528,9 @@ class Writer:
         self._note_newest("trades", rows)
 
     async def upsert_markets(self, markets: Sequence[Market]) -> int:
+        """Upsert a page of markets; a market refused (by its domain or by the database) is
+        counted by reason and skipped, the rest of its page stored."""
+        markets, rejected = _partition(markets, check_market)
         params = [
             (
                 m.market_id, m.venue.value, m.native_id, m.title, m.category, m.status.value,
@@ -510,9 +540,12 @@ class Writer:
             )
             for m in markets
         ]  # fmt: skip
-        return await self._upsert(_MARKET_UPSERT, params)
+        venues = [m.venue.value for m in markets]
+        return await self._upsert("markets", _MARKET_UPSERT, params, venues, rejected)
 
     async def upsert_outcomes(self, outcomes: Sequence[Outcome]) -> int:
+        """Upsert outcomes; one refused (its market was, say) is counted and skipped alone."""
+        outcomes, rejected = _partition(outcomes, check_outcome)
         params = [
             (
                 o.outcome_id, o.market_id, o.venue.value, o.native_id, o.name, o.position,
@@ -520,7 +553,8 @@ class Writer:
             )
             for o in outcomes
         ]  # fmt: skip
-        return await self._upsert(_OUTCOME_UPSERT, params)
+        venues = [o.venue.value for o in outcomes]
+        return await self._upsert("outcomes", _OUTCOME_UPSERT, params, venues, rejected)
 
     async def open_market_ids(self, venue: Venue) -> set[str]:
         """Native ids of the venue's markets stored as trading (open, paused or upcoming)."""
@@ -556,12 +590,59 @@ class Writer:
             )
             return {row[0]: row[1] for row in await cur.fetchall()}
 
-    async def _upsert(self, query: LiteralString, params: list[tuple[Any, ...]]) -> int:
-        if not params:
-            return 0
-        async with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
-            await cur.executemany(query, params)
-        return len(params)
+    async def _upsert(
+        self,
+        table: str,
+        query: LiteralString,
+        params: list[tuple[Any, ...]],
+        venues: list[str],
+        rejected: Counter[str],
+    ) -> int:
+        """Upsert rows in one transaction; rows the database refuses are found by bisection,
+        counted and skipped (with ``rejected``, the rows refused before), the others stored."""
+        refused: Counter[tuple[str, str]] = Counter()
+        stored = 0
+        if params:
+            async with self._connection() as conn:
+                stored = await self._upsert_isolating(
+                    conn, query, list(zip(params, venues, strict=True)), refused
+                )
+        venue = venues[0] if venues else "unknown"
+        for reason, count in rejected.items():
+            refused[(venue, reason)] += count
+        for (where, reason), count in refused.items():
+            self.totals[(table, where, f"rejected:{reason}")] += count
+            if (table, reason) not in self._logged_refusals:
+                self._logged_refusals.add((table, reason))
+                log.warning(
+                    "rows refused",
+                    table=table,
+                    venue=where,
+                    reason=reason,
+                    rows=count,
+                    note="logged once per table and reason; later ones are counted",
+                )
+        return stored
+
+    async def _upsert_isolating(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        query: LiteralString,
+        rows: list[tuple[tuple[Any, ...], str]],
+        refused: Counter[tuple[str, str]],
+    ) -> int:
+        try:
+            async with conn.transaction(), conn.cursor() as cur:
+                await cur.executemany(query, [params for params, _ in rows])
+            return len(rows)
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            if len(rows) == 1:
+                refused[(rows[0][1], f"database_{exc.sqlstate or 'error'}")] += 1
+                return 0
+            middle = len(rows) // 2
+            return await self._upsert_isolating(
+                conn, query, rows[:middle], refused
+            ) + await self._upsert_isolating(conn, query, rows[middle:], refused)
 
     async def _insert(
         self,
