@@ -68,11 +68,13 @@ class VenueHttp:
         params: dict[str, Any] | None = None,
         body: object = None,
         bucket: str | None = None,
+        shape: type[list[Any]] | type[dict[str, Any]] | None = None,
     ) -> tuple[Any, datetime]:
         """The decoded JSON and when it arrived; raises a :class:`VenueError` after retries.
 
         ``family`` labels the statistics; ``bucket`` names the rate limit it draws from when
-        several families share one (default: the family's own)."""
+        several families share one (default: the family's own). A body that is not of
+        ``shape`` counts and is retried like one that is not JSON."""
         attempts = 0
         try:
             async for attempt in stamina.retry_context(
@@ -87,7 +89,7 @@ class VenueHttp:
                     if attempts > 1:
                         self.events[(family, "retry")] += 1
                     return await self._once(
-                        client, family, bucket or family, method, path, params, body
+                        client, family, bucket or family, method, path, params, body, shape
                     )
         except VenueError:
             self.events[(family, "give_up")] += 1
@@ -103,6 +105,7 @@ class VenueHttp:
         path: str,
         params: dict[str, Any] | None,
         body: object,
+        shape: type[list[Any]] | type[dict[str, Any]] | None = None,
     ) -> tuple[Any, datetime]:
         limiter = self._limits.get(bucket)
         if limiter is not None:
@@ -142,6 +145,12 @@ class VenueHttp:
         except orjson.JSONDecodeError as exc:
             self._count(family, "invalid_body", started)
             raise VenueUnavailable(self.venue, path, "the response is not valid JSON") from exc
+        if shape is not None and not isinstance(data, shape):
+            # Taken as an empty success, a wrong shape would hide an outage; count and retry it.
+            self._count(family, "invalid_body", started)
+            raise VenueUnavailable(
+                self.venue, path, f"expected a JSON {shape.__name__}, got {type(data).__name__}"
+            )
         self._count(family, "2xx", started)
         return data, received_at
 

@@ -74,15 +74,17 @@ class PolymarketClient:
                 "closed": str(closed).lower(),
                 "limit": len(conditions),
             },
+            shape=list,
         )
-        return (data if isinstance(data, list) else []), received
+        return data, received
 
     async def books(self, tokens: list[str]) -> tuple[list[Any], datetime]:
         """``POST /books`` for at most 500 tokens."""
         data, received = await self.http.request(
-            self.clob, "clob_books", "POST", "/books", body=[{"token_id": t} for t in tokens]
-        )
-        return (data if isinstance(data, list) else []), received
+            self.clob, "clob_books", "POST", "/books", body=[{"token_id": t} for t in tokens],
+            shape=list,
+        )  # fmt: skip
+        return data, received
 
     async def trades(
         self, conditions: list[str], *, limit: int = TRADES_PAGE, offset: int = 0
@@ -94,8 +96,9 @@ class PolymarketClient:
             "GET",
             "/trades",
             params={"market": ",".join(conditions), "limit": limit, "offset": offset},
+            shape=list,
         )
-        return (data if isinstance(data, list) else []), received
+        return data, received
 
     async def aclose(self) -> None:
         for client in (self.gamma, self.clob, self.data):

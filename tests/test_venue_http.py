@@ -1,0 +1,34 @@
+"""The venue clients' HTTP layer: a 2xx body of the wrong shape is a failure, not an empty page."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+import pytest
+
+from exporter.config import validate_settings
+from exporter.errors import VenueUnavailable
+from exporter.venues.polymarket.client import PolymarketClient
+
+
+@pytest.mark.parametrize("body", [{"error": "busy"}, "ok", None, 3])
+async def test_a_books_reply_of_the_wrong_shape_is_counted_and_retried(body: object) -> None:
+    answers = [body, body, [{"asset_id": "1", "bids": [], "asks": []}]]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=orjson.dumps(answers.pop(0)))
+
+    fast = {"wait_initial": 0.01, "wait_max": 0.02}
+    settings = validate_settings(
+        {"venues": {"polymarket": {"clob_url": "http://clob.test", "retry": fast}}}
+    )
+    client = PolymarketClient(settings.venues.polymarket, transport=httpx.MockTransport(handler))
+    try:
+        books, _ = await client.books(["1"])
+        assert books == [{"asset_id": "1", "bids": [], "asks": []}]  # the retry's answer
+        assert client.http.stats[("clob_books", "invalid_body")] == 2
+        answers[:] = [body] * 10
+        with pytest.raises(VenueUnavailable, match="expected a JSON list"):
+            await client.books(["1"])
+    finally:
+        await client.aclose()
