@@ -280,16 +280,17 @@ async def _run_forever(
     now = datetime.now(UTC)
     plan = ingest.schedule(settings)
     plan.append(("movers_refresh", ingest.movers.run, settings.movers.every.total_seconds()))
-    running: set[asyncio.Task[Any]] = set()
+    running: dict[asyncio.Task[Any], str] = {}
+    """Jobs in flight, by their task: they finish (within a grace) before the exporter stops."""
 
     async def tracked(name: str, job: Callable[[], Awaitable[Any]]) -> bool:
         task = asyncio.current_task()
         assert task is not None
-        running.add(task)
+        running[task] = name
         try:
             return await ingest.jobs.run(name, job)
         finally:
-            running.discard(task)
+            running.pop(task, None)
 
     for index, (name, job, every) in enumerate(plan):
         if name.endswith("_discovery"):
@@ -317,7 +318,10 @@ async def _run_forever(
         await stop.wait()
     finally:
         deadline = asyncio.get_running_loop().time() + SHUTDOWN_SECONDS
-        scheduler.shutdown(wait=False)
+        # Nothing new starts; the jobs in flight go on (APScheduler's shutdown would cancel them
+        # at once, dropping a response that was about to arrive).
+        scheduler.pause()
+        log.info("stopping", running=sorted(running.values()))
         if streaming:
             for task in streaming:
                 task.cancel()
@@ -333,12 +337,13 @@ async def _run_forever(
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
                 log.warning("jobs cancelled at shutdown", jobs=len(pending))
+        scheduler.shutdown(wait=False)
         # ... then the rows held through an outage get what is left.
         remaining = max(deadline - asyncio.get_running_loop().time() - 0.5, 0.5)
         stored = await _flush(ingest.writer, settings, within=remaining)
         await runner.cleanup()
     log.info("exporter stopped", held_rows_lost=0 if stored else len(ingest.writer.backlog))
-    return 0
+    return 0 if stored else 1  # rows that could not be stored are a failed run
 
 
 def _then(

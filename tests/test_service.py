@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from exporter.sim import ManualClock, Simulator, load_scenario
 from exporter.sim.truth import ServedQuote
 from exporter.sim.world import World
 from tests.conftest import Database
-from tests.running import Exporter, Samples, key
+from tests.running import Exporter, Samples, key, until
 from tests.servers import NativePostgres, running_postgres
 
 pytestmark = pytest.mark.db
@@ -204,3 +205,60 @@ async def test_a_database_outage_loses_no_snapshot_and_sigterm_flushes(
         assert seconds < 10
         assert "held rows stored" in err
         assert _missing(cluster, during) == []
+
+
+async def test_sigterm_lets_the_jobs_in_flight_finish_then_exits_cleanly(
+    pg: Database, tmp_path: Path
+) -> None:
+    """A Kalshi price sweep waiting on a slow venue (1.5 s) when SIGTERM arrives: nothing new
+    starts, the sweep's response is still taken and stored, no ERROR line, exit 0 within 10 s."""
+    throttle = {"venue": "kalshi", "endpoint": "kalshi /markets", "delay": "1500ms"}
+    slow = {"at": 0, "for": "1d", "throttle": throttle}
+    scenario = load_scenario(
+        {"seed": 21, "universe": {"polymarket": 5, "kalshi": 30}, "timeline": [slow]}
+    )
+    async with Simulator(scenario, clock=ManualClock(T0)) as sim:
+        venues = _fast(sim)
+        venues["polymarket"]["enabled"] = False
+        exporter = Exporter(
+            pg.url, {"venues": venues, "logging": {"format": "json", "level": "debug"}}, tmp_path
+        )
+        await exporter.start()
+        runs = key("movers_job_runs_total", job_name="kalshi_prices", outcome="ok")
+        await exporter.wait_for(lambda s: s.get(runs, 0) >= 1, 60, "a first Kalshi sweep")
+        # The moment a throttled request starts, a job waits 1.5 s on it: stop then.
+        injected = len(sim.truth.injected)
+        await until(lambda: len(sim.truth.injected) > injected, 10, "a throttled request")
+        code, err, seconds = await exporter.stop()
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert code == 0, err[-3000:]
+    assert seconds < 10
+    assert not [line for line in lines if line["level"] in ("error", "critical")], err[-3000:]
+    stopping = next(i for i, line in enumerate(lines) if line["event"] == "stopping")
+    in_flight = lines[stopping]["running"]
+    assert in_flight, "no job was in flight at SIGTERM: the drill proved nothing"
+    finished = {line.get("job") for line in lines[stopping:] if line["event"] == "job done"}
+    assert set(in_flight) <= finished
+    assert not [line for line in lines if line["event"] == "jobs cancelled at shutdown"]
+
+
+async def test_sigterm_with_rows_it_could_not_store_exits_non_zero(
+    cluster: NativePostgres, tmp_path: Path
+) -> None:
+    """The database is still down at SIGTERM: the held rows are lost, and the exit code says so
+    (a supervisor, or `docker compose`, sees a failed stop)."""
+    scenario, _, _ = _scenario(jumps=False)
+    async with Simulator(scenario, clock=ManualClock(T0)) as sim:
+        exporter = Exporter(cluster.url, {
+            "database": {"connect_timeout": 1}, "venues": _fast(sim),
+        }, tmp_path)  # fmt: skip
+        await exporter.start()
+        try:
+            await exporter.wait_for(_ready, 60, "first prices")
+            await _hold_through_outage(sim, exporter, cluster)
+        finally:
+            code, err, seconds = await exporter.stop()
+            cluster.start()
+    assert code == 1, err[-3000:]
+    assert seconds < 15
+    assert "held rows not stored" in err
