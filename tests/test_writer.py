@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -274,3 +275,34 @@ async def test_one_refused_market_costs_only_itself(store: tuple[Writer, Databas
     assert writer.totals[("outcomes", "kalshi", "rejected:database_23503")] == 2
     # The next page is not blacked out by the bad one.
     assert await writer.upsert_markets([market(5), market(2, title="Bad\x00title")]) == 1
+
+
+async def test_two_jobs_seeing_one_quote_at_once_store_it_once(
+    store: tuple[Writer, Database],
+) -> None:
+    """kalshi_prices and kalshi_hot both saw the same quote and wrote at the same moment: one
+    row per real change, whichever job saw it first."""
+    writer, db = store
+    first = [Snapshot(T0, "kalshi:K", 0.41, 0.40, 0.42)]
+    second = [Snapshot(T0 + timedelta(seconds=1), "kalshi:K", 0.41, 0.40, 0.42)]
+    results = await asyncio.gather(writer.write_snapshots(first), writer.write_snapshots(second))
+    assert sorted(r.written for r in results) == [0, 1]
+    assert len(_rows(db)) == 1
+    # A failed write releases its reservation: the same quote is offered again in full.
+    changed = [Snapshot(T0 + timedelta(seconds=2), "kalshi:K", 0.45, 0.44, 0.46)]
+    writer.changes.select(changed)
+    writer.changes.release(changed)
+    assert (await writer.write_snapshots(changed)).written == 1
+
+
+async def test_a_missing_last_trade_is_unknown_not_a_change(
+    store: tuple[Writer, Database],
+) -> None:
+    """A book (no last trade) and Gamma's fields (one) alternating on an unchanged outcome."""
+    writer, db = store
+    for i in range(6):
+        last = 0.41 if i % 2 == 0 else None
+        await writer.write_snapshots([_snap(i / 10, 0.41, bid=0.40, ask=0.42, last_trade=last)])
+    assert len(_rows(db)) == 1
+    await writer.write_snapshots([_snap(1, 0.41, bid=0.40, ask=0.42, last_trade=0.43)])
+    assert len(_rows(db)) == 2  # a different last trade is a change
