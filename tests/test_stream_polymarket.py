@@ -413,3 +413,32 @@ async def test_a_replaying_server_that_drops_on_purpose_is_read_and_reconnected(
         for message in parsed:
             books.apply(message)
     assert books.tops
+
+
+async def test_the_end_of_a_silence_is_not_lost_and_rest_covers_it(pg: Database) -> None:
+    """The market channel goes quiet for longer than the watchdog (restarts re-read the books
+    each time) and prices keep moving to its very end; when data resumes, the channel's assets
+    are read again over REST, so the last moves of the silence are stored too. While quiet,
+    the assets are not live: the hot REST job covers them, and each outcome is counted under
+    one source only."""
+    timeline = [{"at": "5s", "for": "40s", "silence": {"venue": "polymarket"}}]
+    scenario = load_scenario({"seed": 12, "universe": {"polymarket": 15, "kalshi": 0},
+                              "timeline": timeline})  # fmt: skip
+    async with (
+        Simulator(scenario, clock=ManualClock(START)) as sim,
+        _streaming(pg, sim, silence="4s") as (ingest, streamer),
+    ):
+        assets = streamer.wanted()
+        await until(lambda: not _agree(pg, sim, assets), 10, "first books stored")
+        sim.advance(6)  # quiet from here; prices go on moving
+        await until(lambda: not streamer.live(), 5, "quiet assets left to REST")
+        assert streamer.rest_polled() == len(assets)
+        for _ in range(40):  # the rest of the silence, moving to its last second
+            sim.advance(1)
+            await asyncio.sleep(0.05)
+        sim.advance(1)  # past the silence: data flows again
+        await until(lambda: streamer.live() == set(assets), 10, "data again")
+        await until(lambda: not _agree(pg, sim, assets), 10, "every price of the silence")
+        assert sum(c.events["resumes"] for c in streamer.channels) >= 1
+        assert len(streamer.live()) + streamer.rest_polled() == len(assets)
+        assert ingest.rejects.counts == {} or sum(ingest.rejects.counts.values()) == 0

@@ -78,8 +78,10 @@ class PolymarketStreamer:
         return tokens[: self.stream.size]
 
     def live(self) -> set[str]:
-        """Assets whose connection is up: the hot REST job leaves them to the stream."""
-        return {a for c in self.channels if c.connected for a in c.assets}
+        """Assets whose connection is up and delivering: the hot REST job leaves them to the
+        stream (a connection quiet for longer than the hot cadence is polled again)."""
+        now = time.monotonic()
+        return {a for c in self.channels if c.flowing(now) for a in c.assets}
 
     def subscribed(self) -> int:
         return sum(len(c.assets) for c in self.channels)
@@ -93,7 +95,12 @@ class PolymarketStreamer:
         return sum(c.events[name] for c in self.channels)
 
     def rest_polled(self) -> int:
-        return self.ingest.last_hot_tokens
+        """Hot-set outcomes the REST job covers now: every one not live (never counted twice)."""
+        live = self.live()
+        known = self.ingest.known
+        return sum(
+            1 for c in self.ingest.hot if c in known for t in known[c].tokens if t not in live
+        )
 
     async def reshard(self) -> None:
         """Move the subscription towards :meth:`wanted` in place: drop assets that left, fill
@@ -118,6 +125,8 @@ class PolymarketStreamer:
             channel = MarketChannel(
                 self.config.ws_url, len(self.channels), self._on_frame, self._on_connect,
                 silence=self.stream.silence.total_seconds(),
+                quiet=self.config.hot_every.total_seconds(),
+                on_resume=self._on_resume,
                 ping_every=self.stream.ping_every.total_seconds(),
                 reconnect_delays=self.reconnect_delays,
             )  # fmt: skip
@@ -164,6 +173,10 @@ class PolymarketStreamer:
             for raw in raws:
                 if isinstance(raw, dict):
                     self._on_message({"event_type": "book", **raw})
+
+    async def _on_resume(self, assets: set[str]) -> None:
+        """Market data resumed after a quiet spell: re-snapshot, as after a reconnect."""
+        await self._on_connect(assets, first=False)
 
     def _on_message(self, message: dict[str, object]) -> None:
         try:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ log = structlog.get_logger("exporter.stream")
 
 Frame = Callable[[str, datetime], None]
 Connected = Callable[[set[str], bool], Awaitable[None]]
+Resumed = Callable[[set[str]], Coroutine[Any, Any, None]]
 
 
 class MarketChannel:
@@ -41,6 +43,8 @@ class MarketChannel:
         on_connect: Connected,
         *,
         silence: float,
+        quiet: float | None = None,
+        on_resume: Resumed | None = None,
         ping_every: float = 10.0,
         reconnect_delays: Callable[[], Generator[float]] | None = None,
     ) -> None:
@@ -50,12 +54,25 @@ class MarketChannel:
         self.on_frame = on_frame
         self.on_connect = on_connect
         self.silence = silence
+        # Quiet before the watchdog's silence: the REST fallback starts before the restart.
+        self.quiet = silence / 2 if quiet is None else min(quiet, silence / 2)
+        """Seconds without market data after which the assets are not live (REST polls them)
+        and the data that resumes it is followed by a REST re-snapshot."""
+        self.on_resume = on_resume
+        self.last_data = time.monotonic()
+        """When market data last arrived, across reconnects."""
+        self._resuming: asyncio.Task[None] | None = None
         self.ping_every = ping_every
         self.reconnect_delays = reconnect_delays
         self.ws: ClientConnection | None = None
         self.connected = False
         self.events: Counter[str] = Counter()
         """connects, reconnects, watchdog_restarts, closed."""
+
+    def flowing(self, now: float | None = None) -> bool:
+        """Connected, and market data arrived within ``quiet`` seconds."""
+        now = time.monotonic() if now is None else now
+        return self.connected and now - self.last_data < self.quiet
 
     async def run(self) -> None:
         """Connect, read and reconnect until cancelled."""
@@ -96,6 +113,7 @@ class MarketChannel:
                                 text = text.decode()
                             if text.strip() == "PONG":
                                 continue
+                            self._data_arrived()
                             self.on_frame(text, datetime.now(UTC))
                             break
                 except TimeoutError:
@@ -106,6 +124,16 @@ class MarketChannel:
                     return
         finally:
             await stop_pinging(pinger)
+
+    def _data_arrived(self) -> None:
+        """Note the data; after a quiet spell, re-read the assets over REST: what changed in the
+        last seconds of a silence is not replayed by the channel."""
+        now = time.monotonic()
+        quiet_for, self.last_data = now - self.last_data, now
+        resuming = self._resuming is not None and not self._resuming.done()
+        if quiet_for >= self.quiet and self.on_resume is not None and not resuming:
+            self.events["resumes"] += 1
+            self._resuming = asyncio.create_task(self.on_resume(set(self.assets)))
 
     async def update(self, assets: set[str]) -> None:
         """Change the subscription in place to ``assets``."""
