@@ -144,6 +144,12 @@ def test_the_database_is_healthy_only_once_it_listens_on_tcp(tmp_path: Path) -> 
     against it, so the healthcheck asks over TCP (the port is the test cluster's)."""
     test = _config(tmp_path)["services"]["timescaledb"]["healthcheck"]["test"]
     assert test[0] == "CMD-SHELL"
+    # libpq's default socket folder, where the image's init server listens (Debian's
+    # postgresql-common makes it; /run may have been emptied since).
+    sockets = Path("/var/run/postgresql")
+    if not sockets.is_dir() and os.geteuid() == 0:
+        sockets.mkdir(mode=0o2775)
+        shutil.chown(sockets, "postgres", "postgres")
     socket_dir = "unix_socket_directories='/var/run/postgresql'"
     for settings, healthy in (((socket_dir, "listen_addresses=''"), False), ((socket_dir,), True)):
         with running_postgres(settings) as server:

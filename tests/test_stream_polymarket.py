@@ -440,5 +440,8 @@ async def test_the_end_of_a_silence_is_not_lost_and_rest_covers_it(pg: Database)
         await until(lambda: streamer.live() == set(assets), 10, "data again")
         await until(lambda: not _agree(pg, sim, assets), 10, "every price of the silence")
         assert sum(c.events["resumes"] for c in streamer.channels) >= 1
+        print(f"drill: silence: {len(assets)} assets, every price of the silence stored,"
+              f" {sum(c.events['watchdog_restarts'] for c in streamer.channels)} watchdog"
+              " restarts")  # fmt: skip
         assert len(streamer.live()) + streamer.rest_polled() == len(assets)
         assert ingest.rejects.counts == {} or sum(ingest.rejects.counts.values()) == 0
