@@ -215,11 +215,17 @@ async def test_an_unreachable_database_answers_503_so_alertmanager_retries() -> 
     assert history.requests["unavailable"] == 1
 
 
-async def test_a_configured_token_is_required() -> None:
+def _webhook_alone(token: str | None = None) -> tuple[web.Application, AlertHistory]:
+    """The webhook on its own, over a pool that is never opened (nothing is stored)."""
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool("", open=False)
-    history = AlertHistory(pool, token="s3cret")
+    history = AlertHistory(pool, token=token)
     app = web.Application()
     app.router.add_post(WEBHOOK_PATH, history.handle)
+    return app, history
+
+
+async def test_a_configured_token_is_required() -> None:
+    app, history = _webhook_alone(token="s3cret")
     async with TestClient(TestServer(app)) as client:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
             response = await client.post(WEBHOOK_PATH, data=b"{}", headers=headers)
@@ -293,10 +299,7 @@ async def test_bad_input_gets_4xx_never_5xx_and_a_nul_is_stored_cleaned(
 
 
 async def test_a_non_ascii_token_is_refused_not_a_crash() -> None:
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool("", open=False)
-    history = AlertHistory(pool, token="s3cret")
-    app = web.Application()
-    app.router.add_post(WEBHOOK_PATH, history.handle)
+    app, history = _webhook_alone(token="s3cret")
     async with TestClient(TestServer(app)) as client:
         for given in ("Bearer s3crét", "Bearer ☃", "Bearer \udcff"):
             headers = {"Authorization": given.encode("utf-8", "surrogateescape").decode("latin-1")}
@@ -309,10 +312,7 @@ async def test_a_client_that_hangs_up_mid_body_is_no_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Served as the exporter serves it (an AppRunner, whose handlers run to the end)."""
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool("", open=False)
-    history = AlertHistory(pool)
-    app = web.Application()
-    app.router.add_post(WEBHOOK_PATH, history.handle)
+    app, history = _webhook_alone()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
