@@ -178,3 +178,18 @@ def image() -> Iterator[Image]:
         yield built
     finally:
         remove_image(built)
+
+
+SERVER_FIXTURES = frozenset(
+    {"db", "pg", "ts", "postgres_server", "timescale_server", "image", "filled", "served",
+     "store", "cluster"}
+)  # fmt: skip
+"""Fixtures that start a real server (or build the image): a test using one is a `db` test."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `db` marker follows the fixtures, so `-m "not db"` starts no server whatever a test
+    module says (tests that start a cluster themselves carry the marker by hand)."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.db)

@@ -139,6 +139,7 @@ def test_the_demo_profile_adds_the_simulator(tmp_path: Path) -> None:
     assert "MOVERS__VENUES__POLYMARKET__GAMMA_URL" in entrypoint
 
 
+@pytest.mark.db
 def test_the_database_is_healthy_only_once_it_listens_on_tcp(tmp_path: Path) -> None:
     """The image's init-time server listens on its socket only; the exporter must not start
     against it, so the healthcheck asks over TCP (the port is the test cluster's)."""
