@@ -106,7 +106,8 @@ _names = itertools.count()
 
 
 def _reset_shared(url: str) -> None:
-    """Drop every object the project creates (a shared WASM server has one database only)."""
+    """Drop every object the project creates (a shared WASM server has one database only), as
+    the catalogue lists them."""
     with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
         caggs = conn.execute(
             "SELECT view_name FROM timescaledb_information.continuous_aggregates"
@@ -114,20 +115,16 @@ def _reset_shared(url: str) -> None:
         ).fetchall()
         for (name,) in caggs:
             conn.execute(f'DROP MATERIALIZED VIEW IF EXISTS "{name}" CASCADE')
-        conn.execute("DROP VIEW IF EXISTS ohlc_1d, ohlc_1h, ohlc_1m CASCADE")
-        # TimescaleDB drops a hypertable only on its own, not in a list.
-        for table in (
-            "snapshots",
-            "trades",
-            "outcomes",
-            "markets",
-            "copy_target",
-            "movers",
-            "category_moves",
-            "category_moves_history",
-            "alerts",
-        ):
-            conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+        # Whatever else the migrations (or a test) made in public, read from the catalogue: views
+        # first, then tables one by one (TimescaleDB drops a hypertable only on its own).
+        views = conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'").fetchall()
+        for (name,) in views:
+            conn.execute(f'DROP VIEW IF EXISTS "{name}" CASCADE')
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+        for (name,) in tables:
+            conn.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
         conn.execute("DROP SCHEMA IF EXISTS movers_internal CASCADE")
         conn.execute(
             "SELECT delete_job(job_id) FROM timescaledb_information.jobs WHERE job_id >= 1000"
