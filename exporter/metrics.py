@@ -405,7 +405,7 @@ class ExporterCollector(Collector):
         source = GaugeMetricFamily(
             "movers_price_source_outcomes",
             "Hot-set outcomes by where their prices come from now: stream, or rest (polling, "
-            "while their stream connection is down).",
+            "while their stream connection is down or quiet); each outcome under one source.",
             labels=["venue", "source"],
         )
         for stream in streams:

@@ -182,6 +182,8 @@ async def test_quotes_stream_in_and_gaps_and_drops_are_re_snapshotted(
         await until(lambda: not _disagree(pg, sim, tickers), 10, "quotes after the drop")
         await ingest.refresh_hot()
         assert ingest.last_hot_tokens == 0  # all streamed: REST leaves them alone
+        # Each hot market under one price source: streamed or polled, never both.
+        assert len(streamer.live() & set(ingest.hot)) + streamer.rest_polled() == len(ingest.hot)
 
 
 def _advance_to(sim: Simulator, moment: float) -> None:
@@ -207,6 +209,7 @@ async def test_a_refused_key_stops_the_stream_and_rest_keeps_polling(
         assert not streamer.connected
         await ingest.refresh_hot()
         assert ingest.last_hot_tokens == len(ingest.hot)
+        assert streamer.rest_polled() == len(ingest.hot)
 
 
 async def test_all_markets_streams_every_market(pg: Database, tmp_path: Path) -> None:

@@ -104,7 +104,9 @@ class KalshiStreamer:
         return self.events[name]
 
     def rest_polled(self) -> int:
-        return self.ingest.last_hot_tokens
+        """Hot-set markets the REST job covers now: every one not live (never counted twice)."""
+        live = self.live()
+        return sum(1 for ticker in self.ingest.hot if ticker not in live)
 
     # --- the connection -------------------------------------------------------------------------
 
