@@ -28,10 +28,11 @@ from prometheus_client import generate_latest
 from bench.common import write_result
 from exporter.categories import load_categories
 from exporter.config import validate_settings
-from exporter.metrics import DatabaseFigures, build_registry
+from exporter.metrics import build_registry
 from exporter.movers import MoversJob, MoversRefresher, naive_movers, read_movers
 from exporter.service import build_ingest
 from exporter.storage.db import create_pool, prepare_schema
+from exporter.storage.health import DatabaseFigures
 from exporter.storage.writer import Writer
 from tests.servers import running_postgres
 
@@ -206,7 +207,7 @@ async def run(url: str, args: argparse.Namespace, now: datetime) -> dict[str, An
             assert naive
         database = DatabaseFigures()
         await database.refresh(pool)
-        registry = build_registry(ingest, writer, database)
+        registry = build_registry([*ingest.collectors(), database])
         renders: list[float] = []
         for _ in range(args.reads):
             started = time.perf_counter()

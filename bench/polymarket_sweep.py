@@ -89,7 +89,7 @@ async def run(markets: int) -> dict[str, Any]:
         full = cpu(lambda: parse_all(pages, categories))
         settings = validate_settings({"venues": sim.urls.venues()})
         client = PolymarketClient(settings.venues.polymarket)
-        client.http._limits.clear()  # rate limits off: measure the sweep, not the budget
+        client.http.lift_limits()  # rate limits off: measure the sweep, not the budget
         ingest = PolymarketIngest(
             settings.venues.polymarket,
             client,

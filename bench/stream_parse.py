@@ -70,15 +70,15 @@ def main() -> None:
     def full() -> None:
         streamer = handler()
         for frame in books:
-            streamer._on_frame(frame, received)
+            streamer.on_frame(frame, received)
         for frame in changes:
-            streamer._on_frame(frame, received)
+            streamer.on_frame(frame, received)
         assert streamer.messages["price_change"] == len(changes)
 
     def books_only() -> None:
         streamer = handler()
         for frame in books:
-            streamer._on_frame(frame, received)
+            streamer.on_frame(frame, received)
 
     bare = cpu(decode)
     total = cpu(full) - cpu(books_only)

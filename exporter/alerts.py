@@ -13,6 +13,7 @@ import asyncio
 import hmac
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ import orjson
 import psycopg
 import structlog
 from aiohttp import ClientPayloadError, web
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from psycopg.types.json import Jsonb
 from psycopg_pool import PoolTimeout
 
@@ -183,8 +186,8 @@ async def store_alerts(
         await cur.executemany(_INSERT, rows)
 
 
-@dataclass
-class AlertHistory:
+@dataclass(eq=False)  # the registry keys collectors by identity
+class AlertHistory(Collector):
     """The webhook endpoint's state: where to store, the optional token, and its counts."""
 
     pool: AsyncConnectionPool[Any]
@@ -226,6 +229,24 @@ class AlertHistory:
         for alert in alerts:
             self.notifications[alert.status] += 1
         return web.json_response({"stored": len(alerts)})
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "movers_alert_webhook_requests",
+            "Alertmanager notifications posted to the alert-history webhook, by outcome: stored, "
+            "invalid, unauthorized, unavailable (database down: Alertmanager retries).",
+            labels=["outcome"],
+        )
+        for outcome, count in sorted(self.requests.items()):
+            requests.add_metric([outcome], count)
+        alerts = CounterMetricFamily(
+            "movers_alert_notifications",
+            "Alerts stored in the alert history, by status (firing, resolved).",
+            labels=["status"],
+        )
+        for status, count in sorted(self.notifications.items()):
+            alerts.add_metric([status], count)
+        yield from (requests, alerts)
 
 
 def _authorized(request: web.Request, token: str) -> bool:

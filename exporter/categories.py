@@ -8,12 +8,14 @@ are counted, so the mapping can be improved.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from exporter.errors import ConfigError
 
@@ -22,7 +24,7 @@ UNMAPPED_KEPT = 1000
 """Distinct unmapped labels remembered (the counter stays bounded whatever the venue sends)."""
 
 
-class Categories:
+class Categories(Collector):
     """Maps venue labels to the taxonomy; counts what it could not map."""
 
     def __init__(self, taxonomy: list[str], polymarket: dict[str, str], kalshi: dict[str, str]):
@@ -56,6 +58,19 @@ class Categories:
         key = (venue, label)
         if key in self.unmapped or len(self.unmapped) < UNMAPPED_KEPT:
             self.unmapped[key] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        unmapped = CounterMetricFamily(
+            "movers_unmapped_category_labels",
+            "Venue tags or series categories that mapped to no category (fell back to Other).",
+            labels=["venue"],
+        )
+        totals: Counter[str] = Counter()
+        for (venue, _), count in self.unmapped.items():
+            totals[venue] += count
+        for venue, count in sorted(totals.items()):
+            unmapped.add_metric([venue], count)
+        yield unmapped
 
 
 def load_categories(path: Path | None = None) -> Categories:

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
 from psycopg.rows import class_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -618,8 +620,18 @@ class MoversView:
     computed_at: datetime | None = None
 
 
-class MoversJob:
-    """The scheduled refresh: recompute in the database, then reload the exported view."""
+TITLE_CHARS, OUTCOME_CHARS, URL_CHARS = 200, 100, 300
+"""Label values of the info metric are cut to these lengths (a longer URL is left out), so the
+scrape stays within ``label_value_length_limit`` (1,024 bytes in prometheus/prometheus.yml)."""
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class MoversJob(Collector):
+    """The scheduled refresh: recompute in the database, then reload the exported view, which
+    :meth:`collect` serves."""
 
     def __init__(self, refresher: MoversRefresher) -> None:
         self.refresher = refresher
@@ -650,3 +662,68 @@ class MoversJob:
             "seconds": round(result.seconds, 3),
             "shares_seconds": round(result.shares_seconds, 3),
         }
+
+    def collect(self) -> Iterator[Metric]:
+        view = self.view
+        move = GaugeMetricFamily(
+            "movers_market_move_ratio",
+            "Price move over the window as a probability difference (0.12 = +12 pp), for the "
+            "top movers with |move| >= movers.export.min_abs_move_pp, at most "
+            "movers.export.max_series per window.",
+            labels=["venue", "market_id", "window", "category"],
+        )
+        price = GaugeMetricFamily(
+            "movers_market_price_ratio",
+            "Latest price (probability 0..1) of each market among the exported movers.",
+            labels=["venue", "market_id"],
+        )
+        info = InfoMetricFamily(
+            "movers_market",
+            "Title, outcome and link of each market among the exported movers (join with "
+            "group_left on venue and market_id).",
+            labels=["venue", "market_id", "category", "title", "outcome", "url"],
+        )
+        seen: set[str] = set()
+        for m in view.movers:
+            move.add_metric([m.venue, m.market_id, m.window_label, m.category], m.move_pp / 100)
+            if m.market_id not in seen:
+                seen.add(m.market_id)
+                price.add_metric([m.venue, m.market_id], m.price_now)
+                labels = [
+                    m.venue,
+                    m.market_id,
+                    m.category,
+                    _cut(m.title, TITLE_CHARS),
+                    _cut(m.outcome, OUTCOME_CHARS),
+                    m.url if m.url and len(m.url) <= URL_CHARS else "",
+                ]
+                info.add_metric(labels, {})
+        yield from (move, price, info)
+        markets = GaugeMetricFamily(
+            "movers_category_markets",
+            "Markets ranked in the category and window (open, passing the filters).",
+            labels=["window", "category"],
+        )
+        moved = GaugeMetricFamily(
+            "movers_category_moved_markets",
+            "Markets of the category whose |move| over the window reached "
+            "movers.category_threshold_pp.",
+            labels=["window", "category"],
+        )
+        mean = GaugeMetricFamily(
+            "movers_category_mean_abs_move_ratio",
+            "Volume-weighted mean |move| of the category's markets over the window "
+            "(probability difference).",
+            labels=["window", "category"],
+        )
+        for c in view.categories:
+            markets.add_metric([c.window_label, c.category], c.markets)
+            moved.add_metric([c.window_label, c.category], c.moved)
+            mean.add_metric([c.window_label, c.category], c.mean_abs_move_pp / 100)
+        yield from (markets, moved, mean)
+        if view.computed_at is not None:
+            yield GaugeMetricFamily(
+                "movers_movers_computed_timestamp_seconds",
+                "When the movers shown were computed.",
+                value=view.computed_at.timestamp(),
+            )

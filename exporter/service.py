@@ -13,24 +13,29 @@ from typing import Any
 import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 
 from exporter.alerts import AlertHistory
 from exporter.categories import Categories, load_categories
 from exporter.config import Settings
+from exporter.endpoints import metrics_app
 from exporter.errors import StorageError
-from exporter.ingest.common import Jobs, Rejects
+from exporter.ingest.common import Jobs, Rejects, VenueCollector
 from exporter.ingest.kalshi import KalshiIngest
 from exporter.ingest.kalshi_stream import KalshiStreamer
 from exporter.ingest.polymarket import PolymarketIngest
 from exporter.ingest.polymarket_stream import PolymarketStreamer
 from exporter.ingest.polymarket_trades_stream import PolymarketTradesStreamer
-from exporter.metrics import DatabaseFigures, build_registry, metrics_app
+from exporter.ingest.streams import StreamCollector
+from exporter.metrics import build_registry
 from exporter.movers import MoversJob, MoversRefresher
 from exporter.storage.db import connect_async, create_pool, prepare_schema
+from exporter.storage.health import DatabaseFigures
 from exporter.storage.maintenance import apply_retention, run_rollups
 from exporter.storage.migrate import MigrationReport, Mode
-from exporter.storage.writer import Writer
+from exporter.storage.writer import Writer, WriterCollector
+from exporter.venues.http import HttpCollector
 from exporter.venues.kalshi.client import KalshiClient
 from exporter.venues.polymarket.client import PolymarketClient
 
@@ -69,7 +74,7 @@ class Ingest:
     writer: Writer
     polymarket: PolymarketIngest | None
     kalshi: KalshiIngest | None
-    clients: list[Any]
+    clients: list[PolymarketClient | KalshiClient]
     movers: MoversJob
     polymarket_stream: PolymarketStreamer | None = None
     kalshi_stream: KalshiStreamer | None = None
@@ -83,6 +88,23 @@ class Ingest:
         """Every stream that runs beside the scheduled jobs."""
         trades = [self.trades_stream] if self.trades_stream is not None else []
         return [*self.streams(), *trades]
+
+    def collectors(self) -> list[Collector]:
+        """One collector per component, for the registry."""
+        venues = [v for v in (self.polymarket, self.kalshi) if v is not None]
+        found: list[Collector] = [
+            self.jobs,
+            self.rejects,
+            self.categories,
+            HttpCollector([client.http for client in self.clients]),
+            VenueCollector(venues),
+            WriterCollector(self.writer),
+            self.movers,
+            StreamCollector(self.streams()),
+        ]
+        if self.trades_stream is not None:
+            found.append(self.trades_stream)
+        return found
 
     def schedule(self, settings: Settings) -> list[tuple[str, Callable[[], Awaitable[Any]], float]]:
         """``(name, job, every seconds)``; discovery first so the price jobs have markets."""
@@ -116,7 +138,7 @@ DATABASE_CHECK_SECONDS = 30
 def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     categories = load_categories(settings.categories.file)
     rejects = Rejects()
-    clients: list[Any] = []
+    clients: list[PolymarketClient | KalshiClient] = []
     polymarket = None
     if settings.venues.polymarket.enabled:
         client = PolymarketClient(settings.venues.polymarket)
@@ -237,8 +259,9 @@ async def _run_forever(
     database = DatabaseFigures()
     token = settings.alerts.webhook_token
     history = AlertHistory(pool, token.get_secret_value() if token is not None else None)
-    registry = build_registry(ingest, ingest.writer, database, history)
-    runner = web.AppRunner(metrics_app(registry, ingest, database, history), access_log=None)
+    registry = build_registry([*ingest.collectors(), database, history])
+    app = metrics_app(registry, ingest.jobs, database, venues=bool(ingest.clients), history=history)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.metrics.host, settings.metrics.port)
     await site.start()

@@ -1,50 +1,34 @@
-"""Latency histograms accumulated in process and exported by the scrape-time collector."""
+"""Latency histograms: prometheus_client's own, held by the component that observes them and
+exported through that component's collector."""
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client import Histogram
+from prometheus_client.core import Metric
 
 REQUEST_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+COMMIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
-class Histograms:
-    """Observations by label values, with fixed bucket bounds (seconds)."""
-
-    def __init__(self, buckets: Sequence[float]) -> None:
-        self.bounds = tuple(buckets)
-        self._counts: dict[tuple[str, ...], list[int]] = {}
-        self._sums: dict[tuple[str, ...], float] = {}
-
-    def observe(self, labels: tuple[str, ...], seconds: float) -> None:
-        counts = self._counts.get(labels)
-        if counts is None:
-            counts = self._counts[labels] = [0] * (len(self.bounds) + 1)
-            self._sums[labels] = 0.0
-        counts[bisect.bisect_left(self.bounds, seconds)] += 1
-        self._sums[labels] += seconds
-
-    def count(self, labels: tuple[str, ...]) -> int:
-        return sum(self._counts.get(labels, ()))
-
-    def family(
-        self, name: str, documentation: str, label_names: Sequence[str], *parts: Histograms
-    ) -> HistogramMetricFamily:
-        """One metric family over this and ``parts`` (label values must not overlap)."""
-        family = HistogramMetricFamily(name, documentation, labels=list(label_names))
-        for source in (self, *parts):
-            for labels, counts in sorted(source._counts.items()):
-                family.add_metric(
-                    list(labels), list(_cumulative(source.bounds, counts)), source._sums[labels]
-                )
-        return family
+def histogram(
+    name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]
+) -> Histogram:
+    """A histogram in no registry: its owner's collector yields it."""
+    return Histogram(name, documentation, list(labels), buckets=buckets, registry=None)
 
 
-def _cumulative(bounds: Sequence[float], counts: Sequence[int]) -> Iterable[tuple[str, float]]:
-    running = 0
-    for bound, count in zip((*bounds, float("inf")), counts, strict=True):
-        running += count
-        yield ("+Inf" if bound == float("inf") else repr(bound), running)
+def merged(histograms: Iterable[Histogram]) -> Iterator[Metric]:
+    """One family over histograms of one name held by several instances of a component (their
+    label values differ: a venue's client observes only its own venue)."""
+    family: Metric | None = None
+    for source in histograms:
+        for metric in source.collect():
+            if family is None:
+                family = metric
+            else:
+                family.samples.extend(metric.samples)
+    if family is not None:
+        yield family

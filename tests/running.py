@@ -118,3 +118,32 @@ async def until_async(
             return value
         await asyncio.sleep(every)
     raise AssertionError(f"not within {within} s: {what}")
+
+
+async def every_metric() -> set[str]:
+    """The name of every metric the exporter can export (``_total`` on counters, ``_info`` on
+    info metrics), read from the composition root's own registry with every feature on."""
+    from datetime import UTC, datetime
+
+    from exporter.alerts import AlertHistory
+    from exporter.config import validate_settings
+    from exporter.metrics import build_registry
+    from exporter.movers import MoversView
+    from exporter.service import build_ingest
+    from exporter.storage.db import create_pool
+    from exporter.storage.health import DatabaseFigures
+    from exporter.storage.migrate import Mode
+    from exporter.storage.writer import Writer
+
+    polymarket = {"gamma_url": "http://127.0.0.1:9", "trades_stream": {"enabled": True}}
+    settings = validate_settings({"venues": {"polymarket": polymarket}})
+    pool = create_pool(settings.database)  # never opened: nothing here touches a database
+    writer = Writer.from_settings(pool, Mode.PLAIN, settings)
+    ingest = build_ingest(settings, writer)
+    try:
+        ingest.movers.view = MoversView(computed_at=datetime.now(UTC))
+        collectors = [*ingest.collectors(), DatabaseFigures(), AlertHistory(pool)]
+        suffixes = {"counter": "_total", "info": "_info"}
+        return {f.name + suffixes.get(f.type, "") for f in build_registry(collectors).collect()}
+    finally:
+        await ingest.aclose()

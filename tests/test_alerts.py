@@ -26,11 +26,13 @@ from exporter.alerts import (
     parse_time,
 )
 from exporter.config import load_settings, redacted, validate_settings
+from exporter.endpoints import metrics_app
 from exporter.errors import ConfigError
-from exporter.metrics import DatabaseFigures, build_registry, metrics_app
+from exporter.metrics import build_registry
 from exporter.movers import Mover, MoversView
 from exporter.service import build_ingest
 from exporter.storage.db import create_pool, prepare_schema
+from exporter.storage.health import DatabaseFigures
 from exporter.storage.migrate import Mode
 from exporter.storage.writer import Writer
 from tests.conftest import Database
@@ -138,8 +140,9 @@ async def served(db: Database) -> AsyncIterator[tuple[TestClient[Any, Any], Aler
     history = AlertHistory(pool)
     writer = Writer.from_settings(pool, Mode.PLAIN, settings)
     ingest = build_ingest(settings, writer)
-    registry = build_registry(ingest, writer, DatabaseFigures(), history)
-    client = TestClient(TestServer(metrics_app(registry, ingest, DatabaseFigures(), history)))
+    registry = build_registry([*ingest.collectors(), history])
+    app = metrics_app(registry, ingest.jobs, DatabaseFigures(), venues=True, history=history)
+    client = TestClient(TestServer(app))
     await client.start_server()
     try:
         yield client, history
@@ -266,7 +269,7 @@ def test_info_metric_labels_are_cut_to_bounded_lengths() -> None:
         then_time=now - timedelta(minutes=5), now_time=now, end_time=None, computed_at=now,
     )  # fmt: skip
     ingest.movers.view = MoversView((mover,), (), now)
-    registry = build_registry(ingest, writer, DatabaseFigures())
+    registry = build_registry([ingest.movers])
     (sample,) = [s for f in registry.collect() for s in f.samples if s.name == "movers_market_info"]
     assert len(sample.labels["title"]) == 200
     assert sample.labels["title"].endswith("…")
@@ -317,7 +320,7 @@ async def test_a_client_that_hangs_up_mid_body_is_no_error(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     try:
         _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(

@@ -109,7 +109,7 @@ async def test_the_next_write_flushes_first_and_a_full_buffer_drops_the_oldest(
             break
         except psycopg.OperationalError:
             await asyncio.sleep(0.25)
-    writer._retry_at = 0.0
+    writer.retry_now()
     result = await writer.write_snapshots(_snaps(80, 3))
     assert result.written == 3
     assert len(writer.backlog) == 0

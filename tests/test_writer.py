@@ -76,9 +76,9 @@ async def test_batches_overlapping_stored_rows_or_themselves_store_each_row_once
     first = await writer.write_snapshots(rows[:5], change_only=False)
     overlapping = await writer.write_snapshots(rows[3:], change_only=False)
     repeated = await writer.write_snapshots([_snap(20, 0.5), _snap(20, 0.5)], change_only=False)
-    assert "snapshots" in writer._duplicates_seen
+    assert "snapshots" in writer.upserting()
     clean = await writer.write_snapshots([_snap(21, 0.6)], change_only=False)
-    assert "snapshots" not in writer._duplicates_seen
+    assert "snapshots" not in writer.upserting()
     after = await writer.write_snapshots([_snap(22, 0.7)], change_only=False)
     assert [(r.written, r.duplicates) for r in (first, overlapping, repeated, clean, after)] == [
         (5, 0), (3, 2), (1, 1), (1, 0), (1, 0),

@@ -8,9 +8,7 @@ from collections.abc import Callable
 
 from exporter.model import Snapshot
 from exporter.storage.writer import Writer
-from exporter.timing import Histograms
-
-LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+from exporter.timing import COMMIT_BUCKETS, histogram
 
 
 class Coalescer:
@@ -26,7 +24,12 @@ class Coalescer:
         self.window = window
         self.pending: dict[str, tuple[Snapshot, float]] = {}
         self.written_at: dict[str, float] = {}
-        self.latency = Histograms(LATENCY_BUCKETS)
+        self.latency = histogram(
+            "movers_stream_commit_latency_seconds",
+            "From receiving a stream update to committing its row (coalescing included).",
+            ["venue"],
+            COMMIT_BUCKETS,
+        )
         self.rows_written = 0
 
     def add(self, key: str, snapshot: Snapshot) -> None:
@@ -56,8 +59,9 @@ class Coalescer:
             rows.append(dataclasses.replace(snapshot, volume_24h=volume, liquidity=liquidity))
         result = await self.writer.write_snapshots(rows)
         done = time.monotonic()
+        latency = self.latency.labels(self.venue)
         for key, (_, first) in batch.items():
-            self.latency.observe((self.venue,), done - first)
+            latency.observe(done - first)
             self.written_at[key] = now
         self.rows_written += result.written
         return result.written

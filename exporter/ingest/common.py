@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import structlog
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from psycopg_pool import PoolTimeout
 
 from exporter.errors import ExporterError, ParseError
@@ -18,7 +20,7 @@ from exporter.errors import ExporterError, ParseError
 log = structlog.get_logger("exporter")
 
 
-class Rejects:
+class Rejects(Collector):
     """Malformed records: counted by ``(venue, kind)``, logged once per kind with a sample."""
 
     def __init__(self) -> None:
@@ -36,6 +38,16 @@ class Rejects:
                 note="logged once per kind; later ones are only counted",
             )
         self.counts[key] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        parse = CounterMetricFamily(
+            "movers_parse_errors",
+            "Malformed venue records skipped, by venue and record kind.",
+            labels=["venue", "kind"],
+        )
+        for (venue, kind), count in sorted(self.counts.items()):
+            parse.add_metric([venue, kind], count)
+        yield parse
 
 
 def hot_set(volumes: dict[str, float], size: int, always: set[str]) -> list[str]:
@@ -56,7 +68,7 @@ class JobState:
     last_error: str | None = None
 
 
-class Jobs:
+class Jobs(Collector):
     """Runs named jobs: counts outcomes, logs when a job starts failing and when it recovers."""
 
     def __init__(self) -> None:
@@ -82,3 +94,74 @@ class Jobs:
         state.failing = False
         log.debug("job done", job=name, seconds=round(state.last_duration, 3), result=result)
         return True
+
+    def collect(self) -> Iterator[Metric]:
+        runs = CounterMetricFamily(
+            "movers_job_runs", "Job runs by outcome (ok, failed).", labels=["job_name", "outcome"]
+        )
+        last = GaugeMetricFamily(
+            "movers_job_last_success_timestamp_seconds",
+            "When the job last succeeded.",
+            labels=["job_name"],
+        )
+        duration = GaugeMetricFamily(
+            "movers_job_last_duration_seconds",
+            "How long the job's last successful run took.",
+            labels=["job_name"],
+        )
+        failing = GaugeMetricFamily(
+            "movers_job_failing", "1 while the job's latest run failed.", labels=["job_name"]
+        )
+        discovery = GaugeMetricFamily(
+            "movers_last_discovery_timestamp_seconds",
+            "When the venue's discovery last completed.",
+            labels=["venue"],
+        )
+        for job, state in sorted(self.states.items()):
+            for outcome, count in sorted(state.runs.items()):
+                runs.add_metric([job, outcome], count)
+            if state.last_success is not None:
+                last.add_metric([job], state.last_success)
+                if job.endswith("_discovery"):
+                    discovery.add_metric([job.removesuffix("_discovery")], state.last_success)
+            if state.last_duration is not None:
+                duration.add_metric([job], state.last_duration)
+            failing.add_metric([job], 1.0 if state.failing else 0.0)
+        yield from (runs, last, duration, failing, discovery)
+
+    def recent(self, within: float) -> list[str]:
+        """The jobs that succeeded within the last ``within`` seconds."""
+        now = time.time()
+        return sorted(
+            job
+            for job, state in self.states.items()
+            if state.last_success is not None and now - state.last_success < within
+        )
+
+
+class VenueJobs(Protocol):
+    """What the venue collector reads of a venue's jobs."""
+
+    venue: str
+    hot: list[str]
+    last_sweep_seconds: float | None
+
+
+class VenueCollector(Collector):
+    """The venues' sweep durations and hot-set sizes."""
+
+    def __init__(self, venues: Sequence[VenueJobs]) -> None:
+        self.venues = venues
+
+    def collect(self) -> Iterator[Metric]:
+        sweep = GaugeMetricFamily(
+            "movers_sweep_duration_seconds",
+            "Duration of the venue's last full price sweep.",
+            labels=["venue"],
+        )
+        hot = GaugeMetricFamily("movers_hot_markets", "Markets in the hot set.", labels=["venue"])
+        for jobs in self.venues:
+            if jobs.last_sweep_seconds is not None:
+                sweep.add_metric([jobs.venue], jobs.last_sweep_seconds)
+            hot.add_metric([jobs.venue], len(jobs.hot))
+        yield from (sweep, hot)

@@ -28,6 +28,8 @@ TRADE_PAGES_PER_RUN = 20
 
 
 class KalshiIngest:
+    venue = VENUE.value
+
     def __init__(
         self,
         config: KalshiConfig,

@@ -169,7 +169,7 @@ class KalshiStreamer:
                 log.warning("stream silent, restarting", venue="kalshi")
                 await ws.close(1000, "watchdog: no market data")
                 return
-            self._on_frame(text if isinstance(text, str) else text.decode(), datetime.now(UTC))
+            self.on_frame(text if isinstance(text, str) else text.decode(), datetime.now(UTC))
 
     async def _subscribe(self, ws: ClientConnection) -> None:
         self.sids.clear()
@@ -203,7 +203,7 @@ class KalshiStreamer:
 
     # --- messages -------------------------------------------------------------------------------
 
-    def _on_frame(self, text: str, received: datetime) -> None:
+    def on_frame(self, text: str, received: datetime) -> None:
         try:
             message = parse_message(text)
         except ParseError as error:

@@ -49,6 +49,8 @@ class Known:
 class PolymarketIngest:
     """The Polymarket jobs over one client and one writer; state lives between runs."""
 
+    venue = VENUE.value
+
     def __init__(
         self,
         config: PolymarketConfig,

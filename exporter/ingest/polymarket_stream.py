@@ -123,7 +123,7 @@ class PolymarketStreamer:
                 waiting = waiting[room:]
         while waiting:
             channel = MarketChannel(
-                self.config.ws_url, len(self.channels), self._on_frame, self._on_connect,
+                self.config.ws_url, len(self.channels), self.on_frame, self._on_connect,
                 silence=self.stream.silence.total_seconds(),
                 quiet=self.config.hot_every.total_seconds(),
                 on_resume=self._on_resume,
@@ -138,7 +138,7 @@ class PolymarketStreamer:
 
     # --- frames in, rows out --------------------------------------------------------------------
 
-    def _on_frame(self, text: str, received: datetime) -> None:
+    def on_frame(self, text: str, received: datetime) -> None:
         try:
             parsed = parse_frame(text)
         except ParseError as error:

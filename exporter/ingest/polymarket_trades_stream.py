@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -61,7 +63,9 @@ def parse_rtds(text: str) -> Trade | None:
     return parse_trade(message.get("payload"))
 
 
-class PolymarketTradesStreamer:
+class PolymarketTradesStreamer(Collector):
+    """The RTDS trades of known outcomes, written in batches; :meth:`collect` reports it."""
+
     def __init__(
         self,
         config: PolymarketConfig,
@@ -79,6 +83,22 @@ class PolymarketTradesStreamer:
         self.connected = False
         self.counts: Counter[str] = Counter()
         """connects, trades (received), kept (of known outcomes), written."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "movers_trades_stream_connected",
+            "1 while the RTDS trades stream (Polymarket) is connected and subscribed.",
+            value=1.0 if self.connected else 0.0,
+        )
+        trades = CounterMetricFamily(
+            "movers_trades_stream_trades",
+            "RTDS trades by outcome: received, kept (outcomes discovery knows), written (new "
+            "rows; the rest were already stored by the Data API job).",
+            labels=["outcome"],
+        )
+        for outcome, key in (("received", "trades"), ("kept", "kept"), ("written", "written")):
+            trades.add_metric([outcome], self.counts[key])
+        yield trades
 
     def _known(self) -> set[str]:
         return {t for k in self.ingest.known.values() for t in k.tokens}

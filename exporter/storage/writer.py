@@ -13,13 +13,15 @@ import math
 import operator
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, LiteralString, TypeVar
 
 import psycopg
 import structlog
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 
 from exporter.config import Settings
@@ -36,7 +38,7 @@ from exporter.model import (
 )
 from exporter.storage.arrays import Float8Array, TextArray, TimestamptzArray
 from exporter.storage.migrate import Mode
-from exporter.timing import WRITE_BUCKETS, Histograms
+from exporter.timing import WRITE_BUCKETS, histogram
 
 T = TypeVar("T")
 
@@ -364,7 +366,12 @@ class Writer:
         rejected:<reason>."""
         self._logged_refusals: set[tuple[str, str]] = set()
         self.backlog = Backlog(backlog_rows)
-        self.latency = Histograms(WRITE_BUCKETS)
+        self.latency = histogram(
+            "movers_database_write_duration_seconds",
+            "Latency of one insert statement (up to write_batch_rows rows), by table.",
+            ["table"],
+            WRITE_BUCKETS,
+        )
         """Seconds per insert statement, by table."""
         self.stored_listeners: list[Callable[[datetime], None]] = []
         """Told the oldest time among the snapshot rows of each committed statement, held rows
@@ -497,6 +504,16 @@ class Writer:
                 return await self.flush()
             finally:
                 self._direct = None
+
+    def retry_now(self) -> None:
+        """Try the database at the next write instead of after the retry pause (a drill, or
+        whoever knows it is back)."""
+        self._retry_at = 0.0
+
+    def upserting(self) -> frozenset[str]:
+        """Tables whose batches go as ``ON CONFLICT`` inserts now (since one met a duplicate,
+        until one comes back clean)."""
+        return frozenset(self._duplicates_seen)
 
     async def _ready(self) -> bool:
         """Whether to try the database now: yes when nothing is held; otherwise once the retry
@@ -704,7 +721,7 @@ class Writer:
                 count = await self._insert_isolating(
                     conn, table, statement, chunk, columns, refused
                 )
-                self.latency.observe((table,), time.monotonic() - started)
+                self.latency.labels(table).observe(time.monotonic() - started)
             failures.merge(refused)
             if stored is not None:
                 bad = {id(r) for r in refused.rows}
@@ -886,3 +903,55 @@ class _translated:
         if isinstance(exc, psycopg.OperationalError):
             raise StorageUnavailable(f"database unreachable: {type(exc).__name__}") from exc
         return False
+
+
+class WriterCollector(Collector):
+    """What the writer stored, refused and holds, and how fresh the stored data is."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+
+    def collect(self) -> Iterator[Metric]:
+        writer = self.writer
+        for table, name in (("snapshots", "snapshot"), ("trades", "trade")):
+            family = GaugeMetricFamily(
+                f"movers_last_{name}_timestamp_seconds",
+                f"Time of the newest {name} row committed, by venue (time() - this = ingest lag).",
+                labels=["venue"],
+            )
+            for (kind, venue), moment in sorted(writer.newest.items()):
+                if kind == table:
+                    family.add_metric([venue], moment.timestamp())
+            yield family
+        rows = CounterMetricFamily(
+            "movers_rows",
+            "Rows offered to the writer by table and outcome: written, duplicate, unchanged "
+            "(change-only storage), rejected.",
+            labels=["table", "venue", "outcome", "reason"],
+        )
+        for (table, venue, outcome), count in sorted(writer.totals.items()):
+            kind, _, reason = outcome.partition(":")
+            rows.add_metric([table, venue, kind, reason], count)
+        yield rows
+        backlog = writer.backlog
+        held = GaugeMetricFamily(
+            "movers_buffer_rows",
+            "Rows held in memory while the database is unreachable, by table.",
+            labels=["table"],
+        )
+        dropped = CounterMetricFamily(
+            "movers_buffer_dropped_rows",
+            "Rows dropped because the outage buffer was full (outage_buffer_rows), by table.",
+            labels=["table"],
+        )
+        for table in ("snapshots", "trades"):
+            held.add_metric([table], backlog.rows[table])
+            dropped.add_metric([table], backlog.dropped[table])
+        yield held
+        yield dropped
+        yield GaugeMetricFamily(
+            "movers_buffer_capacity_rows",
+            "Rows the outage buffer holds at most.",
+            value=backlog.limit,
+        )
+        yield from writer.latency.collect()

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import orjson
 import stamina
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from exporter.config import RetryConfig
 from exporter.errors import RateLimited, VenueError, VenueRejected, VenueUnavailable
-from exporter.timing import REQUEST_BUCKETS, Histograms
+from exporter.timing import REQUEST_BUCKETS, histogram, merged
 from exporter.venues.limits import SlidingWindow
 
 USER_AGENT = "prediction-movers (+https://github.com/prediction-movers)"
@@ -55,8 +58,17 @@ class VenueHttp:
         connection_error, invalid_body."""
         self.events: Counter[tuple[str, str]] = Counter()
         """``(endpoint family, event)``: retry, give_up (failed after retries), slow."""
-        self.durations = Histograms(REQUEST_BUCKETS)
+        self.durations = histogram(
+            "movers_venue_request_duration_seconds",
+            "Venue request latency per attempt, by endpoint family.",
+            ["venue", "endpoint"],
+            REQUEST_BUCKETS,
+        )
         """Seconds per attempt by endpoint family, whatever its outcome."""
+
+    def lift_limits(self) -> None:
+        """Send without the client-side rate limits (benchmarks against the simulator)."""
+        self._limits.clear()
 
     async def request(
         self,
@@ -156,7 +168,38 @@ class VenueHttp:
 
     def _count(self, family: str, status: str, started: float) -> None:
         self.stats[(family, status)] += 1
-        self.durations.observe((self.venue, family), time.monotonic() - started)
+        self.durations.labels(self.venue, family).observe(time.monotonic() - started)
+
+
+class HttpCollector(Collector):
+    """The venue clients' request outcomes, retries and latency."""
+
+    def __init__(self, clients: Sequence[VenueHttp]) -> None:
+        self.clients = clients
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "movers_venue_requests",
+            "Venue responses by endpoint family and status: 2xx, 4xx, 429, 5xx, timeout, "
+            "connection_error, invalid_body (each attempt, retries included).",
+            labels=["venue", "endpoint", "status"],
+        )
+        events = {
+            event: CounterMetricFamily(f"movers_venue_{name}", doc, labels=["venue", "endpoint"])
+            for event, name, doc in (
+                ("retry", "retries", "Venue requests sent again after a retryable failure."),
+                ("give_up", "give_ups", "Venue requests that failed after their retries."),
+                ("slow", "slow_responses", "Venue responses slower than slow_response."),
+            )
+        }
+        for http in self.clients:
+            for (family, status), count in sorted(http.stats.items()):
+                requests.add_metric([http.venue, family, status], count)
+            for (family, event), count in sorted(http.events.items()):
+                events[event].add_metric([http.venue, family], count)
+        yield requests
+        yield from events.values()
+        yield from merged(http.durations for http in self.clients)
 
 
 def http_client(
