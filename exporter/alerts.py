@@ -16,19 +16,17 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
 import orjson
-import psycopg
 import structlog
 from aiohttp import ClientPayloadError, web
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
-from psycopg.types.json import Jsonb
-from psycopg_pool import PoolTimeout
 
-if TYPE_CHECKING:
-    from psycopg_pool import AsyncConnectionPool
+from exporter.errors import StorageRejected, StorageUnavailable
+from exporter.model import StoredAlert
+from exporter.storage.alerts import store_alerts
+from exporter.storage.database import Database
 
 log = structlog.get_logger("exporter.alerts")
 
@@ -40,22 +38,6 @@ _GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 
 class NotificationError(ValueError):
     """A webhook body that is not an Alertmanager notification; the message says why."""
-
-
-@dataclass(frozen=True)
-class StoredAlert:
-    """One alert of a notification, as stored."""
-
-    time: datetime
-    status: str
-    alertname: str
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    fingerprint: str
-    starts_at: datetime
-    ends_at: datetime | None
-    generator_url: str | None
-    receiver: str | None
 
 
 def parse_time(value: object, what: str) -> datetime | None:
@@ -157,40 +139,11 @@ def parse_notification(body: bytes) -> list[StoredAlert]:
     return parsed
 
 
-_INSERT = """
-INSERT INTO alerts (time, status, alertname, severity, venue, market_id, category, window_label,
-                    summary, labels, annotations, fingerprint, starts_at, ends_at, generator_url,
-                    receiver, first_notified, last_notified)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (fingerprint, starts_at, status) DO UPDATE
-   SET last_notified = excluded.last_notified,
-       notifications = alerts.notifications + 1,
-       ends_at = coalesce(excluded.ends_at, alerts.ends_at)
-"""
-
-
-async def store_alerts(
-    pool: AsyncConnectionPool[Any], alerts: list[StoredAlert], received_at: datetime
-) -> None:
-    """Upsert the alerts in one transaction."""
-    rows = [
-        (
-            a.time, a.status, a.alertname, a.labels.get("severity"), a.labels.get("venue"),
-            a.labels.get("market_id"), a.labels.get("category"), a.labels.get("window"),
-            a.annotations.get("summary"), Jsonb(a.labels), Jsonb(a.annotations), a.fingerprint,
-            a.starts_at, a.ends_at, a.generator_url, a.receiver, received_at, received_at,
-        )
-        for a in alerts
-    ]  # fmt: skip
-    async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-        await cur.executemany(_INSERT, rows)
-
-
 @dataclass(eq=False)  # the registry keys collectors by identity
 class AlertHistory(Collector):
     """The webhook endpoint's state: where to store, the optional token, and its counts."""
 
-    pool: AsyncConnectionPool[Any]
+    database: Database
     token: str | None = None
     requests: Counter[str] = field(default_factory=Counter)
     """Webhook requests by outcome: stored, invalid, unauthorized, unavailable."""
@@ -215,14 +168,14 @@ class AlertHistory(Collector):
                 log.warning("alert notification refused", error=str(exc))
             return web.json_response({"error": str(exc)}, status=400)
         try:
-            await store_alerts(self.pool, alerts, datetime.now(UTC))
-        except psycopg.DataError as exc:
+            await store_alerts(self.database, alerts, datetime.now(UTC))
+        except StorageRejected as exc:
             # A value the database refuses is the notification's fault: retrying cannot help.
             self.requests["invalid"] += 1
-            return web.json_response({"error": f"refused by the database: {exc}"}, status=400)
-        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        except StorageUnavailable as exc:
             self.requests["unavailable"] += 1
-            log.warning("alert notification not stored", error=type(exc).__name__)
+            log.warning("alert notification not stored", error=str(exc))
             # Alertmanager retries a 5xx, so the notification is stored once the database is back.
             return web.json_response({"error": "database unavailable"}, status=503)
         self.requests["stored"] += 1

@@ -1,4 +1,5 @@
-"""The exporter's exception tree; third-party errors are translated into it at each adapter.
+"""The exporter's exception tree; third-party errors are translated into it at each adapter
+(httpx in ``venues/http.py``, psycopg and its pool in ``storage/database.py``).
 
 ExporterError
 ├── ConfigError            bad configuration: fatal at start-up, exit code 2
@@ -9,6 +10,7 @@ ExporterError
 ├── ParseError             one payload record is malformed: count, log a sample, skip it
 └── StorageError
     ├── StorageUnavailable the database cannot be reached: retryable, rows are buffered
+    ├── StorageRejected    the database refuses a value: retrying the same rows cannot help
     └── SchemaError        the schema or the server's capabilities do not fit: fatal
 """
 
@@ -73,6 +75,10 @@ class StorageError(ExporterError):
 
 class StorageUnavailable(StorageError):
     """The database cannot be reached right now."""
+
+
+class StorageRejected(StorageError):
+    """The database refused a value (a constraint, a type): retrying the same rows cannot help."""
 
 
 class SchemaError(StorageError):

@@ -131,3 +131,19 @@ def displayed_price(bid: float | None, ask: float | None, last_trade: float | No
 def is_probability(value: float | None) -> bool:
     # NaN fails every comparison and infinities fall outside: no isfinite call needed.
     return value is not None and 0.0 <= value <= 1.0
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """One alert of a notification, as stored."""
+
+    time: datetime
+    status: str
+    alertname: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    fingerprint: str
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str | None
+    receiver: str | None

@@ -38,6 +38,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from exporter.config import MoversConfig
 from exporter.model import Venue
+from exporter.storage.database import Database
 
 NOW = "now"
 OVERLAP = timedelta(seconds=30)
@@ -427,6 +428,7 @@ class MoversRefresher:
         concurrency: int = 1,
     ) -> None:
         self.pool = pool
+        self.database = Database(pool)
         self.config = config
         self.history_kept = history_kept
         self.concurrency = concurrency
@@ -467,7 +469,7 @@ class MoversRefresher:
         oldest, self._oldest_stored = self._oldest_stored, None
         params = query_parameters(self.config, moment) | {"shares": self.concurrency}
         try:
-            async with self.pool.connection() as conn:
+            async with self.database.connection() as conn:
                 # The shares' rows of the last refresh (merged, or left by a failed one).
                 await conn.execute(
                     "TRUNCATE movers_internal.share_movers, movers_internal.share_categories"
@@ -492,9 +494,9 @@ class MoversRefresher:
         self._full_done = True
         shared = time.monotonic() - started
         if full:
-            async with self.pool.connection() as conn:
+            async with self.database.connection() as conn:
                 await conn.execute("ANALYZE movers_internal.outcome_prices, markets, outcomes")
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.database.transaction() as conn:
             await _settings(conn)
             kept, categories = await self._merge(conn, params)
         seconds = time.monotonic() - started
@@ -504,7 +506,7 @@ class MoversRefresher:
     async def _share(self, params: dict[str, Any], full: bool, oldest: datetime | None) -> None:
         """One share of the outcomes, in one transaction on its own connection: their prices at
         every boundary moved (or built) to this refresh's, then their ranking (``_SHARE``)."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.database.transaction() as conn:
             await _settings(conn)
             boundaries = self.boundaries(params["now"])
             # A full build reads the whole slice a boundary's price can come from.
@@ -635,14 +637,14 @@ class MoversJob(Collector):
 
     def __init__(self, refresher: MoversRefresher) -> None:
         self.refresher = refresher
-        self.pool = refresher.pool
+        self.database = refresher.database
         self.config = refresher.config
         self.view = MoversView()
 
     async def run(self, now: datetime | None = None) -> dict[str, Any]:
         result = await self.refresher.refresh(now)
         export = self.config.export
-        async with self.pool.connection() as conn:
+        async with self.database.connection() as conn:
             movers = [
                 mover
                 for window in self.config.labels

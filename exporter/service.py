@@ -30,6 +30,7 @@ from exporter.ingest.polymarket_trades_stream import PolymarketTradesStreamer
 from exporter.ingest.streams import StreamCollector
 from exporter.metrics import build_registry
 from exporter.movers import MoversJob, MoversRefresher
+from exporter.storage.database import Database
 from exporter.storage.db import connect_async, create_pool, prepare_schema
 from exporter.storage.health import DatabaseFigures
 from exporter.storage.maintenance import apply_retention, run_rollups
@@ -49,7 +50,7 @@ async def maintain(
     whose own policies run them)."""
     if mode is Mode.TIMESCALE:
         return {}
-    async with pool.connection() as conn:
+    async with Database(pool).connection() as conn:
         rollups = await run_rollups(conn, settings.storage)
         removed = await apply_retention(conn, settings.storage, mode)
     return {"rollups": {r.level: r.rows for r in rollups}, "retention": removed}
@@ -258,7 +259,7 @@ async def _run_forever(
     stop = asyncio.Event()
     database = DatabaseFigures()
     token = settings.alerts.webhook_token
-    history = AlertHistory(pool, token.get_secret_value() if token is not None else None)
+    history = AlertHistory(Database(pool), token.get_secret_value() if token is not None else None)
     registry = build_registry([*ingest.collectors(), database, history])
     app = metrics_app(registry, ingest.jobs, database, venues=bool(ingest.clients), history=history)
     runner = web.AppRunner(app, access_log=None)

@@ -130,6 +130,7 @@ async def every_metric() -> set[str]:
     from exporter.metrics import build_registry
     from exporter.movers import MoversView
     from exporter.service import build_ingest
+    from exporter.storage.database import Database
     from exporter.storage.db import create_pool
     from exporter.storage.health import DatabaseFigures
     from exporter.storage.migrate import Mode
@@ -142,7 +143,7 @@ async def every_metric() -> set[str]:
     ingest = build_ingest(settings, writer)
     try:
         ingest.movers.view = MoversView(computed_at=datetime.now(UTC))
-        collectors = [*ingest.collectors(), DatabaseFigures(), AlertHistory(pool)]
+        collectors = [*ingest.collectors(), DatabaseFigures(), AlertHistory(Database(pool))]
         suffixes = {"counter": "_total", "info": "_info"}
         return {f.name + suffixes.get(f.type, "") for f in build_registry(collectors).collect()}
     finally:

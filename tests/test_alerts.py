@@ -31,6 +31,7 @@ from exporter.errors import ConfigError
 from exporter.metrics import build_registry
 from exporter.movers import Mover, MoversView
 from exporter.service import build_ingest
+from exporter.storage.database import Database as Store
 from exporter.storage.db import create_pool, prepare_schema
 from exporter.storage.health import DatabaseFigures
 from exporter.storage.migrate import Mode
@@ -137,7 +138,7 @@ async def served(db: Database) -> AsyncIterator[tuple[TestClient[Any, Any], Aler
     prepare_schema(settings)
     pool = create_pool(settings.database)
     await pool.open(wait=True)
-    history = AlertHistory(pool)
+    history = AlertHistory(Store(pool))
     writer = Writer.from_settings(pool, Mode.PLAIN, settings)
     ingest = build_ingest(settings, writer)
     registry = build_registry([*ingest.collectors(), history])
@@ -208,7 +209,7 @@ async def test_an_unreachable_database_answers_503_so_alertmanager_retries() -> 
         kwargs={"connect_timeout": 1},
     )  # fmt: skip
     await pool.open(wait=False)
-    history = AlertHistory(pool)
+    history = AlertHistory(Store(pool))
     app = web.Application()
     app.router.add_post(WEBHOOK_PATH, history.handle)
     async with TestClient(TestServer(app)) as client:
@@ -221,7 +222,7 @@ async def test_an_unreachable_database_answers_503_so_alertmanager_retries() -> 
 def _webhook_alone(token: str | None = None) -> tuple[web.Application, AlertHistory]:
     """The webhook on its own, over a pool that is never opened (nothing is stored)."""
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool("", open=False)
-    history = AlertHistory(pool, token=token)
+    history = AlertHistory(Store(pool), token=token)
     app = web.Application()
     app.router.add_post(WEBHOOK_PATH, history.handle)
     return app, history

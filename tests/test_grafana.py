@@ -19,8 +19,10 @@ import psycopg
 import pytest
 import yaml
 
-from exporter.alerts import parse_notification, store_alerts
+from exporter.alerts import parse_notification
 from exporter.sim import ManualClock, Simulator, load_scenario
+from exporter.storage.alerts import store_alerts
+from exporter.storage.database import Database as Store
 from exporter.storage.db import create_pool, prepare_schema
 from tests.conftest import Database
 from tests.grafana import (
@@ -227,7 +229,7 @@ async def _store_alert(db: Database) -> None:
     pool = create_pool(db.settings().database)
     await pool.open(wait=True)
     try:
-        await store_alerts(pool, parse_notification(orjson.dumps(body)), datetime.now(UTC))
+        await store_alerts(Store(pool), parse_notification(orjson.dumps(body)), datetime.now(UTC))
     finally:
         await pool.close()
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from exporter.config import MoversConfig, Settings
+from exporter.errors import StorageError
 from exporter.movers import MoversRefresher, naive_movers, read_categories, read_movers
 from exporter.storage.db import create_pool, prepare_schema
 from tests.conftest import Database
@@ -380,7 +380,7 @@ async def test_a_refresh_that_fails_midway_leaves_the_next_one_exact(
     for oid in ids:
         book.prices(oid, (0.5, 0.99))
     refuse(book, table, ids[0])
-    with pytest.raises(psycopg.errors.RaiseException, match="refused"):
+    with pytest.raises(StorageError, match="RaiseException: refused"):
         await refresher.refresh(NOW + timedelta(minutes=1))
     assert (await stored_and_naive(book, refresher, NOW))[0] == before
     allow(book, table)
@@ -401,7 +401,7 @@ async def test_a_failed_build_is_built_again(book: Book) -> None:
     refresher = book.refresher(keep=1000)
     await refresher.refresh(NOW)
     refuse(book, "movers_internal.outcome_prices", ids[0])
-    with pytest.raises(psycopg.errors.RaiseException, match="refused"):
+    with pytest.raises(StorageError, match="RaiseException: refused"):
         await refresher.refresh(NOW - timedelta(minutes=1))
     allow(book, "movers_internal.outcome_prices")
     later = NOW + timedelta(minutes=1)

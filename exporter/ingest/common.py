@@ -9,11 +9,9 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import psycopg
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from psycopg_pool import PoolTimeout
 
 from exporter.errors import ExporterError, ParseError
 
@@ -79,7 +77,7 @@ class Jobs(Collector):
         started = time.monotonic()
         try:
             result = await job()
-        except (ExporterError, psycopg.Error, PoolTimeout, TimeoutError) as exc:
+        except (ExporterError, TimeoutError) as exc:
             state.runs["failed"] += 1
             state.last_error = f"{type(exc).__name__}: {exc}"[:300]
             if not state.failing:

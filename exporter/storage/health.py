@@ -10,6 +10,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 
+from exporter.errors import StorageError
+from exporter.storage.database import Database
+
 MARKETS_BY_STATUS = "SELECT venue, status, count(*) FROM markets GROUP BY venue, status"
 
 
@@ -24,10 +27,10 @@ class DatabaseFigures(Collector):
 
     async def refresh(self, pool: AsyncConnectionPool[Any]) -> dict[str, int]:
         try:
-            async with pool.connection() as conn:
+            async with Database(pool).connection() as conn:
                 cur = await conn.execute(MARKETS_BY_STATUS)
                 rows = await cur.fetchall()
-        except Exception:
+        except StorageError:
             self.up = False
             self.checked_at = time.time()
             raise

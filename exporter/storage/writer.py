@@ -14,6 +14,7 @@ import operator
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, LiteralString, TypeVar
@@ -37,6 +38,7 @@ from exporter.model import (
     venue_of,
 )
 from exporter.storage.arrays import Float8Array, TextArray, TimestamptzArray
+from exporter.storage.database import Database, lent
 from exporter.storage.migrate import Mode
 from exporter.timing import WRITE_BUCKETS, histogram
 
@@ -352,6 +354,7 @@ class Writer:
         backlog_rows: int = 500_000,
     ) -> None:
         self.pool = pool
+        self.database = Database(pool)
         self.mode = mode
         self.batch_rows = batch_rows
         """Rows per statement; a bigger write is split into statements of this size."""
@@ -784,10 +787,12 @@ class Writer:
             self._duplicates_seen.discard(table)
         return written
 
-    def _connection(self) -> Any:
+    def _connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
+        """The connection of :meth:`flush_through` while it runs, else a pooled one; failures
+        translated either way."""
         if self._direct is not None:
-            return _borrowed(self._direct)
-        return _translated(self.pool)
+            return lent(self._direct)
+        return self.database.connection()
 
     async def _load_newest(self, conn: Any) -> None:
         """Each venue's newest stored snapshot and trade, so the ingest-lag gauges are there from
@@ -863,46 +868,6 @@ def _snapshot_columns_with_range(rows: Sequence[Snapshot]) -> dict[str, Any]:
     data["lo"] = min(data["time"])
     data["hi"] = max(data["time"])
     return data
-
-
-class _borrowed:
-    """The writer's own connection (see :meth:`Writer.flush_through`), failures translated."""
-
-    def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        self._conn = conn
-
-    async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
-        return self._conn
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        if isinstance(exc, psycopg.OperationalError):
-            raise StorageUnavailable(f"database unreachable: {type(exc).__name__}") from exc
-        return False
-
-
-class _translated:
-    """A pooled connection whose connection-level failures become :class:`StorageUnavailable`."""
-
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
-        self._pool = pool
-        self._context: Any = None
-
-    async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
-        self._context = self._pool.connection()
-        try:
-            conn: psycopg.AsyncConnection[Any] = await self._context.__aenter__()
-        except (psycopg.OperationalError, TimeoutError) as exc:
-            raise StorageUnavailable(f"database unreachable: {type(exc).__name__}") from exc
-        return conn
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        try:
-            await self._context.__aexit__(exc_type, exc, tb)
-        except psycopg.OperationalError as error:
-            raise StorageUnavailable(f"database unreachable: {type(error).__name__}") from error
-        if isinstance(exc, psycopg.OperationalError):
-            raise StorageUnavailable(f"database unreachable: {type(exc).__name__}") from exc
-        return False
 
 
 class WriterCollector(Collector):
