@@ -34,7 +34,7 @@ from exporter.service import build_ingest
 from exporter.storage.db import create_pool, prepare_schema
 from exporter.storage.health import DatabaseFigures
 from exporter.storage.writer import Writer
-from tests.servers import running_postgres
+from tests.support.servers import running_postgres
 
 SERVER = ("fsync=off", "synchronous_commit=off", "shared_buffers=2GB", "work_mem=64MB",
           "maintenance_work_mem=1GB", "max_wal_size=8GB")  # fmt: skip

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.servers import NativePostgres, free_port, running_postgres
+from tests.support.servers import NativePostgres, free_port, running_postgres
 
 SIM_START = "2026-11-20T12:00:00Z"
 

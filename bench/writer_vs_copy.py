@@ -31,7 +31,7 @@ from exporter.config import validate_settings
 from exporter.model import Snapshot
 from exporter.storage.db import create_pool, prepare_schema
 from exporter.storage.writer import Writer, snapshot_columns
-from tests.servers import native_postgres
+from tests.support.servers import native_postgres
 
 RESULTS = Path(__file__).parent / "results"
 COLUMNS = "time, outcome_id, price, bid, ask, last_trade, volume_24h, liquidity"

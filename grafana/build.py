@@ -69,7 +69,7 @@ PANEL_OPTIONS: dict[str, dict[str, Any]] = {
              "percentChangeColorMode": "standard", "orientation": "auto"},
 }  # fmt: skip
 """Each panel type's options that Grafana's schema requires and gives no default for, set to
-what Grafana's editor starts a new panel with (tests/test_grafana.py validates every dashboard
+what Grafana's editor starts a new panel with (tests/ops/test_grafana.py validates every dashboard
 against the schema); a panel's own options win."""
 FIELD_CUSTOM: dict[str, dict[str, Any]] = {"table": {"align": "auto"}}
 

@@ -1,4 +1,7 @@
-"""Real database servers for the storage tests: native PostgreSQL 15 and TimescaleDB.
+"""Fixtures for every tier, and the markers: each test is marked with its tier's folder (unit,
+adapter, db, ops, e2e), and a test using a real server (or the replayed image) is also `db`.
+
+Real database servers for the storage tests: native PostgreSQL 15 and TimescaleDB.
 
 - PostgreSQL: ``$MOVERS_TEST_POSTGRES_URL``, else a throwaway cluster made with initdb + pg_ctl on
   a free port (as the ``postgres`` system user when running as root: initdb refuses root).
@@ -11,61 +14,20 @@ A missing server fails the suite with a message saying how to get one, unless
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 
-from exporter.config import Settings, validate_settings
-from tests.image import Image
-from tests.image import build as build_image
-from tests.image import remove as remove_image
-from tests.servers import ServerUnavailable, native_postgres, wasm_timescale
+from tests.support.databases import ALLOW_NO_DB, PGLITE_START, Database, Server, fresh
+from tests.support.image import Image
+from tests.support.image import build as build_image
+from tests.support.image import remove as remove_image
+from tests.support.servers import ServerUnavailable, native_postgres, wasm_timescale
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MOVERS_SHARED_DIR", REPO.parent / "shared"))
-PGLITE_START = SHARED / "tools" / "pglite-timescaledb" / "start"
-ALLOW_NO_DB = os.environ.get("MOVERS_TEST_ALLOW_NO_DB") == "1"
-
-
-@dataclass(frozen=True)
-class Server:
-    kind: str  # "postgres" | "timescale"
-    url: str
-    shared_session: bool  # the WASM TimescaleDB: one session, one database, no prepared names
-
-
-@dataclass(frozen=True)
-class Database:
-    """One clean database for one test."""
-
-    kind: str
-    url: str
-    shared_session: bool
-
-    def settings(self, **sections: Any) -> Settings:
-        data: dict[str, Any] = {
-            "database": {
-                "url": self.url,
-                "prepared_statements": not self.shared_session,
-                # One shared session cannot hold two transactions at once.
-                "write_concurrency": 1 if self.shared_session else 2,
-            },
-        }
-        for key, value in sections.items():
-            data[key] = {**data.get(key, {}), **value}
-        return validate_settings(data)
-
-    def connect(self, **kwargs: Any) -> psycopg.Connection[tuple[Any, ...]]:
-        if self.shared_session:
-            kwargs.setdefault("prepare_threshold", None)
-        return psycopg.connect(self.url, **kwargs)
+TIERS = ("unit", "adapter", "db", "ops", "e2e")
+HERE = Path(__file__).resolve().parent
 
 
 def _unavailable(message: str) -> None:
@@ -102,68 +64,23 @@ def timescale_server() -> Iterator[Server]:
         _unavailable(str(exc))
 
 
-_names = itertools.count()
-
-
-def _reset_shared(url: str) -> None:
-    """Drop every object the project creates (a shared WASM server has one database only), as
-    the catalogue lists them."""
-    with psycopg.connect(url, autocommit=True, prepare_threshold=None) as conn:
-        caggs = conn.execute(
-            "SELECT view_name FROM timescaledb_information.continuous_aggregates"
-            " ORDER BY view_name DESC"
-        ).fetchall()
-        for (name,) in caggs:
-            conn.execute(f'DROP MATERIALIZED VIEW IF EXISTS "{name}" CASCADE')
-        # Whatever else the migrations (or a test) made in public, read from the catalogue: views
-        # first, then tables one by one (TimescaleDB drops a hypertable only on its own).
-        views = conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'").fetchall()
-        for (name,) in views:
-            conn.execute(f'DROP VIEW IF EXISTS "{name}" CASCADE')
-        tables = conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-        ).fetchall()
-        for (name,) in tables:
-            conn.execute(f'DROP TABLE IF EXISTS "{name}" CASCADE')
-        conn.execute("DROP SCHEMA IF EXISTS movers_internal CASCADE")
-        conn.execute(
-            "SELECT delete_job(job_id) FROM timescaledb_information.jobs WHERE job_id >= 1000"
-        )
-
-
-@contextlib.contextmanager
-def _fresh(server: Server) -> Iterator[Database]:
-    if server.shared_session:
-        _reset_shared(server.url)
-        yield Database(server.kind, server.url, True)
-        return
-    name = f"movers_test_{os.getpid()}_{next(_names)}"
-    with psycopg.connect(server.url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    try:
-        yield Database(server.kind, server.url.rsplit("/", 1)[0] + f"/{name}", False)
-    finally:
-        with psycopg.connect(server.url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(params=["postgres", "timescale"])
 def db(request: pytest.FixtureRequest) -> Iterator[Database]:
     """A clean database on each server kind: every storage test runs on both."""
     server: Server = request.getfixturevalue(f"{request.param}_server")
-    with _fresh(server) as database:
+    with fresh(server) as database:
         yield database
 
 
 @pytest.fixture
 def pg(postgres_server: Server) -> Iterator[Database]:
-    with _fresh(postgres_server) as database:
+    with fresh(postgres_server) as database:
         yield database
 
 
 @pytest.fixture
 def ts(timescale_server: Server) -> Iterator[Database]:
-    with _fresh(timescale_server) as database:
+    with fresh(timescale_server) as database:
         yield database
 
 
@@ -185,8 +102,12 @@ SERVER_FIXTURES = frozenset(
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The `db` marker follows the fixtures, so `-m "not db"` starts no server whatever a test
-    module says (tests that start a cluster themselves carry the marker by hand)."""
+    """Each test gets its tier's marker from its folder; the `db` marker also follows the
+    fixtures, so `-m "not db"` starts no server whatever folder a test is in (tests that start a
+    cluster themselves carry the marker by hand)."""
     for item in items:
+        tier = Path(item.path).resolve().relative_to(HERE).parts[0]
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.db)

@@ -1,0 +1,417 @@
+"""The stack as `docker compose --profile demo up -d` wires it, started natively (tests/stack.py):
+TimescaleDB, the simulator and the exporter from the replayed image (tests/image.py) through
+docker/entrypoint.sh, Prometheus with prometheus/prometheus.yml and the rules as mounted,
+Alertmanager through alertmanager/entrypoint.sh, and stand-ins for Discord and Slack. The `.env`
+is .env.example filled in as a user would, with passwords that need escaping in a URL.
+
+Shipped timings throughout (15 s scrapes and evaluations, `for: 1m`, 30 s group waits, the
+exporter's one-minute movers refresh): the journey takes a few minutes. The database is seeded
+with each scripted market's price from before the demo started, as a stack that has been running
+has it (the demo's jumps come seconds after the simulator starts)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+import pytest
+import yaml
+
+from exporter.sim import load_scenario
+from exporter.sim.world import PolyMarket, World
+from tests.support.alerting import ChatStandIn
+from tests.support.databases import REPO, Database, Server, fresh
+from tests.support.grafana import (
+    TimeRange,
+    dashboards,
+    expand_promql,
+    expand_sql,
+    panels,
+    promql_expressions,
+    resolve_variables,
+    run_query,
+)
+from tests.support.image import Image
+from tests.support.running import until_async
+from tests.support.stack import (
+    Container,
+    Network,
+    Process,
+    alertmanager_command,
+    binaries,
+    compose_config,
+    prometheus_command,
+    run_healthcheck,
+    wait_http,
+)
+
+pytestmark = pytest.mark.db
+
+# One of each character that breaks a password pasted into a URL: @ / : + %.
+POSTGRES_PASSWORD = "pg@ss/wo:rd+%41x"
+GRAFANA_DB_PASSWORD = "gr@f/an:a+%2F"
+TOKEN = "history-token-7f3a"
+PROMETHEUS = "http://127.0.0.1:9090"
+ALERTMANAGER = "http://127.0.0.1:9093"
+EXPORTER = "http://127.0.0.1:9464"
+
+
+def user_env(hooks: str, **overrides: str) -> dict[str, str]:
+    """.env as a user fills it in (the stand-ins' URLs for the webhooks)."""
+    return {
+        "POSTGRES_PASSWORD": POSTGRES_PASSWORD,
+        "GRAFANA_DB_PASSWORD": GRAFANA_DB_PASSWORD,
+        "GRAFANA_ADMIN_PASSWORD": "admin-secret",
+        "DISCORD_MARKETS_WEBHOOK_URL": f"{hooks}/discord/markets",
+        "DISCORD_OPS_WEBHOOK_URL": f"{hooks}/discord/ops",
+        "SLACK_MARKETS_WEBHOOK_URL": f"{hooks}/slack/markets",
+        "SLACK_OPS_WEBHOOK_URL": f"{hooks}/slack/ops",
+        "ALERTS_WEBHOOK_TOKEN": TOKEN,
+        **overrides,
+    }
+
+
+@contextlib.contextmanager
+def compose_database(server: Server, env: dict[str, Any]) -> Iterator[tuple[Database, str]]:
+    """The timescaledb service: a clean database on the test server, with the user, password
+    and database the image's init creates from compose's POSTGRES_* (the WASM server accepts any
+    user and password). Yields it and its host:port."""
+    with fresh(server) as database:
+        parts = urlsplit(database.url)
+        where = f"{parts.hostname}:{parts.port}"
+        if database.shared_session:
+            yield database, where
+            return
+        user, name = env["POSTGRES_USER"], env["POSTGRES_DB"]
+        with psycopg.connect(database.url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{user}"')
+            conn.execute(
+                f"CREATE ROLE \"{user}\" LOGIN SUPERUSER PASSWORD '{env['POSTGRES_PASSWORD']}'"
+            )
+            conn.execute(f'CREATE DATABASE "{name}" OWNER "{user}"')
+        try:
+            yield database, where
+        finally:
+            with psycopg.connect(database.url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _seed(url: str, password: str, shared: bool, prices: dict[str, float]) -> None:
+    with psycopg.connect(url, password=password, prepare_threshold=None if shared else 5) as conn:
+        for outcome, price in prices.items():
+            conn.execute(
+                "INSERT INTO snapshots (time, outcome_id, price, bid, ask)"
+                " VALUES (now() - interval '7 minutes', %s, %s, %s, %s)",
+                (outcome, price, price - 0.01, price + 0.01),
+            )
+
+
+def _group_of_movers(count: int) -> list[dict[str, Any]]:
+    """``count`` markets' MarketMoveLarge alerts as Prometheus sends them; the first market has
+    crossed three windows' thresholds at once."""
+    now = datetime.now(UTC)
+    ends = (now + timedelta(seconds=60)).isoformat().replace("+00:00", "Z")
+    alerts = []
+    for i in range(count):
+        for window in ("5m", "15m", "1h") if i == 0 else ("5m",):
+            alerts.append({
+                "labels": {
+                    "alertname": "MarketMoveLarge", "severity": "info", "area": "markets",
+                    "venue": "polymarket", "market_id": f"polymarket:0xgroup{i}",
+                    "window": window, "category": "Politics", "title": f"Group mover {i:02d}",
+                    "outcome": "Yes", "url": f"https://polymarket.com/event/group-{i}",
+                },
+                "annotations": {
+                    "summary": f"Group mover {i:02d} (Yes) +{10 + i}.0 pp in {window}",
+                    "move_pp": f"+{10 + i}.0", "price_then": "40.0", "price_now": f"{50 + i}.0",
+                },
+                "startsAt": now.isoformat().replace("+00:00", "Z"),
+                "endsAt": ends,
+            })  # fmt: skip
+    return alerts
+
+
+@pytest.mark.timeout(900)
+async def test_the_stack_as_compose_wires_it(
+    image: Image, timescale_server: Server, tmp_path: Path
+) -> None:
+    chat = ChatStandIn()
+    await chat.start()
+    try:
+        await _journey(image, timescale_server, tmp_path, chat)
+    finally:
+        await chat.stop()
+
+
+async def _journey(image: Image, server: Server, tmp_path: Path, chat: ChatStandIn) -> None:
+    hooks = f"http://127.0.0.1:{chat.port}"
+    services = compose_config(user_env(hooks), tmp_path, "demo")["services"]
+    with compose_database(server, services["timescaledb"]["environment"]) as (db, where):
+        network = Network(database=where)
+        exporter_env = network.rewrite_env(services["exporter"]["environment"])
+        # The exporter's config mount (./config at /etc/movers), plus what the WASM server needs.
+        exporter_fs = Container(image.root, network)
+        shutil_rmtree(image.path("/etc/movers"))
+        exporter_fs.mount(services["exporter"])
+        if db.shared_session:
+            image.path("/etc/movers/movers.yaml").write_text(yaml.safe_dump({
+                "database": {"prepared_statements": False, "write_concurrency": 1}
+            }))  # fmt: skip
+        image.path("/etc/movers").chmod(0o755)
+        processes: list[Process] = []
+        try:
+            await _run(image, services, network, exporter_env, db, tmp_path, chat, processes)
+        finally:
+            for process in reversed(processes):
+                process.stop()
+            shutil_rmtree(image.path("/etc/movers"))
+
+
+def shutil_rmtree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def _run(
+    image: Image,
+    services: dict[str, Any],
+    network: Network,
+    exporter_env: dict[str, str],
+    db: Database,
+    tmp_path: Path,
+    chat: ChatStandIn,
+    processes: list[Process],
+) -> None:
+    # The simulator: the demo profile's command, from the image; its own healthcheck passes.
+    simulator = services["simulator"]
+    processes.append(Process(
+        "simulator", image.command([network.rewrite(a) for a in simulator["command"]]),
+        None, tmp_path / "simulator.log", cwd=image.path(image.workdir),
+    ))  # fmt: skip
+    wait_http("http://127.0.0.1:8700/tags", processes[-1])
+    assert run_healthcheck(simulator["healthcheck"]["test"], image, network) == 0
+    sim_started = time.monotonic()
+
+    # Alertmanager through its entry point, then a group of many movers straight to its API.
+    am_fs = Container(tmp_path / "alertmanager-fs", network, binaries())
+    command, env = alertmanager_command(services["alertmanager"], am_fs)
+    processes.append(Process("alertmanager", command, env, tmp_path / "alertmanager.log"))
+    wait_http(f"{ALERTMANAGER}/-/ready", processes[-1])
+    group = _group_of_movers(8)
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{ALERTMANAGER}/api/v2/alerts", json=group)
+        assert response.status_code == 200, response.text
+
+    # Prometheus with the shipped scrape config and the rules as mounted.
+    prom_fs = Container(tmp_path / "prometheus-fs", network, binaries())
+    command = prometheus_command(services["prometheus"], prom_fs)
+    processes.append(Process("prometheus", command, None, tmp_path / "prometheus.log"))
+    wait_http(f"{PROMETHEUS}/-/ready", processes[-1])
+
+    # The exporter: migrate, seed the scripted markets' earlier prices, then the image's CMD.
+    migrated = image.run(["migrate"], exporter_env)
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    # The demo's scripted jumps (those that say where they start), read from the scenario.
+    scenario = load_scenario(REPO / "scenarios" / "demo.yaml")
+    world = World(scenario, datetime.now(UTC))
+    jumps = {
+        e.jump.venue: (world.market(e.jump.venue, e.jump.market), e.jump.from_)
+        for e in scenario.entries("jump")
+        if e.jump is not None and e.jump.from_ is not None
+    }
+    (poly, poly_from), (kalshi, kalshi_from) = jumps["polymarket"], jumps["kalshi"]
+    assert isinstance(poly, PolyMarket)
+    url = f"postgresql://{exporter_env['MOVERS_DATABASE_URL'].split('://', 1)[1]}"
+    _seed(url, exporter_env["MOVERS_DATABASE_PASSWORD"], db.shared_session, {
+        f"polymarket:{poly.tokens[0]}": poly_from, f"kalshi:{kalshi.key}": kalshi_from,
+    })  # fmt: skip
+    processes.append(Process(
+        "exporter", image.command(None, exporter_env), None, tmp_path / "exporter.log",
+        cwd=image.path(image.workdir),
+    ))  # fmt: skip
+    exporter = processes[-1]
+    wait_http(f"{EXPORTER}/metrics", exporter, within=120)
+    # The image opens the metrics port to its network (the exporter's default is loopback).
+    assert '"host": "0.0.0.0", "port": 9464, "event": "metrics listening"' in exporter.tail()
+
+    print(f"stack up {time.monotonic() - sim_started:.0f} s after the simulator started")
+    # Every market of the group reaches both apps, one message per market: the market that
+    # crossed three windows at once is in one message, with all three.
+    for path in ("/discord/markets", "/slack/markets"):
+        for i in range(8):
+            await chat.wait_for(path, lambda t, i=i: f"Group mover {i:02d}" in t, 90,
+                                f"{path}: group mover {i}")  # fmt: skip
+        first = [t for t in chat.texts(path) if "Group mover 00" in t]
+        assert len(first) == 1, first
+        assert all(w in first[0] for w in (" in 5m", " in 15m", " in 1h")), first[0]
+
+    # The demo's scripted jumps reach Discord and Slack, naming the market, its move and link.
+    async def stored_titles() -> dict[str, str]:
+        with psycopg.connect(url, password=exporter_env["MOVERS_DATABASE_PASSWORD"]) as conn:
+            return dict(conn.execute(
+                "SELECT market_id, title FROM markets WHERE market_id IN (%s, %s)",
+                (f"polymarket:{poly.key}", f"kalshi:{kalshi.key}"),
+            ).fetchall())  # fmt: skip
+
+    print(f"group notified {time.monotonic() - sim_started:.0f} s after the simulator started")
+    titles = await until_async(
+        lambda: _both(stored_titles), 180, "both scripted markets discovered"
+    )
+    poly_title = titles[f"polymarket:{poly.key}"]
+    kalshi_title = titles[f"kalshi:{kalshi.key}"]
+    for path in ("/discord/markets", "/slack/markets"):
+        text = await chat.wait_for(
+            path, lambda t: poly_title[:40] in t and bool(re.search(r"\+(19|33)\.\d pp", t)),
+            360, f"{path}: the Polymarket jump",
+        )  # fmt: skip
+        assert "polymarket.com/" in text
+        text = await chat.wait_for(
+            path, lambda t: kalshi_title[:40] in t and "-18.0 pp" in t, 120,
+            f"{path}: the Kalshi drop",
+        )  # fmt: skip
+        assert "kalshi.com/" in text
+    print(f"jumps notified {time.monotonic() - sim_started:.0f} s after the simulator started")
+    # The image's own healthcheck (the Dockerfile's HEALTHCHECK) passes on the running exporter.
+    health = image.run(image.healthcheck, entrypoint=False, timeout=30)
+    assert health.returncode == 0, health.stderr
+
+    # Every scrape target is up and no exporter label was renamed by the scrape.
+    async with httpx.AsyncClient(base_url=PROMETHEUS, timeout=10) as client:
+        targets = (await client.get("/api/v1/targets")).json()["data"]["activeTargets"]
+        assert {t["labels"]["job"] for t in targets} == {"movers", "prometheus", "alertmanager"}
+        assert all(t["health"] == "up" for t in targets), [
+            (t["labels"]["job"], t["health"], t["lastError"]) for t in targets
+        ]
+        labels = (await client.get("/api/v1/labels")).json()["data"]
+        assert not [name for name in labels if name.startswith("exported_")], labels
+        # Every rule group of the mounted files loads and evaluates healthy.
+        groups = (await client.get("/api/v1/rules")).json()["data"]["groups"]
+        shipped = {
+            g["name"]
+            for path in (REPO / "alertmanager" / "rules").glob("*.yml")
+            for g in yaml.safe_load(path.read_text())["groups"]
+        }
+        assert {g["name"] for g in groups} == shipped
+        unhealthy = [(g["name"], r["name"], r.get("lastError")) for g in groups
+                     for r in g["rules"] if r["health"] != "ok"]  # fmt: skip
+        assert not unhealthy, unhealthy
+        # The self-monitoring rules read Prometheus's and Alertmanager's own metrics: each name
+        # exists in the versions compose pins.
+        exprs = [r["query"] for g in groups for r in g["rules"]]
+        own = {n for e in exprs for n in re.findall(r"\b((?:prometheus|alertmanager)_[a-z_]+)", e)}
+        assert own
+        for name in sorted(own):
+            found = (await client.get("/api/v1/series", params={"match[]": name})).json()
+            assert found["data"], f"no series {name} (read by a rule)"
+        # Grafana's Prometheus datasource: every dashboard PromQL query answers with data.
+        now = datetime.now(UTC)
+        span = TimeRange(now - timedelta(minutes=5), now, interval=timedelta(seconds=15))
+        for board, title, expr in promql_expressions():
+            body = (await client.get("/api/v1/query", params={
+                "query": expand_promql(expr, span, rate_interval="1m"),
+            })).json()  # fmt: skip
+            assert body["status"] == "success", (board, title, body)
+
+    # The alert history holds the notifications, with the bearer token compose gives both sides.
+    async def history() -> set[str]:
+        with psycopg.connect(url, password=exporter_env["MOVERS_DATABASE_PASSWORD"]) as conn:
+            rows = conn.execute("SELECT DISTINCT market_id FROM alerts").fetchall()
+        found = {r[0] for r in rows}
+        want = {f"polymarket:{poly.key}", f"kalshi:{kalshi.key}", "polymarket:0xgroup0"}
+        return found if want <= found else set()
+
+    await until_async(history, 60, "the alert history")
+
+    # Grafana's TimescaleDB datasource, as provisioned, runs every dashboard query.
+    _grafana_sql(services["grafana"], network, db.shared_session)
+
+    # Market moves send no resolved message (the group's alerts ended a minute after they began).
+    for path in ("/discord/markets", "/slack/markets"):
+        assert not [t for t in chat.texts(path) if "resolved" in t.lower()], chat.texts(path)
+    exporter.alive()
+
+
+async def _both(read: Any) -> dict[str, str] | None:
+    titles: dict[str, str] = await read()
+    return titles if len(titles) == 2 else None
+
+
+def _grafana_sql(grafana: dict[str, Any], network: Network, shared: bool) -> None:
+    text = (REPO / "grafana" / "provisioning" / "datasources" / "datasources.yml").read_text()
+    env = grafana["environment"]
+    text = re.sub(r"\$\{?([A-Z_][A-Z0-9_]*)\}?", lambda m: str(env.get(m.group(1), "")), text)
+    source = next(
+        d for d in yaml.safe_load(text)["datasources"] if d["uid"] == "movers-timescaledb"
+    )
+    host, port = network.rewrite(source["url"]).split(":")
+    conninfo = {
+        "host": host, "port": int(port), "user": source["user"],
+        "password": source["secureJsonData"]["password"],
+        "dbname": source["jsonData"]["database"], "sslmode": source["jsonData"]["sslmode"],
+    }  # fmt: skip
+    if shared:
+        conninfo["prepare_threshold"] = None
+    now = datetime.now(UTC) + timedelta(minutes=1)
+    span = TimeRange(now - timedelta(hours=1), now)
+    with psycopg.connect(**conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
+        for name, board in dashboards().items():
+            if name == "ingest-health.json":
+                continue
+            values = resolve_variables(board, conn, span, timescale=True, all_selected=True)
+            for panel in panels(board):
+                for target in panel["targets"]:
+                    if "rawSql" in target:
+                        sql = expand_sql(target["rawSql"], span, values, timescale=True)
+                        try:
+                            run_query(conn, sql)
+                        except psycopg.Error as exc:
+                            raise AssertionError(f"{name} / {panel['title']}: {exc}") from None
+
+
+async def test_with_only_discord_set_alerts_reach_discord_and_nothing_fails(
+    tmp_path: Path,
+) -> None:
+    """A user who fills in only the Discord URLs: no file to edit, every alert reaches Discord,
+    and Alertmanager never tries (and fails) to send to Slack."""
+    chat = ChatStandIn()
+    await chat.start()
+    try:
+        hooks = f"http://127.0.0.1:{chat.port}"
+        env = user_env(hooks, SLACK_MARKETS_WEBHOOK_URL="", SLACK_OPS_WEBHOOK_URL="")
+        services = compose_config(env, tmp_path)["services"]
+        container = Container(tmp_path / "alertmanager-fs", Network("127.0.0.1:5432"), binaries())
+        command, am_env = alertmanager_command(services["alertmanager"], container)
+        am = Process("alertmanager", command, am_env, tmp_path / "alertmanager.log")
+        try:
+            wait_http(f"{ALERTMANAGER}/-/ready", am)
+            alerts = [*_group_of_movers(1), {
+                "labels": {"alertname": "VenueErrorsHigh", "severity": "warning", "area": "ops",
+                           "venue": "kalshi"},
+                "annotations": {"summary": "12% of kalshi requests fail"},
+            }]  # fmt: skip
+            async with httpx.AsyncClient() as client:
+                response = await client.post(f"{ALERTMANAGER}/api/v2/alerts", json=alerts)
+                assert response.status_code == 200, response.text
+            await chat.wait_for("/discord/markets", lambda t: "Group mover 00" in t, 60, "market")
+            await chat.wait_for("/discord/ops", lambda t: "12% of kalshi" in t, 60, "ops")
+            async with httpx.AsyncClient() as client:
+                metrics = (await client.get(f"{ALERTMANAGER}/metrics")).text
+            slack = [
+                line for line in metrics.splitlines()
+                if line.startswith("alertmanager_notifications") and 'integration="slack"' in line
+                and not line.rstrip().endswith(" 0")
+            ]  # fmt: skip
+            assert not slack, slack
+        finally:
+            am.stop()
+    finally:
+        await chat.stop()
