@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import msgspec
 import orjson
 
 from bench.common import cpu, parse_ratios, write_result
@@ -26,7 +27,7 @@ from exporter.config import validate_settings
 from exporter.errors import ParseError
 from exporter.ingest.common import Rejects
 from exporter.ingest.kalshi import KalshiIngest
-from exporter.normalize.kalshi import parse_market
+from exporter.normalize.kalshi import KalshiMarketsPage, decode_market, parse_market
 from exporter.sim import ManualClock, Simulator, load_scenario
 from exporter.venues.kalshi.client import KalshiClient
 
@@ -43,13 +44,18 @@ async def fetch_pages(url: str) -> list[bytes]:
                 return pages
 
 
+PAGE = msgspec.json.Decoder(KalshiMarketsPage)
+
+
 def parse_all(pages: list[bytes]) -> int:
+    """What the sweep does with each page's bytes: the envelope, then each market decoded into
+    its wire struct (exact decimals) and converted into our records."""
     received = datetime.now(UTC)
     count = 0
     for page in pages:
-        for market in orjson.loads(page)["markets"]:
+        for market in PAGE.decode(page).markets or []:
             try:
-                parse_market(market, received, None, "Other")
+                parse_market(decode_market(market), received, None, "Other")
                 count += 1
             except ParseError:
                 pass

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import msgspec
 import orjson
 
 from bench.common import cpu, parse_ratios, write_result
@@ -26,7 +27,13 @@ from exporter.config import validate_settings
 from exporter.errors import ParseError
 from exporter.ingest.common import Rejects
 from exporter.ingest.polymarket import PolymarketIngest
-from exporter.normalize.polymarket import event_context, parse_market
+from exporter.normalize.polymarket import (
+    GammaEventsPage,
+    decode_event,
+    decode_market,
+    event_context,
+    parse_market,
+)
 from exporter.sim import ManualClock, Simulator, load_scenario
 from exporter.venues.polymarket.client import PolymarketClient
 
@@ -45,15 +52,21 @@ async def fetch_pages(url: str) -> list[bytes]:
                 return pages
 
 
+PAGE = msgspec.json.Decoder(GammaEventsPage)
+
+
 def parse_all(pages: list[bytes], categories: Any) -> int:
+    """What the discovery sweep does with each page's bytes: the page's envelope, then each
+    event and each market decoded into its wire struct, then converted into our records."""
     received = datetime.now(UTC)
     count = 0
     for page in pages:
-        for event in orjson.loads(page)["events"]:
+        for raw_event in PAGE.decode(page).events:
+            event = decode_event(raw_event)
             context = event_context(event, categories.polymarket)
-            for market in event["markets"]:
+            for market in event.markets or []:
                 try:
-                    parse_market(market, received, context)
+                    parse_market(decode_market(market), received, context)
                     count += 1
                 except ParseError:
                     pass

@@ -184,30 +184,37 @@ class PolymarketTradesStreamConfig(_Section):
     ping_every: PositiveDuration = timedelta(seconds=5)
 
 
-class PolymarketConfig(_Section):
+class _VenueSection(_Section):
+    """What every venue's section has: its schedule, its hot set, its requests' patience."""
+
     enabled: bool = True
+    discovery_every: PositiveDuration = timedelta(minutes=15)
+    """Enumerate every open market and upsert the metadata (Polymarket: Gamma events, keyset
+    paging; Kalshi: series, events and markets)."""
+    hot_every: PositiveDuration = timedelta(seconds=15)
+    """Refresh the hot set's prices (Polymarket: CLOB books; Kalshi: ``/markets?tickers=…``)."""
+    trades_every: PositiveDuration = timedelta(seconds=30)
+    hot_size: int = Field(default=200, ge=0, le=10_000)
+    """The top N markets by 24 h volume are hot (plus the watchlist)."""
+    watchlist: tuple[str, ...] = ()
+    """Markets that are always hot (Polymarket: slugs or condition ids; Kalshi: market or event
+    tickers)."""
+    timeout: PositiveDuration = timedelta(seconds=20)
+    retry: RetryConfig = RetryConfig()
+
+
+class PolymarketConfig(_VenueSection):
     gamma_url: str = "https://gamma-api.polymarket.com"
     clob_url: str = "https://clob.polymarket.com"
     data_url: str = "https://data-api.polymarket.com"
     ws_url: str = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
     rtds_url: str = "wss://ws-live-data.polymarket.com"
-    discovery_every: PositiveDuration = timedelta(minutes=15)
-    """Enumerate every open market (Gamma events, keyset paging) and upsert the metadata."""
-    hot_every: PositiveDuration = timedelta(seconds=15)
-    """Refresh the hot set's prices from CLOB books."""
     tail_every: PositiveDuration = timedelta(seconds=60)
     """Refresh every other market's price from Gamma's market fields."""
-    trades_every: PositiveDuration = timedelta(seconds=30)
-    hot_size: int = Field(default=200, ge=0, le=10_000)
-    """The top N markets by 24 h volume are hot (plus the watchlist)."""
-    watchlist: tuple[str, ...] = ()
-    """Market slugs or condition ids that are always hot."""
-    timeout: PositiveDuration = timedelta(seconds=20)
     slow_response: PositiveDuration = timedelta(seconds=5)
     """Responses slower than this are counted: Polymarket throttles by delaying, not refusing."""
     rate_limit_share: float = Field(default=0.8, gt=0, le=1)
     """Share of each documented per-10 s budget the exporter allows itself."""
-    retry: RetryConfig = RetryConfig()
     stream: PolymarketStreamConfig = PolymarketStreamConfig()
     trades_stream: PolymarketTradesStreamConfig = PolymarketTradesStreamConfig()
 
@@ -227,8 +234,7 @@ class KalshiStreamConfig(_Section):
     """Updates of one market within this are written as one row (its latest)."""
 
 
-class KalshiConfig(_Section):
-    enabled: bool = True
+class KalshiConfig(_VenueSection):
     rest_url: str = "https://api.elections.kalshi.com/trade-api/v2"
     ws_url: str = "wss://api.elections.kalshi.com/trade-api/ws/v2"
     api_key_id: SecretStr | None = None
@@ -237,21 +243,10 @@ class KalshiConfig(_Section):
     """RSA private key (PEM) for the API key (``MOVERS_KALSHI_PRIVATE_KEY_FILE``)."""
     private_key: SecretStr | None = None
     """The PEM itself; only from ``MOVERS_KALSHI_PRIVATE_KEY``, never from the file."""
-    discovery_every: PositiveDuration = timedelta(minutes=15)
-    """Series, events and every open market: metadata upserted."""
     prices_every: PositiveDuration = timedelta(seconds=60)
     """Every open market's quote from ``/markets`` pages."""
-    hot_every: PositiveDuration = timedelta(seconds=15)
-    """The hot set's quotes (``/markets?tickers=…``)."""
-    trades_every: PositiveDuration = timedelta(seconds=30)
-    hot_size: int = Field(default=200, ge=0, le=10_000)
-    """The top N markets by 24 h volume are hot (plus the watchlist)."""
-    watchlist: tuple[str, ...] = ()
-    """Market or event tickers that are always hot."""
     requests_per_second: float | None = Field(default=None, gt=0, le=1000)
     """One token bucket for every Kalshi read; default 3/s without an API key, 15/s with one."""
-    timeout: PositiveDuration = timedelta(seconds=20)
-    retry: RetryConfig = RetryConfig()
     stream: KalshiStreamConfig = KalshiStreamConfig()
 
     @property

@@ -42,6 +42,11 @@ def outcome_id(venue: Venue, native_id: str) -> str:
     return f"{venue.value}:{native_id}"
 
 
+def native_of(record_id: str) -> str:
+    """The venue's own id within one of ours: ``polymarket:0xabc`` -> ``0xabc``."""
+    return record_id.partition(":")[2]
+
+
 def venue_of(record_id: str) -> Venue:
     """The venue a prefixed market or outcome id belongs to."""
     return Venue(record_id.split(":", 1)[0])

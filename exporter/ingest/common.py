@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
+import msgspec
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -16,6 +18,9 @@ from prometheus_client.registry import Collector
 from exporter.errors import ExporterError, ParseError
 
 log = structlog.get_logger("exporter")
+R = TypeVar("R")
+T = TypeVar("T")
+P = TypeVar("P")
 
 
 class Rejects(Collector):
@@ -25,6 +30,8 @@ class Rejects(Collector):
         self.counts: Counter[tuple[str, str]] = Counter()
 
     def add(self, error: ParseError, sample: object) -> None:
+        if isinstance(sample, msgspec.Raw):  # a record left as bytes by its page's decoder
+            sample = bytes(sample)
         key = (error.venue, error.kind)
         if key not in self.counts:
             log.warning(
@@ -37,6 +44,15 @@ class Rejects(Collector):
             )
         self.counts[key] += 1
 
+    def each(self, parse: Callable[..., T], raws: Iterable[R], *args: Any) -> Iterator[T]:
+        """``parse(raw, *args)`` of each raw record; a malformed one is counted, logged once per
+        kind and skipped (never the page)."""
+        for raw in raws:
+            try:
+                yield parse(raw, *args)
+            except ParseError as error:
+                self.add(error, raw)
+
     def collect(self) -> Iterator[Metric]:
         parse = CounterMetricFamily(
             "movers_parse_errors",
@@ -46,6 +62,24 @@ class Rejects(Collector):
         for (venue, kind), count in sorted(self.counts.items()):
             parse.add_metric([venue, kind], count)
         yield parse
+
+
+async def cursor_pages(
+    fetch: Callable[[str], Awaitable[tuple[P, datetime]]],
+    cursor_of: Callable[[P], str | None],
+    *,
+    limit: int | None = None,
+) -> AsyncIterator[tuple[P, datetime]]:
+    """Each page of a cursor-paged listing with its receive time, from the first (cursor ``""``)
+    until a page names no next cursor, or after ``limit`` pages."""
+    cursor, pages = "", 0
+    while True:
+        page, received = await fetch(cursor)
+        yield page, received
+        pages += 1
+        cursor = cursor_of(page) or ""
+        if not cursor or (limit is not None and pages >= limit):
+            return
 
 
 def hot_set(volumes: dict[str, float], size: int, always: set[str]) -> list[str]:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from exporter.categories import Categories
 from exporter.config import KalshiConfig
-from exporter.errors import ParseError
-from exporter.ingest.common import Rejects, hot_set
+from exporter.ingest.common import Rejects, cursor_pages, hot_set
 from exporter.model import MarketStatus, Trade, Venue
 from exporter.normalize.kalshi import (
     EventInfo,
+    KalshiMarketsPage,
     ParsedMarket,
+    decode_market,
     parse_event,
     parse_market,
     parse_series,
@@ -60,52 +63,30 @@ class KalshiIngest:
 
     async def _load_series_and_events(self) -> None:
         raws, _ = await self.client.series()
-        for raw in raws:
-            try:
-                ticker, category = parse_series(raw)
-            except ParseError as error:
-                self.rejects.add(error, raw)
-                continue
+        for ticker, category in self.rejects.each(parse_series, raws):
             self.series_category[ticker] = self.categories.kalshi(category)
-        cursor = ""
-        while True:
-            page, _ = await self.client.events_page(cursor)
-            for raw in page.get("events") or []:
-                try:
-                    event = parse_event(raw)
-                except ParseError as error:
-                    self.rejects.add(error, raw)
-                    continue
+        async for page, _ in cursor_pages(self.client.events_page, _cursor):
+            for event in self.rejects.each(parse_event, page.get("events") or []):
                 self.events[event.ticker] = event
-            cursor = page.get("cursor") or ""
-            if not cursor:
-                return
 
-    def _parse(self, raw: object, received: datetime) -> ParsedMarket | None:
-        event = None
-        if isinstance(raw, dict) and isinstance(raw.get("event_ticker"), str):
-            event = self.events.get(raw["event_ticker"])
+    def _parse(self, raw: msgspec.Raw, received: datetime) -> ParsedMarket:
+        market = decode_market(raw)
+        event = self.events.get(market.event_ticker or "")
         series = event.series if event is not None else None
         category = self.series_category.get(series or "", "Other")
-        try:
-            parsed = parse_market(raw, received, event, category)
-        except ParseError as error:
-            self.rejects.add(error, raw)
-            return None
-        return None if parsed.multivariate else parsed
+        return parse_market(market, received, event, category)
 
     async def _sweep(
         self, *, tickers: list[str] | None = None, status: str | None = "open"
     ) -> AsyncIterator[list[ParsedMarket]]:
-        cursor = ""
         started = time.monotonic()
-        while True:
-            page, received = await self.client.markets_page(cursor, status=status, tickers=tickers)
-            parsed = [p for raw in page.get("markets") or [] if (p := self._parse(raw, received))]
-            yield parsed
-            cursor = page.get("cursor") or ""
-            if not cursor:
-                break
+
+        def fetch(cursor: str) -> Awaitable[tuple[KalshiMarketsPage, datetime]]:
+            return self.client.markets_page(cursor, status=status, tickers=tickers)
+
+        async for page, received in cursor_pages(fetch, lambda page: page.cursor):
+            markets = self.rejects.each(self._parse, page.markets or [], received)
+            yield [p for p in markets if not p.multivariate]
         if tickers is None:
             self.last_sweep_seconds = time.monotonic() - started
 
@@ -195,23 +176,24 @@ class KalshiIngest:
         min_ts = int(self.trade_mark.timestamp()) if self.trade_mark else None
         trades: list[Trade] = []
         newest: datetime | None = None
-        cursor = ""
-        for _ in range(TRADE_PAGES_PER_RUN if min_ts is not None else 1):
-            page, _ = await self.client.trades_page(cursor, min_ts=min_ts)
-            for raw in page.get("trades") or []:
-                try:
-                    trade = parse_trade(raw)
-                except ParseError as error:
-                    self.rejects.add(error, raw)
-                    continue
+        pages = cursor_pages(
+            lambda cursor: self.client.trades_page(cursor, min_ts=min_ts),
+            _cursor,
+            limit=TRADE_PAGES_PER_RUN if min_ts is not None else 1,
+        )
+        async for page, _ in pages:
+            for trade in self.rejects.each(parse_trade, page.get("trades") or []):
                 newest = trade.time if newest is None or trade.time > newest else newest
                 if trade.outcome_id in hot:
                     trades.append(trade)
-            cursor = page.get("cursor") or ""
-            if not cursor:
-                break
         written = (await self.writer.write_trades(trades)).written
         # The tape was read from the mark on, whatever the market: the mark moves with it.
         if newest is not None and (self.trade_mark is None or newest > self.trade_mark):
             self.trade_mark = newest
         return {"trades": written}
+
+
+def _cursor(page: dict[str, Any]) -> str | None:
+    """The next page's cursor of a Kalshi listing (empty or absent on the last page)."""
+    cursor = page.get("cursor")
+    return cursor if isinstance(cursor, str) else None

@@ -34,7 +34,7 @@ from exporter.config import KalshiStreamConfig
 from exporter.errors import ExporterError, ParseError
 from exporter.ingest.coalesce import Coalescer
 from exporter.ingest.common import Rejects
-from exporter.model import Trade
+from exporter.model import Trade, native_of
 from exporter.normalize.kalshi import parse_trade
 from exporter.normalize.kalshi_stream import Sequences, parse_message, parse_ticker
 
@@ -236,7 +236,7 @@ class KalshiStreamer:
             except ParseError as error:
                 self.rejects.add(error, message)
                 return
-            ticker = trade.outcome_id.split(":", 1)[1]
+            ticker = native_of(trade.outcome_id)
             if self.stream.all_markets or ticker in self.tickers:
                 self.trades.append(trade)  # the tape job stores the same trade_id once
         elif kind == "error":
@@ -271,9 +271,7 @@ class KalshiStreamer:
             batch, self.trades = self.trades, []
             self.counts["trades_written"] += (await self.ingest.writer.write_trades(batch)).written
         volumes = self.ingest.volumes
-        return await self.rows.flush(
-            lambda key: (volumes.get(key.split(":", 1)[1]), None), force=force
-        )
+        return await self.rows.flush(lambda key: (volumes.get(native_of(key)), None), force=force)
 
     async def run(self) -> None:
         connection = asyncio.create_task(self._connections())

@@ -9,14 +9,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from exporter.categories import Categories
 from exporter.config import PolymarketConfig
-from exporter.errors import ParseError
-from exporter.ingest.common import Rejects, hot_set
-from exporter.model import MarketStatus, Snapshot, Trade, Venue
+from exporter.ingest.common import Rejects, cursor_pages, hot_set
+from exporter.model import MarketStatus, Snapshot, Trade, Venue, native_of
 from exporter.normalize.polymarket import (
     EventContext,
+    GammaEventsPage,
     ParsedMarket,
+    decode_event,
+    decode_market,
     event_context,
     parse_book,
     parse_market,
@@ -80,24 +84,12 @@ class PolymarketIngest:
 
     async def _sweep(self) -> AsyncIterator[tuple[list[ParsedMarket], datetime]]:
         """Every open event, page by page (keyset: offset paging fails past 2,000)."""
-        cursor: str | None = None
-        while True:
-            page, received = await self.client.events_page(cursor)
+        async for page, received in cursor_pages(self.client.events_page, _next_cursor):
             parsed: list[ParsedMarket] = []
-            for raw_event in page["events"]:
-                if not isinstance(raw_event, dict):
-                    self.rejects.add(ParseError("polymarket", "event", "not an object"), raw_event)
-                    continue
-                context = event_context(raw_event, self.categories.polymarket)
-                for raw_market in raw_event.get("markets") or []:
-                    try:
-                        parsed.append(parse_market(raw_market, received, context))
-                    except ParseError as error:
-                        self.rejects.add(error, raw_market)
+            for event in self.rejects.each(decode_event, page.events):
+                context = event_context(event, self.categories.polymarket)
+                parsed += self.rejects.each(_gamma_market, event.markets or [], received, context)
             yield parsed, received
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return
 
     async def discover(self) -> dict[str, int]:
         """Upsert every open market and its outcomes (with Gamma's prices for the long tail);
@@ -133,12 +125,7 @@ class PolymarketIngest:
         for i in range(0, len(vanished), LOOKUP_BATCH):
             batch = vanished[i : i + LOOKUP_BATCH]
             raws, received = await self.client.markets_by_condition(batch, closed=True)
-            parsed = []
-            for raw in raws:
-                try:
-                    parsed.append(parse_market(raw, received, _LOOKUP_CONTEXT))
-                except ParseError as error:
-                    self.rejects.add(error, raw)
+            parsed = list(self.rejects.each(parse_market, raws, received, _LOOKUP_CONTEXT))
             for p in parsed:
                 found.add(p.market.native_id)
                 await self.writer.set_status(p.market.market_id, p.market.status, received)
@@ -190,15 +177,10 @@ class PolymarketIngest:
         for i in range(0, len(tokens), BOOKS_BATCH):
             raws, received = await self.client.books(tokens[i : i + BOOKS_BATCH])
             snapshots: list[Snapshot] = []
-            for raw in raws:
-                try:
-                    snapshot = parse_book(raw, received)
-                except ParseError as error:
-                    self.rejects.add(error, raw)
-                    continue
+            for snapshot in self.rejects.each(parse_book, raws, received):
                 if snapshot is None:
                     continue  # one-sided and never traded: nothing to display
-                volume, liquidity = extras.get(snapshot.outcome_id.split(":", 1)[1], (None, None))
+                volume, liquidity = extras.get(native_of(snapshot.outcome_id), (None, None))
                 snapshots.append(
                     dataclasses.replace(snapshot, volume_24h=volume, liquidity=liquidity)
                 )
@@ -222,11 +204,7 @@ class PolymarketIngest:
             offset = 0
             while offset <= TRADES_OFFSET_LIMIT - TRADES_PAGE:
                 raws, _ = await self.client.trades(group, offset=offset)
-                for raw in raws:
-                    try:
-                        trades.append(parse_trade(raw))
-                    except ParseError as error:
-                        self.rejects.add(error, raw)
+                trades += self.rejects.each(parse_trade, raws)
                 offset += len(raws)
                 oldest = trades[-1].time if trades else None
                 if len(raws) < TRADES_PAGE or floor is None or (oldest and oldest < floor):
@@ -234,13 +212,12 @@ class PolymarketIngest:
             fresh = [
                 t
                 for t in trades
-                if (mark := self.trade_marks.get(owner.get(t.outcome_id.split(":", 1)[1], "")))
-                is None
+                if (mark := self.trade_marks.get(owner.get(native_of(t.outcome_id), ""))) is None
                 or t.time >= mark
             ]
             written += (await self.writer.write_trades(fresh)).written
             for trade in fresh:
-                condition = owner.get(trade.outcome_id.split(":", 1)[1])
+                condition = owner.get(native_of(trade.outcome_id))
                 if condition and (
                     condition not in self.trade_marks or trade.time > self.trade_marks[condition]
                 ):
@@ -253,3 +230,11 @@ class PolymarketIngest:
 
 # A market looked up on its own (to learn what became of it): only its status is used.
 _LOOKUP_CONTEXT = EventContext(None, None, None, "Other", ())
+
+
+def _next_cursor(page: GammaEventsPage) -> str | None:
+    return page.next_cursor
+
+
+def _gamma_market(raw: msgspec.Raw, received: datetime, context: EventContext) -> ParsedMarket:
+    return parse_market(decode_market(raw), received, context)

@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from exporter.config import PolymarketConfig
 from exporter.errors import ExporterError, ParseError
 from exporter.ingest.common import Rejects
-from exporter.model import Trade
+from exporter.model import Trade, native_of
 from exporter.normalize.polymarket import parse_trade
 from exporter.venues.polymarket.stream import send_pings, stop_pinging
 
@@ -138,7 +138,7 @@ class PolymarketTradesStreamer(Collector):
                 if trade is None:
                     continue
                 self.counts["trades"] += 1
-                token = trade.outcome_id.split(":", 1)[1]
+                token = native_of(trade.outcome_id)
                 if token not in known:
                     known = self._known()  # discovery may have found it since
                     if token not in known:

@@ -14,6 +14,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import msgspec
+
 from exporter.errors import ParseError
 from exporter.model import (
     Market,
@@ -27,7 +29,7 @@ from exporter.model import (
     market_id,
     outcome_id,
 )
-from exporter.normalize.polymarket import from_unix, parse_time
+from exporter.normalize.polymarket import converted, decoded, from_unix, parse_time
 
 VENUE = Venue.KALSHI
 STATUS = {
@@ -62,15 +64,68 @@ class ParsedMarket:
     multivariate: bool
 
 
+class KalshiMarket(msgspec.Struct, frozen=True):
+    """The fields of a ``GET /markets`` entry this parser reads; the rest are skipped unread.
+    Prices and counts decode straight into exact decimals (``*_dollars`` and ``*_fp`` strings,
+    or the old integer fields)."""
+
+    ticker: str | None = None
+    event_ticker: str | None = None
+    status: str | None = None
+    yes_bid_dollars: Decimal | None = None
+    yes_bid: Decimal | None = None
+    yes_ask_dollars: Decimal | None = None
+    yes_ask: Decimal | None = None
+    last_price_dollars: Decimal | None = None
+    last_price: Decimal | None = None
+    yes_bid_size_fp: Decimal | None = None
+    yes_bid_size: Decimal | None = None
+    yes_ask_size_fp: Decimal | None = None
+    yes_ask_size: Decimal | None = None
+    volume_24h_fp: Decimal | None = None
+    volume_24h: Decimal | None = None
+    volume_fp: Decimal | None = None
+    volume: Decimal | None = None
+    open_interest_fp: Decimal | None = None
+    open_interest: Decimal | None = None
+    yes_sub_title: Any = None
+    title: Any = None
+    close_time: str | None = None
+    mve_collection_ticker: Any = None
+
+
+class KalshiMarketsPage(msgspec.Struct, frozen=True):
+    """One ``GET /markets`` page: each market's bytes, decoded one by one."""
+
+    markets: list[msgspec.Raw] | None = None
+    cursor: str | None = None
+
+
+_MARKET = msgspec.json.Decoder(KalshiMarket)
+
+
+def decode_market(raw: bytes | msgspec.Raw) -> KalshiMarket:
+    result: KalshiMarket = decoded(_MARKET, raw, "market", VENUE)
+    return result
+
+
 def _fail(kind: str, message: str) -> ParseError:
     return ParseError(VENUE.value, kind, message)
 
 
-def decimal(raw: dict[str, Any], key: str, kind: str) -> Decimal | None:
+def _get(raw: dict[str, Any] | msgspec.Struct, key: str) -> Any:
+    return raw.get(key) if isinstance(raw, dict) else getattr(raw, key, None)
+
+
+def decimal(raw: dict[str, Any] | msgspec.Struct, key: str, kind: str) -> Decimal | None:
     """An exact decimal from a string (or number); None when absent or null."""
-    value = raw.get(key)
+    value = _get(raw, key)
     if value is None:
         return None
+    if isinstance(value, Decimal):  # decoded so by the wire struct
+        if not value.is_finite():
+            raise _fail(kind, f"{key} is not finite: {value!r:.40}")
+        return value
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _fail(kind, f"{key} is not a decimal: {value!r:.40}")
     try:
@@ -82,7 +137,9 @@ def decimal(raw: dict[str, Any], key: str, kind: str) -> Decimal | None:
     return number
 
 
-def dollars(raw: dict[str, Any], key: str, kind: str, *, required: bool = True) -> float | None:
+def dollars(
+    raw: dict[str, Any] | msgspec.Struct, key: str, kind: str, *, required: bool = True
+) -> float | None:
     """A price in dollars (= probability): ``key_dollars``, else the old cent integer ``key``."""
     value = decimal(raw, f"{key}_dollars", kind)
     if value is None:
@@ -97,7 +154,9 @@ def dollars(raw: dict[str, Any], key: str, kind: str, *, required: bool = True) 
     return float(value)
 
 
-def count(raw: dict[str, Any], key: str, kind: str, *, required: bool = True) -> float | None:
+def count(
+    raw: dict[str, Any] | msgspec.Struct, key: str, kind: str, *, required: bool = True
+) -> float | None:
     """A contract count: ``key_fp`` (two decimals), else the old integer ``key``."""
     value = decimal(raw, f"{key}_fp", kind)
     if value is None:
@@ -112,7 +171,7 @@ def count(raw: dict[str, Any], key: str, kind: str, *, required: bool = True) ->
 
 
 def top_of_book(
-    raw: dict[str, Any], kind: str, last_key: str = "last_price"
+    raw: dict[str, Any] | msgspec.Struct, kind: str, last_key: str = "last_price"
 ) -> tuple[float | None, float | None, float | None]:
     """YES bid, ask and last trade of a market (REST) or ``ticker`` message (stream, whose last
     trade is ``price_dollars``)."""
@@ -132,8 +191,8 @@ def top_of_book(
     return bid, ask, last
 
 
-def _text(raw: dict[str, Any], key: str, kind: str) -> str:
-    value = raw.get(key)
+def _text(raw: dict[str, Any] | msgspec.Struct, key: str, kind: str) -> str:
+    value = _get(raw, key)
     if not isinstance(value, str) or not value:
         raise _fail(kind, f"{key} is missing")
     return value
@@ -178,20 +237,19 @@ def parse_market(
     The title a person understands is the event title plus the market's yes sub-title.
     """
     kind = "market"
-    if not isinstance(raw, dict):
-        raise _fail(kind, f"not an object: {raw!r:.40}")
-    ticker = _text(raw, "ticker", kind)
-    event_ticker = _text(raw, "event_ticker", kind)
-    status_name = _text(raw, "status", kind)
+    m: KalshiMarket = converted(raw, KalshiMarket, kind, VENUE)
+    ticker = _text(m, "ticker", kind)
+    event_ticker = _text(m, "event_ticker", kind)
+    status_name = _text(m, "status", kind)
     status = STATUS.get(status_name)
     if status is None:
         raise _fail(kind, f"unknown status {status_name!r:.30}")
-    bid, ask, last = top_of_book(raw, kind)
-    volume_24h = count(raw, "volume_24h", kind)
-    volume = count(raw, "volume", kind, required=False)
-    open_interest = count(raw, "open_interest", kind, required=False)
-    sub_title = raw.get("yes_sub_title")
-    own_title = raw.get("title") if isinstance(raw.get("title"), str) else ""
+    bid, ask, last = top_of_book(m, kind)
+    volume_24h = count(m, "volume_24h", kind)
+    volume = count(m, "volume", kind, required=False)
+    open_interest = count(m, "open_interest", kind, required=False)
+    sub_title = m.yes_sub_title
+    own_title = m.title if isinstance(m.title, str) else ""
     if event is not None and event.title:
         title = (
             f"{event.title} — {sub_title}"
@@ -214,7 +272,7 @@ def parse_market(
         event_id=event_ticker,
         event_title=event.title if event is not None else None,
         slug=None,
-        end_time=parse_time(raw.get("close_time"), kind, "close_time", VENUE),
+        end_time=parse_time(m.close_time, kind, "close_time", VENUE),
         volume_total=volume,
         volume_24h=volume_24h,
         liquidity=None,  # liquidity_dollars is deprecated and always "0.0000"
@@ -242,7 +300,7 @@ def parse_market(
             last_trade=last,
             volume_24h=volume_24h,
         )
-    multivariate = bool(raw.get("mve_collection_ticker"))
+    multivariate = bool(m.mve_collection_ticker)
     return ParsedMarket(market, outcome, snapshot, multivariate)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 
 from exporter.errors import ParseError
@@ -58,6 +59,99 @@ class EventContext:
     tags: tuple[str, ...]
 
 
+# --- wire schemas (Gamma's field names; decoded straight from the response bytes) ---------------
+
+
+class GammaMarket(msgspec.Struct, frozen=True):
+    """The fields of a Gamma market this parser reads (of some eighty); the rest are skipped
+    unread. Numbers may arrive as numbers or numeric strings, list fields as JSON text or arrays;
+    the flags are compared with ``is True``/``is False`` (anything else is neither)."""
+
+    conditionId: str | None = None
+    question: str | None = None
+    slug: str | None = None
+    endDate: str | None = None
+    outcomes: str | list[Any] | None = None
+    outcomePrices: str | list[Any] | None = None
+    clobTokenIds: str | list[Any] | None = None
+    positionIds: str | list[Any] | None = None
+    closed: Any = None
+    archived: Any = None
+    active: Any = None
+    volume24hr: float | str | None = None
+    liquidity: float | str | None = None
+    liquidityNum: float | str | None = None
+    volume: float | str | None = None
+    volumeNum: float | str | None = None
+    bestBid: float | str | None = None
+    bestAsk: float | str | None = None
+    lastTradePrice: float | str | None = None
+
+
+class GammaEvent(msgspec.Struct, frozen=True):
+    """An event of ``/events/keyset``: what its markets inherit, and each market's own bytes (a
+    malformed market is skipped alone)."""
+
+    id: Any = None
+    title: Any = None
+    slug: Any = None
+    tags: Any = None
+    markets: list[msgspec.Raw] | None = None
+
+
+class GammaEventsPage(msgspec.Struct, frozen=True):
+    """One ``/events/keyset`` page: each event's bytes, decoded one by one."""
+
+    events: list[msgspec.Raw]
+    next_cursor: str | None = None
+
+
+def decoded(
+    decoder: msgspec.json.Decoder[Any], raw: bytes | msgspec.Raw, kind: str, venue: Venue = VENUE
+) -> Any:
+    """``raw`` decoded into ``decoder``'s type; a ``venue`` ParseError naming the field when it
+    does not fit (the Kalshi parser shares this helper)."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise ParseError(venue.value, kind, _where(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ParseError(venue.value, kind, f"not valid JSON: {exc}") from None
+
+
+def converted(raw: object, wire: type[Any], kind: str, venue: Venue = VENUE) -> Any:
+    """An already-decoded ``raw`` (a dict from a test, a stream message) as the wire type."""
+    if isinstance(raw, wire):
+        return raw
+    try:
+        return msgspec.convert(raw, wire)
+    except msgspec.ValidationError as exc:
+        raise ParseError(venue.value, kind, _where(exc)) from None
+
+
+def _where(exc: msgspec.ValidationError) -> str:
+    """msgspec's "Expected `str | null`, got `int` - at `$.question`" as "question: expected
+    `str | null`, got `int`"."""
+    text = str(exc)
+    reason, _, path = text.partition(" - at `$")
+    field = path.rstrip("`").lstrip(".")
+    return f"{field}: {reason[:1].lower()}{reason[1:]}" if field else text
+
+
+_EVENT = msgspec.json.Decoder(GammaEvent)
+_MARKET = msgspec.json.Decoder(GammaMarket)
+
+
+def decode_event(raw: bytes | msgspec.Raw) -> GammaEvent:
+    result: GammaEvent = decoded(_EVENT, raw, "event")
+    return result
+
+
+def decode_market(raw: bytes | msgspec.Raw) -> GammaMarket:
+    result: GammaMarket = decoded(_MARKET, raw, "market")
+    return result
+
+
 # --- field helpers ------------------------------------------------------------------------------
 
 
@@ -75,7 +169,11 @@ def number(raw: dict[str, Any], key: str, kind: str) -> float:
 
 def optional_number(raw: dict[str, Any], key: str, kind: str) -> float | None:
     """A finite number, or None when the key is absent, null or an empty string."""
-    value = raw.get(key)
+    return as_number(raw.get(key), key, kind)
+
+
+def as_number(value: object, key: str, kind: str) -> float | None:
+    """``value`` (of field ``key``) as a finite number; None when null or an empty string."""
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -90,14 +188,21 @@ def optional_number(raw: dict[str, Any], key: str, kind: str) -> float | None:
 
 
 def _probability(raw: dict[str, Any], key: str, kind: str) -> float | None:
-    value = optional_number(raw, key, kind)
-    if value is not None and not is_probability(value):
-        raise _fail(kind, f"{key} is outside 0..1: {value}")
-    return value
+    return _as_probability(raw.get(key), key, kind)
+
+
+def _as_probability(value: object, key: str, kind: str) -> float | None:
+    number = as_number(value, key, kind)
+    if number is not None and not is_probability(number):
+        raise _fail(kind, f"{key} is outside 0..1: {number}")
+    return number
 
 
 def _text(raw: dict[str, Any], key: str, kind: str, *, required: bool = True) -> str | None:
-    value = raw.get(key)
+    return _as_text(raw.get(key), key, kind, required=required)
+
+
+def _as_text(value: object, key: str, kind: str, *, required: bool = True) -> str | None:
     if value is None or value == "":
         if required:
             raise _fail(kind, f"{key} is missing")
@@ -107,9 +212,8 @@ def _text(raw: dict[str, Any], key: str, kind: str, *, required: bool = True) ->
     return value
 
 
-def _string_list(raw: dict[str, Any], key: str, kind: str) -> list[str] | None:
+def _string_list(value: object, key: str, kind: str) -> list[str] | None:
     """A list of strings sent either as a real array or as JSON text of one."""
-    value = raw.get(key)
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -150,29 +254,33 @@ def from_unix(seconds: float, kind: str, key: str, venue: Venue = VENUE) -> date
 
 
 def event_context(
-    raw: dict[str, Any], categorize: Callable[[list[tuple[str, str]]], str]
+    raw: GammaEvent | dict[str, Any], categorize: Callable[[list[tuple[str, str]]], str]
 ) -> EventContext:
     """The event fields its markets inherit; ``categorize`` maps ``(slug, label)`` tags."""
+    if isinstance(raw, dict):  # already decoded: its markets are not this function's
+        raw = GammaEvent(raw.get("id"), raw.get("title"), raw.get("slug"), raw.get("tags"))
+    event = raw
     tags: list[tuple[str, str]] = []
-    raw_tags = raw.get("tags")
+    raw_tags = event.tags
     for tag in raw_tags if isinstance(raw_tags, list) else []:
         if isinstance(tag, dict):
             slug, label = tag.get("slug"), tag.get("label")
             tags.append(
                 (slug if isinstance(slug, str) else "", label if isinstance(label, str) else "")
             )
-    event_id = raw.get("id")
+    event_id = event.id
     return EventContext(
         event_id=str(event_id) if isinstance(event_id, str | int) else None,
-        title=raw.get("title") if isinstance(raw.get("title"), str) else None,
-        slug=raw.get("slug") if isinstance(raw.get("slug"), str) else None,
+        title=event.title if isinstance(event.title, str) else None,
+        slug=event.slug if isinstance(event.slug, str) else None,
         category=categorize(tags),
         tags=tuple(slug or label for slug, label in tags),
     )
 
 
 def parse_market(raw: object, received_at: datetime, event: EventContext) -> ParsedMarket:
-    """A Gamma market (from ``/markets`` or nested in an event).
+    """A Gamma market (from ``/markets`` or nested in an event), as :class:`GammaMarket` (from
+    :func:`decode_market`) or already decoded.
 
     Trimmed real payload (gamma_market_live_2026-06.json)::
 
@@ -184,38 +292,39 @@ def parse_market(raw: object, received_at: datetime, event: EventContext) -> Par
          "volume24hr": 160539.84, "bestBid": 0.232, "bestAsk": 0.233, "lastTradePrice": 0.233}
     """
     kind = "market"
-    if not isinstance(raw, dict):
-        raise _fail(kind, f"not an object: {raw!r:.40}")
-    condition = _text(raw, "conditionId", kind)
+    m: GammaMarket = converted(raw, GammaMarket, kind)
+    condition = _as_text(m.conditionId, "conditionId", kind)
     assert condition is not None
-    title = _text(raw, "question", kind) or ""
-    names = _string_list(raw, "outcomes", kind) or []
-    tokens = _string_list(raw, "positionIds", kind) or _string_list(raw, "clobTokenIds", kind)
+    title = _as_text(m.question, "question", kind) or ""
+    names = _string_list(m.outcomes, "outcomes", kind) or []
+    tokens = _string_list(m.positionIds, "positionIds", kind) or _string_list(
+        m.clobTokenIds, "clobTokenIds", kind
+    )
     if not tokens:
         raise _fail(kind, "neither clobTokenIds nor positionIds is present")
     if not all(t.isdigit() for t in tokens):
         raise _fail(kind, f"token ids are not decimal strings: {tokens!r:.60}")
-    prices = _string_list(raw, "outcomePrices", kind)
+    prices = _string_list(m.outcomePrices, "outcomePrices", kind)
     shown = [_price_text(p, kind) for p in prices] if prices else []
     if names and len(names) != len(tokens):
         raise _fail(kind, f"{len(names)} outcomes but {len(tokens)} token ids")
-    closed = raw.get("closed") is True
-    if raw.get("archived") is True:
+    closed = m.closed is True
+    if m.archived is True:
         status = MarketStatus.DELISTED
     elif closed:
         status = MarketStatus.RESOLVED if shown and max(shown) == 1.0 else MarketStatus.CLOSED
-    elif raw.get("active") is False:
+    elif m.active is False:
         status = MarketStatus.PAUSED
     else:
         status = MarketStatus.OPEN
-    slug = _text(raw, "slug", kind, required=False)
-    volume_24h = optional_number(raw, "volume24hr", kind)
-    liquidity = optional_number(raw, "liquidityNum", kind)
+    slug = _as_text(m.slug, "slug", kind, required=False)
+    volume_24h = as_number(m.volume24hr, "volume24hr", kind)
+    liquidity = as_number(m.liquidityNum, "liquidityNum", kind)
     if liquidity is None:
-        liquidity = optional_number(raw, "liquidity", kind)
-    volume_total = optional_number(raw, "volumeNum", kind)
+        liquidity = as_number(m.liquidity, "liquidity", kind)
+    volume_total = as_number(m.volumeNum, "volumeNum", kind)
     if volume_total is None:
-        volume_total = optional_number(raw, "volume", kind)
+        volume_total = as_number(m.volume, "volume", kind)
     mid = market_id(VENUE, condition)
     market = Market(
         market_id=mid,
@@ -229,7 +338,7 @@ def parse_market(raw: object, received_at: datetime, event: EventContext) -> Par
         event_id=event.event_id,
         event_title=event.title,
         slug=slug,
-        end_time=parse_time(raw.get("endDate"), kind, "endDate"),
+        end_time=parse_time(m.endDate, kind, "endDate"),
         volume_total=volume_total,
         volume_24h=volume_24h,
         liquidity=liquidity,
@@ -248,7 +357,7 @@ def parse_market(raw: object, received_at: datetime, event: EventContext) -> Par
         for i, token in enumerate(tokens)
     ]
     snapshots = (
-        _gamma_snapshots(raw, tokens, shown, received_at, volume_24h, liquidity)
+        _gamma_snapshots(m, tokens, shown, received_at, volume_24h, liquidity)
         if status is MarketStatus.OPEN
         else []
     )
@@ -266,7 +375,7 @@ def _price_text(value: str, kind: str) -> float:
 
 
 def _gamma_snapshots(
-    raw: dict[str, Any],
+    m: GammaMarket,
     tokens: list[str],
     shown: list[float],
     received_at: datetime,
@@ -277,9 +386,9 @@ def _gamma_snapshots(
     them (a NO bid at 1 - p is a YES ask at p). Without a quote on either side, the price is the
     last trade, else the displayed ``outcomePrices``."""
     kind = "market"
-    bid = _probability(raw, "bestBid", kind)
-    ask = _probability(raw, "bestAsk", kind)
-    last = _probability(raw, "lastTradePrice", kind)
+    bid = _as_probability(m.bestBid, "bestBid", kind)
+    ask = _as_probability(m.bestAsk, "bestAsk", kind)
+    last = _as_probability(m.lastTradePrice, "lastTradePrice", kind)
     # Gamma renders an empty book side as bestBid 0 / bestAsk 1 (API_NOTES §1.2): those are not
     # quotes (nobody bids 0 or asks 1), so the side is unknown and no price comes from it.
     if bid is not None and bid <= 0:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import msgspec
 import orjson
 import stamina
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -81,12 +82,14 @@ class VenueHttp:
         body: object = None,
         bucket: str | None = None,
         shape: type[list[Any]] | type[dict[str, Any]] | None = None,
+        decoder: msgspec.json.Decoder[Any] | None = None,
     ) -> tuple[Any, datetime]:
         """The decoded JSON and when it arrived; raises a :class:`VenueError` after retries.
 
         ``family`` labels the statistics; ``bucket`` names the rate limit it draws from when
         several families share one (default: the family's own). A body that is not of
-        ``shape`` counts and is retried like one that is not JSON."""
+        ``shape``, or that ``decoder`` (a page's typed envelope, decoded straight from the
+        bytes) refuses, counts and is retried like one that is not JSON."""
         attempts = 0
         try:
             async for attempt in stamina.retry_context(
@@ -101,8 +104,9 @@ class VenueHttp:
                     if attempts > 1:
                         self.events[(family, "retry")] += 1
                     return await self._once(
-                        client, family, bucket or family, method, path, params, body, shape
-                    )
+                        client, family, bucket or family, method, path, params, body, shape,
+                        decoder,
+                    )  # fmt: skip
         except VenueError:
             self.events[(family, "give_up")] += 1
             raise
@@ -118,6 +122,7 @@ class VenueHttp:
         params: dict[str, Any] | None,
         body: object,
         shape: type[list[Any]] | type[dict[str, Any]] | None = None,
+        decoder: msgspec.json.Decoder[Any] | None = None,
     ) -> tuple[Any, datetime]:
         limiter = self._limits.get(bucket)
         if limiter is not None:
@@ -152,6 +157,16 @@ class VenueHttp:
         if status >= 400:
             self._count(family, "4xx", started)
             raise VenueRejected(self.venue, path, f"HTTP {status}: {response.text[:200]}")
+        if decoder is not None:
+            try:
+                page = decoder.decode(response.content)
+            except msgspec.DecodeError as exc:  # ValidationError included
+                self._count(family, "invalid_body", started)
+                raise VenueUnavailable(
+                    self.venue, path, f"unexpected response: {str(exc)[:200]}"
+                ) from exc
+            self._count(family, "2xx", started)
+            return page, received_at
         try:
             data = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:

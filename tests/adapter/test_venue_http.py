@@ -32,3 +32,24 @@ async def test_a_books_reply_of_the_wrong_shape_is_counted_and_retried(body: obj
             await client.books(["1"])
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("body", [{"error": "busy"}, {"events": "none"}, [], None])
+async def test_an_events_page_its_envelope_refuses_is_counted_and_retried(body: object) -> None:
+    good = {"events": [{"id": "1", "markets": []}], "next_cursor": None}
+    answers = [body, good]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=orjson.dumps(answers.pop(0)))
+
+    fast = {"wait_initial": 0.01, "wait_max": 0.02}
+    settings = validate_settings(
+        {"venues": {"polymarket": {"gamma_url": "http://gamma.test", "retry": fast}}}
+    )
+    client = PolymarketClient(settings.venues.polymarket, transport=httpx.MockTransport(handler))
+    try:
+        page, _ = await client.events_page(None)
+        assert [bytes(event) for event in page.events] == [b'{"id":"1","markets":[]}']
+        assert client.http.stats[("gamma_events", "invalid_body")] == 1
+    finally:
+        await client.aclose()

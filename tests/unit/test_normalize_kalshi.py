@@ -7,6 +7,8 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,6 +18,8 @@ from exporter.errors import ParseError
 from exporter.model import MarketStatus, Side
 from exporter.normalize.kalshi import (
     EventInfo,
+    KalshiMarketsPage,
+    decode_market,
     parse_event,
     parse_market,
     parse_series,
@@ -96,7 +100,7 @@ def test_status_names_map_onto_ours() -> None:
     ("change", "message"),
     [
         ({"yes_bid_dollars": None, "yes_bid": None}, "yes_bid_dollars is missing"),
-        ({"yes_ask_dollars": "n/a"}, "yes_ask_dollars is not a decimal"),
+        ({"yes_ask_dollars": "n/a"}, "yes_ask_dollars: invalid decimal"),
         ({"last_price_dollars": "1.5000"}, "outside 0..1"),
         ({"volume_24h": None}, "volume_24h_fp is missing"),
         ({"status": "exploded"}, "unknown status"),
@@ -189,3 +193,20 @@ def test_mutated_trades_events_series_raise_only_parse_errors(data: st.DataObjec
     ):
         with contextlib.suppress(ParseError):
             parse(mutate(payload, data))  # type: ignore[operator]
+
+
+def test_markets_decoded_from_bytes_parse_as_the_recording_and_a_bad_one_is_skipped_alone() -> None:
+    listed = recording("kalshi/markets_list_2026-01-12.json")
+    markets = listed["markets"]
+    broken = copy.deepcopy(markets[0]) | {"volume_24h_fp": "many"}
+    body = orjson.dumps({"markets": [*markets, broken], "cursor": "next"})
+    page = msgspec.json.decode(body, type=KalshiMarketsPage)
+    assert page.cursor == "next"
+    parsed, refused = [], []
+    for raw in page.markets or []:
+        try:
+            parsed.append(parse_market(decode_market(raw), RECEIVED, None, "Other"))
+        except ParseError as error:
+            refused.append(str(error))
+    assert refused == ["kalshi market: volume_24h_fp: invalid decimal string"]
+    assert parsed == [parse_market(m, RECEIVED, None, "Other") for m in markets]

@@ -7,6 +7,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,6 +18,9 @@ from exporter.errors import ParseError
 from exporter.model import MarketStatus, Side
 from exporter.normalize.polymarket import (
     EventContext,
+    GammaEventsPage,
+    decode_event,
+    decode_market,
     event_context,
     parse_book,
     parse_market,
@@ -257,3 +262,31 @@ def test_mutated_events_and_midpoints_raise_only_parse_errors(data: st.DataObjec
     categories = CATEGORIES
     _only_parse_errors(lambda: event_context(raw, categories.polymarket))
     _only_parse_errors(lambda: parse_midpoint(mutate({"mid": "0.5"}, data)))
+
+
+# --- typed decoding straight from the bytes ---------------------------------------------------
+
+
+def test_a_page_decoded_from_bytes_parses_as_the_recording_and_skips_one_bad_market_alone() -> None:
+    events = recording("polymarket/gamma_events_2026-03.json")
+    good = events[0]["markets"][0]
+    broken = copy.deepcopy(good) | {"conditionId": 7}  # a number where Gamma sends a string
+    events[0]["markets"] = [good, broken, good]
+    body = orjson.dumps({"events": events, "next_cursor": "abc"})
+    page = msgspec.json.decode(body, type=GammaEventsPage)
+    assert page.next_cursor == "abc"
+    (raw_event,) = page.events
+    event = decode_event(raw_event)
+    context = event_context(event, load_categories().polymarket)
+    assert context == event_context(recording("polymarket/gamma_events_2026-03.json")[0],
+                                    load_categories().polymarket)  # fmt: skip
+    parsed, refused = [], []
+    for raw in event.markets or []:
+        try:
+            parsed.append(parse_market(decode_market(raw), RECEIVED, context))
+        except ParseError as error:
+            refused.append(str(error))
+    assert refused == ["polymarket market: conditionId: expected `str | null`, got `int`"]
+    assert parsed == [parse_market(good, RECEIVED, context)] * 2
+    with pytest.raises(ParseError, match="polymarket event: markets: expected"):
+        decode_event(orjson.dumps({"id": "1", "markets": {"not": "a list"}}))

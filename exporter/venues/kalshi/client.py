@@ -14,11 +14,13 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import msgspec
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from exporter.config import KalshiConfig
 from exporter.errors import ConfigError, VenueUnavailable
+from exporter.normalize.kalshi import KalshiMarketsPage
 from exporter.venues.http import VenueHttp, http_client
 
 MARKETS_PAGE = 1000
@@ -80,6 +82,9 @@ def load_signer(config: KalshiConfig) -> KalshiSigner | None:
     return KalshiSigner(config.api_key_id.get_secret_value(), key)
 
 
+_MARKETS = msgspec.json.Decoder(KalshiMarketsPage)
+
+
 class KalshiClient:
     def __init__(
         self, config: KalshiConfig, *, transport: httpx.AsyncBaseTransport | None = None
@@ -126,8 +131,9 @@ class KalshiClient:
 
     async def markets_page(
         self, cursor: str, *, status: str | None = "open", tickers: list[str] | None = None
-    ) -> tuple[dict[str, Any], datetime]:
-        """``GET /markets``; combos are excluded (a page can otherwise be all empty combos)."""
+    ) -> tuple[KalshiMarketsPage, datetime]:
+        """``GET /markets``; combos are excluded (a page can otherwise be all empty combos).
+        Each market is left as bytes for the parser."""
         params: dict[str, Any] = {"limit": MARKETS_PAGE, "mve_filter": "exclude"}
         if status:
             params["status"] = status
@@ -135,7 +141,11 @@ class KalshiClient:
             params["tickers"] = ",".join(tickers)
         if cursor:
             params["cursor"] = cursor
-        return await self._get("/markets", params)
+        page, received = await self.http.request(
+            self.rest, "markets", "GET", "/markets", params=params, bucket="reads",
+            decoder=_MARKETS,
+        )  # fmt: skip
+        return page, received
 
     async def trades_page(
         self, cursor: str, *, min_ts: int | None

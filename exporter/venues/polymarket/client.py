@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import msgspec
 
 from exporter.config import PolymarketConfig
-from exporter.errors import VenueUnavailable
+from exporter.normalize.polymarket import GammaEventsPage
 from exporter.venues.http import VenueHttp, http_client
 
 # Documented per-10 s budgets (API_NOTES 1.9); the client takes `rate_limit_share` of each.
@@ -27,6 +28,8 @@ EVENTS_PAGE = 500
 BOOKS_BATCH = 500
 TRADES_PAGE = 500
 TRADES_OFFSET_LIMIT = 10_000
+
+_EVENTS = msgspec.json.Decoder(GammaEventsPage)
 
 
 class PolymarketClient:
@@ -48,17 +51,16 @@ class PolymarketClient:
 
     async def events_page(
         self, cursor: str | None, *, closed: bool = False, limit: int = EVENTS_PAGE
-    ) -> tuple[dict[str, Any], datetime]:
-        """One page of ``GET /events/keyset`` (offset paging fails past 2,000)."""
+    ) -> tuple[GammaEventsPage, datetime]:
+        """One page of ``GET /events/keyset`` (offset paging fails past 2,000), its events
+        left as bytes for the parser."""
         params: dict[str, Any] = {"limit": limit, "closed": str(closed).lower()}
         if cursor:
             params["after_cursor"] = cursor
-        data, received = await self.http.request(
-            self.gamma, "gamma_events", "GET", "/events/keyset", params=params
+        page, received = await self.http.request(
+            self.gamma, "gamma_events", "GET", "/events/keyset", params=params, decoder=_EVENTS
         )
-        if not isinstance(data, dict) or not isinstance(data.get("events"), list):
-            raise VenueUnavailable("polymarket", "/events/keyset", "unexpected response shape")
-        return data, received
+        return page, received
 
     async def markets_by_condition(
         self, conditions: list[str], *, closed: bool
