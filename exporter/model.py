@@ -1,7 +1,9 @@
 """Our records: markets, outcomes, snapshots and trades, the same for every venue.
 
-Ids are strings prefixed by venue (``polymarket:<conditionId>``, ``kalshi:<ticker>``); venue token
-ids stay strings (they exceed 64-bit integers). Prices are probabilities in 0..1, times aware UTC.
+Records are frozen msgspec Structs: built in C, as a sweep builds hundreds of thousands of them
+(no field holds a container that could point back, hence ``gc=False``). Ids are strings prefixed
+by venue (``polymarket:<conditionId>``, ``kalshi:<ticker>``); venue token ids stay strings (they
+exceed 64-bit integers). Prices are probabilities in 0..1, times aware UTC.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+import msgspec
 
 
 class Venue(StrEnum):
@@ -52,8 +56,7 @@ def venue_of(record_id: str) -> Venue:
     return Venue(record_id.split(":", 1)[0])
 
 
-@dataclass(frozen=True, slots=True)
-class Market:
+class Market(msgspec.Struct, frozen=True, gc=False):
     market_id: str
     venue: Venue
     native_id: str
@@ -73,8 +76,7 @@ class Market:
     tags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True, gc=False):
     outcome_id: str
     market_id: str
     venue: Venue
@@ -85,8 +87,7 @@ class Outcome:
     observed_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(msgspec.Struct, frozen=True, gc=False):
     """The state of one outcome at one time; ``price`` is the displayed price."""
 
     time: datetime
@@ -103,8 +104,7 @@ class Snapshot:
         return (self.price, self.bid, self.ask, self.last_trade)
 
 
-@dataclass(frozen=True, slots=True)
-class Trade:
+class Trade(msgspec.Struct, frozen=True, gc=False):
     time: datetime
     outcome_id: str
     venue: Venue

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
+
+import msgspec
 
 from exporter.model import Snapshot
 from exporter.storage.writer import Writer
@@ -56,7 +57,7 @@ class Coalescer:
         rows = []
         for key, (snapshot, _) in batch.items():
             volume, liquidity = extras(key)
-            rows.append(dataclasses.replace(snapshot, volume_24h=volume, liquidity=liquidity))
+            rows.append(msgspec.structs.replace(snapshot, volume_24h=volume, liquidity=liquidity))
         result = await self.writer.write_snapshots(rows)
         done = time.monotonic()
         latency = self.latency.labels(self.venue)

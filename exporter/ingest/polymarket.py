@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -182,7 +181,7 @@ class PolymarketIngest:
                     continue  # one-sided and never traded: nothing to display
                 volume, liquidity = extras.get(native_of(snapshot.outcome_id), (None, None))
                 snapshots.append(
-                    dataclasses.replace(snapshot, volume_24h=volume, liquidity=liquidity)
+                    msgspec.structs.replace(snapshot, volume_24h=volume, liquidity=liquidity)
                 )
             written += (await self.writer.write_snapshots(snapshots)).written
         return {"snapshots": written, "tokens": len(tokens)}

@@ -26,12 +26,11 @@ from exporter.model import (
     Trade,
     Venue,
     displayed_price,
-    market_id,
-    outcome_id,
 )
 from exporter.normalize.polymarket import converted, decoded, from_unix, parse_time
 
 VENUE = Venue.KALSHI
+PREFIX = f"{VENUE.value}:"
 STATUS = {
     "initialized": MarketStatus.UPCOMING,
     "unopened": MarketStatus.UPCOMING,
@@ -46,7 +45,8 @@ STATUS = {
     "finalized": MarketStatus.RESOLVED,
     "settled": MarketStatus.RESOLVED,
 }
-MARKET_URL = "https://kalshi.com/markets/{series}"
+MARKET_URL = "https://kalshi.com/markets/"
+"""Followed by the series ticker in lower case."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +56,7 @@ class EventInfo:
     title: str
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedMarket:
+class ParsedMarket(msgspec.Struct, frozen=True, gc=False):
     market: Market
     outcome: Outcome
     snapshot: Snapshot | None
@@ -113,19 +112,12 @@ def _fail(kind: str, message: str) -> ParseError:
     return ParseError(VENUE.value, kind, message)
 
 
-def _get(raw: dict[str, Any] | msgspec.Struct, key: str) -> Any:
-    return raw.get(key) if isinstance(raw, dict) else getattr(raw, key, None)
-
-
-def decimal(raw: dict[str, Any] | msgspec.Struct, key: str, kind: str) -> Decimal | None:
-    """An exact decimal from a string (or number); None when absent or null."""
-    value = _get(raw, key)
+def decimal(raw: dict[str, Any], key: str, kind: str) -> Decimal | None:
+    """An exact decimal from a string (or number) of an already-decoded message; None when
+    absent or null."""
+    value = raw.get(key)
     if value is None:
         return None
-    if isinstance(value, Decimal):  # decoded so by the wire struct
-        if not value.is_finite():
-            raise _fail(kind, f"{key} is not finite: {value!r:.40}")
-        return value
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise _fail(kind, f"{key} is not a decimal: {value!r:.40}")
     try:
@@ -137,49 +129,70 @@ def decimal(raw: dict[str, Any] | msgspec.Struct, key: str, kind: str) -> Decima
     return number
 
 
-def dollars(
-    raw: dict[str, Any] | msgspec.Struct, key: str, kind: str, *, required: bool = True
+def _finite(value: Decimal, key: str, kind: str) -> Decimal:
+    if not value.is_finite():  # msgspec decodes "NaN" and "Infinity" too
+        raise _fail(kind, f"{key} is not finite: {value!r:.40}")
+    return value
+
+
+def as_dollars(
+    new: Decimal | None, cents: Decimal | None, key: str, kind: str, *, required: bool = True
 ) -> float | None:
-    """A price in dollars (= probability): ``key_dollars``, else the old cent integer ``key``."""
-    value = decimal(raw, f"{key}_dollars", kind)
-    if value is None:
-        cents = decimal(raw, key, kind)
-        value = None if cents is None else cents / 100
-    if value is None:
-        if required:
-            raise _fail(kind, f"{key}_dollars is missing")
+    """A price in dollars (= probability): ``key_dollars`` (``new``), else the old cent integer
+    ``key`` (``cents``), both already decimals."""
+    if new is not None:
+        value = new if new.is_finite() else _finite(new, f"{key}_dollars", kind)
+    elif cents is not None:
+        value = _finite(cents, key, kind) / 100
+    elif required:
+        raise _fail(kind, f"{key}_dollars is missing")
+    else:
         return None
     if not 0 <= value <= 1:
         raise _fail(kind, f"{key}_dollars is outside 0..1: {value}")
     return float(value)
 
 
-def count(
-    raw: dict[str, Any] | msgspec.Struct, key: str, kind: str, *, required: bool = True
+def as_count(
+    new: Decimal | None, old: Decimal | None, key: str, kind: str, *, required: bool = True
 ) -> float | None:
-    """A contract count: ``key_fp`` (two decimals), else the old integer ``key``."""
-    value = decimal(raw, f"{key}_fp", kind)
-    if value is None:
-        value = decimal(raw, key, kind)
-    if value is None:
-        if required:
-            raise _fail(kind, f"{key}_fp is missing")
+    """A contract count: ``key_fp`` (``new``, two decimals), else the old integer ``key``."""
+    if new is not None:
+        value = new if new.is_finite() else _finite(new, f"{key}_fp", kind)
+    elif old is not None:
+        value = _finite(old, key, kind)
+    elif required:
+        raise _fail(kind, f"{key}_fp is missing")
+    else:
         return None
     if value < 0:
         raise _fail(kind, f"{key}_fp is negative: {value}")
     return float(value)
 
 
-def top_of_book(
-    raw: dict[str, Any] | msgspec.Struct, kind: str, last_key: str = "last_price"
+def dollars(raw: dict[str, Any], key: str, kind: str, *, required: bool = True) -> float | None:
+    """:func:`as_dollars` of an already-decoded message (the old field read only when the new
+    one is absent)."""
+    new = decimal(raw, f"{key}_dollars", kind)
+    cents = decimal(raw, key, kind) if new is None else None
+    return as_dollars(new, cents, key, kind, required=required)
+
+
+def count(raw: dict[str, Any], key: str, kind: str, *, required: bool = True) -> float | None:
+    """:func:`as_count` of an already-decoded message."""
+    new = decimal(raw, f"{key}_fp", kind)
+    old = decimal(raw, key, kind) if new is None else None
+    return as_count(new, old, key, kind, required=required)
+
+
+def quote(
+    bid: float | None,
+    ask: float | None,
+    last: float | None,
+    bid_size: float | None,
+    ask_size: float | None,
 ) -> tuple[float | None, float | None, float | None]:
-    """YES bid, ask and last trade of a market (REST) or ``ticker`` message (stream, whose last
-    trade is ``price_dollars``)."""
-    bid = dollars(raw, "yes_bid", kind)
-    ask = dollars(raw, "yes_ask", kind)
-    last = dollars(raw, last_key, kind)
-    bid_size = count(raw, "yes_bid_size", kind, required=False)
-    ask_size = count(raw, "yes_ask_size", kind, required=False)
+    """YES bid, ask and last trade with the venue's placeholders taken out."""
     # A side with size 0 is no quote. Old payloads carry no sizes: an empty side shows bid 0 and
     # ask 0 or 1 there.
     if bid_size == 0 or (bid_size is None and bid == 0):
@@ -191,8 +204,25 @@ def top_of_book(
     return bid, ask, last
 
 
-def _text(raw: dict[str, Any] | msgspec.Struct, key: str, kind: str) -> str:
-    value = _get(raw, key)
+def top_of_book(
+    raw: dict[str, Any], kind: str, last_key: str = "last_price"
+) -> tuple[float | None, float | None, float | None]:
+    """YES bid, ask and last trade of a ``ticker`` message (stream, whose last trade is
+    ``price_dollars``) or an already-decoded market."""
+    return quote(
+        dollars(raw, "yes_bid", kind),
+        dollars(raw, "yes_ask", kind),
+        dollars(raw, last_key, kind),
+        count(raw, "yes_bid_size", kind, required=False),
+        count(raw, "yes_ask_size", kind, required=False),
+    )
+
+
+def _text(raw: dict[str, Any], key: str, kind: str) -> str:
+    return _required_text(raw.get(key), key, kind)
+
+
+def _required_text(value: object, key: str, kind: str) -> str:
     if not isinstance(value, str) or not value:
         raise _fail(kind, f"{key} is missing")
     return value
@@ -238,16 +268,24 @@ def parse_market(
     """
     kind = "market"
     m: KalshiMarket = converted(raw, KalshiMarket, kind, VENUE)
-    ticker = _text(m, "ticker", kind)
-    event_ticker = _text(m, "event_ticker", kind)
-    status_name = _text(m, "status", kind)
+    ticker = _required_text(m.ticker, "ticker", kind)
+    event_ticker = _required_text(m.event_ticker, "event_ticker", kind)
+    status_name = _required_text(m.status, "status", kind)
     status = STATUS.get(status_name)
     if status is None:
         raise _fail(kind, f"unknown status {status_name!r:.30}")
-    bid, ask, last = top_of_book(m, kind)
-    volume_24h = count(m, "volume_24h", kind)
-    volume = count(m, "volume", kind, required=False)
-    open_interest = count(m, "open_interest", kind, required=False)
+    bid, ask, last = quote(
+        as_dollars(m.yes_bid_dollars, m.yes_bid, "yes_bid", kind),
+        as_dollars(m.yes_ask_dollars, m.yes_ask, "yes_ask", kind),
+        as_dollars(m.last_price_dollars, m.last_price, "last_price", kind),
+        as_count(m.yes_bid_size_fp, m.yes_bid_size, "yes_bid_size", kind, required=False),
+        as_count(m.yes_ask_size_fp, m.yes_ask_size, "yes_ask_size", kind, required=False),
+    )
+    volume_24h = as_count(m.volume_24h_fp, m.volume_24h, "volume_24h", kind)
+    volume = as_count(m.volume_fp, m.volume, "volume", kind, required=False)
+    open_interest = as_count(
+        m.open_interest_fp, m.open_interest, "open_interest", kind, required=False
+    )
     sub_title = m.yes_sub_title
     own_title = m.title if isinstance(m.title, str) else ""
     if event is not None and event.title:
@@ -259,7 +297,7 @@ def parse_market(
     else:
         title = own_title or ticker
     series = event.series if event is not None else None
-    mid = market_id(VENUE, ticker)
+    mid = PREFIX + ticker
     market = Market(
         market_id=mid,
         venue=VENUE,
@@ -268,7 +306,7 @@ def parse_market(
         status=status,
         observed_at=received_at,
         category=category,
-        url=MARKET_URL.format(series=series.lower()) if series else None,
+        url=MARKET_URL + series.lower() if series else None,
         event_id=event_ticker,
         event_title=event.title if event is not None else None,
         slug=None,
@@ -279,27 +317,14 @@ def parse_market(
         open_interest=open_interest,
         tags=(series,) if series else (),
     )
-    outcome = Outcome(
-        outcome_id=outcome_id(VENUE, ticker),
-        market_id=mid,
-        venue=VENUE,
-        native_id=ticker,
-        name=sub_title if isinstance(sub_title, str) and sub_title else "Yes",
-        position=0,
-        observed_at=received_at,
-    )
+    # Positional (a sweep builds some 150,000 of each): a Kalshi market's one outcome, YES,
+    # shares its id; then time, outcome_id, price, bid, ask, last_trade, volume_24h.
+    name = sub_title if isinstance(sub_title, str) and sub_title else "Yes"
+    outcome = Outcome(mid, mid, VENUE, ticker, name, 0, received_at)
     price = displayed_price(bid, ask, last)
     snapshot = None
     if status is MarketStatus.OPEN and price is not None:
-        snapshot = Snapshot(
-            time=received_at,
-            outcome_id=outcome.outcome_id,
-            price=price,
-            bid=bid,
-            ask=ask,
-            last_trade=last,
-            volume_24h=volume_24h,
-        )
+        snapshot = Snapshot(received_at, mid, price, bid, ask, last, volume_24h)
     multivariate = bool(m.mve_collection_ticker)
     return ParsedMarket(market, outcome, snapshot, multivariate)
 
@@ -346,7 +371,7 @@ def parse_trade(raw: object) -> Trade:
         side = Side.BUY if outcome_side == "yes" else Side.SELL
     return Trade(
         time=when,
-        outcome_id=outcome_id(VENUE, ticker),
+        outcome_id=PREFIX + ticker,
         venue=VENUE,
         trade_id=trade_id,
         price=price,

@@ -30,16 +30,16 @@ from exporter.model import (
     Venue,
     displayed_price,
     is_probability,
-    market_id,
-    outcome_id,
 )
 
 VENUE = Venue.POLYMARKET
-MARKET_URL = "https://polymarket.com/event/{slug}"
+PREFIX = f"{VENUE.value}:"
+"""Of our market and outcome ids: ``model.market_id``/``outcome_id`` without the enum lookup."""
+MARKET_URL = "https://polymarket.com/event/"
+"""Followed by the event's slug (else the market's)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedMarket:
+class ParsedMarket(msgspec.Struct, frozen=True, gc=False):
     """One Gamma market: its record, its outcomes and (when trading) a snapshot per outcome."""
 
     market: Market
@@ -174,6 +174,8 @@ def optional_number(raw: dict[str, Any], key: str, kind: str) -> float | None:
 
 def as_number(value: object, key: str, kind: str) -> float | None:
     """``value`` (of field ``key``) as a finite number; None when null or an empty string."""
+    if type(value) is float and value - value == 0:  # the common case: finite (not inf or NaN)
+        return value
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -212,11 +214,18 @@ def _as_text(value: object, key: str, kind: str, *, required: bool = True) -> st
     return value
 
 
+_STRINGS = msgspec.json.Decoder(list[str])
+
+
 def _string_list(value: object, key: str, kind: str) -> list[str] | None:
     """A list of strings sent either as a real array or as JSON text of one."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
+        try:  # the common case: JSON text of strings only, checked in C
+            return _STRINGS.decode(value)
+        except msgspec.DecodeError:
+            pass
         try:
             value = orjson.loads(value)
         except orjson.JSONDecodeError:
@@ -302,7 +311,7 @@ def parse_market(raw: object, received_at: datetime, event: EventContext) -> Par
     )
     if not tokens:
         raise _fail(kind, "neither clobTokenIds nor positionIds is present")
-    if not all(t.isdigit() for t in tokens):
+    if not all(map(str.isdigit, tokens)):
         raise _fail(kind, f"token ids are not decimal strings: {tokens!r:.60}")
     prices = _string_list(m.outcomePrices, "outcomePrices", kind)
     shown = [_price_text(p, kind) for p in prices] if prices else []
@@ -325,7 +334,8 @@ def parse_market(raw: object, received_at: datetime, event: EventContext) -> Par
     volume_total = as_number(m.volumeNum, "volumeNum", kind)
     if volume_total is None:
         volume_total = as_number(m.volume, "volume", kind)
-    mid = market_id(VENUE, condition)
+    mid = PREFIX + condition
+    page = event.slug or slug
     market = Market(
         market_id=mid,
         venue=VENUE,
@@ -334,7 +344,7 @@ def parse_market(raw: object, received_at: datetime, event: EventContext) -> Par
         status=status,
         observed_at=received_at,
         category=event.category,
-        url=MARKET_URL.format(slug=event.slug or slug) if (event.slug or slug) else None,
+        url=MARKET_URL + page if page else None,
         event_id=event.event_id,
         event_title=event.title,
         slug=slug,
@@ -344,18 +354,15 @@ def parse_market(raw: object, received_at: datetime, event: EventContext) -> Par
         liquidity=liquidity,
         tags=event.tags,
     )
+    # Positional (outcome_id, market_id, venue, native_id, name, position, observed_at): a
+    # sweep builds some 60,000 of these.
     outcomes = [
         Outcome(
-            outcome_id=outcome_id(VENUE, token),
-            market_id=mid,
-            venue=VENUE,
-            native_id=token,
-            name=names[i] if i < len(names) else f"Outcome {i + 1}",
-            position=i,
-            observed_at=received_at,
+            PREFIX + token, mid, VENUE, token,
+            names[i] if i < len(names) else f"Outcome {i + 1}", i, received_at,
         )
         for i, token in enumerate(tokens)
-    ]
+    ]  # fmt: skip
     snapshots = (
         _gamma_snapshots(m, tokens, shown, received_at, volume_24h, liquidity)
         if status is MarketStatus.OPEN
@@ -412,17 +419,9 @@ def _gamma_snapshots(
             price = shown[i]
         if price is None:
             continue
+        # Positional: time, outcome_id, price, bid, ask, last_trade, volume_24h, liquidity.
         snapshots.append(
-            Snapshot(
-                time=received_at,
-                outcome_id=outcome_id(VENUE, token),
-                price=price,
-                bid=b,
-                ask=a,
-                last_trade=lt,
-                volume_24h=volume_24h,
-                liquidity=liquidity,
-            )
+            Snapshot(received_at, PREFIX + token, price, b, a, lt, volume_24h, liquidity)
         )
     return snapshots
 
@@ -464,7 +463,7 @@ def parse_book(raw: object, received_at: datetime) -> Snapshot | None:
     # time, and mixing venue and local clocks could order an outcome's rows backwards.
     return Snapshot(
         time=received_at,
-        outcome_id=outcome_id(VENUE, token),
+        outcome_id=PREFIX + token,
         price=price,
         bid=bid,
         ask=ask,
@@ -549,7 +548,7 @@ def parse_trade(raw: object) -> Trade:
     digest = hashlib.blake2b(fill.encode(), digest_size=6).hexdigest()
     return Trade(
         time=from_unix(stamp, kind, "timestamp"),
-        outcome_id=outcome_id(VENUE, asset),
+        outcome_id=PREFIX + asset,
         venue=VENUE,
         trade_id=f"{tx}:{digest}",
         price=price,

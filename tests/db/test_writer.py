@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from exporter.errors import StorageUnavailable
@@ -238,7 +239,7 @@ async def test_markets_and_outcomes_upsert_in_place(store: tuple[Writer, Databas
 
 
 def _fields(record: Any) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in record.__slots__}
+    return msgspec.structs.asdict(record)
 
 
 def test_an_unreachable_database_is_reported_without_its_password(db: Database) -> None:
