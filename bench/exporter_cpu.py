@@ -11,13 +11,12 @@ quietest 10 s.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import time
 
 from bench.common import write_result
-from bench.stack import simulated_stack, wait_for_refresh
+from bench.stack import simulated_stack, universe_arguments, wait_for_refresh
 
 TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_SECONDS = 10.0
@@ -31,12 +30,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--polymarket", type=int, default=32_000)
-    parser.add_argument("--kalshi", type=int, default=134_000)
-    parser.add_argument("--seconds", type=float, default=300)
-    args = parser.parse_args()
-    scenario = {"seed": 5, "universe": {"polymarket": args.polymarket, "kalshi": args.kalshi}}
+    scenario, seconds = universe_arguments(__doc__.split("\n")[0], 300)
     with simulated_stack(scenario) as stack:
         started = time.monotonic()
         exporter = stack.start_exporter()
@@ -45,7 +39,7 @@ def main() -> None:
         at = time.monotonic()
         samples: list[float] = []
         last, last_at = before, at
-        while time.monotonic() - at < args.seconds:
+        while time.monotonic() - at < seconds:
             time.sleep(SAMPLE_SECONDS)
             now, now_at = cpu_seconds(exporter.pid), time.monotonic()
             samples.append((now - last) / (now_at - last_at))
@@ -56,7 +50,7 @@ def main() -> None:
     write_result(
         "exporter_cpu",
         {
-            "universe": {"polymarket_markets": args.polymarket, "kalshi_markets": args.kalshi},
+            "universe": scenario["universe"],
             "seconds_to_first_movers_refresh": round(first - started, 1),
             "seconds_observed": round(span, 1),
             "cpu_seconds": round(used, 1),

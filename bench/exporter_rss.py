@@ -11,7 +11,6 @@ Result: bench/results/exporter_rss.json. Target: <= 400 MB.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import time
@@ -20,23 +19,16 @@ import httpx
 import psycopg
 
 from bench.common import write_result
-from bench.stack import simulated_stack, wait_for_refresh
+from bench.stack import simulated_stack, universe_arguments, wait_for_refresh
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    # What discovery finds open of these (two outcomes a Polymarket market, one a Kalshi one):
-    # ~180k outcomes, the target's. 60,000 and 250,000 track ~336k.
-    parser.add_argument("--polymarket", type=int, default=32_000)
-    parser.add_argument("--kalshi", type=int, default=134_000)
-    parser.add_argument("--seconds", type=float, default=120)
-    args = parser.parse_args()
-    scenario = {"seed": 5, "universe": {"polymarket": args.polymarket, "kalshi": args.kalshi}}
+    scenario, seconds = universe_arguments(__doc__.split("\n")[0], 120)
     with simulated_stack(scenario) as stack:
         started = time.monotonic()
         exporter = stack.start_exporter()
         first = wait_for_refresh(stack.metrics_port, 900)
-        time.sleep(args.seconds)
+        time.sleep(seconds)
         text = httpx.get(f"http://127.0.0.1:{stack.metrics_port}/metrics", timeout=10).text
         exporter.send_signal(signal.SIGTERM)
         _, status, usage = os.wait4(exporter.pid, 0)
@@ -54,11 +46,11 @@ def main() -> None:
     write_result(
         "exporter_rss",
         {
-            "universe": {"polymarket_markets": args.polymarket, "kalshi_markets": args.kalshi},
+            "universe": scenario["universe"],
             "open_markets_stored": int(tracked),
             "open_outcomes_tracked": outcomes,
             "seconds_to_first_movers_refresh": round(first - started, 1),
-            "seconds_observed_after": args.seconds,
+            "seconds_observed_after": seconds,
             "exit_status": os.waitstatus_to_exitcode(status),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
             "target_mb": 400,

@@ -3,6 +3,7 @@ cluster, and a movers.yaml pointing `movers run` at both."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -101,3 +102,17 @@ def simulated_stack(
     finally:
         sim.send_signal(signal.SIGINT)
         sim.wait(30)
+
+
+def universe_arguments(description: str, seconds: float) -> tuple[dict[str, Any], float]:
+    """The simulated universe of the exporter benchmarks (``--polymarket``, ``--kalshi``: what
+    discovery finds open of these defaults, two outcomes a Polymarket market and one a Kalshi
+    one, is ~180k outcomes, the targets'; 60,000 and 250,000 track ~336k) and ``--seconds``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--polymarket", type=int, default=32_000)
+    parser.add_argument("--kalshi", type=int, default=134_000)
+    parser.add_argument("--seconds", type=float, default=seconds)
+    args = parser.parse_args()
+    return {"seed": 5, "universe": {"polymarket": args.polymarket, "kalshi": args.kalshi}}, float(
+        args.seconds
+    )

@@ -15,14 +15,7 @@ from exporter.venues.polymarket.client import PolymarketClient
 async def test_a_books_reply_of_the_wrong_shape_is_counted_and_retried(body: object) -> None:
     answers = [body, body, [{"asset_id": "1", "bids": [], "asks": []}]]
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=orjson.dumps(answers.pop(0)))
-
-    fast = {"wait_initial": 0.01, "wait_max": 0.02}
-    settings = validate_settings(
-        {"venues": {"polymarket": {"clob_url": "http://clob.test", "retry": fast}}}
-    )
-    client = PolymarketClient(settings.venues.polymarket, transport=httpx.MockTransport(handler))
+    client = _answering(answers)
     try:
         books, _ = await client.books(["1"])
         assert books == [{"asset_id": "1", "bids": [], "asks": []}]  # the retry's answer
@@ -39,17 +32,21 @@ async def test_an_events_page_its_envelope_refuses_is_counted_and_retried(body: 
     good = {"events": [{"id": "1", "markets": []}], "next_cursor": None}
     answers = [body, good]
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=orjson.dumps(answers.pop(0)))
-
-    fast = {"wait_initial": 0.01, "wait_max": 0.02}
-    settings = validate_settings(
-        {"venues": {"polymarket": {"gamma_url": "http://gamma.test", "retry": fast}}}
-    )
-    client = PolymarketClient(settings.venues.polymarket, transport=httpx.MockTransport(handler))
+    client = _answering(answers)
     try:
         page, _ = await client.events_page(None)
         assert [bytes(event) for event in page.events] == [b'{"id":"1","markets":[]}']
         assert client.http.stats[("gamma_events", "invalid_body")] == 1
     finally:
         await client.aclose()
+
+
+def _answering(answers: list[object]) -> PolymarketClient:
+    """A Polymarket client whose every request is answered 200 with the next of ``answers``."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=orjson.dumps(answers.pop(0)))
+
+    fast = {"wait_initial": 0.01, "wait_max": 0.02}
+    settings = validate_settings({"venues": {"polymarket": {"retry": fast}}})
+    return PolymarketClient(settings.venues.polymarket, transport=httpx.MockTransport(handler))

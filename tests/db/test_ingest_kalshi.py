@@ -3,9 +3,6 @@ the one the Polymarket sweep test runs on both servers)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from exporter.sim import ManualClock, RealClock, Simulator, load_scenario
 from exporter.sim.world import KalshiMarket
 from tests.support.databases import Database
 from tests.support.ingest import kalshi_ingest, kalshi_venues
+from tests.support.running import run_once
 
 pytestmark = pytest.mark.db
 START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -47,13 +45,8 @@ async def test_movers_run_once_with_only_kalshi_fills_the_tables(
         config = tmp_path / "movers.yaml"
         config.write_text(yaml.safe_dump({"venues": kalshi_venues(sim, hot_size=400),
                                           "logging": {"format": "json"}}))  # fmt: skip
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "exporter", "run", "--once",
-            env={**os.environ, "MOVERS_DATABASE_URL": pg.url, "MOVERS_CONFIG": str(config)},
-            stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        _, err = await asyncio.wait_for(process.communicate(), 120)
-        assert process.returncode == 0, err.decode()
+        code, err = await run_once(pg.url, config)
+        assert code == 0, err
         expected = _expected(sim)
         stored = {r[0]: r[1:] for r in _query(
             pg, "SELECT native_id, status, category, title FROM markets")}  # fmt: skip

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from exporter.model import displayed_price
 from exporter.sim import ManualClock, RealClock, Simulator, load_scenario
 from tests.support.databases import Database
 from tests.support.ingest import POLYMARKET_RETRY, polymarket_ingest, polymarket_settings
+from tests.support.running import run_once
 
 pytestmark = pytest.mark.db
 START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -193,13 +192,8 @@ async def test_movers_run_once_fills_every_table(pg: Database, tmp_path: Path) -
         venues["kalshi"] = {"enabled": False}
         config = tmp_path / "movers.yaml"
         config.write_text(yaml.safe_dump({"venues": venues, "logging": {"format": "json"}}))
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "exporter", "run", "--once",
-            env={**os.environ, "MOVERS_DATABASE_URL": pg.url, "MOVERS_CONFIG": str(config)},
-            stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        _, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, err.decode()
+        code, err = await run_once(pg.url, config)
+    assert code == 0, err
     counts = {
         table: _query(pg, f"SELECT count(*) FROM {table}")[0][0]
         for table in ("markets", "outcomes", "snapshots", "trades")
@@ -209,7 +203,7 @@ async def test_movers_run_once_fills_every_table(pg: Database, tmp_path: Path) -
     assert counts["outcomes"] == 2 * counts["markets"]
     assert counts["snapshots"] >= counts["outcomes"]
     assert counts["trades"] > 0
-    done = [json.loads(line) for line in err.decode().splitlines() if "one pass done" in line]
+    done = [json.loads(line) for line in err.splitlines() if "one pass done" in line]
     assert done[0]["jobs"]["movers_refresh"] == {"ok": 1}
 
 

@@ -42,30 +42,33 @@ def kalshi_venues(sim: Simulator, **kalshi: Any) -> dict[str, Any]:
 @asynccontextmanager
 async def polymarket_ingest(settings: Settings) -> AsyncIterator[PolymarketIngest]:
     """Polymarket's jobs over a migrated database."""
-    report = prepare_schema(settings)
-    pool = create_pool(settings.database)
-    await pool.open(wait=True)
-    client = PolymarketClient(settings.venues.polymarket)
-    try:
-        writer = Writer.from_settings(pool, report.mode, settings)
-        yield PolymarketIngest(
-            settings.venues.polymarket, client, writer, load_categories(), Rejects()
-        )
-    finally:
-        await client.aclose()
-        await pool.close()
+    async with _writer(settings) as writer:
+        client = PolymarketClient(settings.venues.polymarket)
+        try:
+            config = settings.venues.polymarket
+            yield PolymarketIngest(config, client, writer, load_categories(), Rejects())
+        finally:
+            await client.aclose()
 
 
 @asynccontextmanager
 async def kalshi_ingest(settings: Settings) -> AsyncIterator[KalshiIngest]:
     """Kalshi's jobs over a migrated database."""
+    async with _writer(settings) as writer:
+        client = KalshiClient(settings.venues.kalshi)
+        try:
+            yield KalshiIngest(settings.venues.kalshi, client, writer, load_categories(), Rejects())
+        finally:
+            await client.aclose()
+
+
+@asynccontextmanager
+async def _writer(settings: Settings) -> AsyncIterator[Writer]:
+    """A writer over an open pool of a migrated database."""
     report = prepare_schema(settings)
     pool = create_pool(settings.database)
     await pool.open(wait=True)
-    client = KalshiClient(settings.venues.kalshi)
     try:
-        writer = Writer.from_settings(pool, report.mode, settings)
-        yield KalshiIngest(settings.venues.kalshi, client, writer, load_categories(), Rejects())
+        yield Writer.from_settings(pool, report.mode, settings)
     finally:
-        await client.aclose()
         await pool.close()

@@ -148,3 +148,15 @@ async def every_metric() -> set[str]:
         return {f.name + suffixes.get(f.type, "") for f in build_registry(collectors).collect()}
     finally:
         await ingest.aclose()
+
+
+async def run_once(database_url: str, config: Path, within: float = 120) -> tuple[int, str]:
+    """``movers run --once`` as a process with ``config``: its exit code and its stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "exporter", "run", "--once",
+        env={**os.environ, "MOVERS_DATABASE_URL": database_url, "MOVERS_CONFIG": str(config)},
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), within)
+    assert process.returncode is not None
+    return process.returncode, err.decode()
