@@ -27,7 +27,7 @@ from exporter.model import (
     Venue,
     displayed_price,
 )
-from exporter.normalize.polymarket import converted, decoded, from_unix, parse_time
+from exporter.normalize.fields import converted, decoded, from_unix, parse_time
 
 VENUE = Venue.KALSHI
 PREFIX = f"{VENUE.value}:"

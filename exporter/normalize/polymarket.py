@@ -13,7 +13,7 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -31,6 +31,7 @@ from exporter.model import (
     displayed_price,
     is_probability,
 )
+from exporter.normalize.fields import converted, decoded, from_unix, parse_time
 
 VENUE = Venue.POLYMARKET
 PREFIX = f"{VENUE.value}:"
@@ -106,49 +107,17 @@ class GammaEventsPage(msgspec.Struct, frozen=True):
     next_cursor: str | None = None
 
 
-def decoded(
-    decoder: msgspec.json.Decoder[Any], raw: bytes | msgspec.Raw, kind: str, venue: Venue = VENUE
-) -> Any:
-    """``raw`` decoded into ``decoder``'s type; a ``venue`` ParseError naming the field when it
-    does not fit (the Kalshi parser shares this helper)."""
-    try:
-        return decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise ParseError(venue.value, kind, _where(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise ParseError(venue.value, kind, f"not valid JSON: {exc}") from None
-
-
-def converted(raw: object, wire: type[Any], kind: str, venue: Venue = VENUE) -> Any:
-    """An already-decoded ``raw`` (a dict from a test, a stream message) as the wire type."""
-    if isinstance(raw, wire):
-        return raw
-    try:
-        return msgspec.convert(raw, wire)
-    except msgspec.ValidationError as exc:
-        raise ParseError(venue.value, kind, _where(exc)) from None
-
-
-def _where(exc: msgspec.ValidationError) -> str:
-    """msgspec's "Expected `str | null`, got `int` - at `$.question`" as "question: expected
-    `str | null`, got `int`"."""
-    text = str(exc)
-    reason, _, path = text.partition(" - at `$")
-    field = path.rstrip("`").lstrip(".")
-    return f"{field}: {reason[:1].lower()}{reason[1:]}" if field else text
-
-
 _EVENT = msgspec.json.Decoder(GammaEvent)
 _MARKET = msgspec.json.Decoder(GammaMarket)
 
 
 def decode_event(raw: bytes | msgspec.Raw) -> GammaEvent:
-    result: GammaEvent = decoded(_EVENT, raw, "event")
+    result: GammaEvent = decoded(_EVENT, raw, "event", VENUE)
     return result
 
 
 def decode_market(raw: bytes | msgspec.Raw) -> GammaMarket:
-    result: GammaMarket = decoded(_MARKET, raw, "market")
+    result: GammaMarket = decoded(_MARKET, raw, "market", VENUE)
     return result
 
 
@@ -237,31 +206,6 @@ def _string_list(value: object, key: str, kind: str) -> list[str] | None:
     return [v if isinstance(v, str) else repr(v) for v in value]
 
 
-def parse_time(value: object, kind: str, key: str, venue: Venue = VENUE) -> datetime | None:
-    """ISO 8601 with ``Z`` and any fraction, or the non-ISO ``2026-05-09 02:07:01+00``; a
-    failure is ``venue``'s (the Kalshi parser shares this helper)."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ParseError(venue.value, kind, f"{key} is not a time: {value!r:.40}")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ParseError(venue.value, kind, f"{key} is not a time: {value!r:.40}") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def from_unix(seconds: float, kind: str, key: str, venue: Venue = VENUE) -> datetime:
-    """A unix time in seconds, refused when outside 1970..5138 rather than overflowing; a
-    failure is ``venue``'s."""
-    if not 0 <= seconds < 1e11:
-        raise ParseError(venue.value, kind, f"{key} is out of range: {seconds}")
-    return datetime.fromtimestamp(seconds, UTC)
-
-
-# --- Gamma --------------------------------------------------------------------------------------
-
-
 def event_context(
     raw: GammaEvent | dict[str, Any], categorize: Callable[[list[tuple[str, str]]], str]
 ) -> EventContext:
@@ -301,7 +245,7 @@ def parse_market(raw: object, received_at: datetime, event: EventContext) -> Par
          "volume24hr": 160539.84, "bestBid": 0.232, "bestAsk": 0.233, "lastTradePrice": 0.233}
     """
     kind = "market"
-    m: GammaMarket = converted(raw, GammaMarket, kind)
+    m: GammaMarket = converted(raw, GammaMarket, kind, VENUE)
     condition = _as_text(m.conditionId, "conditionId", kind)
     assert condition is not None
     title = _as_text(m.question, "question", kind) or ""
@@ -348,7 +292,7 @@ def parse_market(raw: object, received_at: datetime, event: EventContext) -> Par
         event_id=event.event_id,
         event_title=event.title,
         slug=slug,
-        end_time=parse_time(m.endDate, kind, "endDate"),
+        end_time=parse_time(m.endDate, kind, "endDate", VENUE),
         volume_total=volume_total,
         volume_24h=volume_24h,
         liquidity=liquidity,
@@ -458,7 +402,7 @@ def parse_book(raw: object, received_at: datetime) -> Snapshot | None:
         return None
     stamp = optional_number(raw, "timestamp", kind)
     if stamp is not None:
-        from_unix(stamp / 1000, kind, "timestamp")  # validated, not used: see below
+        from_unix(stamp / 1000, kind, "timestamp", VENUE)  # validated, not used: see below
     # Snapshots are stamped with our receive time, whatever the source: Gamma has no quote
     # time, and mixing venue and local clocks could order an outcome's rows backwards.
     return Snapshot(
@@ -547,7 +491,7 @@ def parse_trade(raw: object) -> Trade:
     fill = f"{asset}|{wallet}|{side_text}|{raw.get('size')}|{raw.get('price')}"
     digest = hashlib.blake2b(fill.encode(), digest_size=6).hexdigest()
     return Trade(
-        time=from_unix(stamp, kind, "timestamp"),
+        time=from_unix(stamp, kind, "timestamp", VENUE),
         outcome_id=PREFIX + asset,
         venue=VENUE,
         trade_id=f"{tx}:{digest}",

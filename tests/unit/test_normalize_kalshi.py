@@ -121,8 +121,8 @@ def test_a_missing_or_broken_field_is_an_error_not_zero(
 
 
 def test_errors_from_helpers_shared_with_polymarket_are_kalshis() -> None:
-    """Times are parsed by helpers of the Polymarket parser: their errors still count as
-    Kalshi's (movers_parse_errors_total{venue="kalshi"})."""
+    """Times are parsed by the helpers both venues share (normalize/fields.py): their errors
+    count as Kalshi's (movers_parse_errors_total{venue="kalshi"})."""
     raw = copy.deepcopy(recording("kalshi/event_single_2026-01-12.json")["markets"][0])
     raw["close_time"] = "not a time"
     with pytest.raises(ParseError, match="close_time is not a time") as market:
