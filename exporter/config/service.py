@@ -1,0 +1,35 @@
+"""The exporter's own endpoints, alert webhook, logs and category mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from exporter.config.types import _Section
+
+
+class MetricsConfig(_Section):
+    host: str = "127.0.0.1"
+    """Loopback by default: /metrics and the alert-history webhook are for this machine only.
+    The image sets 0.0.0.0 (MOVERS__METRICS__HOST) so Prometheus and Alertmanager reach it on
+    the compose network."""
+    port: int = Field(default=9464, ge=1, le=65535)
+
+
+class AlertsConfig(_Section):
+    webhook_token: SecretStr | None = None
+    """When set (``MOVERS_ALERTS_WEBHOOK_TOKEN``), the alert-history webhook wants
+    ``Authorization: Bearer <token>``."""
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+    """auto: readable on a terminal, JSON lines otherwise (containers)."""
+
+
+class CategoriesConfig(_Section):
+    file: Path | None = None
+    """A YAML mapping merged over the shipped one (exporter/categories.yaml)."""

@@ -1,0 +1,51 @@
+"""The whole configuration, and the checks that span its sections."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import model_validator
+
+from exporter.config.database import DatabaseConfig
+from exporter.config.movers import MoversConfig, window_label
+from exporter.config.service import AlertsConfig, CategoriesConfig, LoggingConfig, MetricsConfig
+from exporter.config.storage import StorageConfig
+from exporter.config.types import _keyed, _Section, format_duration
+from exporter.config.venues import VenuesConfig
+
+
+class Settings(_Section):
+    database: DatabaseConfig = DatabaseConfig()
+    venues: VenuesConfig = VenuesConfig()
+    categories: CategoriesConfig = CategoriesConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    storage: StorageConfig = StorageConfig()
+    movers: MoversConfig = MoversConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _movers_fit_storage(self) -> Settings:
+        problems: list[tuple[str, str]] = []
+        if self.movers.staleness < self.storage.heartbeat:
+            problems.append(
+                (
+                    "movers.staleness",
+                    f"{format_duration(self.movers.staleness)} is shorter than storage.heartbeat "
+                    f"({format_duration(self.storage.heartbeat)}): unchanged prices would count "
+                    "as stale between heartbeats",
+                )
+            )
+        kept = self.storage.retention.snapshots
+        longest = max(self.movers.windows, default=timedelta(0))
+        if kept is not None and longest + self.movers.staleness > kept:
+            problems.append(
+                (
+                    "movers.windows",
+                    f"{window_label(longest)} plus movers.staleness reaches past "
+                    f"storage.retention.snapshots ({format_duration(kept)})",
+                )
+            )
+        if problems:
+            raise _keyed(problems)
+        return self
