@@ -30,7 +30,8 @@ import psycopg
 from exporter.config import validate_settings
 from exporter.model import Snapshot
 from exporter.storage.db import create_pool, prepare_schema
-from exporter.storage.writer import Writer, snapshot_columns
+from exporter.storage.rows import snapshot_columns
+from exporter.storage.writer import Writer
 from tests.support.servers import native_postgres
 
 RESULTS = Path(__file__).parent / "results"

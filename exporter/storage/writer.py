@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import operator
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -34,12 +32,25 @@ from exporter.model import (
     Snapshot,
     Trade,
     Venue,
-    is_probability,
     venue_of,
 )
-from exporter.storage.arrays import Float8Array, TextArray, TimestamptzArray
+from exporter.storage.backlog import Backlog
+from exporter.storage.changes import ChangeFilter
+from exporter.storage.checks import check_market, check_outcome, check_snapshot, check_trade
 from exporter.storage.database import Database, lent
 from exporter.storage.migrate import Mode
+from exporter.storage.rows import (
+    BY_TIME,
+    MARKET_UPSERT,
+    OUTCOME_UPSERT,
+    SNAPSHOT_INSERT,
+    SNAPSHOT_INSERT_NOTING_LATE,
+    TRADE_INSERT,
+    Insert,
+    snapshot_columns,
+    snapshot_columns_with_range,
+    trade_columns,
+)
 from exporter.timing import WRITE_BUCKETS, histogram
 
 T = TypeVar("T")
@@ -63,272 +74,6 @@ class WriteResult:
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
-
-
-def check_snapshot(row: Snapshot) -> str | None:
-    """Why a snapshot cannot be stored, or None when it can."""
-    if not row.outcome_id or ":" not in row.outcome_id:
-        return "missing_id"
-    if row.time.tzinfo is None:
-        return "naive_time"
-    # Comparisons alone: NaN fails every one, infinities fall outside (a hot path: every row).
-    if not 0.0 <= row.price <= 1.0:
-        return "price_out_of_range"
-    for value in (row.bid, row.ask, row.last_trade):
-        if value is not None and not 0.0 <= value <= 1.0:
-            return "price_out_of_range"
-    for amount in (row.volume_24h, row.liquidity):
-        if amount is not None and not 0.0 <= amount < math.inf:
-            return "amount_out_of_range"
-    return None
-
-
-def check_trade(row: Trade) -> str | None:
-    """Why a trade cannot be stored, or None when it can."""
-    if not row.outcome_id or ":" not in row.outcome_id or not row.trade_id:
-        return "missing_id"
-    if row.time.tzinfo is None:
-        return "naive_time"
-    if not is_probability(row.price):
-        return "price_out_of_range"
-    if not (math.isfinite(row.size) and row.size >= 0):
-        return "amount_out_of_range"
-    return None
-
-
-def check_market(row: Market) -> str | None:
-    """Why a market cannot be stored, or None when it can: the same domains as its snapshots'
-    (a negative volume is refused here as it is there)."""
-    if not row.market_id or ":" not in row.market_id:
-        return "missing_id"
-    texts = (row.title, row.category, row.url, row.event_id, row.event_title, row.slug, *row.tags)
-    if any(text is not None and "\x00" in text for text in texts):
-        return "text_nul"  # PostgreSQL stores no NUL; it used to fail the whole page
-    for amount in (row.volume_total, row.volume_24h, row.liquidity, row.open_interest):
-        if amount is not None and not 0.0 <= amount < math.inf:
-            return "amount_out_of_range"
-    return None
-
-
-def check_outcome(row: Outcome) -> str | None:
-    """Why an outcome cannot be stored, or None when it can."""
-    if not row.outcome_id or ":" not in row.outcome_id:
-        return "missing_id"
-    if "\x00" in row.name or "\x00" in row.native_id:
-        return "text_nul"
-    return None
-
-
-Quote = tuple[float, float | None, float | None, float | None]
-
-
-class ChangeFilter:
-    """Decides which snapshots change-only storage keeps; pure, no I/O.
-
-    ``select`` keeps a batch's changed rows and reserves them as in flight, so a batch selected
-    while they are being written (another job that saw the same quote) does not keep them again;
-    ``remember`` records what was committed and ``release`` ends the reservations of a write,
-    so a batch that failed is offered again in full. A missing last trade is unknown, not a
-    change: a CLOB book (none) and Gamma's fields (one) alternating on one outcome are the same
-    quote.
-    """
-
-    def __init__(self, heartbeat: timedelta) -> None:
-        self.heartbeat = heartbeat
-        self._last: dict[str, tuple[Quote, datetime]] = {}
-        self._pending: dict[str, tuple[Quote, datetime]] = {}
-
-    def __len__(self) -> int:
-        return len(self._last)
-
-    def select(self, rows: Iterable[Snapshot]) -> tuple[list[Snapshot], int, int]:
-        """``(to_write, unchanged, stale)``: stale rows are not newer than the last one kept."""
-        overlay: dict[str, tuple[Quote, datetime]] = {}
-        keep: list[Snapshot] = []
-        unchanged = stale = 0
-        for row in rows:
-            key = row.outcome_id
-            previous = overlay.get(key) or self._newest(key)
-            quote = row.quote()
-            if previous is not None:
-                last_quote, last_time = previous
-                if row.time <= last_time:
-                    stale += 1
-                    continue
-                if _same(quote, last_quote) and row.time - last_time < self.heartbeat:
-                    unchanged += 1
-                    continue
-            overlay[key] = (quote, row.time)
-            keep.append(row)
-        self._pending.update(overlay)
-        return keep, unchanged, stale
-
-    def _newest(self, key: str) -> tuple[Quote, datetime] | None:
-        last, pending = self._last.get(key), self._pending.get(key)
-        if last is None or (pending is not None and pending[1] > last[1]):
-            return pending
-        return last
-
-    def remember(self, rows: Iterable[Snapshot]) -> None:
-        for row in rows:
-            previous = self._last.get(row.outcome_id)
-            if previous is None or row.time > previous[1]:
-                quote = row.quote()
-                if quote[3] is None and previous is not None:  # keep the last trade we know
-                    quote = (*quote[:3], previous[0][3])
-                self._last[row.outcome_id] = (quote, row.time)
-
-    def release(self, rows: Iterable[Snapshot]) -> None:
-        """End the reservations ``select`` made for these rows (written, held or failed)."""
-        for row in rows:
-            pending = self._pending.get(row.outcome_id)
-            if pending is not None and pending[1] == row.time:
-                del self._pending[row.outcome_id]
-
-    def forget(self, outcome_ids: Iterable[str]) -> None:
-        for key in outcome_ids:
-            self._last.pop(key, None)
-            self._pending.pop(key, None)
-
-
-def _same(quote: Quote, last: Quote) -> bool:
-    """The same price, bid and ask, and no different last trade (an unknown one is no news)."""
-    return quote[:3] == last[:3] and (quote[3] is None or last[3] is None or quote[3] == last[3])
-
-
-@dataclass(frozen=True, slots=True)
-class _Insert:
-    """A bulk insert in two forms: ``plain`` while the table's recent batches held no duplicate
-    (no speculative insertion: about a third cheaper on the server), and ``idempotent`` (``ON
-    CONFLICT DO NOTHING``) after one did, or when the plain form met a duplicate key."""
-
-    plain: LiteralString
-    idempotent: LiteralString
-
-
-# The arrays are unnested in the select list (in lockstep, equal lengths): a ProjectSet, about
-# three times cheaper than ``FROM unnest(a, b, …)``, whose function scan materialises each.
-_SNAPSHOT_ROWS: LiteralString = """
-INSERT INTO snapshots (time, outcome_id, price, bid, ask, last_trade, volume_24h, liquidity)
-SELECT unnest(%(time)b::timestamptz[]), unnest(%(outcome_id)b::text[]),
-       unnest(%(price)b::float8[]), unnest(%(bid)b::float8[]), unnest(%(ask)b::float8[]),
-       unnest(%(last_trade)b::float8[]), unnest(%(volume_24h)b::float8[]),
-       unnest(%(liquidity)b::float8[])
-"""
-_SNAPSHOT_CONFLICT: LiteralString = "ON CONFLICT (outcome_id, time) DO NOTHING\n"
-_SNAPSHOT_INSERT = _Insert(_SNAPSHOT_ROWS, _SNAPSHOT_ROWS + _SNAPSHOT_CONFLICT)
-# Where the exporter runs the rollups, rows below a watermark (late data) are noted in the same
-# statement so the next rollup re-rolls their buckets.
-_NOTE_LATE: LiteralString = """
-WITH late AS (
-    INSERT INTO movers_internal.rollup_invalidations (name, lo, hi)
-    SELECT 'ohlc_1m', %(lo)b, %(hi)b
-    WHERE %(lo)b < (SELECT max(watermark) FROM movers_internal.rollup_state)
-)"""
-_SNAPSHOT_INSERT_NOTING_LATE = _Insert(
-    _NOTE_LATE + _SNAPSHOT_ROWS, _NOTE_LATE + _SNAPSHOT_ROWS + _SNAPSHOT_CONFLICT
-)
-_TRADE_ROWS: LiteralString = """
-INSERT INTO trades (time, outcome_id, venue, trade_id, price, size, side, trader)
-SELECT unnest(%(time)b::timestamptz[]), unnest(%(outcome_id)b::text[]),
-       unnest(%(venue)b::text[]), unnest(%(trade_id)b::text[]), unnest(%(price)b::float8[]),
-       unnest(%(size)b::float8[]), unnest(%(side)b::text[]), unnest(%(trader)b::text[])
-"""
-_TRADE_INSERT = _Insert(
-    _TRADE_ROWS, _TRADE_ROWS + "ON CONFLICT (venue, trade_id, time) DO NOTHING\n"
-)
-_MARKET_UPSERT = """
-INSERT INTO markets AS m (market_id, venue, native_id, title, category, status, url, event_id,
-                          event_title, slug, end_time, volume_total, volume_24h, liquidity,
-                          open_interest, tags, first_seen, last_seen)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (market_id) DO UPDATE SET
-    native_id = EXCLUDED.native_id, title = EXCLUDED.title, category = EXCLUDED.category,
-    status = EXCLUDED.status, url = EXCLUDED.url, event_id = EXCLUDED.event_id,
-    event_title = EXCLUDED.event_title, slug = EXCLUDED.slug, end_time = EXCLUDED.end_time,
-    volume_total = EXCLUDED.volume_total, volume_24h = EXCLUDED.volume_24h,
-    liquidity = EXCLUDED.liquidity, open_interest = EXCLUDED.open_interest, tags = EXCLUDED.tags,
-    last_seen = greatest(m.last_seen, EXCLUDED.last_seen), updated_at = now()
-"""
-_OUTCOME_UPSERT = """
-INSERT INTO outcomes AS o (outcome_id, market_id, venue, native_id, name, position, first_seen,
-                           last_seen)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (outcome_id) DO UPDATE SET
-    market_id = EXCLUDED.market_id, native_id = EXCLUDED.native_id, name = EXCLUDED.name,
-    position = EXCLUDED.position, last_seen = greatest(o.last_seen, EXCLUDED.last_seen)
-"""
-
-
-_TIME = operator.attrgetter("time")
-_SNAPSHOT_FIELDS = {
-    name: operator.attrgetter(name)
-    for name in ("price", "bid", "ask", "last_trade", "volume_24h", "liquidity")
-}
-
-
-def snapshot_columns(rows: Sequence[Snapshot]) -> dict[str, list[Any]]:
-    """Column arrays for the ``unnest`` insert, as whole-column binary parameters."""
-    columns: dict[str, list[Any]] = {
-        "time": TimestamptzArray(r.time for r in rows),
-        "outcome_id": TextArray(r.outcome_id for r in rows),
-    }
-    for name, getter in _SNAPSHOT_FIELDS.items():
-        columns[name] = Float8Array(map(getter, rows))
-    return columns
-
-
-def _trade_columns(rows: Sequence[Trade]) -> dict[str, list[Any]]:
-    return {
-        "time": TimestamptzArray(r.time for r in rows),
-        "outcome_id": TextArray(r.outcome_id for r in rows),
-        "venue": TextArray(r.venue.value for r in rows),
-        "trade_id": TextArray(r.trade_id for r in rows),
-        "price": Float8Array(r.price for r in rows),
-        "size": Float8Array(r.size for r in rows),
-        "side": TextArray(r.side.value if r.side else None for r in rows),
-        "trader": TextArray(r.trader for r in rows),
-    }
-
-
-class Backlog:
-    """Rows the database could not take, in arrival order, up to ``limit`` rows: past it the
-    oldest are dropped and counted."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._batches: deque[tuple[str, list[Any]]] = deque()
-        self.rows: Counter[str] = Counter()
-        """Rows held, by table."""
-        self.dropped: Counter[str] = Counter()
-        """Rows dropped for want of room, by table (running total)."""
-
-    def __len__(self) -> int:
-        return sum(self.rows.values())
-
-    def add(self, table: str, rows: Sequence[Any]) -> list[Any]:
-        """Hold ``rows``; returns the rows dropped to make room (oldest first)."""
-        self._batches.append((table, list(rows)))
-        self.rows[table] += len(rows)
-        dropped: list[Any] = []
-        while len(self) > self.limit:
-            old_table, old_rows = self._batches[0]
-            excess = min(len(self) - self.limit, len(old_rows))
-            dropped += old_rows[:excess]
-            self.dropped[old_table] += excess
-            self.rows[old_table] -= excess
-            if excess == len(old_rows):
-                self._batches.popleft()
-            else:
-                self._batches[0] = (old_table, old_rows[excess:])
-        return dropped
-
-    def peek(self) -> tuple[str, list[Any]] | None:
-        return self._batches[0] if self._batches else None
-
-    def pop(self) -> None:
-        table, rows = self._batches.popleft()
-        self.rows[table] -= len(rows)
 
 
 RETRY_AFTER = 5.0
@@ -451,7 +196,7 @@ class Writer:
             return self._hold("trades", valid, rejected)
         try:
             written, failed = await self._insert(
-                "trades", _TRADE_INSERT, valid, _trade_columns, self._stored_trades
+                "trades", TRADE_INSERT, valid, trade_columns, self._stored_trades
             )
         except StorageUnavailable:
             self._retry_at = time.monotonic() + RETRY_AFTER
@@ -477,7 +222,7 @@ class Writer:
                     count, failed = await self._insert_snapshots(rows, self._stored_snapshots)
                 else:
                     count, failed = await self._insert(
-                        "trades", _TRADE_INSERT, rows, _trade_columns, self._stored_trades
+                        "trades", TRADE_INSERT, rows, trade_columns, self._stored_trades
                     )
                 self.backlog.pop()
                 self._count(
@@ -562,9 +307,9 @@ class Writer:
         stored: Callable[[Sequence[Snapshot]], None] | None = None,
     ) -> tuple[int, _Failures]:
         if self.mode is Mode.TIMESCALE:
-            return await self._insert("snapshots", _SNAPSHOT_INSERT, rows, snapshot_columns, stored)
+            return await self._insert("snapshots", SNAPSHOT_INSERT, rows, snapshot_columns, stored)
         return await self._insert(
-            "snapshots", _SNAPSHOT_INSERT_NOTING_LATE, rows, _snapshot_columns_with_range, stored
+            "snapshots", SNAPSHOT_INSERT_NOTING_LATE, rows, snapshot_columns_with_range, stored
         )
 
     def _stored_snapshots(self, rows: Sequence[Snapshot]) -> None:
@@ -573,7 +318,7 @@ class Writer:
         self.changes.remember(rows)
         self._note_newest("snapshots", rows)
         if rows and self.stored_listeners:
-            oldest = min(map(_TIME, rows))
+            oldest = min(map(BY_TIME, rows))
             for listener in self.stored_listeners:
                 listener(oldest)
 
@@ -594,7 +339,7 @@ class Writer:
             for m in markets
         ]  # fmt: skip
         venues = [m.venue.value for m in markets]
-        return await self._upsert("markets", _MARKET_UPSERT, params, venues, rejected)
+        return await self._upsert("markets", MARKET_UPSERT, params, venues, rejected)
 
     async def upsert_outcomes(self, outcomes: Sequence[Outcome]) -> int:
         """Upsert outcomes; one refused (its market was, say) is counted and skipped alone."""
@@ -607,7 +352,7 @@ class Writer:
             for o in outcomes
         ]  # fmt: skip
         venues = [o.venue.value for o in outcomes]
-        return await self._upsert("outcomes", _OUTCOME_UPSERT, params, venues, rejected)
+        return await self._upsert("outcomes", OUTCOME_UPSERT, params, venues, rejected)
 
     async def open_market_ids(self, venue: Venue) -> set[str]:
         """Native ids of the venue's markets stored as trading (open, paused or upcoming)."""
@@ -700,7 +445,7 @@ class Writer:
     async def _insert(
         self,
         table: str,
-        statement: _Insert,
+        statement: Insert,
         rows: Sequence[T],
         columns: Callable[[Sequence[T]], dict[str, Any]],
         stored: Callable[[Sequence[T]], None] | None = None,
@@ -747,7 +492,7 @@ class Writer:
         self,
         conn: psycopg.AsyncConnection[Any],
         table: str,
-        statement: _Insert,
+        statement: Insert,
         rows: Sequence[T],
         columns: Callable[[Sequence[T]], dict[str, Any]],
         failures: _Failures,
@@ -768,7 +513,7 @@ class Writer:
         self,
         conn: psycopg.AsyncConnection[Any],
         table: str,
-        statement: _Insert,
+        statement: Insert,
         params: dict[str, Any],
         count: int,
     ) -> int:
@@ -860,14 +605,6 @@ def _partition(rows: Iterable[T], check: Callable[[T], str | None]) -> tuple[lis
         else:
             rejected[reason] += 1
     return valid, rejected
-
-
-def _snapshot_columns_with_range(rows: Sequence[Snapshot]) -> dict[str, Any]:
-    """Columns plus the batch's time range, for noting late rows."""
-    data: dict[str, Any] = dict(snapshot_columns(rows))
-    data["lo"] = min(data["time"])
-    data["hi"] = max(data["time"])
-    return data
 
 
 class WriterCollector(Collector):

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from exporter.model import Snapshot, Venue, displayed_price, market_id, outcome_id, venue_of
+from exporter.storage.changes import ChangeFilter
+from exporter.storage.checks import check_snapshot
 from exporter.storage.maintenance import ceil_time, floor_time
-from exporter.storage.writer import ChangeFilter, check_snapshot
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
