@@ -173,15 +173,19 @@ def query_variable(
     multi: bool = True,
     include_all: bool = True,
     sort: int = 1,
+    default: str | None = None,
 ) -> dict[str, Any]:
     """A SQL query variable; ``sort`` 1 sorts the options alphabetically, 0 keeps the query's
-    order."""
+    order. A single-value variable starts at ``default`` when the query offers it (else at its
+    first option)."""
     variable: dict[str, Any] = {
         "type": "query", "name": name, "label": label, "datasource": SQL,
         "query": " ".join(query.split()), "definition": " ".join(query.split()),
         "refresh": 2, "multi": multi, "includeAll": include_all, "sort": sort,
         "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if include_all else {},
     }  # fmt: skip
+    if default is not None:
+        variable["current"] = {"selected": True, "text": default, "value": default}
     if include_all:
         # Selected "All" interpolates as this literal, so queries read
         # ('__all' IN ($var) OR column IN ($var)) and work with no options at all yet.
@@ -206,7 +210,19 @@ def textbox(name: str, label: str, default: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-WINDOW = custom_variable("window", "Window", ["5m", "15m", "1h", "24h"], "1h")
+# The windows the movers refresh stored: movers.windows as configured, whatever it holds, in
+# order of width ("5m" < "15m" < "1h" < "24h" < "7d": the labels of config.window_label).
+WINDOW = query_variable(
+    "window",
+    "Window",
+    """SELECT window_label FROM category_moves GROUP BY window_label
+       ORDER BY left(window_label, -1)::numeric * CASE right(window_label, 1)
+                WHEN 's' THEN 1 WHEN 'm' THEN 60 WHEN 'h' THEN 3600 ELSE 86400 END""",
+    multi=False,
+    include_all=False,
+    sort=0,
+    default="1h",
+)
 VENUE = query_variable("venue", "Venue", "SELECT DISTINCT venue FROM markets ORDER BY 1")
 CATEGORY = query_variable(
     "category", "Category", "SELECT DISTINCT category FROM markets ORDER BY 1"

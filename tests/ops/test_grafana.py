@@ -374,3 +374,27 @@ def test_market_detail_opens_the_linked_outcome_and_its_picker_finds_any_market(
                 assert found[0][0].endswith(" · resolved")
         finally:
             conn.execute("DELETE FROM markets WHERE market_id = 'kalshi:ZZ-RESOLVED'")
+
+
+@pytest.mark.db
+def test_the_window_picker_offers_the_configured_windows_in_order_of_width(pg: Database) -> None:
+    """The windows come from what the refresh stored (movers.windows, whatever it holds), so a
+    configuration with other windows needs no new dashboards."""
+    prepare_schema(pg.settings())
+    labels = ["24h", "5m", "7d", "90s", "15m", "1h", "2h"]
+    with pg.connect() as conn:
+        conn.execute(
+            """
+            INSERT INTO category_moves (window_label, category, markets, moved, moved_up,
+                                        moved_down, mean_abs_move_pp, computed_at)
+            SELECT label, category, 1, 0, 0, 0, 0, now()
+            FROM unnest(%s::text[]) label, unnest(ARRAY['Politics', 'Crypto']) category
+            """,
+            (labels,),
+        )
+        conn.commit()
+        variables = dashboards()["top-movers.json"]["templating"]["list"]
+        (variable,) = [v for v in variables if v["name"] == "window"]
+        _, rows = run_query(conn, variable["query"])
+    assert [r[0] for r in rows] == ["90s", "5m", "15m", "1h", "2h", "24h", "7d"]
+    assert variable["current"]["value"] == "1h"
