@@ -12,8 +12,8 @@ import pytest
 from exporter.config import validate_settings
 from exporter.errors import StorageUnavailable
 from exporter.model import Snapshot, Trade, Venue
-from exporter.storage.db import create_pool, prepare_schema
 from exporter.storage.writer import Writer
+from tests.support.ingest import migrated_writer
 from tests.support.servers import NativePostgres, running_postgres
 
 pytestmark = pytest.mark.db
@@ -32,13 +32,8 @@ async def writer(cluster: NativePostgres) -> AsyncIterator[Writer]:
     settings = validate_settings(
         {"database": {"url": cluster.url, "connect_timeout": 1, "outage_buffer_rows": 50}}
     )
-    report = prepare_schema(settings)
-    pool = create_pool(settings.database)
-    await pool.open(wait=True)
-    try:
-        yield Writer.from_settings(pool, report.mode, settings)
-    finally:
-        await pool.close()
+    async with migrated_writer(settings) as migrated:
+        yield migrated
 
 
 def _snaps(start: int, count: int) -> list[Snapshot]:

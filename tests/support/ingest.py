@@ -42,7 +42,7 @@ def kalshi_venues(sim: Simulator, **kalshi: Any) -> dict[str, Any]:
 @asynccontextmanager
 async def polymarket_ingest(settings: Settings) -> AsyncIterator[PolymarketIngest]:
     """Polymarket's jobs over a migrated database."""
-    async with _writer(settings) as writer:
+    async with migrated_writer(settings) as writer:
         client = PolymarketClient(settings.venues.polymarket)
         try:
             config = settings.venues.polymarket
@@ -54,7 +54,7 @@ async def polymarket_ingest(settings: Settings) -> AsyncIterator[PolymarketInges
 @asynccontextmanager
 async def kalshi_ingest(settings: Settings) -> AsyncIterator[KalshiIngest]:
     """Kalshi's jobs over a migrated database."""
-    async with _writer(settings) as writer:
+    async with migrated_writer(settings) as writer:
         client = KalshiClient(settings.venues.kalshi)
         try:
             yield KalshiIngest(settings.venues.kalshi, client, writer, load_categories(), Rejects())
@@ -63,7 +63,7 @@ async def kalshi_ingest(settings: Settings) -> AsyncIterator[KalshiIngest]:
 
 
 @asynccontextmanager
-async def _writer(settings: Settings) -> AsyncIterator[Writer]:
+async def migrated_writer(settings: Settings) -> AsyncIterator[Writer]:
     """A writer over an open pool of a migrated database."""
     report = prepare_schema(settings)
     pool = create_pool(settings.database)
