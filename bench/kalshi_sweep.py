@@ -27,6 +27,7 @@ from exporter.categories import load_categories
 from exporter.config import validate_settings
 from exporter.errors import ParseError
 from exporter.ingest.common import Rejects
+from exporter.ingest.hot import Known
 from exporter.ingest.kalshi import KalshiIngest
 from exporter.normalize.kalshi import KalshiMarketsPage, decode_market, parse_market
 from exporter.sim import ManualClock, Simulator, load_scenario
@@ -87,7 +88,7 @@ async def run(markets: int) -> dict[str, Any]:
             load_categories(),
             Rejects(),  # type: ignore[arg-type]
         )
-        ingest.volumes = {m.key: 0.0 for m in sim.world.kalshi_markets}
+        ingest.hot.choose({m.key: Known((m.key,), 0.0) for m in sim.world.kalshi_markets}, [])
         started = time.perf_counter()
         await ingest.refresh_prices()
         sweep = time.perf_counter() - started

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import random
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -21,7 +20,9 @@ import orjson
 from bench.common import cpu, write_result
 from exporter.config import validate_settings
 from exporter.ingest.common import Rejects
+from exporter.ingest.hot import HotSet
 from exporter.ingest.polymarket_stream import PolymarketStreamer
+from exporter.model import Venue
 
 ASSETS = 2000
 
@@ -52,8 +53,11 @@ def frames(count: int, seed: int = 7) -> tuple[list[str], list[str]]:
 
 def handler() -> PolymarketStreamer:
     settings = validate_settings({})
-    ingest: Any = SimpleNamespace(writer=None, known={})  # the frame handler writes nothing
-    return PolymarketStreamer(settings.venues.polymarket, ingest, Rejects())
+    # The frame handler writes nothing and asks nothing of the client.
+    nothing: Any = None
+    return PolymarketStreamer(
+        settings.venues.polymarket, HotSet(Venue.POLYMARKET), nothing, nothing, Rejects()
+    )
 
 
 def main() -> None:

@@ -148,8 +148,9 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
             settings.venues.polymarket, client, writer, categories, rejects
         )
         if settings.venues.polymarket.stream.enabled:
-            streamer = PolymarketStreamer(settings.venues.polymarket, polymarket, rejects)
-            polymarket.streamed = streamer.live
+            streamer = PolymarketStreamer(
+                settings.venues.polymarket, polymarket.hot, client, writer, rejects
+            )
     kalshi = None
     kalshi_streamer: KalshiStreamer | None = None
     if settings.venues.kalshi.enabled:
@@ -158,9 +159,9 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
         kalshi = KalshiIngest(settings.venues.kalshi, kalshi_client, writer, categories, rejects)
         if settings.venues.kalshi.stream.enabled and kalshi_client.signer is not None:
             kalshi_streamer = KalshiStreamer(
-                settings.venues.kalshi.stream, settings.venues.kalshi.ws_url, kalshi, rejects
-            )
-            kalshi.streamed = kalshi_streamer.live
+                settings.venues.kalshi.stream, settings.venues.kalshi.ws_url, kalshi.hot,
+                kalshi_client.signer, kalshi.refresh_tickers, writer, rejects,
+            )  # fmt: skip
     movers = MoversJob(
         MoversRefresher(
             writer.pool,
@@ -177,7 +178,7 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
         ingest.polymarket_stream = streamer
     if polymarket is not None and settings.venues.polymarket.trades_stream.enabled:
         ingest.trades_stream = PolymarketTradesStreamer(
-            settings.venues.polymarket, polymarket, rejects
+            settings.venues.polymarket, polymarket.hot, writer, rejects
         )
     ingest.kalshi_stream = kalshi_streamer
     return ingest

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+    Sized,
+)
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -175,8 +183,10 @@ class VenueJobs(Protocol):
     """What the venue collector reads of a venue's jobs."""
 
     venue: str
-    hot: list[str]
     last_sweep_seconds: float | None
+
+    @property
+    def hot(self) -> Sized: ...
 
 
 class VenueCollector(Collector):

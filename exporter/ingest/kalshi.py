@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ import msgspec
 from exporter.categories import Categories
 from exporter.config import KalshiConfig
 from exporter.ingest.common import Rejects, cursor_pages, hot_set
+from exporter.ingest.hot import HotSet, Known
 from exporter.model import MarketStatus, Trade, Venue
 from exporter.normalize.kalshi import (
     EventInfo,
@@ -48,12 +49,11 @@ class KalshiIngest:
         self.rejects = rejects
         self.series_category: dict[str, str] = {}
         self.events: dict[str, EventInfo] = {}
-        self.volumes: dict[str, float] = {}
-        """Open markets as of the last discovery: ticker -> 24 h volume (contracts)."""
         self.event_of: dict[str, str] = {}
-        self.hot: list[str] = []
-        self.streamed: Callable[[], set[str]] = set
-        """Tickers a live stream connection carries: the hot REST poll leaves them out."""
+        self.hot = HotSet(VENUE)
+        """Every open market (ticker -> 24 h volume in contracts) and the hot set: top
+        ``hot_size`` by volume plus the watchlist; a stream carries it, :meth:`refresh_hot`
+        polls what it does not."""
         self.last_hot_tokens = 0
         self.trade_mark: datetime | None = None
         self._mark_loaded = False
@@ -106,12 +106,14 @@ class KalshiIngest:
             snapshots = [p.snapshot for p in parsed if p.snapshot is not None]
             counts["snapshots"] += (await self.writer.write_snapshots(snapshots)).written
         counts["gone"] = await self._settle_vanished(set(volumes))
-        self.volumes = volumes
         watched = set(self.config.watchlist)
-        self.hot = hot_set(
-            volumes,
-            self.config.hot_size,
-            {t for t in volumes if t in watched or self.event_of.get(t) in watched},
+        self.hot.choose(
+            {t: Known((t,), volume) for t, volume in volumes.items()},
+            hot_set(
+                volumes,
+                self.config.hot_size,
+                {t for t in volumes if t in watched or self.event_of.get(t) in watched},
+            ),
         )
         counts["hot"] = len(self.hot)
         return counts
@@ -142,15 +144,14 @@ class KalshiIngest:
         written = 0
         async for parsed in self._sweep():
             snapshots = [
-                p.snapshot for p in parsed if p.snapshot and p.market.native_id in self.volumes
+                p.snapshot for p in parsed if p.snapshot and p.market.native_id in self.hot.known
             ]
             written += (await self.writer.write_snapshots(snapshots)).written
         return {"snapshots": written, "sweep_seconds": self.last_sweep_seconds}
 
     async def refresh_hot(self) -> dict[str, int]:
         """The hot set's quotes, but for the tickers a live stream connection carries."""
-        live = self.streamed()
-        tickers = [t for t in self.hot if t not in live]
+        tickers = self.hot.polled()
         self.last_hot_tokens = len(tickers)
         return {"snapshots": await self.refresh_tickers(tickers)}
 

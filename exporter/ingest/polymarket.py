@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ import msgspec
 from exporter.categories import Categories
 from exporter.config import PolymarketConfig
 from exporter.ingest.common import Rejects, cursor_pages, hot_set
+from exporter.ingest.hot import HotSet, Known
 from exporter.model import MarketStatus, Snapshot, Trade, Venue, native_of
 from exporter.normalize.polymarket import (
     EventContext,
@@ -38,17 +38,6 @@ TRADE_MARKETS_PER_CALL = 20
 LOOKUP_BATCH = 50
 
 
-@dataclass(frozen=True, slots=True)
-class Known:
-    """An open market as of the last discovery."""
-
-    condition: str
-    slug: str | None
-    tokens: tuple[str, ...]
-    volume_24h: float
-    liquidity: float | None
-
-
 class PolymarketIngest:
     """The Polymarket jobs over one client and one writer; state lives between runs."""
 
@@ -67,16 +56,13 @@ class PolymarketIngest:
         self.writer = writer
         self.categories = categories
         self.rejects = rejects
-        self.known: dict[str, Known] = {}
-        self.hot: list[str] = []
-        """Condition ids of the hot set: top ``hot_size`` by 24 h volume plus the watchlist."""
+        self.hot = HotSet(VENUE)
+        """Every open market (condition id -> tokens) and the hot set: top ``hot_size`` by
+        24 h volume plus the watchlist; streams carry it, :meth:`refresh_hot` polls the rest."""
         self.last_sweep_seconds: float | None = None
         """Duration of the last tail sweep (every open market's price from Gamma)."""
         self.trade_marks: dict[str, datetime] = {}
         self._marks_loaded = False
-        self.streamed: Callable[[], set[str]] = set
-        """Tokens a live stream connection carries: the hot REST poll leaves them out (and
-        takes them back as soon as their connection is down)."""
         self.last_hot_tokens = 0
 
     # --- discovery ------------------------------------------------------------------------------
@@ -102,16 +88,19 @@ class PolymarketIngest:
             for p in parsed:
                 if p.market.status is MarketStatus.OPEN:
                     seen[p.market.native_id] = Known(
-                        p.market.native_id,
-                        p.market.slug,
-                        p.tokens,
-                        p.market.volume_24h or 0.0,
-                        p.market.liquidity,
+                        p.tokens, p.market.volume_24h or 0.0, p.market.liquidity, p.market.slug
                     )
             counts["snapshots"] += await self._write_tail(parsed)
         counts["gone"] = await self._settle_vanished(set(seen))
-        self.known = seen
-        self._choose_hot()
+        watched = set(self.config.watchlist)
+        self.hot.choose(
+            seen,
+            hot_set(
+                {c: k.volume_24h for c, k in seen.items()},
+                self.config.hot_size,
+                {c for c, k in seen.items() if c in watched or k.slug in watched},
+            ),
+        )
         counts["hot"] = len(self.hot)
         return counts
 
@@ -133,18 +122,10 @@ class PolymarketIngest:
             await self.writer.set_status(f"{VENUE.value}:{condition}", MarketStatus.DELISTED, None)
         return len(vanished)
 
-    def _choose_hot(self) -> None:
-        watched = set(self.config.watchlist)
-        self.hot = hot_set(
-            {c: k.volume_24h for c, k in self.known.items()},
-            self.config.hot_size,
-            {c for c, k in self.known.items() if c in watched or k.slug in watched},
-        )
-
     # --- prices ---------------------------------------------------------------------------------
 
     async def _write_tail(self, parsed: list[ParsedMarket]) -> int:
-        hot = set(self.hot)
+        hot = self.hot
         snapshots = [s for p in parsed if p.market.native_id not in hot for s in p.snapshots]
         result = await self.writer.write_snapshots(snapshots)
         return result.written
@@ -154,24 +135,15 @@ class PolymarketIngest:
         started = time.monotonic()
         written = 0
         async for parsed, _ in self._sweep():
-            known = [p for p in parsed if p.market.native_id in self.known]
+            known = [p for p in parsed if p.market.native_id in self.hot.known]
             written += await self._write_tail(known)
         self.last_sweep_seconds = time.monotonic() - started
         return {"snapshots": written}
 
     async def refresh_hot(self) -> dict[str, int]:
         """The hot set's prices from CLOB books (``POST /books``, 500 tokens a call)."""
-        live = self.streamed()
-        tokens = [
-            t for c in self.hot if c in self.known for t in self.known[c].tokens if t not in live
-        ]
+        tokens = self.hot.polled()
         self.last_hot_tokens = len(tokens)
-        extras = {
-            t: (k.volume_24h, k.liquidity)
-            for c in self.hot
-            if (k := self.known.get(c)) is not None
-            for t in k.tokens
-        }
         written = 0
         for i in range(0, len(tokens), BOOKS_BATCH):
             raws, received = await self.client.books(tokens[i : i + BOOKS_BATCH])
@@ -179,7 +151,7 @@ class PolymarketIngest:
             for snapshot in self.rejects.each(parse_book, raws, received):
                 if snapshot is None:
                     continue  # one-sided and never traded: nothing to display
-                volume, liquidity = extras.get(native_of(snapshot.outcome_id), (None, None))
+                volume, liquidity = self.hot.figures(native_of(snapshot.outcome_id))
                 snapshots.append(
                     msgspec.structs.replace(snapshot, volume_24h=volume, liquidity=liquidity)
                 )
@@ -193,10 +165,11 @@ class PolymarketIngest:
         if not self._marks_loaded:
             self.trade_marks = await self.writer.newest_trades(VENUE)
             self._marks_loaded = True
-        owner = {t: c for c in self.hot if (k := self.known.get(c)) for t in k.tokens}
+        owner = self.hot.market_of
+        markets = self.hot.markets
         written = 0
-        for i in range(0, len(self.hot), TRADE_MARKETS_PER_CALL):
-            group = self.hot[i : i + TRADE_MARKETS_PER_CALL]
+        for i in range(0, len(markets), TRADE_MARKETS_PER_CALL):
+            group = markets[i : i + TRADE_MARKETS_PER_CALL]
             marks = [self.trade_marks.get(c) for c in group]
             floor = None if any(m is None for m in marks) else min(m for m in marks if m)
             trades: list[Trade] = []
@@ -211,12 +184,12 @@ class PolymarketIngest:
             fresh = [
                 t
                 for t in trades
-                if (mark := self.trade_marks.get(owner.get(native_of(t.outcome_id), ""))) is None
+                if (mark := self.trade_marks.get(owner(native_of(t.outcome_id)) or "")) is None
                 or t.time >= mark
             ]
             written += (await self.writer.write_trades(fresh)).written
             for trade in fresh:
-                condition = owner.get(native_of(trade.outcome_id))
+                condition = owner(native_of(trade.outcome_id))
                 if condition and (
                     condition not in self.trade_marks or trade.time > self.trade_marks[condition]
                 ):
@@ -224,7 +197,7 @@ class PolymarketIngest:
         return {"trades": written}
 
     def summary(self) -> dict[str, Any]:
-        return {"known": len(self.known), "hot": len(self.hot)}
+        return {"known": len(self.hot.known), "hot": len(self.hot)}
 
 
 # A market looked up on its own (to learn what became of it): only its status is used.

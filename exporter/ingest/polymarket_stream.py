@@ -1,6 +1,7 @@
 """The Polymarket hot set over the market channel: shards, top of book, coalesced writes.
 
-The hot set (and watchlist) of :class:`PolymarketIngest`, at most ``stream.size`` outcomes, is
+The :class:`~exporter.ingest.hot.HotSet` (hot markets and watchlist), at most ``stream.size``
+outcomes, is
 spread over connections of at most ``stream.per_connection`` assets, adjusted in place as the hot
 set changes. Every update becomes a snapshot row through the same change-only writer, coalesced
 per outcome over ``stream.coalesce``. After every (re)connect the shard's assets are
@@ -11,12 +12,10 @@ While a connection is down its assets are not :meth:`live`, so the hot REST job 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import structlog
 
@@ -24,12 +23,12 @@ from exporter.config import PolymarketConfig
 from exporter.errors import ExporterError, ParseError
 from exporter.ingest.coalesce import Coalescer
 from exporter.ingest.common import Rejects
+from exporter.ingest.hot import HotSet
 from exporter.normalize.polymarket_stream import Books, parse_frame
-from exporter.venues.polymarket.client import BOOKS_BATCH
+from exporter.storage.writer import Writer
+from exporter.venues.polymarket.client import BOOKS_BATCH, PolymarketClient
 from exporter.venues.polymarket.stream import MarketChannel
-
-if TYPE_CHECKING:
-    from exporter.ingest.polymarket import PolymarketIngest
+from exporter.venues.stream import stop
 
 log = structlog.get_logger("exporter.stream")
 RESHARD_SECONDS = 5.0
@@ -46,36 +45,33 @@ class PolymarketStreamer:
     def __init__(
         self,
         config: PolymarketConfig,
-        ingest: PolymarketIngest,
+        hot: HotSet,
+        client: PolymarketClient,
+        writer: Writer,
         rejects: Rejects,
         *,
         reconnect_delays: Callable[[], Generator[float]] | None = None,
     ) -> None:
         self.config = config
         self.stream = config.stream
-        self.ingest = ingest
+        self.hot = hot
+        self.client = client
         self.rejects = rejects
         self.reconnect_delays = reconnect_delays
         self.books = Books()
         self.channels: list[MarketChannel] = []
-        self.rows = Coalescer("polymarket", ingest.writer, config.stream.coalesce.total_seconds())
+        self.rows = Coalescer("polymarket", writer, config.stream.coalesce.total_seconds())
         self.messages: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
         """gaps (reconnects re-snapshotted), resnapshot_rows."""
         self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._market_of: dict[str, str] = {}
-        """Streamed asset -> condition id, for the rows' market volume and liquidity."""
+        hot.live = self.live
 
     # --- what is streamed -----------------------------------------------------------------------
 
     def wanted(self) -> list[str]:
         """The hot set's tokens in hot-set order, at most ``stream.size``."""
-        tokens: list[str] = []
-        for condition in self.ingest.hot:
-            known = self.ingest.known.get(condition)
-            if known is not None:
-                tokens.extend(known.tokens)
-        return tokens[: self.stream.size]
+        return self.hot.assets(self.stream.size)
 
     def live(self) -> set[str]:
         """Assets whose connection is up and delivering: the hot REST job leaves them to the
@@ -96,19 +92,13 @@ class PolymarketStreamer:
 
     def rest_polled(self) -> int:
         """Hot-set outcomes the REST job covers now: every one not live (never counted twice)."""
-        live = self.live()
-        known = self.ingest.known
-        return sum(
-            1 for c in self.ingest.hot if c in known for t in known[c].tokens if t not in live
-        )
+        return len(self.hot.polled())
 
     async def reshard(self) -> None:
         """Move the subscription towards :meth:`wanted` in place: drop assets that left, fill
         connections with room, open new connections for the rest."""
         wanted = self.wanted()
         keep = set(wanted)
-        known = self.ingest.known
-        self._market_of = {t: c for c in self.ingest.hot if c in known for t in known[c].tokens}
         placed: set[str] = set()
         for channel in self.channels:
             assets = channel.assets & keep
@@ -126,7 +116,6 @@ class PolymarketStreamer:
                 self.config.ws_url, len(self.channels), self.on_frame, self._on_connect,
                 silence=self.stream.silence.total_seconds(),
                 quiet=self.config.hot_every.total_seconds(),
-                on_resume=self._on_resume,
                 ping_every=self.stream.ping_every.total_seconds(),
                 reconnect_delays=self.reconnect_delays,
             )  # fmt: skip
@@ -166,17 +155,13 @@ class PolymarketStreamer:
         tokens = sorted(assets)
         for i in range(0, len(tokens), BOOKS_BATCH):
             try:
-                raws, _ = await self.ingest.client.books(tokens[i : i + BOOKS_BATCH])
+                raws, _ = await self.client.books(tokens[i : i + BOOKS_BATCH])
             except ExporterError as error:
                 log.warning("stream re-snapshot failed", error=str(error))
                 return
             for raw in raws:
                 if isinstance(raw, dict):
                     self._on_message({"event_type": "book", **raw})
-
-    async def _on_resume(self, assets: set[str]) -> None:
-        """Market data resumed after a quiet spell: re-snapshot, as after a reconnect."""
-        await self._on_connect(assets, first=False)
 
     def _on_message(self, message: dict[str, object]) -> None:
         try:
@@ -193,11 +178,7 @@ class PolymarketStreamer:
 
     async def flush(self, *, force: bool = False) -> int:
         """Write the pending updates that are due (all of them with ``force``)."""
-        return await self.rows.flush(self._extras, force=force)
-
-    def _extras(self, asset: str) -> tuple[float | None, float | None]:
-        known = self.ingest.known.get(self._market_of.get(asset, ""))
-        return (known.volume_24h, known.liquidity) if known is not None else (None, None)
+        return await self.rows.flush(self.hot.figures, force=force)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -216,7 +197,4 @@ class PolymarketStreamer:
                     log.warning("stream rows not written", error=str(error))
         finally:
             for task in self._tasks.values():
-                task.cancel()
-            for task in self._tasks.values():
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await stop(task)

@@ -1,42 +1,36 @@
 """Polymarket trades from the real-time data socket (RTDS, API_NOTES 1.8), off by default.
 
-Subscribes ``activity``/``trades`` (the global trade firehose), sends the text ``PING`` every
-``ping_every`` (5 s), and keeps the trades of the outcomes discovery knows. A trade's payload is
+The :class:`~exporter.venues.polymarket.stream.TradesFeed` subscribes ``activity``/``trades`` (the
+global trade firehose); this keeps the trades of the outcomes discovery knows. A trade's payload is
 the Data API's trade row (``timestamp`` in seconds; the envelope's is in milliseconds), so it
 parses into the same trade id and the ``polymarket_trades`` job's rows deduplicate against it.
-Reconnects use the websockets library's reconnecting ``connect``; trades missed while
-disconnected are the Data API job's to fill. ``clob_market`` topics are dead and never used.
+Trades missed while disconnected are the Data API job's to fill. ``clob_market`` topics are
+dead and never used.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
 
 import orjson
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
 from exporter.config import PolymarketConfig
 from exporter.errors import ExporterError, ParseError
 from exporter.ingest.common import Rejects
+from exporter.ingest.hot import HotSet
 from exporter.model import Trade, native_of
 from exporter.normalize.polymarket import parse_trade
-from exporter.venues.polymarket.stream import send_pings, stop_pinging
-
-if TYPE_CHECKING:
-    from exporter.ingest.polymarket import PolymarketIngest
+from exporter.storage.writer import Writer
+from exporter.venues.polymarket.stream import TradesFeed
+from exporter.venues.stream import stop
 
 log = structlog.get_logger("exporter.stream")
-SUBSCRIBE = orjson.dumps(
-    {"action": "subscribe", "subscriptions": [{"topic": "activity", "type": "trades"}]}
-).decode()
 FLUSH_SECONDS = 1.0
 
 
@@ -69,20 +63,28 @@ class PolymarketTradesStreamer(Collector):
     def __init__(
         self,
         config: PolymarketConfig,
-        ingest: PolymarketIngest,
+        hot: HotSet,
+        writer: Writer,
         rejects: Rejects,
         *,
         reconnect_delays: Callable[[], Generator[float]] | None = None,
     ) -> None:
-        self.config = config.trades_stream
-        self.url = config.rtds_url
-        self.ingest = ingest
+        self.hot = hot
+        self.writer = writer
         self.rejects = rejects
-        self.reconnect_delays = reconnect_delays
+        self.feed = TradesFeed(
+            config.rtds_url, self.on_frame,
+            silence=config.trades_stream.silence.total_seconds(),
+            ping_every=config.trades_stream.ping_every.total_seconds(),
+            reconnect_delays=reconnect_delays,
+        )  # fmt: skip
         self.pending: list[Trade] = []
-        self.connected = False
         self.counts: Counter[str] = Counter()
-        """connects, trades (received), kept (of known outcomes), written."""
+        """trades (received), kept (of known outcomes), written."""
+
+    @property
+    def connected(self) -> bool:
+        return self.feed.connection.connected
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
@@ -100,64 +102,30 @@ class PolymarketTradesStreamer(Collector):
             trades.add_metric([outcome], self.counts[key])
         yield trades
 
-    def _known(self) -> set[str]:
-        return {t for k in self.ingest.known.values() for t in k.tokens}
-
-    async def _connections(self) -> None:
-        options: dict[str, Any] = {"ping_interval": None, "max_size": 2**22, "open_timeout": 10}
-        if self.reconnect_delays is not None:
-            options["reconnect_delays"] = self.reconnect_delays
-        async for ws in connect(self.url, **options):
-            self.counts["connects"] += 1
-            try:
-                await self._serve(ws)
-            except ConnectionClosed:
-                log.info("trades stream closed")
-            finally:
-                self.connected = False
-
-    async def _serve(self, ws: ClientConnection) -> None:
-        await ws.send(SUBSCRIBE)
-        self.connected = True
-        pinger = asyncio.create_task(send_pings(ws, self.config.ping_every.total_seconds()))
+    def on_frame(self, text: str, received: datetime) -> None:
         try:
-            known = self._known()
-            while True:
-                try:
-                    async with asyncio.timeout(self.config.silence.total_seconds()):
-                        text = await ws.recv()
-                except TimeoutError:
-                    self.counts["watchdog_restarts"] += 1
-                    await ws.close(1000, "watchdog: no trades")
-                    return
-                try:
-                    trade = parse_rtds(text if isinstance(text, str) else text.decode())
-                except ParseError as error:
-                    self.rejects.add(error, str(text)[:200])
-                    continue
-                if trade is None:
-                    continue
-                self.counts["trades"] += 1
-                token = native_of(trade.outcome_id)
-                if token not in known:
-                    known = self._known()  # discovery may have found it since
-                    if token not in known:
-                        continue
-                self.counts["kept"] += 1
-                self.pending.append(trade)
-        finally:
-            await stop_pinging(pinger)
+            trade = parse_rtds(text)
+        except ParseError as error:
+            self.rejects.add(error, text[:200])
+            return
+        if trade is None:
+            return
+        self.counts["trades"] += 1
+        if self.hot.market_of(native_of(trade.outcome_id)) is None:
+            return  # not an open market discovery knows (as of its last run)
+        self.counts["kept"] += 1
+        self.pending.append(trade)
 
     async def flush(self, *, force: bool = False) -> int:
         if not self.pending:
             return 0
         batch, self.pending = self.pending, []
-        result = await self.ingest.writer.write_trades(batch)
+        result = await self.writer.write_trades(batch)
         self.counts["written"] += result.written
         return result.written
 
     async def run(self) -> None:
-        connection = asyncio.create_task(self._connections())
+        connection = asyncio.create_task(self.feed.connection.run())
         try:
             while True:
                 await asyncio.sleep(FLUSH_SECONDS)
@@ -166,6 +134,4 @@ class PolymarketTradesStreamer(Collector):
                 except ExporterError as error:
                     log.warning("stream trades not written", error=str(error))
         finally:
-            connection.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await connection
+            await stop(connection)

@@ -107,10 +107,12 @@ async def _streaming(
     async with kalshi_ingest(settings) as ingest:
         await ingest.discover()
         kalshi = settings.venues.kalshi
+        assert ingest.client.signer is not None
         streamer = KalshiStreamer(
-            kalshi.stream, kalshi.ws_url, ingest, ingest.rejects, reconnect_delays=fast_delays()
-        )
-        ingest.streamed = streamer.live
+            kalshi.stream, kalshi.ws_url, ingest.hot, ingest.client.signer,
+            ingest.refresh_tickers, ingest.writer, ingest.rejects,
+            reconnect_delays=fast_delays(),
+        )  # fmt: skip
         task = asyncio.create_task(streamer.run())
         try:
             yield ingest, streamer
@@ -183,7 +185,8 @@ async def test_quotes_stream_in_and_gaps_and_drops_are_re_snapshotted(
         await ingest.refresh_hot()
         assert ingest.last_hot_tokens == 0  # all streamed: REST leaves them alone
         # Each hot market under one price source: streamed or polled, never both.
-        assert len(streamer.live() & set(ingest.hot)) + streamer.rest_polled() == len(ingest.hot)
+        live = streamer.live() & set(ingest.hot.markets)
+        assert len(live) + streamer.rest_polled() == len(ingest.hot)
 
 
 def _advance_to(sim: Simulator, moment: float) -> None:
@@ -219,10 +222,10 @@ async def test_all_markets_streams_every_market(pg: Database, tmp_path: Path) ->
         _streaming(pg, sim, key_file, all_markets=True) as (ingest, streamer),
     ):
         await until(lambda: streamer.connected and streamer.sids, 10, "subscribed")
-        every = sorted(ingest.volumes)
+        every = sorted(ingest.hot.known)
         assert len(every) > len(ingest.hot)  # more markets than the hot set stream
         for _ in range(20):
             sim.advance(3)
             await asyncio.sleep(0.05)
         await until(lambda: not _disagree(pg, sim, every), 10, "every market's quote")
-        assert streamer.live() == set(ingest.hot)
+        assert streamer.live() == set(ingest.hot.markets)

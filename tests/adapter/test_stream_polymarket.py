@@ -24,7 +24,7 @@ from exporter.normalize.polymarket import parse_book
 from exporter.normalize.polymarket_stream import Books, parse_frame
 from exporter.sim import ManualClock, Simulator, load_scenario
 from exporter.sim.polymarket import clob_book
-from exporter.venues.polymarket.stream import stop_pinging
+from exporter.venues.stream import stop_pinging
 from tests.support.databases import Database
 from tests.support.ingest import polymarket_ingest, polymarket_settings
 from tests.support.running import Exporter, fast_delays, key, until
@@ -145,9 +145,9 @@ async def _streaming(
     async with polymarket_ingest(settings) as ingest:
         await ingest.discover()
         streamer = PolymarketStreamer(
-            settings.venues.polymarket, ingest, ingest.rejects, reconnect_delays=fast_delays()
-        )
-        ingest.streamed = streamer.live
+            settings.venues.polymarket, ingest.hot, ingest.client, ingest.writer, ingest.rejects,
+            reconnect_delays=fast_delays(),
+        )  # fmt: skip
         task = asyncio.create_task(streamer.run())
         try:
             await until(lambda: streamer.live() and len(streamer.live()) == len(streamer.wanted()),
@@ -197,7 +197,7 @@ async def test_streamed_updates_reach_snapshots_and_ten_drops_lose_nothing(pg: D
         _streaming(pg, sim) as (ingest, streamer),
     ):
         assets = streamer.wanted()
-        assert len(assets) == 2 * len(ingest.known)
+        assert len(assets) == 2 * len(ingest.hot.known)
         await until(lambda: not _agree(pg, sim, assets), 10, "first books stored")
         # Moves on the stream alone (the REST hot poll is not running here).
         for _ in range(20):
@@ -295,7 +295,7 @@ async def test_shards_stay_within_their_size_and_follow_the_hot_set(pg: Database
         assert all(len(s) <= 25 for s in served)
         assert set().union(*served) == set(wanted)
         # The hot set shrinks: the subscription follows in place.
-        ingest.hot = ingest.hot[:5]
+        ingest.hot.choose(ingest.hot.known, ingest.hot.markets[:5])
         await streamer.reshard()
         await until(
             lambda: set().union(*(c.assets for c in sim.polymarket_stream.clients))
@@ -314,7 +314,7 @@ async def test_rest_polls_the_hot_set_while_its_stream_is_down(pg: Database) -> 
         await ingest.refresh_hot()
         assert ingest.last_hot_tokens == 0  # all streamed
         for channel in streamer.channels:
-            channel.connected = False  # as while a connection is down
+            channel.connection.connected = False  # as while a connection is down
         await ingest.refresh_hot()
         assert ingest.last_hot_tokens == len(streamer.wanted())
 

@@ -46,8 +46,9 @@ async def test_streamed_trades_are_stored_once_beside_the_data_api_job(pg: Datab
         async with polymarket_ingest(settings) as ingest:
             await ingest.discover()
             streamer = PolymarketTradesStreamer(
-                settings.venues.polymarket, ingest, ingest.rejects, reconnect_delays=fast_delays()
-            )
+                settings.venues.polymarket, ingest.hot, ingest.writer, ingest.rejects,
+                reconnect_delays=fast_delays(),
+            )  # fmt: skip
             task = asyncio.create_task(streamer.run())
             try:
                 await until(lambda: streamer.connected, 10, "subscribed")
