@@ -29,10 +29,12 @@ from bench.common import write_result
 from exporter.categories import load_categories
 from exporter.config import validate_settings
 from exporter.metrics import build_registry
-from exporter.movers import MoversJob, MoversRefresher, naive_movers, read_movers
+from exporter.movers import MoversJob, MoversRefresher
 from exporter.service import build_ingest
+from exporter.storage.database import Database
 from exporter.storage.db import create_pool, prepare_schema
 from exporter.storage.health import DatabaseFigures
+from exporter.storage.movers import naive_movers, read_movers
 from exporter.storage.writer import Writer
 from tests.support.servers import running_postgres
 
@@ -189,7 +191,7 @@ async def run(url: str, args: argparse.Namespace, now: datetime) -> dict[str, An
         full_seconds = time.perf_counter() - started
         steady, new_rows, moment = await steady_refreshes(job, url, args, now, args.refreshes)
         # The same on one connection (a server whose sessions are shared, or no core to spare).
-        alone = MoversJob(MoversRefresher(pool, settings.movers, None, 1))
+        alone = MoversJob(MoversRefresher(Database(pool), settings.movers, None, 1))
         await alone.run(moment)
         one_connection, _, moment = await steady_refreshes(alone, url, args, moment, 5)
         reads: list[float] = []

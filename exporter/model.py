@@ -152,3 +152,47 @@ class StoredAlert:
     ends_at: datetime | None
     generator_url: str | None
     receiver: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Mover:
+    """One row of a window's stored ranking (``movers``)."""
+
+    window_label: str
+    rank: int
+    category_rank: int
+    venue: str
+    market_id: str
+    outcome_id: str
+    title: str
+    outcome: str
+    category: str
+    url: str | None
+    price_then: float
+    price_now: float
+    move_pp: float
+    score: float
+    volume_24h: float | None
+    liquidity: float | None
+    spread: float | None
+    then_time: datetime
+    now_time: datetime
+    end_time: datetime | None
+    computed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryMove:
+    """One category's aggregate over a window (``category_moves``)."""
+
+    window_label: str
+    category: str
+    markets: int
+    moved: int
+    moved_up: int
+    moved_down: int
+    mean_abs_move_pp: float
+    top_market_id: str | None
+    top_title: str | None
+    top_move_pp: float | None
+    computed_at: datetime

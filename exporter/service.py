@@ -164,7 +164,7 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
             )  # fmt: skip
     movers = MoversJob(
         MoversRefresher(
-            writer.pool,
+            Database(writer.pool),
             settings.movers,
             settings.storage.retention.snapshots,
             settings.database.write_concurrency,

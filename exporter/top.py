@@ -14,8 +14,9 @@ from rich.text import Text
 
 from exporter.config import Settings
 from exporter.errors import ConfigError
-from exporter.movers import Mover, read_movers
+from exporter.model import Mover
 from exporter.storage.db import connect_async
+from exporter.storage.movers import read_movers
 
 
 def show_top(settings: Settings, args: argparse.Namespace) -> int:

@@ -15,8 +15,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from exporter.config import MoversConfig, Settings
 from exporter.errors import StorageError
-from exporter.movers import MoversRefresher, naive_movers, read_categories, read_movers
+from exporter.movers import MoversRefresher
+from exporter.storage.database import Database as StorageDatabase
 from exporter.storage.db import create_pool, prepare_schema
+from exporter.storage.movers import naive_movers, read_categories, read_movers
 from tests.support.databases import Database
 
 pytestmark = pytest.mark.db
@@ -83,7 +85,10 @@ class Book:
     def refresher(self, **movers: Any) -> MoversRefresher:
         config = MoversConfig.model_validate({"filters": OPEN_FILTERS, **movers})
         return MoversRefresher(
-            self.pool, config, timedelta(days=14), self.settings.database.write_concurrency
+            StorageDatabase(self.pool),
+            config,
+            timedelta(days=14),
+            self.settings.database.write_concurrency,
         )
 
     async def movers(self, window: str, **kw: Any) -> dict[str, float]:

@@ -19,7 +19,8 @@ from exporter.alerts import (
 from exporter.config import load_settings, redacted, validate_settings
 from exporter.errors import ConfigError
 from exporter.metrics import build_registry
-from exporter.movers import Mover, MoversView
+from exporter.model import Mover
+from exporter.movers import MoversView
 from exporter.service import build_ingest
 from exporter.storage.db import create_pool
 from exporter.storage.migrate import Mode

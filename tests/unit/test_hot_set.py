@@ -20,7 +20,10 @@ def _hot() -> HotSet:
 def test_assets_follow_the_hot_order_and_the_limit() -> None:
     hot = _hot()
     assert hot.markets == ["b", "a"]
-    assert len(hot) == 2 and "a" in hot and "c" not in hot and "gone" not in hot
+    assert len(hot) == 2
+    assert "a" in hot
+    assert "c" not in hot
+    assert "gone" not in hot
     assert hot.assets() == ["b1", "b2", "a1", "a2"]
     assert hot.assets(3) == ["b1", "b2", "a1"]
 
@@ -37,4 +40,5 @@ def test_rows_get_their_markets_figures_hot_or_not() -> None:
     assert hot.figures("a2") == (100.0, 5.0)
     assert hot.figures("c1") == (10.0, 1.0)  # a streamed row of a known, non-hot market
     assert hot.figures("zz") == (None, None)
-    assert hot.market_of("b1") == "b" and hot.market_of("zz") is None
+    assert hot.market_of("b1") == "b"
+    assert hot.market_of("zz") is None
