@@ -2,12 +2,14 @@
 for secrets.
 
 Resolution order for the file: ``--config PATH``, else ``$MOVERS_CONFIG``, else ``./movers.yaml``
-(a missing default file means "all defaults"). Then environment overrides are applied:
+(a missing default file means "all defaults"). Then the environment is laid over it, read by
+pydantic-settings' sources (later ones win):
 
+- any key through ``MOVERS__SECTION__KEY=value`` (double underscores separate the YAML path;
+  pydantic reads scalars such as ``off``, ``15s`` and ``9464``, a list or mapping is read as
+  YAML, ``null`` is none);
 - the named variables in ``ENV_OVERRIDES`` (``MOVERS_DATABASE_URL`` and every secret), each also
-  readable from a file through ``<NAME>_FILE`` (Docker/Kubernetes secrets);
-- any key through ``MOVERS__SECTION__KEY=value`` (double underscores separate the YAML path; the
-  value is read as a YAML scalar, so ``off``, ``15s`` and ``9464`` all work).
+  readable from a file through ``<NAME>_FILE`` (Docker/Kubernetes secrets).
 
 Unknown keys are errors naming their YAML path; durations accept seconds or ``"15s"``-style strings.
 """
@@ -24,6 +26,13 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from exporter.config.settings import Settings
 from exporter.config.types import DEFAULT_CONFIG_PATH
@@ -47,6 +56,61 @@ ENV_ONLY: dict[tuple[str, ...], str] = {
     ("database", "password"): "MOVERS_DATABASE_PASSWORD",
 }
 _GENERIC_PREFIX = "MOVERS__"
+
+
+class _Environment(Settings, BaseSettings):
+    """The settings tree as pydantic-settings' sources see it (only its fields and the naming
+    of its variables are used: validation is :class:`Settings`')."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=_GENERIC_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        env_parse_none_str="null",
+    )
+
+
+class _AnyKey(EnvSettingsSource):
+    """``MOVERS__SECTION__KEY=value`` for any key, from ``environ``; lists and mappings as YAML
+    (``[5m, 1h]``), as in the file."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        super().__init__(_Environment)
+        # The variables it reads: ``environ`` (the process's, or a test's), named as the source
+        # names them (lower case, not case-sensitive).
+        none = self.env_parse_none_str
+        self.env_vars = {k.lower(): None if v == none else v for k, v in environ.items()}
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        return yaml.safe_load(value)
+
+
+class _NamedVariables(PydanticBaseSettingsSource):
+    """The named variables of ``ENV_OVERRIDES``, each or its ``<NAME>_FILE`` twin."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        super().__init__(_Environment)
+        self.environ = environ
+        self.origins: dict[tuple[str, ...], str] = {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # every value comes from __call__
+
+    def __call__(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for variable, path in ENV_OVERRIDES.items():
+            value = self.environ.get(variable)
+            file_name = self.environ.get(f"{variable}_FILE")
+            if value is None and file_name:
+                try:
+                    value = Path(file_name).read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    problem = (f"{variable}_FILE", f"cannot read: {exc.strerror}")
+                    raise ConfigError([problem]) from None
+            if value:
+                _assign(data, path, value)
+                self.origins[path] = variable if self.environ.get(variable) else f"{variable}_FILE"
+        return data
 
 
 def resolve_config_path(cli_path: str | None, environ: Mapping[str, str]) -> tuple[Path, bool]:
@@ -84,13 +148,16 @@ def load_settings(
     ]
     if secrets:
         raise ConfigError(secrets, str(file_path))
-    merged, origins = _apply_environment(raw, env)
+    merged, origins, problems = _apply_environment(raw, env)
     source = str(file_path) if file_path.exists() else "configuration (defaults + environment)"
     try:
-        return Settings.model_validate(merged)
+        settings = Settings.model_validate(merged)
     except ValidationError as exc:
-        problems = [_blame(path, why, origins) for path, why in describe_errors(exc)]
+        problems += [_blame(path, why, origins) for path, why in describe_errors(exc)]
         raise ConfigError(problems, source) from None
+    if problems:
+        raise ConfigError(problems, source)
+    return settings
 
 
 def _blame(path: str, why: str, origins: Mapping[tuple[str, ...], str]) -> tuple[str, str]:
@@ -180,28 +247,38 @@ def _assign(data: dict[str, Any], path: tuple[str, ...], value: object) -> None:
 
 def _apply_environment(
     raw: Mapping[str, Any], env: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
-    """The file's data with the environment applied, and which variable set which key path."""
+) -> tuple[dict[str, Any], dict[tuple[str, ...], str], list[tuple[str, str]]]:
+    """The file's data with the environment laid over it, which variable set which key, and
+    the variables that name no section (the sources would pass over them in silence)."""
+    unknown = [
+        (name, _unknown_key_message([section], Settings))
+        for name in sorted(env)
+        if name.upper().startswith(_GENERIC_PREFIX)
+        and (section := name[len(_GENERIC_PREFIX) :].split("__", 1)[0].lower())
+        not in Settings.model_fields
+    ]
     merged: dict[str, Any] = _deep_copy(raw)
     origins: dict[tuple[str, ...], str] = {}
-    for name in sorted(env):
-        if name.startswith(_GENERIC_PREFIX):
-            path = tuple(part.lower() for part in name[len(_GENERIC_PREFIX) :].split("__"))
-            if all(path):
-                _assign(merged, path, yaml.safe_load(env[name]) if env[name] else None)
-                origins[path] = name
-    for variable, path in ENV_OVERRIDES.items():
-        value = env.get(variable)
-        file_name = env.get(f"{variable}_FILE")
-        if value is None and file_name:
-            try:
-                value = Path(file_name).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError([(f"{variable}_FILE", f"cannot read: {exc.strerror}")]) from None
-        if value:
-            _assign(merged, path, value)
-            origins[path] = variable if env.get(variable) else f"{variable}_FILE"
-    return merged, origins
+    for path, value in _leaves(_AnyKey(env)()):
+        _assign(merged, path, value)
+        origins[path] = _GENERIC_PREFIX + "__".join(path).upper()
+    named = _NamedVariables(env)
+    for path, value in _leaves(named()):
+        _assign(merged, path, value)
+    return merged, origins | named.origins, unknown
+
+
+def _leaves(
+    data: Mapping[str, Any], above: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], Any]]:
+    """Each value of nested mappings with its key path."""
+    found: list[tuple[tuple[str, ...], Any]] = []
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            found += _leaves(value, (*above, key))
+        else:
+            found.append(((*above, key), value))
+    return found
 
 
 def _deep_copy(data: Mapping[str, Any]) -> dict[str, Any]:

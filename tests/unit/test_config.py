@@ -247,3 +247,23 @@ def test_metrics_listen_on_loopback_unless_asked() -> None:
     assert load_settings(None, environ={}).metrics.host == "127.0.0.1"
     dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
     assert "MOVERS__METRICS__HOST=0.0.0.0" in dockerfile
+
+
+def test_the_environment_overlay_reads_scalars_lists_and_null_as_documented() -> None:
+    settings = load_settings(
+        None,
+        environ={
+            "MOVERS__DATABASE__TIMESCALE": "off",  # the README's example: a choice, not a bool
+            "MOVERS__MOVERS__WINDOWS": "[5m, 2h]",  # a list, written as in YAML
+            "movers__storage__heartbeat": "5m",  # names are not case-sensitive
+            "MOVERS__VENUES__KALSHI__ENABLED": "false",
+            "MOVERS__MOVERS__FILTERS__POLYMARKET__MAX_SPREAD": "null",
+            "MOVERS_DATABASE_URL": "postgresql://a@b/c",  # a named variable wins over the file
+        },
+    )
+    assert settings.database.timescale == "off"
+    assert settings.movers.windows == (timedelta(minutes=5), timedelta(hours=2))
+    assert settings.storage.heartbeat == timedelta(minutes=5)
+    assert settings.venues.kalshi.enabled is False
+    assert settings.movers.filters.polymarket.max_spread is None
+    assert settings.database.url.get_secret_value() == "postgresql://a@b/c"
