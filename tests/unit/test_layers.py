@@ -4,6 +4,8 @@ README's architecture are checked by ``lint-imports`` in scripts/test)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,3 +28,14 @@ def test_the_parsers_never_read_the_clock() -> None:
     assert clock_reads("from datetime import datetime\nx = datetime.now(UTC)\n")  # it finds one
     for path in sorted((REPO / "exporter" / "normalize").glob("*.py")):
         assert not clock_reads(path.read_text()), path.name
+
+
+def test_the_cli_loads_the_simulator_only_for_movers_sim() -> None:
+    probe = (
+        "import sys, exporter.cli\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('exporter.sim.', 'aiohttp'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    assert out.strip() == "['exporter.sim.cli']"  # its arguments only: no world, no servers
