@@ -104,14 +104,16 @@ def test_dashboards_reference_datasources_by_uid_and_use_current_panels() -> Non
                 assert (target.get("rawSql") or target.get("expr", "")).strip()
             if panel["type"] in {"timeseries", "stat", "barchart", "bargauge", "candlestick"}:
                 assert panel["fieldConfig"]["defaults"].get("unit"), (name, panel["title"])
-        for variable in board["templating"]["list"]:
+        for variable in board["templating"].get("list", []):
             assert str(variable.get("query", "")).strip(), (name, variable["name"])
 
 
 def test_links_resolve_to_existing_dashboards() -> None:
     boards = dashboards()
     uids = {b["uid"] for b in boards.values()}
-    variables = {b["uid"]: {v["name"] for v in b["templating"]["list"]} for b in boards.values()}
+    variables = {
+        b["uid"]: {v["name"] for v in b["templating"].get("list", [])} for b in boards.values()
+    }
     found = 0
     for board in boards.values():
         text = str(board)
@@ -271,7 +273,7 @@ def test_every_sql_query_runs_and_returns_rows_with_the_expected_columns(
         queries = [(p["title"], p, t["rawSql"], t["format"]) for p in panels(board)
                    for t in p["targets"] if "rawSql" in t]  # fmt: skip
         queries += [(a["name"], None, a["target"]["rawSql"], "table")
-                    for a in board["annotations"]["list"] if "target" in a]  # fmt: skip
+                    for a in board["annotations"].get("list", []) if "target" in a]  # fmt: skip
         assert queries
         for title, panel, raw, fmt in queries:
             sql = expand_sql(raw, span, values, timescale)
@@ -313,7 +315,7 @@ def test_the_schema_check_refuses_what_grafana_would_not_load(change: Any, expec
 
 
 def _variable(board: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(v for v in board["templating"]["list"] if v["name"] == name)
+    return next(v for v in board["templating"].get("list", []) if v["name"] == name)
 
 
 def test_every_market_detail_link_names_the_outcome() -> None:

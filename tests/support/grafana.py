@@ -136,7 +136,7 @@ def resolve_variables(
     """Each variable's value in order: its default, or the first option its query returns; a
     multi-value variable "All" with ``all_selected``, else every option it offers."""
     values: dict[str, str] = {}
-    for variable in board["templating"]["list"]:
+    for variable in board["templating"].get("list", []):
         kind = variable["type"]
         if kind in ("custom", "textbox"):
             values[variable["name"]] = format_variable(variable["current"]["value"], variable)
@@ -181,7 +181,7 @@ def _as_loaded(board: dict[str, Any]) -> dict[str, Any]:
         for key in ("asDropdown", "includeVars", "keepTime"):
             item.setdefault(key, False)
         item.setdefault("tags", [])
-    for variable in board["templating"]["list"]:
+    for variable in board["templating"].get("list", []):
         current = variable.setdefault("current", {})
         current.setdefault("text", "")
         current.setdefault("value", "")

@@ -1,0 +1,1 @@
+"""The provisioned dashboards, one module each (see grafana/build.py)."""
