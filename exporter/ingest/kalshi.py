@@ -179,11 +179,11 @@ class KalshiIngest:
         newest: datetime | None = None
         pages = cursor_pages(
             lambda cursor: self.client.trades_page(cursor, min_ts=min_ts),
-            _cursor,
+            lambda page: page.cursor,
             limit=TRADE_PAGES_PER_RUN if min_ts is not None else 1,
         )
         async for page, _ in pages:
-            for trade in self.rejects.each(parse_trade, page.get("trades") or []):
+            for trade in self.rejects.each(parse_trade, page.trades or []):
                 newest = trade.time if newest is None or trade.time > newest else newest
                 if trade.outcome_id in hot:
                     trades.append(trade)

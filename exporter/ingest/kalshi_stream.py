@@ -27,7 +27,12 @@ from exporter.ingest.common import Rejects
 from exporter.ingest.hot import HotSet
 from exporter.model import Trade, native_of
 from exporter.normalize.kalshi import parse_trade
-from exporter.normalize.kalshi_stream import Sequences, parse_message, parse_ticker
+from exporter.normalize.kalshi_stream import (
+    Sequences,
+    parse_message,
+    parse_subscribed,
+    parse_ticker,
+)
 from exporter.storage.writer import Writer
 from exporter.venues.kalshi.client import KalshiSigner
 from exporter.venues.kalshi.stream import KalshiChannel
@@ -132,42 +137,47 @@ class KalshiStreamer:
 
     def on_frame(self, text: str, received: datetime) -> None:
         try:
-            message = parse_message(text)
+            frame = parse_message(text)
         except ParseError as error:
             self.rejects.add(error, text[:200])
             return
-        kind = message["type"]
+        kind = frame.type
         self.messages[kind if kind in MESSAGE_KINDS else "other"] += 1
         if kind == "subscribed":
-            msg = message.get("msg")
-            if isinstance(msg, dict) and isinstance(msg.get("sid"), int):
-                self.channel.confirmed(str(msg.get("channel")), msg["sid"])
+            try:
+                subscribed = parse_subscribed(frame)
+            except ParseError as error:
+                self.rejects.add(error, frame)
+                return
+            if subscribed.sid is not None:
+                self.channel.confirmed(str(subscribed.channel), subscribed.sid)
             return
-        if message.get("sid") not in (None, *self.sids.values()):
+        if frame.sid is not None and frame.sid not in self.sids.values():
             return  # a subscription already dropped
-        if self.sequences.check(message):
-            log.info("stream sequence gap", venue="kalshi", sid=message.get("sid"))
+        if self.sequences.check(frame):
+            log.info("stream sequence gap", venue="kalshi", sid=frame.sid)
             self.channel.renew()
             return
         if kind == "ticker":
             try:
-                snapshot = parse_ticker(message, received)
+                snapshot = parse_ticker(frame, received)
             except ParseError as error:
-                self.rejects.add(error, message)
+                self.rejects.add(error, frame)
                 return
             if snapshot is not None:
                 self.rows.add(snapshot.outcome_id, snapshot)
         elif kind == "trade":
             try:
-                trade = parse_trade(message.get("msg"))
+                trade = parse_trade(frame.body("trade"))
             except ParseError as error:
-                self.rejects.add(error, message)
+                self.rejects.add(error, frame)
                 return
             ticker = native_of(trade.outcome_id)
             if self.stream.all_markets or ticker in self.tickers:
                 self.trades.append(trade)  # the tape job stores the same trade_id once
         elif kind == "error":
-            log.warning("stream error message", venue="kalshi", msg=message.get("msg"))
+            log.warning("stream error message", venue="kalshi",
+                        msg=bytes(frame.msg).decode(errors="replace")[:300])  # fmt: skip
 
     async def reshard(self) -> None:
         """Follow the hot set in place (``update_subscription``)."""

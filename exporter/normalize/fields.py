@@ -13,7 +13,7 @@ from exporter.model import Venue
 
 
 def decoded(
-    decoder: msgspec.json.Decoder[Any], raw: bytes | msgspec.Raw, kind: str, venue: Venue
+    decoder: msgspec.json.Decoder[Any], raw: bytes | str | msgspec.Raw, kind: str, venue: Venue
 ) -> Any:
     """``raw`` decoded into ``decoder``'s type; a ``venue`` ParseError naming the field when it
     does not fit."""

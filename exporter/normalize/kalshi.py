@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -112,23 +112,6 @@ def _fail(kind: str, message: str) -> ParseError:
     return ParseError(VENUE.value, kind, message)
 
 
-def decimal(raw: dict[str, Any], key: str, kind: str) -> Decimal | None:
-    """An exact decimal from a string (or number) of an already-decoded message; None when
-    absent or null."""
-    value = raw.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _fail(kind, f"{key} is not a decimal: {value!r:.40}")
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise _fail(kind, f"{key} is not a decimal: {value!r:.40}") from None
-    if not number.is_finite():
-        raise _fail(kind, f"{key} is not finite: {value!r:.40}")
-    return number
-
-
 def _finite(value: Decimal, key: str, kind: str) -> Decimal:
     if not value.is_finite():  # msgspec decodes "NaN" and "Infinity" too
         raise _fail(kind, f"{key} is not finite: {value!r:.40}")
@@ -170,21 +153,6 @@ def as_count(
     return float(value)
 
 
-def dollars(raw: dict[str, Any], key: str, kind: str, *, required: bool = True) -> float | None:
-    """:func:`as_dollars` of an already-decoded message (the old field read only when the new
-    one is absent)."""
-    new = decimal(raw, f"{key}_dollars", kind)
-    cents = decimal(raw, key, kind) if new is None else None
-    return as_dollars(new, cents, key, kind, required=required)
-
-
-def count(raw: dict[str, Any], key: str, kind: str, *, required: bool = True) -> float | None:
-    """:func:`as_count` of an already-decoded message."""
-    new = decimal(raw, f"{key}_fp", kind)
-    old = decimal(raw, key, kind) if new is None else None
-    return as_count(new, old, key, kind, required=required)
-
-
 def quote(
     bid: float | None,
     ask: float | None,
@@ -202,20 +170,6 @@ def quote(
     if last == 0:
         last = None  # "0.0000" is what a market that never traded shows
     return bid, ask, last
-
-
-def top_of_book(
-    raw: dict[str, Any], kind: str, last_key: str = "last_price"
-) -> tuple[float | None, float | None, float | None]:
-    """YES bid, ask and last trade of a ``ticker`` message (stream, whose last trade is
-    ``price_dollars``) or an already-decoded market."""
-    return quote(
-        dollars(raw, "yes_bid", kind),
-        dollars(raw, "yes_ask", kind),
-        dollars(raw, last_key, kind),
-        count(raw, "yes_bid_size", kind, required=False),
-        count(raw, "yes_ask_size", kind, required=False),
-    )
 
 
 def _text(raw: dict[str, Any], key: str, kind: str) -> str:
@@ -329,7 +283,47 @@ def parse_market(
     return ParsedMarket(market, outcome, snapshot, multivariate)
 
 
-def parse_trade(raw: object) -> Trade:
+class KalshiTrade(msgspec.Struct, frozen=True, gc=False):
+    """A trade of the REST tape or a websocket ``trade`` message; prices and counts exact."""
+
+    trade_id: str | None = None
+    ticker: str | None = None
+    market_ticker: str | None = None
+    yes_price_dollars: Decimal | None = None
+    yes_price: Decimal | None = None
+    price: Decimal | None = None
+    """Dollars, a float, in the January 2026 objects."""
+    count_fp: Decimal | None = None
+    count: Decimal | None = None
+    created_time: str | None = None
+    ts: Decimal | None = None
+    taker_book_side: str | None = None
+    taker_outcome_side: str | None = None
+    taker_side: str | None = None
+
+
+class KalshiTradesPage(msgspec.Struct, frozen=True):
+    """One ``GET /markets/trades`` page: each trade's bytes, decoded one by one."""
+
+    trades: list[msgspec.Raw] | None = None
+    cursor: str | None = None
+
+
+_TRADE = msgspec.json.Decoder(KalshiTrade)
+
+
+def decode_trade(raw: KalshiTrade | msgspec.Raw | bytes | dict[str, Any]) -> KalshiTrade:
+    """A trade from its bytes (a page, a frame) or an already-decoded object."""
+    if isinstance(raw, KalshiTrade):
+        return raw
+    if isinstance(raw, bytes | msgspec.Raw):
+        trade: KalshiTrade = decoded(_TRADE, raw, "trade", VENUE)
+        return trade
+    trade = converted(raw, KalshiTrade, "trade", VENUE)
+    return trade
+
+
+def parse_trade(raw: KalshiTrade | msgspec.Raw | bytes | dict[str, Any]) -> Trade:
     """A ``GET /markets/trades`` entry (or a websocket trade's ``msg``).
 
     Trimmed real payload (trades_items_2026.jsonl)::
@@ -343,27 +337,23 @@ def parse_trade(raw: object) -> Trade:
     outcome side.
     """
     kind = "trade"
-    if not isinstance(raw, dict):
-        raise _fail(kind, f"not an object: {raw!r:.40}")
-    trade_id = _text(raw, "trade_id", kind)
-    ticker = raw.get("ticker") or raw.get("market_ticker")
-    if not isinstance(ticker, str) or not ticker:
-        raise _fail(kind, "ticker is missing")
-    price = dollars(raw, "yes_price", kind, required=False)
-    if price is None and "price" in raw:  # Jan-2026 objects also carried a float `price`
-        price = dollars({"p_dollars": raw["price"]}, "p", kind)
+    wire = decode_trade(raw)
+    trade_id = _required_text(wire.trade_id, "trade_id", kind)
+    ticker = _required_text(wire.ticker or wire.market_ticker, "ticker", kind)
+    price = as_dollars(wire.yes_price_dollars, wire.yes_price, "yes_price", kind, required=False)
+    if price is None and wire.price is not None:  # Jan-2026 objects also carried a float `price`
+        price = as_dollars(wire.price, None, "price", kind)
     if price is None:
         raise _fail(kind, "yes_price_dollars is missing")
-    size = count(raw, "count", kind)
+    size = as_count(wire.count_fp, wire.count, "count", kind)
     assert size is not None
-    when = parse_time(raw.get("created_time"), kind, "created_time", VENUE)
+    when = parse_time(wire.created_time, kind, "created_time", VENUE)
     if when is None:
-        stamp = decimal(raw, "ts", kind)
-        if stamp is None:
+        if wire.ts is None:
             raise _fail(kind, "created_time is missing")
-        when = from_unix(float(stamp), kind, "ts", VENUE)
-    book_side = raw.get("taker_book_side")
-    outcome_side = raw.get("taker_outcome_side") or raw.get("taker_side")
+        when = from_unix(float(_finite(wire.ts, "ts", kind)), kind, "ts", VENUE)
+    book_side = wire.taker_book_side
+    outcome_side = wire.taker_outcome_side or wire.taker_side
     side = None
     if book_side in ("bid", "ask"):
         side = Side.BUY if book_side == "bid" else Side.SELL

@@ -1,26 +1,71 @@
-"""Kalshi's websocket, pure: messages in, quotes and sequence gaps out (API_NOTES 2.8).
+"""Kalshi's websocket, pure: frames in, quotes and sequence gaps out (API_NOTES 2.8).
 
-``ticker`` messages carry the top of book (``yes_bid_dollars``/``yes_ask_dollars`` with their
-sizes; a side of size 0 is no quote) and the last trade (``price_dollars``); they carry no
-``seq``. Every other message of a subscription (``trade``, ``ok`` acks, book messages) carries
-``seq``, one counter per ``sid``: :class:`Sequences` reports a gap when one is skipped.
+A frame is one JSON object: its ``type``, the subscription's ``sid``, and ``msg``, left as bytes
+until the type says what it holds. ``ticker`` messages carry the top of book
+(``yes_bid_dollars``/``yes_ask_dollars`` with their sizes; a side of size 0 is no quote) and the
+last trade (``price_dollars``); they carry no ``seq``. Every other message of a subscription
+(``trade``, ``ok`` acks, book messages) carries ``seq``, one counter per ``sid``:
+:class:`Sequences` reports a gap when one is skipped.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
 
-import orjson
+import msgspec
 
 from exporter.errors import ParseError
 from exporter.model import Snapshot, Venue, displayed_price, outcome_id
-from exporter.normalize.kalshi import top_of_book
+from exporter.normalize.fields import decoded
+from exporter.normalize.kalshi import as_count, as_dollars, quote
 
 VENUE = Venue.KALSHI
 
 
-def parse_message(text: str) -> dict[str, Any]:
+class KalshiFrame(msgspec.Struct, frozen=True, gc=False):
+    type: str
+    sid: int | None = None
+    seq: int | None = None
+    msg: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+    """The message's body as bytes (empty when the frame has none)."""
+
+    def body(self, what: str) -> msgspec.Raw:
+        """``msg``, or a ParseError naming ``what`` when the frame carries none."""
+        if len(self.msg) == 0 or bytes(self.msg) == b"null":
+            raise ParseError(VENUE.value, "stream", f"{what} without msg")
+        return self.msg
+
+
+class Ticker(msgspec.Struct, frozen=True, gc=False):
+    """A ``ticker`` message's ``msg``: prices and sizes exact."""
+
+    market_ticker: str | None = None
+    yes_bid_dollars: Decimal | None = None
+    yes_bid: Decimal | None = None
+    yes_ask_dollars: Decimal | None = None
+    yes_ask: Decimal | None = None
+    price_dollars: Decimal | None = None
+    price: Decimal | None = None
+    yes_bid_size_fp: Decimal | None = None
+    yes_bid_size: Decimal | None = None
+    yes_ask_size_fp: Decimal | None = None
+    yes_ask_size: Decimal | None = None
+
+
+class Subscribed(msgspec.Struct, frozen=True, gc=False):
+    """A ``subscribed`` answer's ``msg``: which channel runs under which sid."""
+
+    channel: str | None = None
+    sid: int | None = None
+
+
+_FRAME = msgspec.json.Decoder(KalshiFrame)
+_TICKER = msgspec.json.Decoder(Ticker)
+_SUBSCRIBED = msgspec.json.Decoder(Subscribed)
+
+
+def parse_message(text: str | bytes) -> KalshiFrame:
     """One frame (Kalshi sends one JSON object a frame).
 
     Trimmed real frame (ws_demo_orderbook_ticker_frames_2026-08-27.jsonl)::
@@ -29,30 +74,34 @@ def parse_message(text: str) -> dict[str, Any]:
          "price_dollars": "0.0100", "yes_bid_dollars": "0.0100", "yes_ask_dollars": "0.9800",
          "yes_bid_size_fp": "1410.00", "yes_ask_size_fp": "100.00", "ts": 1787838983, ...}}
     """
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise ParseError(VENUE.value, "stream", f"frame is not JSON: {text!r:.60}") from None
-    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        raise ParseError(VENUE.value, "stream", f"frame is not a typed object: {text!r:.60}")
-    return message
+    frame: KalshiFrame = decoded(_FRAME, text, "stream", VENUE)
+    return frame
 
 
-def parse_ticker(message: dict[str, Any], received_at: datetime) -> Snapshot | None:
+def parse_subscribed(frame: KalshiFrame) -> Subscribed:
+    subscribed: Subscribed = decoded(_SUBSCRIBED, frame.body("subscribed"), "stream", VENUE)
+    return subscribed
+
+
+def parse_ticker(frame: KalshiFrame, received_at: datetime) -> Snapshot | None:
     """A ``ticker`` message as a snapshot row (receive time), or None when nothing can be shown."""
-    msg = message.get("msg")
-    if not isinstance(msg, dict):
-        raise ParseError(VENUE.value, "stream", "ticker without msg")
-    ticker = msg.get("market_ticker")
-    if not isinstance(ticker, str) or not ticker:
+    msg: Ticker = decoded(_TICKER, frame.body("ticker"), "stream", VENUE)
+    if not msg.market_ticker:
         raise ParseError(VENUE.value, "stream", "ticker without market_ticker")
-    bid, ask, last = top_of_book(msg, "stream", last_key="price")
+    kind = "stream"
+    bid, ask, last = quote(
+        as_dollars(msg.yes_bid_dollars, msg.yes_bid, "yes_bid", kind),
+        as_dollars(msg.yes_ask_dollars, msg.yes_ask, "yes_ask", kind),
+        as_dollars(msg.price_dollars, msg.price, "price", kind),
+        as_count(msg.yes_bid_size_fp, msg.yes_bid_size, "yes_bid_size", kind, required=False),
+        as_count(msg.yes_ask_size_fp, msg.yes_ask_size, "yes_ask_size", kind, required=False),
+    )
     price = displayed_price(bid, ask, last)
     if price is None:
         return None
     return Snapshot(
         time=received_at,
-        outcome_id=outcome_id(VENUE, ticker),
+        outcome_id=outcome_id(VENUE, msg.market_ticker),
         price=price,
         bid=bid,
         ask=ask,
@@ -66,10 +115,10 @@ class Sequences:
     def __init__(self) -> None:
         self.last: dict[int, int] = {}
 
-    def check(self, message: dict[str, Any]) -> bool:
-        """Record the message's ``seq``; True when numbers were skipped on its ``sid``."""
-        sid, seq = message.get("sid"), message.get("seq")
-        if not isinstance(sid, int) or not isinstance(seq, int):
+    def check(self, frame: KalshiFrame) -> bool:
+        """Record the frame's ``seq``; True when numbers were skipped on its ``sid``."""
+        sid, seq = frame.sid, frame.seq
+        if sid is None or seq is None:
             return False
         previous = self.last.get(sid)
         self.last[sid] = seq

@@ -14,18 +14,58 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
+import msgspec
+from msgspec import UNSET, UnsetType
 
 from exporter.errors import ParseError
 from exporter.model import Snapshot, Venue, displayed_price, is_probability, outcome_id
+from exporter.normalize.fields import converted, decoded
 
 VENUE = Venue.POLYMARKET
 TEXT_FRAMES = frozenset({"PONG", "NO NEW ASSETS"})
 """Plain-text frames the channel sends."""
+Number = str | float
+"""Prices and sizes come as decimal strings (``".48"``); a number is read the same way."""
 
 
-def parse_frame(text: str) -> list[dict[str, Any]] | str:
-    """The messages of one frame, or the frame itself when it is one of :data:`TEXT_FRAMES`.
+class Level(msgspec.Struct, gc=False):
+    price: Number | None = None
+    size: Number | None = None
+
+
+class Change(msgspec.Struct, gc=False):
+    """One level change of a ``price_change``, with the top of book after it when given
+    (the current format; the 2024 flat format has no ``best_bid``/``best_ask``)."""
+
+    asset_id: str | None = None
+    side: str | None = None
+    price: Number | None = None
+    size: Number | None = None
+    best_bid: Number | UnsetType | None = UNSET
+    best_ask: Number | UnsetType | None = UNSET
+
+
+class MarketMessage(Change, gc=False):
+    """Any message of the channel: its ``event_type`` says which fields it carries (a
+    ``price_change`` in the 2024 flat form is itself one :class:`Change`)."""
+
+    event_type: str | None = None
+    bids: list[Level] | None = None
+    asks: list[Level] | None = None
+    last_trade_price: Number | None = None
+    price_changes: list[Change] | UnsetType = UNSET
+
+
+_MESSAGE = msgspec.json.Decoder(MarketMessage)
+_MESSAGES = msgspec.json.Decoder(list[msgspec.Raw])
+Message = MarketMessage | msgspec.Raw | bytes | dict[str, Any]
+"""A message as :meth:`Books.apply` takes it: decoded, as its frame's bytes, or a plain dict
+(a REST book, a test)."""
+
+
+def parse_frame(text: str | bytes) -> list[msgspec.Raw] | str:
+    """The messages of one frame, each still bytes (a malformed one is refused alone when it is
+    applied), or the frame itself when it is one of :data:`TEXT_FRAMES`.
 
     Trimmed real frame (ws_market_real_messages.jsonl)::
 
@@ -33,17 +73,27 @@ def parse_frame(text: str) -> list[dict[str, Any]] | str:
           "hash": "ed47…", "bids": [{"price": "0.01", "size": "3149725.72"}, …],
           "asks": [{"price": "0.99", "size": "156606.14"}, …], "event_type": "book"}]
     """
-    stripped = text.strip()
-    if stripped in TEXT_FRAMES:
-        return stripped
-    try:
-        data = orjson.loads(stripped)
-    except orjson.JSONDecodeError:
-        raise ParseError(VENUE.value, "stream", f"frame is not JSON: {stripped!r:.60}") from None
-    items = data if isinstance(data, list) else [data]
-    if not all(isinstance(item, dict) for item in items):
-        raise ParseError(VENUE.value, "stream", f"frame holds a non-object: {stripped!r:.60}")
-    return items
+    data = text.encode() if isinstance(text, str) else text
+    stripped = data.strip()
+    if stripped[:1] == b"[":
+        messages: list[msgspec.Raw] = decoded(_MESSAGES, stripped, "stream", VENUE)
+        return messages
+    if stripped[:1] == b"{":
+        return [msgspec.Raw(stripped)]
+    shown = stripped.decode(errors="replace")
+    if shown in TEXT_FRAMES:
+        return shown
+    raise ParseError(VENUE.value, "stream", f"frame is not JSON: {shown!r:.60}")
+
+
+def decode_message(message: Message) -> MarketMessage:
+    if isinstance(message, MarketMessage):
+        return message
+    if isinstance(message, dict):
+        converted_message: MarketMessage = converted(message, MarketMessage, "stream", VENUE)
+        return converted_message
+    decoded_message: MarketMessage = decoded(_MESSAGE, message, "stream", VENUE)
+    return decoded_message
 
 
 @dataclass(slots=True)
@@ -70,15 +120,15 @@ class Top:
         self.ask = min(self.asks) if self.asks else None
 
 
-def _price(raw: dict[str, Any], key: str, *, empty_at: float | None = None) -> float | None:
+def _price(value: Number | UnsetType | None, key: str, *,
+           empty_at: float | None = None) -> float | None:  # fmt: skip
     """A price string; ``""`` means none, and so does ``empty_at`` (the channel reports an empty
     side as a best bid of 0 or a best ask of 1)."""
-    value = raw.get(key)
-    if value is None or value == "":
+    if value is None or value == "" or value is UNSET:
         return None
     try:
         price = float(value)
-    except (TypeError, ValueError):
+    except ValueError:
         raise ParseError(VENUE.value, "stream", f"{key} is {value!r:.30}") from None
     if not is_probability(price):
         raise ParseError(VENUE.value, "stream", f"{key} is {value!r:.30}")
@@ -87,53 +137,48 @@ def _price(raw: dict[str, Any], key: str, *, empty_at: float | None = None) -> f
     return price
 
 
-def _asset(raw: dict[str, Any]) -> str:
-    token = raw.get("asset_id")
-    if not isinstance(token, str) or not token.isdigit():
+def _asset(token: str | None) -> str:
+    if token is None or not token.isdigit():
         raise ParseError(VENUE.value, "stream", f"asset_id is {token!r:.40}")
     return token
 
 
-def _size(raw: dict[str, Any]) -> float:
+def _size(value: Number | None) -> float:
     try:
-        size = float(raw.get("size", ""))
-    except (TypeError, ValueError):
-        raise ParseError(VENUE.value, "stream", f"size is {raw.get('size')!r:.30}") from None
+        size = float(value if value is not None else "")
+    except ValueError:
+        raise ParseError(VENUE.value, "stream", f"size is {value!r:.30}") from None
     if not size >= 0:
-        raise ParseError(VENUE.value, "stream", f"size is {raw.get('size')!r:.30}")
+        raise ParseError(VENUE.value, "stream", f"size is {value!r:.30}")
     return size
 
 
-def _levels(raw: dict[str, Any], key: str) -> dict[float, float]:
-    levels = raw.get(key) or []
-    if not isinstance(levels, list):
-        raise ParseError(VENUE.value, "stream", f"{key} is not a list")
+def _levels(levels: list[Level] | None, key: str) -> dict[float, float]:
     book = {}
-    for level in levels:
-        if not isinstance(level, dict):
-            raise ParseError(VENUE.value, "stream", f"{key} holds {level!r:.30}")
-        price = _price(level, "price")
+    for level in levels or ():
+        price = _price(level.price, "price")
         if price is None:
             raise ParseError(VENUE.value, "stream", f"{key} level without a price")
-        size = _size(level)
+        size = _size(level.size)
         if size > 0:
             book[price] = size
     return book
 
 
-def _change(raw: dict[str, Any]) -> tuple[str, str, float, float, float | None, float | None, bool]:
+def _change(raw: Change) -> tuple[str, str, float, float, float | None, float | None, bool]:
     """One level change: asset, side, price, new size, and the best bid/ask after it when the
     message gives them (the current format; the 2024 flat format does not)."""
-    side = raw.get("side")
+    side = raw.side
     if side not in ("BUY", "SELL"):
         raise ParseError(VENUE.value, "stream", f"side is {side!r:.20}")
-    price = _price(raw, "price")
+    price = _price(raw.price, "price")
     if price is None:
         raise ParseError(VENUE.value, "stream", "price change without a price")
-    given = "best_bid" in raw or "best_ask" in raw
+    given = raw.best_bid is not UNSET or raw.best_ask is not UNSET
     return (
-        _asset(raw), side, price, _size(raw),
-        _price(raw, "best_bid", empty_at=0.0), _price(raw, "best_ask", empty_at=1.0), given,
+        _asset(raw.asset_id), side, price, _size(raw.size),
+        _price(raw.best_bid, "best_bid", empty_at=0.0),
+        _price(raw.best_ask, "best_ask", empty_at=1.0), given,
     )  # fmt: skip
 
 
@@ -143,31 +188,26 @@ class Books:
     def __init__(self) -> None:
         self.tops: dict[str, Top] = {}
 
-    def apply(self, message: dict[str, Any]) -> tuple[str, set[str]]:
+    def apply(self, raw: Message) -> tuple[str, set[str]]:
         """Apply one message; returns its type and the assets whose top of book changed.
         Raises :class:`ParseError` for a malformed message (the books are left as they were)."""
-        kind = message.get("event_type")
+        message = decode_message(raw)
+        kind = message.event_type
         if kind == "book":
-            asset = _asset(message)
-            bids, asks = _levels(message, "bids"), _levels(message, "asks")
+            asset = _asset(message.asset_id)
+            bids, asks = _levels(message.bids, "bids"), _levels(message.asks, "asks")
+            last = _price(message.last_trade_price, "last_trade_price")
             fresh = self.tops.setdefault(asset, Top())
             fresh.bids, fresh.asks = bids, asks
             fresh.recompute()
-            last = _price(message, "last_trade_price")
             if last is not None:
                 fresh.last_trade = last
             fresh.valid = True
             return "book", {asset}
         if kind == "price_change":
             # The current form lists changes in price_changes; the 2024 form is one flat change.
-            changes = message.get("price_changes", [message])
-            if not isinstance(changes, list):
-                raise ParseError(VENUE.value, "stream", "price_changes is not a list")
-            updates = []
-            for change in changes:
-                if not isinstance(change, dict):
-                    raise ParseError(VENUE.value, "stream", f"price_changes holds {change!r:.30}")
-                updates.append(_change(change))
+            changes = [message] if message.price_changes is UNSET else message.price_changes
+            updates = [_change(change) for change in changes]
             changed = set()
             for asset, side, price, size, bid, ask, given in updates:
                 top = self.tops.get(asset)
@@ -181,29 +221,29 @@ class Books:
                 changed.add(asset)
             return "price_change", changed
         if kind == "best_bid_ask":
-            asset = _asset(message)
-            bid = _price(message, "best_bid", empty_at=0.0)
-            ask = _price(message, "best_ask", empty_at=1.0)
+            asset = _asset(message.asset_id)
+            bid = _price(message.best_bid, "best_bid", empty_at=0.0)
+            ask = _price(message.best_ask, "best_ask", empty_at=1.0)
             top = self.tops.get(asset)
             if top is None or not top.valid:
                 return "best_bid_ask", set()
             top.bid, top.ask = bid, ask
             return "best_bid_ask", {asset}
         if kind == "last_trade_price":
-            asset = _asset(message)
-            traded_at = _price(message, "price")
+            asset = _asset(message.asset_id)
+            traded_at = _price(message.price, "price")
             traded = self.tops.setdefault(asset, Top())
             traded.last_trade = traded_at
             return "last_trade_price", {asset} if traded.valid else set()
         if kind == "tick_size_change":
-            asset = _asset(message)
+            asset = _asset(message.asset_id)
             top = self.tops.get(asset)
             if top is not None:
                 top.valid = False
             return "tick_size_change", set()
-        if isinstance(kind, str) and kind:
+        if kind:
             return kind, set()  # new_market, market_resolved, ...: nothing for the books
-        raise ParseError(VENUE.value, "stream", f"message without an event_type: {message!r:.60}")
+        raise ParseError(VENUE.value, "stream", "message without an event_type")
 
     def snapshot(self, asset: str, received_at: datetime) -> Snapshot | None:
         """The asset's displayed price as a snapshot row, or None when nothing can be shown."""

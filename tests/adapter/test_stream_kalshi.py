@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from exporter.ingest.kalshi import KalshiIngest
 from exporter.ingest.kalshi_stream import KalshiStreamer
 from exporter.model import displayed_price
-from exporter.normalize.kalshi_stream import Sequences, parse_message, parse_ticker
+from exporter.normalize.kalshi_stream import (
+    KalshiFrame,
+    Sequences,
+    parse_message,
+    parse_ticker,
+)
 from exporter.sim import ManualClock, Simulator, load_scenario
 from exporter.sim.world import KalshiMarket
 from tests.support.databases import Database
@@ -38,10 +44,10 @@ def test_recorded_frames_parse_into_quotes_and_sequences() -> None:
             if not line.strip() or '"cmd"' in line:
                 continue  # blank, or a command the client sends
             message = parse_message(line)
-            if message["type"] == "ticker":
+            if message.type == "ticker":
                 tickers += 1
                 snapshot = parse_ticker(message, NOW)
-                msg = message["msg"]
+                msg = json.loads(bytes(message.msg))
                 if snapshot is not None:
                     assert snapshot.outcome_id == f"kalshi:{msg['market_ticker']}"
                     assert snapshot.time == NOW
@@ -53,10 +59,10 @@ def test_recorded_frames_parse_into_quotes_and_sequences() -> None:
         .splitlines()
         if line.strip()
     ]
-    ticker = next(m for m in demo if m["type"] == "ticker")
+    ticker = next(m for m in demo if m.type == "ticker")
     snapshot = parse_ticker(ticker, NOW)
     assert snapshot is not None
-    msg = ticker["msg"]
+    msg = json.loads(bytes(ticker.msg))
     bid = float(msg["yes_bid_dollars"]) if float(msg["yes_bid_size_fp"]) else None
     ask = float(msg["yes_ask_dollars"]) if float(msg["yes_ask_size_fp"]) else None
     last = float(msg["price_dollars"]) or None
@@ -66,12 +72,22 @@ def test_recorded_frames_parse_into_quotes_and_sequences() -> None:
 
 def test_a_skipped_seq_is_a_gap_per_subscription() -> None:
     seqs = Sequences()
-    assert not seqs.check({"type": "trade", "sid": 2, "seq": 1})
-    assert not seqs.check({"type": "ok", "sid": 2, "seq": 2})
-    assert not seqs.check({"type": "trade", "sid": 3, "seq": 7})  # another subscription
-    assert not seqs.check({"type": "ticker", "sid": 2})  # ticker frames carry no seq
-    assert seqs.check({"type": "trade", "sid": 2, "seq": 4})
-    assert not seqs.check({"type": "trade", "sid": 2, "seq": 5})
+    assert not seqs.check(KalshiFrame("trade", sid=2, seq=1))
+    assert not seqs.check(KalshiFrame("ok", sid=2, seq=2))
+    assert not seqs.check(KalshiFrame("trade", sid=3, seq=7))  # another subscription
+    assert not seqs.check(KalshiFrame("ticker", sid=2))  # ticker frames carry no seq
+    assert seqs.check(KalshiFrame("trade", sid=2, seq=4))
+    assert not seqs.check(KalshiFrame("trade", sid=2, seq=5))
+
+
+def test_a_frame_without_the_body_its_type_needs_is_a_parse_error() -> None:
+    from exporter.errors import ParseError
+
+    with pytest.raises(ParseError, match="ticker without msg"):
+        parse_ticker(parse_message('{"type": "ticker", "sid": 1}'), NOW)
+    with pytest.raises(ParseError, match="yes_bid_dollars"):
+        parse_ticker(parse_message('{"type": "ticker", "msg": {"market_ticker": "X",'
+                                   ' "yes_bid_dollars": "cheap"}}'), NOW)  # fmt: skip
 
 
 @pytest.mark.parametrize("text", ["{", "[1]", '{"msg": {}}'])

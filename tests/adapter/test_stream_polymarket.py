@@ -114,7 +114,7 @@ def test_deltas_move_the_top_of_book_and_a_tick_size_change_drops_it() -> None:
 
 @pytest.mark.parametrize(
     ("text", "why"),
-    [("{not json", "not JSON"), ("[1, 2]", "non-object"),
+    [("{not json", "not valid JSON"), ("[1, 2]", "Expected `object`"), ("[1, 2", "JSON"),
      ('{"event_type": "book", "asset_id": "0xnot-digits"}', "asset_id"),
      ('{"event_type": "price_change", "price_changes": [{"asset_id": "1", "side": "BUY",'
       ' "price": "0.5", "size": "1", "best_bid": "2"}]}', "best_bid"),

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from exporter.config import KalshiConfig
 from exporter.errors import ConfigError, VenueUnavailable
-from exporter.normalize.kalshi import KalshiMarketsPage
+from exporter.normalize.kalshi import KalshiMarketsPage, KalshiTradesPage
 from exporter.venues.http import VenueHttp, http_client
 
 MARKETS_PAGE = 1000
@@ -83,6 +83,7 @@ def load_signer(config: KalshiConfig) -> KalshiSigner | None:
 
 
 _MARKETS = msgspec.json.Decoder(KalshiMarketsPage)
+_TRADES = msgspec.json.Decoder(KalshiTradesPage)
 
 
 class KalshiClient:
@@ -149,14 +150,19 @@ class KalshiClient:
 
     async def trades_page(
         self, cursor: str, *, min_ts: int | None
-    ) -> tuple[dict[str, Any], datetime]:
-        """The global tape, newest first, from ``min_ts`` (unix seconds) on."""
+    ) -> tuple[KalshiTradesPage, datetime]:
+        """The global tape, newest first, from ``min_ts`` (unix seconds) on; each trade left as
+        bytes for the parser."""
         params: dict[str, Any] = {"limit": TRADES_PAGE}
         if min_ts is not None:
             params["min_ts"] = min_ts
         if cursor:
             params["cursor"] = cursor
-        return await self._get("/markets/trades", params)
+        page, received = await self.http.request(
+            self.rest, "markets_trades", "GET", "/markets/trades", params=params,
+            bucket="reads", decoder=_TRADES,
+        )  # fmt: skip
+        return page, received
 
     async def aclose(self) -> None:
         await self.rest.aclose()
