@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime
 
+import msgspec
 import structlog
 
 from exporter.config import PolymarketConfig
@@ -24,7 +25,7 @@ from exporter.errors import ExporterError, ParseError
 from exporter.ingest.coalesce import Coalescer
 from exporter.ingest.common import Rejects
 from exporter.ingest.hot import HotSet
-from exporter.normalize.polymarket_stream import Books, parse_frame
+from exporter.normalize.polymarket_stream import Books, decode_message, parse_frame
 from exporter.storage.writer import Writer
 from exporter.venues.polymarket.client import BOOKS_BATCH, PolymarketClient
 from exporter.venues.polymarket.stream import MarketChannel
@@ -160,14 +161,16 @@ class PolymarketStreamer:
                 log.warning("stream re-snapshot failed", error=str(error))
                 return
             for raw in raws:
-                if isinstance(raw, dict):
-                    self._on_message({"event_type": "book", **raw})
+                self._on_message(raw)
 
-    def _on_message(self, message: dict[str, object]) -> None:
+    def _on_message(self, raw: msgspec.Raw) -> None:
+        """A REST book (``POST /books``), applied as the channel's own ``book`` message."""
         try:
+            message = decode_message(raw)
+            message.event_type = "book"
             _, changed = self.books.apply(message)
         except ParseError as error:
-            self.rejects.add(error, message)
+            self.rejects.add(error, raw)
             return
         received = datetime.now(UTC)
         for asset in changed:

@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from datetime import datetime
 
-import orjson
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -25,36 +24,13 @@ from exporter.errors import ExporterError, ParseError
 from exporter.ingest.common import Rejects
 from exporter.ingest.hot import HotSet
 from exporter.model import Trade, native_of
-from exporter.normalize.polymarket import parse_trade
+from exporter.normalize.polymarket_stream import parse_rtds
 from exporter.storage.writer import Writer
 from exporter.venues.polymarket.stream import TradesFeed
 from exporter.venues.stream import stop
 
 log = structlog.get_logger("exporter.stream")
 FLUSH_SECONDS = 1.0
-
-
-def parse_rtds(text: str) -> Trade | None:
-    """The trade of one RTDS frame; None for other topics and for ``PONG``.
-
-    Trimmed real frame (rtds_activity_trades_2026-08-19.jsonl)::
-
-        {"connection_id": "gXse…", "topic": "activity", "type": "trades",
-         "timestamp": 1787102287053, "payload": {"asset": "7255…7074", "conditionId": "0x1d87…",
-         "outcomeIndex": 1, "price": 0.26, "proxyWallet": "0x510F…", "side": "BUY",
-         "size": 2.7027, "timestamp": 1787102287, "transactionHash": "0xb6ac…"}}
-    """
-    if text.strip() == "PONG":
-        return None
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise ParseError("polymarket", "trade", f"RTDS frame is not JSON: {text!r:.60}") from None
-    if not isinstance(message, dict):
-        raise ParseError("polymarket", "trade", f"RTDS frame is not an object: {text!r:.60}")
-    if message.get("topic") != "activity" or message.get("type") not in ("trades",):
-        return None
-    return parse_trade(message.get("payload"))
 
 
 class PolymarketTradesStreamer(Collector):

@@ -373,8 +373,41 @@ def _gamma_snapshots(
 # --- CLOB ---------------------------------------------------------------------------------------
 
 
-def parse_book(raw: object, received_at: datetime) -> Snapshot | None:
-    """A CLOB book (``GET /book``, an element of ``POST /books``, or a websocket ``book``).
+class Level(msgspec.Struct, frozen=True, gc=False):
+    """One price level of a book: decimal strings (a number is read the same way)."""
+
+    price: str | float | None = None
+    size: str | float | None = None
+
+
+class ClobBook(msgspec.Struct, frozen=True, gc=False):
+    """A CLOB book as REST serves it (``POST /books``); the fields this parser reads."""
+
+    asset_id: str | None = None
+    bids: list[Level] | None = None
+    asks: list[Level] | None = None
+    last_trade_price: str | float | None = None
+    timestamp: str | float | None = None
+
+
+_BOOK = msgspec.json.Decoder(ClobBook)
+
+
+def decode_book(raw: ClobBook | msgspec.Raw | bytes | dict[str, Any]) -> ClobBook:
+    """A book from its bytes (an element of a ``POST /books`` answer) or a decoded object."""
+    if isinstance(raw, ClobBook):
+        return raw
+    if isinstance(raw, bytes | msgspec.Raw):
+        book: ClobBook = decoded(_BOOK, raw, "book", VENUE)
+        return book
+    book = converted(raw, ClobBook, "book", VENUE)
+    return book
+
+
+def parse_book(
+    raw: ClobBook | msgspec.Raw | bytes | dict[str, Any], received_at: datetime
+) -> Snapshot | None:
+    """A CLOB book (``GET /book``, an element of ``POST /books``).
 
     Trimmed real payload (clob_book_empty_ask_2026-08-03.json)::
 
@@ -386,21 +419,20 @@ def parse_book(raw: object, received_at: datetime) -> Snapshot | None:
     no price can be displayed (a side is missing and nothing has traded yet).
     """
     kind = "book"
-    if not isinstance(raw, dict):
-        raise _fail(kind, f"not an object: {raw!r:.40}")
-    token = _text(raw, "asset_id", kind)
+    book = decode_book(raw)
+    token = _as_text(book.asset_id, "asset_id", kind)
     assert token is not None
     if not token.isdigit():
         raise _fail(kind, f"asset_id is not a decimal string: {token!r:.40}")
-    bids = _levels(raw.get("bids"), "bids")
-    asks = _levels(raw.get("asks"), "asks")
+    bids = _levels(book.bids, "bids")
+    asks = _levels(book.asks, "asks")
     bid = max(bids) if bids else None
     ask = min(asks) if asks else None
-    last = _probability(raw, "last_trade_price", kind)
+    last = _as_probability(book.last_trade_price, "last_trade_price", kind)
     price = displayed_price(bid, ask, last)
     if price is None:
         return None
-    stamp = optional_number(raw, "timestamp", kind)
+    stamp = as_number(book.timestamp, "timestamp", kind)
     if stamp is not None:
         from_unix(stamp / 1000, kind, "timestamp", VENUE)  # validated, not used: see below
     # Snapshots are stamped with our receive time, whatever the source: Gamma has no quote
@@ -415,16 +447,10 @@ def parse_book(raw: object, received_at: datetime) -> Snapshot | None:
     )
 
 
-def _levels(value: object, key: str) -> list[float]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise _fail("book", f"{key} is not a list")
+def _levels(levels: list[Level] | None, key: str) -> list[float]:
     prices = []
-    for level in value:
-        if not isinstance(level, dict):
-            raise _fail("book", f"{key} holds {level!r:.40}")
-        price = _probability(level, "price", "book")
+    for level in levels or ():
+        price = _as_probability(level.price, "price", "book")
         if price is None:
             raise _fail("book", f"{key} level without a price")
         prices.append(price)
@@ -445,15 +471,38 @@ def parse_midpoint(raw: object) -> float:
 # --- Data API -----------------------------------------------------------------------------------
 
 
-_V2_KEYS = {
-    "transaction_hash": "transactionHash",
-    "token_id": "asset",
-    "condition_id": "conditionId",
-    "proxy_wallet": "proxyWallet",
-}
+class DataTrade(msgspec.Struct, frozen=True, gc=False):
+    """A Data API trade (``GET /trades``, and RTDS's trade payload), in the camelCase rows and
+    the v2 Data API's snake_case ones (API_NOTES 1.6). Size, price and side keep the type they
+    came in: a trade's id digests them as sent."""
+
+    transactionHash: str | None = None
+    transaction_hash: str | None = None
+    asset: str | None = None
+    token_id: str | None = None
+    proxyWallet: Any = None
+    proxy_wallet: Any = None
+    side: Any = None
+    size: Any = None
+    price: Any = None
+    timestamp: Any = None
 
 
-def parse_trade(raw: object) -> Trade:
+_TRADE = msgspec.json.Decoder(DataTrade)
+
+
+def decode_trade(raw: DataTrade | msgspec.Raw | bytes | dict[str, Any]) -> DataTrade:
+    """A trade from its bytes (a Data API page, an RTDS frame) or a decoded object."""
+    if isinstance(raw, DataTrade):
+        return raw
+    if isinstance(raw, bytes | msgspec.Raw):
+        trade: DataTrade = decoded(_TRADE, raw, "trade", VENUE)
+        return trade
+    trade = converted(raw, DataTrade, "trade", VENUE)
+    return trade
+
+
+def parse_trade(raw: DataTrade | msgspec.Raw | bytes | dict[str, Any]) -> Trade:
     """A Data API trade (``GET /trades``); one transaction can carry several fills.
 
     Trimmed real payload (data_api_trades_2026-07.json)::
@@ -463,32 +512,34 @@ def parse_trade(raw: object) -> Trade:
          "transactionHash": "0x57e9…d505"}
 
     The trade id is the transaction hash plus a digest of what tells its fills apart (asset,
-    wallet, side, size, price): stable however pages are cut, unique per fill.
+    wallet, side, size, price as sent): stable however pages are cut, unique per fill.
     """
     kind = "trade"
-    if not isinstance(raw, dict):
-        raise _fail(kind, f"not an object: {raw!r:.40}")
-    if "transaction_hash" in raw:  # the v2 Data API's snake_case rows (API_NOTES 1.6)
-        raw = {_V2_KEYS.get(str(k), str(k)): v for k, v in raw.items()}
-    tx = _text(raw, "transactionHash", kind)
-    asset = _text(raw, "asset", kind)
+    wire = decode_trade(raw)
+    tx = _as_text(wire.transactionHash or wire.transaction_hash, "transactionHash", kind)
+    asset = _as_text(wire.asset or wire.token_id, "asset", kind)
     assert tx is not None
     assert asset is not None
     if not asset.isdigit():
         raise _fail(kind, f"asset is not a decimal string: {asset!r:.40}")
-    price = _probability(raw, "price", kind)
+    price = _as_probability(wire.price, "price", kind)
     if price is None:
         raise _fail(kind, "price is missing")
-    size = number(raw, "size", kind)
+    size = as_number(wire.size, "size", kind)
+    if size is None:
+        raise _fail(kind, "size is missing")
     if size < 0:
         raise _fail(kind, f"size is negative: {size}")
-    stamp = number(raw, "timestamp", kind)
-    side_text = raw.get("side")
+    stamp = as_number(wire.timestamp, "timestamp", kind)
+    if stamp is None:
+        raise _fail(kind, "timestamp is missing")
+    side_text = wire.side
     side = (
         {"BUY": Side.BUY, "SELL": Side.SELL}.get(side_text) if isinstance(side_text, str) else None
     )
-    wallet = raw.get("proxyWallet") if isinstance(raw.get("proxyWallet"), str) else None
-    fill = f"{asset}|{wallet}|{side_text}|{raw.get('size')}|{raw.get('price')}"
+    given = wire.proxyWallet if wire.proxyWallet is not None else wire.proxy_wallet
+    wallet = given if isinstance(given, str) else None
+    fill = f"{asset}|{wallet}|{side_text}|{wire.size}|{wire.price}"
     digest = hashlib.blake2b(fill.encode(), digest_size=6).hexdigest()
     return Trade(
         time=from_unix(stamp, kind, "timestamp", VENUE),

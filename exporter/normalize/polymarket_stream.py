@@ -18,8 +18,9 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from exporter.errors import ParseError
-from exporter.model import Snapshot, Venue, displayed_price, is_probability, outcome_id
+from exporter.model import Snapshot, Trade, Venue, displayed_price, is_probability, outcome_id
 from exporter.normalize.fields import converted, decoded
+from exporter.normalize.polymarket import parse_trade
 
 VENUE = Venue.POLYMARKET
 TEXT_FRAMES = frozenset({"PONG", "NO NEW ASSETS"})
@@ -265,3 +266,36 @@ class Books:
     def forget(self, assets: set[str]) -> None:
         for asset in assets:
             self.tops.pop(asset, None)
+
+
+class RtdsFrame(msgspec.Struct, frozen=True, gc=False):
+    """A frame of the real-time data socket: its topic and type, the payload left as bytes."""
+
+    topic: str | None = None
+    type: str | None = None
+    payload: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+
+
+_RTDS = msgspec.json.Decoder(RtdsFrame)
+
+
+def parse_rtds(text: str | bytes) -> Trade | None:
+    """The trade of one RTDS frame; None for other topics and for ``PONG``. The payload is the
+    Data API's trade row (``timestamp`` in seconds; the envelope's is in milliseconds), so it
+    parses into the same trade id.
+
+    Trimmed real frame (rtds_activity_trades_2026-08-19.jsonl)::
+
+        {"connection_id": "gXse…", "topic": "activity", "type": "trades",
+         "timestamp": 1787102287053, "payload": {"asset": "7255…7074", "conditionId": "0x1d87…",
+         "outcomeIndex": 1, "price": 0.26, "proxyWallet": "0x510F…", "side": "BUY",
+         "size": 2.7027, "timestamp": 1787102287, "transactionHash": "0xb6ac…"}}
+    """
+    if len(text) < 16 and (text.decode() if isinstance(text, bytes) else text).strip() == "PONG":
+        return None
+    frame: RtdsFrame = decoded(_RTDS, text, "trade", VENUE)
+    if frame.topic != "activity" or frame.type != "trades":
+        return None
+    if len(frame.payload) == 0:
+        raise ParseError(VENUE.value, "trade", "RTDS trade without payload")
+    return parse_trade(frame.payload)

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter.ingest.polymarket_trades_stream import PolymarketTradesStreamer, parse_rtds
+from exporter.ingest.polymarket_trades_stream import PolymarketTradesStreamer
 from exporter.normalize.polymarket import parse_trade
+from exporter.normalize.polymarket_stream import parse_rtds
 from exporter.sim import ManualClock, Simulator, load_scenario
 from tests.support.databases import Database
 from tests.support.ingest import polymarket_ingest, polymarket_settings

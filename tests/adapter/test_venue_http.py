@@ -13,15 +13,17 @@ from exporter.venues.polymarket.client import PolymarketClient
 
 @pytest.mark.parametrize("body", [{"error": "busy"}, "ok", None, 3])
 async def test_a_books_reply_of_the_wrong_shape_is_counted_and_retried(body: object) -> None:
-    answers = [body, body, [{"asset_id": "1", "bids": [], "asks": []}]]
+    book = {"asset_id": "1", "bids": [], "asks": []}
+    answers = [body, body, [book]]
 
     client = _answering(answers)
     try:
         books, _ = await client.books(["1"])
-        assert books == [{"asset_id": "1", "bids": [], "asks": []}]  # the retry's answer
+        # The retry's answer, each book left as bytes for the parser.
+        assert [orjson.loads(bytes(raw)) for raw in books] == [book]
         assert client.http.stats[("clob_books", "invalid_body")] == 2
         answers[:] = [body] * 10
-        with pytest.raises(VenueUnavailable, match="expected a JSON list"):
+        with pytest.raises(VenueUnavailable, match=r"(?i)expected `array`"):
             await client.books(["1"])
     finally:
         await client.aclose()

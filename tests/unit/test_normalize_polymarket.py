@@ -157,6 +157,10 @@ def test_data_api_trades() -> None:
     assert first.trade_id.startswith(raws[0]["transactionHash"] + ":")
     assert first.trader == raws[0]["proxyWallet"]
     assert len({t.trade_id for t in trades}) == len(trades)  # fills of one tx stay apart
+    # Ids are stored: the same trade must keep its id whatever the parser's internals (these
+    # are the ids the dict-based parser gave before the typed one).
+    assert [t.trade_id.split(":")[1] for t in trades] == ["540fcfdfc34e", "7b84310bcb66"]
+    assert trades == [parse_trade(orjson.dumps(r)) for r in raws]  # bytes or decoded alike
 
 
 def test_data_api_v2_snake_case_trades() -> None:
@@ -166,6 +170,7 @@ def test_data_api_v2_snake_case_trades() -> None:
     assert trades[0].trade_id.startswith(rows[0]["transaction_hash"])
     assert (trades[0].price, trades[0].size, trades[0].side) == (0.7, 92.59, Side.SELL)
     assert trades[0].trader == rows[0]["proxy_wallet"]
+    assert [t.trade_id.split(":")[1] for t in trades[:2]] == ["a33cb052bdf0", "9ee1501983b5"]
 
 
 def test_fields_that_are_strings_ints_or_absent() -> None:

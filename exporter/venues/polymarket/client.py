@@ -30,6 +30,8 @@ TRADES_PAGE = 500
 TRADES_OFFSET_LIMIT = 10_000
 
 _EVENTS = msgspec.json.Decoder(GammaEventsPage)
+_ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
+"""A JSON array whose items the parsers decode one by one (a bad one is skipped alone)."""
 
 
 class PolymarketClient:
@@ -80,25 +82,25 @@ class PolymarketClient:
         )
         return data, received
 
-    async def books(self, tokens: list[str]) -> tuple[list[Any], datetime]:
-        """``POST /books`` for at most 500 tokens."""
+    async def books(self, tokens: list[str]) -> tuple[list[msgspec.Raw], datetime]:
+        """``POST /books`` for at most 500 tokens; each book left as bytes for the parser."""
         data, received = await self.http.request(
             self.clob, "clob_books", "POST", "/books", body=[{"token_id": t} for t in tokens],
-            shape=list,
+            decoder=_ITEMS,
         )  # fmt: skip
         return data, received
 
     async def trades(
         self, conditions: list[str], *, limit: int = TRADES_PAGE, offset: int = 0
-    ) -> tuple[list[Any], datetime]:
-        """``GET /trades`` for some markets, newest first."""
+    ) -> tuple[list[msgspec.Raw], datetime]:
+        """``GET /trades`` for some markets, newest first; each trade left as bytes."""
         data, received = await self.http.request(
             self.data,
             "data_trades",
             "GET",
             "/trades",
             params={"market": ",".join(conditions), "limit": limit, "offset": offset},
-            shape=list,
+            decoder=_ITEMS,
         )
         return data, received
 
