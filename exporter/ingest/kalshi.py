@@ -65,8 +65,8 @@ class KalshiIngest:
         raws, _ = await self.client.series()
         for ticker, category in self.rejects.each(parse_series, raws):
             self.series_category[ticker] = self.categories.kalshi(category)
-        async for page, _ in cursor_pages(self.client.events_page, _cursor):
-            for event in self.rejects.each(parse_event, page.get("events") or []):
+        async for page, _ in cursor_pages(self.client.events_page, lambda page: page.cursor):
+            for event in self.rejects.each(parse_event, page.events or []):
                 self.events[event.ticker] = event
 
     def _parse(self, raw: msgspec.Raw, received: datetime) -> ParsedMarket:
@@ -192,9 +192,3 @@ class KalshiIngest:
         if newest is not None and (self.trade_mark is None or newest > self.trade_mark):
             self.trade_mark = newest
         return {"trades": written}
-
-
-def _cursor(page: dict[str, Any]) -> str | None:
-    """The next page's cursor of a Kalshi listing (empty or absent on the last page)."""
-    cursor = page.get("cursor")
-    return cursor if isinstance(cursor, str) else None

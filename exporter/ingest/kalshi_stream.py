@@ -13,7 +13,6 @@ the connection is down the hot REST job polls.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Generator
 from datetime import datetime
@@ -25,6 +24,7 @@ from exporter.errors import ExporterError, ParseError
 from exporter.ingest.coalesce import Coalescer
 from exporter.ingest.common import Rejects
 from exporter.ingest.hot import HotSet
+from exporter.ingest.streams import FLUSHES_PER_WINDOW, flushing
 from exporter.model import Trade, native_of
 from exporter.normalize.kalshi import parse_trade
 from exporter.normalize.kalshi_stream import (
@@ -43,9 +43,6 @@ MESSAGE_KINDS = frozenset(
     {"ticker", "trade", "subscribed", "ok", "unsubscribed", "error", "orderbook_snapshot",
      "orderbook_delta"}
 )  # fmt: skip
-RESHARD_SECONDS = 5.0
-FLUSHES_PER_WINDOW = 4
-"""Flushes per coalescing window: an outcome gets at most one row a window, sooner when quiet."""
 
 
 class KalshiStreamer:
@@ -193,16 +190,12 @@ class KalshiStreamer:
 
     async def run(self) -> None:
         connection = asyncio.create_task(self.channel.run())
-        next_reshard = time.monotonic() + RESHARD_SECONDS
         try:
-            while True:
-                await asyncio.sleep(self.stream.coalesce.total_seconds() / FLUSHES_PER_WINDOW)
-                if time.monotonic() >= next_reshard:
-                    await self.reshard()
-                    next_reshard = time.monotonic() + RESHARD_SECONDS
-                try:
-                    await self.flush()
-                except ExporterError as error:
-                    log.warning("stream rows not written", venue="kalshi", error=str(error))
+            await flushing(
+                self.venue,
+                self.stream.coalesce.total_seconds() / FLUSHES_PER_WINDOW,
+                self.flush,
+                self.reshard,
+            )
         finally:
             await stop(connection)

@@ -113,7 +113,7 @@ class PolymarketIngest:
         for i in range(0, len(vanished), LOOKUP_BATCH):
             batch = vanished[i : i + LOOKUP_BATCH]
             raws, received = await self.client.markets_by_condition(batch, closed=True)
-            parsed = list(self.rejects.each(parse_market, raws, received, _LOOKUP_CONTEXT))
+            parsed = list(self.rejects.each(_gamma_market, raws, received, _LOOKUP_CONTEXT))
             for p in parsed:
                 found.add(p.market.native_id)
                 await self.writer.set_status(p.market.market_id, p.market.status, received)

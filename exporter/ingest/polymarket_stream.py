@@ -25,6 +25,7 @@ from exporter.errors import ExporterError, ParseError
 from exporter.ingest.coalesce import Coalescer
 from exporter.ingest.common import Rejects
 from exporter.ingest.hot import HotSet
+from exporter.ingest.streams import FLUSHES_PER_WINDOW, flushing
 from exporter.normalize.polymarket_stream import Books, decode_message, parse_frame
 from exporter.storage.writer import Writer
 from exporter.venues.polymarket.client import BOOKS_BATCH, PolymarketClient
@@ -32,9 +33,6 @@ from exporter.venues.polymarket.stream import MarketChannel
 from exporter.venues.stream import stop
 
 log = structlog.get_logger("exporter.stream")
-RESHARD_SECONDS = 5.0
-FLUSHES_PER_WINDOW = 4
-"""Flushes per coalescing window: an outcome gets at most one row a window, sooner when quiet."""
 MESSAGE_KINDS = frozenset(
     {"book", "price_change", "last_trade_price", "tick_size_change", "best_bid_ask",
      "new_market", "market_resolved"}
@@ -187,17 +185,13 @@ class PolymarketStreamer:
 
     async def run(self) -> None:
         """Follow the hot set and write coalesced updates until cancelled."""
-        next_reshard = 0.0
         try:
-            while True:
-                if time.monotonic() >= next_reshard:
-                    await self.reshard()
-                    next_reshard = time.monotonic() + RESHARD_SECONDS
-                await asyncio.sleep(self.stream.coalesce.total_seconds() / FLUSHES_PER_WINDOW)
-                try:
-                    await self.flush()
-                except ExporterError as error:
-                    log.warning("stream rows not written", error=str(error))
+            await flushing(
+                self.venue,
+                self.stream.coalesce.total_seconds() / FLUSHES_PER_WINDOW,
+                self.flush,
+                self.reshard,
+            )
         finally:
             for task in self._tasks.values():
                 await stop(task)

@@ -20,9 +20,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from exporter.config import PolymarketConfig
-from exporter.errors import ExporterError, ParseError
+from exporter.errors import ParseError
 from exporter.ingest.common import Rejects
 from exporter.ingest.hot import HotSet
+from exporter.ingest.streams import flushing
 from exporter.model import Trade, native_of
 from exporter.normalize.polymarket_stream import parse_rtds
 from exporter.storage.writer import Writer
@@ -103,11 +104,6 @@ class PolymarketTradesStreamer(Collector):
     async def run(self) -> None:
         connection = asyncio.create_task(self.feed.connection.run())
         try:
-            while True:
-                await asyncio.sleep(FLUSH_SECONDS)
-                try:
-                    await self.flush()
-                except ExporterError as error:
-                    log.warning("stream trades not written", error=str(error))
+            await flushing("polymarket", FLUSH_SECONDS, self.flush)
         finally:
             await stop(connection)

@@ -1,16 +1,48 @@
-"""What the price streams have in common, as the metrics see them."""
+"""What the streams have in common: the loop that flushes their rows and follows the hot set, and
+the metrics of the price streams."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import NoReturn, Protocol
 
+import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from exporter.errors import ExporterError
 from exporter.ingest.coalesce import Coalescer
 from exporter.timing import merged
+
+log = structlog.get_logger("exporter.stream")
+RESHARD_SECONDS = 5.0
+"""How often a price stream moves its subscription towards the hot set."""
+FLUSHES_PER_WINDOW = 4
+"""Flushes per coalescing window: an outcome gets at most one row a window, sooner when quiet."""
+
+
+async def flushing(
+    venue: str,
+    every: float,
+    flush: Callable[[], Awaitable[int]],
+    reshard: Callable[[], Awaitable[None]] | None = None,
+) -> NoReturn:
+    """Until cancelled: follow the hot set (``reshard``, every :data:`RESHARD_SECONDS`) and write
+    what the stream gathered every ``every`` seconds. A database outage costs a warning; the
+    writer holds the rows (bounded) until it is back."""
+    next_reshard = 0.0
+    while True:
+        if reshard is not None and time.monotonic() >= next_reshard:
+            await reshard()
+            next_reshard = time.monotonic() + RESHARD_SECONDS
+        await asyncio.sleep(every)
+        try:
+            await flush()
+        except ExporterError as error:
+            log.warning("stream rows not written", venue=venue, error=str(error))
 
 
 class PriceStream(Protocol):

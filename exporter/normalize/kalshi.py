@@ -172,35 +172,69 @@ def quote(
     return bid, ask, last
 
 
-def _text(raw: dict[str, Any], key: str, kind: str) -> str:
-    return _required_text(raw.get(key), key, kind)
-
-
 def _required_text(value: object, key: str, kind: str) -> str:
     if not isinstance(value, str) or not value:
         raise _fail(kind, f"{key} is missing")
     return value
 
 
-def parse_series(raw: object) -> tuple[str, str | None]:
+class KalshiSeries(msgspec.Struct, frozen=True, gc=False):
+    ticker: str | None = None
+    category: Any = None
+    """Kept as sent: a series without a usable category is "Other", not a parse error."""
+
+
+class KalshiSeriesList(msgspec.Struct, frozen=True):
+    """``GET /series``: not paginated; each series decoded one by one."""
+
+    series: list[msgspec.Raw] | None = None
+
+
+class KalshiEvent(msgspec.Struct, frozen=True, gc=False):
+    event_ticker: str | None = None
+    series_ticker: Any = None
+    title: Any = None
+
+
+class KalshiEventsPage(msgspec.Struct, frozen=True):
+    """One ``GET /events`` page: each event's bytes, decoded one by one."""
+
+    events: list[msgspec.Raw] | None = None
+    cursor: str | None = None
+
+
+_SERIES = msgspec.json.Decoder(KalshiSeries)
+_EVENT = msgspec.json.Decoder(KalshiEvent)
+
+
+def parse_series(
+    raw: KalshiSeries | msgspec.Raw | bytes | dict[str, Any],
+) -> tuple[str, str | None]:
     """``(ticker, category)`` of a ``GET /series`` entry."""
-    if not isinstance(raw, dict):
-        raise _fail("series", f"not an object: {raw!r:.40}")
-    category = raw.get("category")
-    return _text(raw, "ticker", "series"), category if isinstance(category, str) else None
+    series = _wire(raw, KalshiSeries, _SERIES, "series")
+    category = series.category
+    ticker = _required_text(series.ticker, "ticker", "series")
+    return ticker, category if isinstance(category, str) else None
 
 
-def parse_event(raw: object) -> EventInfo:
+def parse_event(raw: KalshiEvent | msgspec.Raw | bytes | dict[str, Any]) -> EventInfo:
     """A ``GET /events`` entry: its title and series link."""
-    if not isinstance(raw, dict):
-        raise _fail("event", f"not an object: {raw!r:.40}")
-    series = raw.get("series_ticker")
-    title = raw.get("title")
+    event = _wire(raw, KalshiEvent, _EVENT, "event")
+    series, title = event.series_ticker, event.title
     return EventInfo(
-        _text(raw, "event_ticker", "event"),
+        _required_text(event.event_ticker, "event_ticker", "event"),
         series if isinstance(series, str) and series else None,
         title if isinstance(title, str) else "",
     )
+
+
+def _wire(raw: Any, wire: type[Any], decoder: msgspec.json.Decoder[Any], kind: str) -> Any:
+    """``raw`` as the ``wire`` struct: decoded from bytes, or converted from a decoded object."""
+    if isinstance(raw, wire):
+        return raw
+    if isinstance(raw, bytes | msgspec.Raw):
+        return decoded(decoder, raw, kind, VENUE)
+    return converted(raw, wire, kind, VENUE)
 
 
 def parse_market(
@@ -314,12 +348,7 @@ _TRADE = msgspec.json.Decoder(KalshiTrade)
 
 def decode_trade(raw: KalshiTrade | msgspec.Raw | bytes | dict[str, Any]) -> KalshiTrade:
     """A trade from its bytes (a page, a frame) or an already-decoded object."""
-    if isinstance(raw, KalshiTrade):
-        return raw
-    if isinstance(raw, bytes | msgspec.Raw):
-        trade: KalshiTrade = decoded(_TRADE, raw, "trade", VENUE)
-        return trade
-    trade = converted(raw, KalshiTrade, "trade", VENUE)
+    trade: KalshiTrade = _wire(raw, KalshiTrade, _TRADE, "trade")
     return trade
 
 

@@ -53,6 +53,11 @@ SELECT unnest(%(time)b::timestamptz[]), unnest(%(outcome_id)b::text[]),
        unnest(%(size)b::float8[]), unnest(%(side)b::text[]), unnest(%(trader)b::text[])
 """
 TRADE_INSERT = Insert(_TRADE_ROWS, _TRADE_ROWS + "ON CONFLICT (venue, trade_id, time) DO NOTHING\n")
+NEWEST: dict[str, LiteralString] = {
+    "snapshots": "SELECT time FROM snapshots WHERE outcome_id LIKE %s ORDER BY time DESC LIMIT 1",
+    "trades": "SELECT time FROM trades WHERE venue = %s ORDER BY time DESC LIMIT 1",
+}
+"""Each table's newest row time for one venue (outcome ids start with the venue's name)."""
 MARKET_UPSERT = """
 INSERT INTO markets AS m (market_id, venue, native_id, title, category, status, url, event_id,
                           event_title, slug, end_time, volume_total, volume_24h, liquidity,

@@ -42,6 +42,7 @@ from exporter.storage.migrate import Mode
 from exporter.storage.rows import (
     BY_TIME,
     MARKET_UPSERT,
+    NEWEST,
     OUTCOME_UPSERT,
     SNAPSHOT_INSERT,
     SNAPSHOT_INSERT_NOTING_LATE,
@@ -543,13 +544,10 @@ class Writer:
         """Each venue's newest stored snapshot and trade, so the ingest-lag gauges are there from
         the start (a restart during a venue outage still raises IngestStale). One backward index
         scan per venue and table."""
-        for table, where in (("snapshots", "outcome_id LIKE %s"), ("trades", "venue = %s")):
+        for table, statement in NEWEST.items():
             for venue in Venue:
                 pattern = f"{venue.value}:%" if table == "snapshots" else venue.value
-                cur = await conn.execute(
-                    f"SELECT time FROM {table} WHERE {where} ORDER BY time DESC LIMIT 1",
-                    (pattern,),
-                )
+                cur = await conn.execute(statement, (pattern,))
                 row = await cur.fetchone()
                 known = self.newest.get((table, venue.value))
                 if row is not None and (known is None or row[0] > known):

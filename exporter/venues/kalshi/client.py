@@ -11,7 +11,7 @@ import base64
 import time
 from collections.abc import Generator
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -19,8 +19,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from exporter.config import KalshiConfig
-from exporter.errors import ConfigError, VenueUnavailable
-from exporter.normalize.kalshi import KalshiMarketsPage, KalshiTradesPage
+from exporter.errors import ConfigError
+from exporter.normalize.kalshi import (
+    KalshiEventsPage,
+    KalshiMarketsPage,
+    KalshiSeriesList,
+    KalshiTradesPage,
+)
 from exporter.venues.http import VenueHttp, http_client
 
 MARKETS_PAGE = 1000
@@ -84,6 +89,9 @@ def load_signer(config: KalshiConfig) -> KalshiSigner | None:
 
 _MARKETS = msgspec.json.Decoder(KalshiMarketsPage)
 _TRADES = msgspec.json.Decoder(KalshiTradesPage)
+_SERIES = msgspec.json.Decoder(KalshiSeriesList)
+_EVENTS = msgspec.json.Decoder(KalshiEventsPage)
+T = TypeVar("T")
 
 
 class KalshiClient:
@@ -107,28 +115,29 @@ class KalshiClient:
             slow=config.timeout.total_seconds() / 2,
         )
 
-    async def _get(self, path: str, params: dict[str, Any]) -> tuple[dict[str, Any], datetime]:
-        # One rate-limit bucket for every read; statistics by endpoint (series, events, ...).
+    async def _get(
+        self, path: str, params: dict[str, Any], decoder: msgspec.json.Decoder[T]
+    ) -> tuple[T, datetime]:
+        """A read: one rate-limit bucket for every read; statistics by endpoint (series,
+        events, ...); the body decoded straight into the page's struct."""
         family = path.strip("/").replace("/", "_")
-        data, received = await self.http.request(
-            self.rest, family, "GET", path, params=params, bucket="reads"
+        page, received = await self.http.request(
+            self.rest, family, "GET", path, params=params, bucket="reads", decoder=decoder
         )
-        if not isinstance(data, dict):
-            raise VenueUnavailable("kalshi", path, "unexpected response shape")
-        return data, received
+        return page, received
 
-    async def series(self) -> tuple[list[Any], datetime]:
-        """``GET /series``: not paginated."""
-        data, received = await self._get("/series", {})
-        return list(data.get("series") or []), received
+    async def series(self) -> tuple[list[msgspec.Raw], datetime]:
+        """``GET /series``: not paginated; each series left as bytes for the parser."""
+        page, received = await self._get("/series", {}, _SERIES)
+        return page.series or [], received
 
     async def events_page(
         self, cursor: str, *, status: str = "open"
-    ) -> tuple[dict[str, Any], datetime]:
+    ) -> tuple[KalshiEventsPage, datetime]:
         params: dict[str, Any] = {"limit": EVENTS_PAGE, "status": status}
         if cursor:
             params["cursor"] = cursor
-        return await self._get("/events", params)
+        return await self._get("/events", params, _EVENTS)
 
     async def markets_page(
         self, cursor: str, *, status: str | None = "open", tickers: list[str] | None = None
@@ -142,11 +151,7 @@ class KalshiClient:
             params["tickers"] = ",".join(tickers)
         if cursor:
             params["cursor"] = cursor
-        page, received = await self.http.request(
-            self.rest, "markets", "GET", "/markets", params=params, bucket="reads",
-            decoder=_MARKETS,
-        )  # fmt: skip
-        return page, received
+        return await self._get("/markets", params, _MARKETS)
 
     async def trades_page(
         self, cursor: str, *, min_ts: int | None
@@ -158,11 +163,7 @@ class KalshiClient:
             params["min_ts"] = min_ts
         if cursor:
             params["cursor"] = cursor
-        page, received = await self.http.request(
-            self.rest, "markets_trades", "GET", "/markets/trades", params=params,
-            bucket="reads", decoder=_TRADES,
-        )  # fmt: skip
-        return page, received
+        return await self._get("/markets/trades", params, _TRADES)
 
     async def aclose(self) -> None:
         await self.rest.aclose()
