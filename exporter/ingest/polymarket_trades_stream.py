@@ -61,7 +61,7 @@ class PolymarketTradesStreamer(Collector):
 
     @property
     def connected(self) -> bool:
-        return self.feed.connection.connected
+        return self.feed.connected
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
@@ -102,7 +102,7 @@ class PolymarketTradesStreamer(Collector):
         return result.written
 
     async def run(self) -> None:
-        connection = asyncio.create_task(self.feed.connection.run())
+        connection = asyncio.create_task(self.feed.run())
         try:
             await flushing("polymarket", FLUSH_SECONDS, self.flush)
         finally:

@@ -35,6 +35,18 @@ def converted(raw: object, wire: type[Any], kind: str, venue: Venue) -> Any:
         raise ParseError(venue.value, kind, _where(exc)) from None
 
 
+def as_wire(
+    raw: Any, wire: type[Any], decoder: msgspec.json.Decoder[Any], kind: str, venue: Venue
+) -> Any:
+    """``raw`` as the ``wire`` struct: itself, decoded from bytes, or converted from an already
+    decoded object (a test's dict)."""
+    if isinstance(raw, wire):
+        return raw
+    if isinstance(raw, bytes | msgspec.Raw):
+        return decoded(decoder, raw, kind, venue)
+    return converted(raw, wire, kind, venue)
+
+
 def _where(exc: msgspec.ValidationError) -> str:
     """msgspec's "Expected `str | null`, got `int` - at `$.question`" as "question: expected
     `str | null`, got `int`"."""

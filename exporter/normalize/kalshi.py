@@ -27,7 +27,7 @@ from exporter.model import (
     Venue,
     displayed_price,
 )
-from exporter.normalize.fields import converted, decoded, from_unix, parse_time
+from exporter.normalize.fields import as_wire, converted, decoded, from_unix, parse_time
 
 VENUE = Venue.KALSHI
 PREFIX = f"{VENUE.value}:"
@@ -63,7 +63,35 @@ class ParsedMarket(msgspec.Struct, frozen=True, gc=False):
     multivariate: bool
 
 
-class KalshiMarket(msgspec.Struct, frozen=True):
+class YesQuote(msgspec.Struct, frozen=True):
+    """The YES side's best bid and ask with their sizes, as a market and a ``ticker`` message
+    both carry them (``*_dollars``/``*_fp`` strings, or the old integer fields)."""
+
+    yes_bid_dollars: Decimal | None = None
+    yes_bid: Decimal | None = None
+    yes_ask_dollars: Decimal | None = None
+    yes_ask: Decimal | None = None
+    yes_bid_size_fp: Decimal | None = None
+    yes_bid_size: Decimal | None = None
+    yes_ask_size_fp: Decimal | None = None
+    yes_ask_size: Decimal | None = None
+
+
+def top_of_book(
+    wire: YesQuote, last: Decimal | None, last_old: Decimal | None, last_key: str, kind: str
+) -> tuple[float | None, float | None, float | None]:
+    """YES bid, ask and last trade (``last_key``: the market's ``last_price``, a ``ticker``
+    message's ``price``), the venue's placeholders taken out."""
+    return quote(
+        as_dollars(wire.yes_bid_dollars, wire.yes_bid, "yes_bid", kind),
+        as_dollars(wire.yes_ask_dollars, wire.yes_ask, "yes_ask", kind),
+        as_dollars(last, last_old, last_key, kind),
+        as_count(wire.yes_bid_size_fp, wire.yes_bid_size, "yes_bid_size", kind, required=False),
+        as_count(wire.yes_ask_size_fp, wire.yes_ask_size, "yes_ask_size", kind, required=False),
+    )
+
+
+class KalshiMarket(YesQuote, frozen=True):
     """The fields of a ``GET /markets`` entry this parser reads; the rest are skipped unread.
     Prices and counts decode straight into exact decimals (``*_dollars`` and ``*_fp`` strings,
     or the old integer fields)."""
@@ -71,16 +99,8 @@ class KalshiMarket(msgspec.Struct, frozen=True):
     ticker: str | None = None
     event_ticker: str | None = None
     status: str | None = None
-    yes_bid_dollars: Decimal | None = None
-    yes_bid: Decimal | None = None
-    yes_ask_dollars: Decimal | None = None
-    yes_ask: Decimal | None = None
     last_price_dollars: Decimal | None = None
     last_price: Decimal | None = None
-    yes_bid_size_fp: Decimal | None = None
-    yes_bid_size: Decimal | None = None
-    yes_ask_size_fp: Decimal | None = None
-    yes_ask_size: Decimal | None = None
     volume_24h_fp: Decimal | None = None
     volume_24h: Decimal | None = None
     volume_fp: Decimal | None = None
@@ -229,12 +249,7 @@ def parse_event(raw: KalshiEvent | msgspec.Raw | bytes | dict[str, Any]) -> Even
 
 
 def _wire(raw: Any, wire: type[Any], decoder: msgspec.json.Decoder[Any], kind: str) -> Any:
-    """``raw`` as the ``wire`` struct: decoded from bytes, or converted from a decoded object."""
-    if isinstance(raw, wire):
-        return raw
-    if isinstance(raw, bytes | msgspec.Raw):
-        return decoded(decoder, raw, kind, VENUE)
-    return converted(raw, wire, kind, VENUE)
+    return as_wire(raw, wire, decoder, kind, VENUE)
 
 
 def parse_market(
@@ -262,13 +277,7 @@ def parse_market(
     status = STATUS.get(status_name)
     if status is None:
         raise _fail(kind, f"unknown status {status_name!r:.30}")
-    bid, ask, last = quote(
-        as_dollars(m.yes_bid_dollars, m.yes_bid, "yes_bid", kind),
-        as_dollars(m.yes_ask_dollars, m.yes_ask, "yes_ask", kind),
-        as_dollars(m.last_price_dollars, m.last_price, "last_price", kind),
-        as_count(m.yes_bid_size_fp, m.yes_bid_size, "yes_bid_size", kind, required=False),
-        as_count(m.yes_ask_size_fp, m.yes_ask_size, "yes_ask_size", kind, required=False),
-    )
+    bid, ask, last = top_of_book(m, m.last_price_dollars, m.last_price, "last_price", kind)
     volume_24h = as_count(m.volume_24h_fp, m.volume_24h, "volume_24h", kind)
     volume = as_count(m.volume_fp, m.volume, "volume", kind, required=False)
     open_interest = as_count(

@@ -18,7 +18,7 @@ import msgspec
 from exporter.errors import ParseError
 from exporter.model import Snapshot, Venue, displayed_price, outcome_id
 from exporter.normalize.fields import decoded
-from exporter.normalize.kalshi import as_count, as_dollars, quote
+from exporter.normalize.kalshi import YesQuote, top_of_book
 
 VENUE = Venue.KALSHI
 
@@ -37,20 +37,12 @@ class KalshiFrame(msgspec.Struct, frozen=True, gc=False):
         return self.msg
 
 
-class Ticker(msgspec.Struct, frozen=True, gc=False):
+class Ticker(YesQuote, frozen=True):
     """A ``ticker`` message's ``msg``: prices and sizes exact."""
 
     market_ticker: str | None = None
-    yes_bid_dollars: Decimal | None = None
-    yes_bid: Decimal | None = None
-    yes_ask_dollars: Decimal | None = None
-    yes_ask: Decimal | None = None
     price_dollars: Decimal | None = None
     price: Decimal | None = None
-    yes_bid_size_fp: Decimal | None = None
-    yes_bid_size: Decimal | None = None
-    yes_ask_size_fp: Decimal | None = None
-    yes_ask_size: Decimal | None = None
 
 
 class Subscribed(msgspec.Struct, frozen=True, gc=False):
@@ -88,14 +80,7 @@ def parse_ticker(frame: KalshiFrame, received_at: datetime) -> Snapshot | None:
     msg: Ticker = decoded(_TICKER, frame.body("ticker"), "stream", VENUE)
     if not msg.market_ticker:
         raise ParseError(VENUE.value, "stream", "ticker without market_ticker")
-    kind = "stream"
-    bid, ask, last = quote(
-        as_dollars(msg.yes_bid_dollars, msg.yes_bid, "yes_bid", kind),
-        as_dollars(msg.yes_ask_dollars, msg.yes_ask, "yes_ask", kind),
-        as_dollars(msg.price_dollars, msg.price, "price", kind),
-        as_count(msg.yes_bid_size_fp, msg.yes_bid_size, "yes_bid_size", kind, required=False),
-        as_count(msg.yes_ask_size_fp, msg.yes_ask_size, "yes_ask_size", kind, required=False),
-    )
+    bid, ask, last = top_of_book(msg, msg.price_dollars, msg.price, "price", "stream")
     price = displayed_price(bid, ask, last)
     if price is None:
         return None

@@ -31,7 +31,7 @@ from exporter.model import (
     displayed_price,
     is_probability,
 )
-from exporter.normalize.fields import converted, decoded, from_unix, parse_time
+from exporter.normalize.fields import as_wire, converted, decoded, from_unix, parse_time
 
 VENUE = Venue.POLYMARKET
 PREFIX = f"{VENUE.value}:"
@@ -395,12 +395,7 @@ _BOOK = msgspec.json.Decoder(ClobBook)
 
 def decode_book(raw: ClobBook | msgspec.Raw | bytes | dict[str, Any]) -> ClobBook:
     """A book from its bytes (an element of a ``POST /books`` answer) or a decoded object."""
-    if isinstance(raw, ClobBook):
-        return raw
-    if isinstance(raw, bytes | msgspec.Raw):
-        book: ClobBook = decoded(_BOOK, raw, "book", VENUE)
-        return book
-    book = converted(raw, ClobBook, "book", VENUE)
+    book: ClobBook = as_wire(raw, ClobBook, _BOOK, "book", VENUE)
     return book
 
 
@@ -493,12 +488,7 @@ _TRADE = msgspec.json.Decoder(DataTrade)
 
 def decode_trade(raw: DataTrade | msgspec.Raw | bytes | dict[str, Any]) -> DataTrade:
     """A trade from its bytes (a Data API page, an RTDS frame) or a decoded object."""
-    if isinstance(raw, DataTrade):
-        return raw
-    if isinstance(raw, bytes | msgspec.Raw):
-        trade: DataTrade = decoded(_TRADE, raw, "trade", VENUE)
-        return trade
-    trade = converted(raw, DataTrade, "trade", VENUE)
+    trade: DataTrade = as_wire(raw, DataTrade, _TRADE, "trade", VENUE)
     return trade
 
 

@@ -19,7 +19,7 @@ from msgspec import UNSET, UnsetType
 
 from exporter.errors import ParseError
 from exporter.model import Snapshot, Trade, Venue, displayed_price, is_probability, outcome_id
-from exporter.normalize.fields import converted, decoded
+from exporter.normalize.fields import as_wire, decoded
 from exporter.normalize.polymarket import parse_trade
 
 VENUE = Venue.POLYMARKET
@@ -88,12 +88,7 @@ def parse_frame(text: str | bytes) -> list[msgspec.Raw] | str:
 
 
 def decode_message(message: Message) -> MarketMessage:
-    if isinstance(message, MarketMessage):
-        return message
-    if isinstance(message, dict):
-        converted_message: MarketMessage = converted(message, MarketMessage, "stream", VENUE)
-        return converted_message
-    decoded_message: MarketMessage = decoded(_MESSAGE, message, "stream", VENUE)
+    decoded_message: MarketMessage = as_wire(message, MarketMessage, _MESSAGE, "stream", VENUE)
     return decoded_message
 
 

@@ -201,6 +201,25 @@ def _keepalive(frame: str | bytes) -> bool:
     return text.strip() == KEEPALIVE_ANSWER
 
 
+class Channel:
+    """A venue's stream over one :class:`Connection`, as the ingest side reads it."""
+
+    connection: Connection
+
+    @property
+    def connected(self) -> bool:
+        return self.connection.connected
+
+    @property
+    def events(self) -> Counter[str]:
+        """connects, reconnects, closed, refused, watchdog_restarts, resumes."""
+        return self.connection.events
+
+    async def run(self) -> None:
+        """Connect, read and reconnect until cancelled."""
+        await self.connection.run()
+
+
 async def send_pings(ws: ClientConnection, every: float) -> None:
     """The text ``PING`` every ``every`` seconds until the connection closes (Polymarket's
     sockets want it: the market channel every 10 s, RTDS every 5 s)."""

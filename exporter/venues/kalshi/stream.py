@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections import Counter
 from collections.abc import Awaitable, Callable, Generator
 from datetime import datetime
 from typing import Any
@@ -24,14 +23,14 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from exporter.venues.kalshi.client import KalshiSigner
-from exporter.venues.stream import Connection
+from exporter.venues.stream import Channel, Connection
 
 CHANNELS = ("ticker", "trade")
 Frame = Callable[[str, datetime], None]
 Reconnected = Callable[[bool], Awaitable[None]]
 
 
-class KalshiChannel:
+class KalshiChannel(Channel):
     """The Kalshi websocket over :attr:`tickers` (or every market)."""
 
     def __init__(
@@ -59,18 +58,6 @@ class KalshiChannel:
             url, self, venue="kalshi", silence=silence,
             handshake=lambda: signer.headers("GET", path), reconnect_delays=reconnect_delays,
         )  # fmt: skip
-
-    @property
-    def connected(self) -> bool:
-        return self.connection.connected
-
-    @property
-    def events(self) -> Counter[str]:
-        """connects, reconnects, closed, refused, watchdog_restarts."""
-        return self.connection.events
-
-    async def run(self) -> None:
-        await self.connection.run()
 
     async def opened(self, ws: ClientConnection, first: bool) -> None:
         if self._renewing is not None:

@@ -14,7 +14,6 @@ every 5 s). Both run on the shared :class:`~exporter.venues.stream.Connection`.
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
 from collections.abc import Awaitable, Callable, Generator
 from datetime import datetime
 
@@ -22,7 +21,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from exporter.venues.stream import Connection
+from exporter.venues.stream import Channel, Connection
 
 Frame = Callable[[str, datetime], None]
 Connected = Callable[[set[str], bool], Awaitable[None]]
@@ -32,7 +31,7 @@ RTDS_SUBSCRIBE = orjson.dumps(
 ).decode()
 
 
-class MarketChannel:
+class MarketChannel(Channel):
     """One connection of the market channel over a shard of at most ``capacity`` assets."""
 
     def __init__(
@@ -56,20 +55,8 @@ class MarketChannel:
             resumed=self._resumed, ping_every=ping_every, reconnect_delays=reconnect_delays,
         )  # fmt: skip
 
-    @property
-    def connected(self) -> bool:
-        return self.connection.connected
-
-    @property
-    def events(self) -> Counter[str]:
-        """connects, reconnects, closed, watchdog_restarts, resumes."""
-        return self.connection.events
-
     def flowing(self, now: float | None = None) -> bool:
         return self.connection.flowing(now)
-
-    async def run(self) -> None:
-        await self.connection.run()
 
     async def opened(self, ws: ClientConnection, first: bool) -> None:
         # REST first, then the subscription: what changed while disconnected is stored before
@@ -98,7 +85,7 @@ class MarketChannel:
                 await ws.send(_subscription(added, operation="subscribe"))
 
 
-class TradesFeed:
+class TradesFeed(Channel):
     """RTDS's global trade firehose (``activity``/``trades``), frames to ``on_frame``."""
 
     def __init__(
