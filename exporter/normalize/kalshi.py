@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import msgspec
@@ -405,4 +405,95 @@ def parse_trade(raw: KalshiTrade | msgspec.Raw | bytes | dict[str, Any]) -> Trad
         price=price,
         size=size,
         side=side,
+    )
+
+
+# --- history ------------------------------------------------------------------------------------
+
+
+class CandleSide(msgspec.Struct, frozen=True, gc=False):
+    """One OHLC group of a candle (``price``, ``yes_bid``, ``yes_ask``) in any of its forms:
+    ``close_dollars`` strings (current), old cent integers beside them (January 2026, ``null``
+    where nothing traded), or the historical endpoint's unsuffixed dollar strings."""
+
+    close_dollars: Decimal | None = None
+    close: str | int | float | None = None
+    previous_dollars: Decimal | None = None
+    previous: str | int | float | None = None
+
+
+class Candle(msgspec.Struct, frozen=True, gc=False):
+    """A candlestick (API_NOTES 2.6): its inclusive end, the traded price and the quote."""
+
+    end_period_ts: int | None = None
+    price: CandleSide | None = None
+    yes_bid: CandleSide | None = None
+    yes_ask: CandleSide | None = None
+
+
+class Candlesticks(msgspec.Struct, frozen=True):
+    """One market's candles (``/series/…/markets/…/candlesticks``, its historical twin)."""
+
+    candlesticks: list[msgspec.Raw] | None = None
+
+
+class MarketCandles(msgspec.Struct, frozen=True):
+    market_ticker: str | None = None
+    candlesticks: list[msgspec.Raw] | None = None
+
+
+class CandlesticksBatch(msgspec.Struct, frozen=True):
+    """``GET /markets/candlesticks``: candles per market ticker."""
+
+    markets: list[MarketCandles] | None = None
+
+
+_CANDLE = msgspec.json.Decoder(Candle)
+
+
+def _candle_value(side: CandleSide | None, key: str, kind: str) -> float | None:
+    """A side's close (``key`` "close") or previous price in dollars, whatever the form."""
+    if side is None:
+        return None
+    new = getattr(side, f"{key}_dollars")
+    if new is not None:
+        return as_dollars(new, None, key, kind)
+    old = getattr(side, key)
+    if old is None:
+        return None
+    if isinstance(old, str):  # the historical endpoint: unsuffixed dollar strings
+        try:
+            return as_dollars(Decimal(old), None, key, kind)
+        except InvalidOperation:
+            raise _fail(kind, f"{key} is not a decimal: {old!r:.30}") from None
+    return as_dollars(None, Decimal(str(old)), key, kind)  # January 2026: cents
+
+
+def parse_candle(
+    raw: Candle | msgspec.Raw | bytes | dict[str, Any], ticker: str
+) -> Snapshot | None:
+    """A candle of ``ticker`` as a price row at its period's end: bid and ask from the quote's
+    close (an empty side's 0 / 1 placeholders are no quote), the last trade from the traded
+    close, else the price before the period (a candle without trades). None when nothing can
+    be shown."""
+    kind = "candle"
+    candle: Candle = _wire(raw, Candle, _CANDLE, kind)
+    if candle.end_period_ts is None:
+        raise _fail(kind, "end_period_ts is missing")
+    when = from_unix(candle.end_period_ts, kind, "end_period_ts", VENUE)
+    last = _candle_value(candle.price, "close", kind)
+    if last is None:
+        last = _candle_value(candle.price, "previous", kind)
+    bid, ask, last = quote(
+        _candle_value(candle.yes_bid, "close", kind),
+        _candle_value(candle.yes_ask, "close", kind),
+        last,
+        None,
+        None,
+    )
+    price = displayed_price(bid, ask, last)
+    if price is None:
+        return None
+    return Snapshot(
+        time=when, outcome_id=PREFIX + ticker, price=price, bid=bid, ask=ask, last_trade=last
     )

@@ -541,3 +541,46 @@ def parse_trade(raw: DataTrade | msgspec.Raw | bytes | dict[str, Any]) -> Trade:
         side=side,
         trader=wallet,
     )
+
+
+# --- history ------------------------------------------------------------------------------------
+
+
+class HistoryPoint(msgspec.Struct, frozen=True, gc=False):
+    """A ``prices-history`` point: unix seconds and the displayed price."""
+
+    t: int | float | None = None
+    p: int | float | str | None = None
+
+
+class PricesHistory(msgspec.Struct, frozen=True):
+    """``GET /prices-history``: one token's points, each decoded alone."""
+
+    history: list[msgspec.Raw] | None = None
+
+
+class BatchPricesHistory(msgspec.Struct, frozen=True):
+    """``POST /batch-prices-history``: points per token id."""
+
+    history: dict[str, list[msgspec.Raw]] | None = None
+
+
+_POINT = msgspec.json.Decoder(HistoryPoint)
+
+
+def parse_history_point(
+    raw: HistoryPoint | msgspec.Raw | bytes | dict[str, Any], token: str
+) -> Snapshot:
+    """A price point of ``token`` as a row at its own time. ``p`` is the displayed price (no
+    bid, ask or last trade: the venue's history has none)."""
+    kind = "history"
+    point: HistoryPoint = as_wire(raw, HistoryPoint, _POINT, kind, VENUE)
+    if not token.isdigit():
+        raise _fail(kind, f"token is not a decimal string: {token!r:.40}")
+    stamp = as_number(point.t, "t", kind)
+    if stamp is None:
+        raise _fail(kind, "t is missing")
+    price = _as_probability(point.p, "p", kind)
+    if price is None:
+        raise _fail(kind, "p is missing")
+    return Snapshot(time=from_unix(stamp, kind, "t", VENUE), outcome_id=PREFIX + token, price=price)
