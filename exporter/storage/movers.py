@@ -65,7 +65,7 @@ WITH slices AS (
         SELECT DISTINCT ON (outcome_id) outcome_id, time, price, bid, ask
         FROM snapshots
         WHERE time > b.since AND time <= b.at
-          AND mod(hashtext(outcome_id) & 2147483647, %(shares)s) = %(share)s
+          AND (hashtext(outcome_id) & 2147483647) %% %(shares)s = %(share)s
         ORDER BY outcome_id, time DESC
     ) s
 )
