@@ -451,3 +451,50 @@ async def test_the_end_of_a_silence_is_not_lost_and_rest_covers_it(pg: Database)
               " restarts")  # fmt: skip
         assert len(streamer.live()) + streamer.rest_polled() == len(assets)
         assert ingest.rejects.counts == {} or sum(ingest.rejects.counts.values()) == 0
+
+
+@pytest.mark.parametrize(("status", "retried"), [(429, True), (404, True), (403, False)])
+async def test_a_refused_handshake_is_retried_unless_the_credentials_are_refused(
+    status: int, retried: bool
+) -> None:
+    """A handshake answered 429 or 404 (a proxy, a deploy) is tried again with backoff; it used
+    to end the connection's task for good (websockets' default policy retries only 5xx). A 401
+    or 403 stops: trying again cannot help, and REST polls the assets."""
+    from websockets.asyncio.server import ServerConnection, serve
+    from websockets.http11 import Request, Response
+
+    from exporter.venues.polymarket.stream import MarketChannel
+
+    attempts: list[int] = []
+
+    def refuse_first(conn: ServerConnection, request: Request) -> Response | None:
+        attempts.append(1)
+        return conn.respond(status, "no") if len(attempts) == 1 else None
+
+    async def hold(ws: ServerConnection) -> None:
+        await ws.recv()
+        await asyncio.sleep(5)
+
+    connects: list[bool] = []
+
+    async def on_connect(assets: set[str], first: bool) -> None:
+        connects.append(first)
+
+    async with serve(hold, "127.0.0.1", 0, process_request=refuse_first) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        channel = MarketChannel(
+            f"ws://127.0.0.1:{port}", 0, lambda text, _: None, on_connect,
+            silence=5, reconnect_delays=fast_delays(),
+        )  # fmt: skip
+        task = asyncio.create_task(channel.run())
+        try:
+            if retried:
+                await until(lambda: channel.connected, 5, "connected after the refusal")
+            else:
+                await asyncio.wait_for(task, 5)  # the runner ends by itself
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    assert channel.events["refused"] == 1
+    assert connects == ([True] if retried else [])
