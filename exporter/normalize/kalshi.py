@@ -448,6 +448,18 @@ class CandlesticksBatch(msgspec.Struct, frozen=True):
     markets: list[MarketCandles] | None = None
 
 
+class HistoricalCutoff(msgspec.Struct, frozen=True):
+    """``GET /historical/cutoff``: markets settled before ``market_settled_ts`` are served
+    under ``/historical`` only."""
+
+    market_settled_ts: str | None = None
+    trades_created_ts: str | None = None
+
+
+def settled_cutoff(cutoff: HistoricalCutoff) -> datetime | None:
+    return parse_time(cutoff.market_settled_ts, "cutoff", "market_settled_ts", VENUE)
+
+
 _CANDLE = msgspec.json.Decoder(Candle)
 
 

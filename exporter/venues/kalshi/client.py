@@ -21,6 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from exporter.config import KalshiConfig
 from exporter.errors import ConfigError
 from exporter.normalize.kalshi import (
+    Candlesticks,
+    CandlesticksBatch,
+    HistoricalCutoff,
     KalshiEventsPage,
     KalshiMarketsPage,
     KalshiSeriesList,
@@ -32,6 +35,10 @@ MARKETS_PAGE = 1000
 EVENTS_PAGE = 200
 TRADES_PAGE = 1000
 TICKERS_PER_CALL = 100
+CANDLE_TICKERS = 100
+"""Tickers a ``GET /markets/candlesticks`` takes."""
+CANDLES_PER_CALL = 10_000
+"""Candles one call returns at most (tickers x periods)."""
 
 
 class KalshiSigner(httpx.Auth):
@@ -91,6 +98,9 @@ _MARKETS = msgspec.json.Decoder(KalshiMarketsPage)
 _TRADES = msgspec.json.Decoder(KalshiTradesPage)
 _SERIES = msgspec.json.Decoder(KalshiSeriesList)
 _EVENTS = msgspec.json.Decoder(KalshiEventsPage)
+_CANDLES = msgspec.json.Decoder(Candlesticks)
+_CANDLES_BATCH = msgspec.json.Decoder(CandlesticksBatch)
+_CUTOFF = msgspec.json.Decoder(HistoricalCutoff)
 T = TypeVar("T")
 
 
@@ -116,11 +126,17 @@ class KalshiClient:
         )
 
     async def _get(
-        self, path: str, params: dict[str, Any], decoder: msgspec.json.Decoder[T]
+        self,
+        path: str,
+        params: dict[str, Any],
+        decoder: msgspec.json.Decoder[T],
+        *,
+        family: str | None = None,
     ) -> tuple[T, datetime]:
         """A read: one rate-limit bucket for every read; statistics by endpoint (series,
-        events, ...); the body decoded straight into the page's struct."""
-        family = path.strip("/").replace("/", "_")
+        events, ...: the path, unless ``family`` names it); the body decoded straight into the
+        page's struct."""
+        family = family or path.strip("/").replace("/", "_")
         page, received = await self.http.request(
             self.rest, family, "GET", path, params=params, bucket="reads", decoder=decoder
         )
@@ -164,6 +180,33 @@ class KalshiClient:
         if cursor:
             params["cursor"] = cursor
         return await self._get("/markets/trades", params, _TRADES)
+
+    async def candlesticks_batch(
+        self, tickers: list[str], start: int, end: int, period: int
+    ) -> tuple[CandlesticksBatch, datetime]:
+        """``GET /markets/candlesticks`` for at most :data:`CANDLE_TICKERS` markets from
+        ``start`` to ``end`` (unix seconds), candles of ``period`` minutes (1, 60 or 1440); at
+        most :data:`CANDLES_PER_CALL` candles in all."""
+        params = {"market_tickers": ",".join(tickers), "start_ts": start, "end_ts": end,
+                  "period_interval": period}  # fmt: skip
+        return await self._get("/markets/candlesticks", params, _CANDLES_BATCH)
+
+    async def candlesticks(
+        self, series: str, ticker: str, start: int, end: int, period: int, *, historical: bool
+    ) -> tuple[Candlesticks, datetime]:
+        """One market's candles: ``/series/{series}/markets/{ticker}/candlesticks``, or for a
+        market settled before the historical cutoff ``/historical/markets/{ticker}/…``."""
+        path = (
+            f"/historical/markets/{ticker}/candlesticks"
+            if historical
+            else f"/series/{series}/markets/{ticker}/candlesticks"
+        )
+        params = {"start_ts": start, "end_ts": end, "period_interval": period}
+        return await self._get(path, params, _CANDLES, family="candlesticks")
+
+    async def historical_cutoff(self) -> tuple[HistoricalCutoff, datetime]:
+        """``GET /historical/cutoff``: before it, settled markets live under ``/historical``."""
+        return await self._get("/historical/cutoff", {}, _CUTOFF)
 
     async def aclose(self) -> None:
         await self.rest.aclose()

@@ -13,7 +13,7 @@ import httpx
 import msgspec
 
 from exporter.config import PolymarketConfig
-from exporter.normalize.polymarket import GammaEventsPage
+from exporter.normalize.polymarket import BatchPricesHistory, GammaEventsPage, PricesHistory
 from exporter.venues.http import VenueHttp, http_client
 
 # Documented per-10 s budgets (API_NOTES 1.9); the client takes `rate_limit_share` of each.
@@ -23,13 +23,20 @@ BUDGETS = {
     "clob_books": 500.0,
     "clob_midpoints": 500.0,
     "data_trades": 200.0,
+    "clob_prices_history": 1000.0,
 }
 EVENTS_PAGE = 500
 BOOKS_BATCH = 500
 TRADES_PAGE = 500
 TRADES_OFFSET_LIMIT = 10_000
+HISTORY_WINDOW = 15 * 86_400
+"""Seconds a ``startTs``/``endTs`` window may span: a longer one is refused with a 400."""
+HISTORY_BATCH = 20
+"""Tokens a ``POST /batch-prices-history`` takes."""
 
 _EVENTS = msgspec.json.Decoder(GammaEventsPage)
+_HISTORY = msgspec.json.Decoder(PricesHistory)
+_BATCH_HISTORY = msgspec.json.Decoder(BatchPricesHistory)
 _ITEMS = msgspec.json.Decoder(list[msgspec.Raw])
 """A JSON array whose items the parsers decode one by one (a bad one is skipped alone)."""
 
@@ -105,6 +112,40 @@ class PolymarketClient:
         )
         return data, received
 
+    async def prices_history(
+        self, token: str, start: int, end: int, fidelity: int
+    ) -> tuple[list[msgspec.Raw], datetime]:
+        """``GET /prices-history`` of one token from ``start`` to ``end`` (unix seconds, at most
+        :data:`HISTORY_WINDOW` apart), a point every ``fidelity`` minutes; each point left as
+        bytes for the parser."""
+        params = {"market": token, "startTs": start, "endTs": end, "fidelity": fidelity}
+        page, received = await self.http.request(
+            self.clob, "clob_prices_history", "GET", "/prices-history", params=params,
+            decoder=_HISTORY,
+        )  # fmt: skip
+        return page.history or [], received
+
+    async def batch_prices_history(
+        self, tokens: list[str], start: int, end: int, fidelity: int
+    ) -> tuple[dict[str, list[msgspec.Raw]], datetime]:
+        """``POST /batch-prices-history`` for at most :data:`HISTORY_BATCH` tokens: points per
+        token (a token without points may be absent)."""
+        body = {"markets": tokens, "start_ts": start, "end_ts": end, "fidelity": fidelity}
+        page, received = await self.http.request(
+            self.clob, "clob_prices_history", "POST", "/batch-prices-history", body=body,
+            decoder=_BATCH_HISTORY,
+        )  # fmt: skip
+        return page.history or {}, received
+
     async def aclose(self) -> None:
         for client in (self.gamma, self.clob, self.data):
             await client.aclose()
+
+
+def history_windows(start: int, end: int, span: int = HISTORY_WINDOW) -> list[tuple[int, int]]:
+    """``start``..``end`` (unix seconds) cut into consecutive windows of at most ``span``."""
+    windows = []
+    while start < end:
+        windows.append((start, min(start + span, end)))
+        start += span
+    return windows
