@@ -8,7 +8,8 @@ filtered by the filter names (``open``, ``closed`` …) while markets carry the 
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -42,6 +43,10 @@ STATUS_FILTER = {
     "settled": {"finalized"},
 }
 PERIODS = {1, 60, 1440}
+CANDLE_TICKERS = 100
+CANDLES_PER_CALL = 10_000
+ARCHIVE_AFTER = timedelta(days=1)
+"""The historical cutoff lies this long before the simulator's start."""
 
 
 def _bad(message: str) -> Reject:
@@ -224,6 +229,20 @@ class KalshiRest:
             f"{p}/series/{{series}}/markets/{{ticker}}/candlesticks",
             route(h, v, "kalshi /series/{series}/markets/{ticker}/candlesticks", self.candles),
         )
+        add(
+            f"{p}/markets/candlesticks",
+            route(h, v, "kalshi /markets/candlesticks", self.candles_batch),
+        )
+        add(
+            f"{p}/historical/cutoff",
+            route(h, v, "kalshi /historical/cutoff", self.historical_cutoff),
+        )
+        add(
+            f"{p}/historical/markets/{{ticker}}/candlesticks",
+            route(
+                h, v, "kalshi /historical/markets/{ticker}/candlesticks", self.historical_candles
+            ),
+        )
         add(f"{p}/exchange/status", route(h, v, "kalshi /exchange/status", self.status))
 
     def _market(self, ticker: str) -> KalshiMarket:
@@ -383,57 +402,143 @@ class KalshiRest:
         return {"trades": rows, "cursor": encode_cursor(start + limit) if more else ""}
 
     async def candles(self, request: web.Request, now: float) -> object:
-        world = self.host.world
         market = self._market(request.match_info["ticker"])
-        if market.event.series.ticker != request.match_info["series"]:
+        if market.event.series.ticker != request.match_info["series"] or self._archived(market):
             raise _missing("market")
-        period = int_param(request, "period_interval", 0, _bad)
-        if period not in PERIODS:
-            raise _bad("period_interval must be 1, 60 or 1440")
-        start_ts = int_param(request, "start_ts", -1, _bad)
-        end_ts = int_param(request, "end_ts", -1, _bad)
-        if start_ts < 0 or end_ts < 0 or end_ts < start_ts:
-            raise _bad("start_ts and end_ts are required, start_ts <= end_ts")
-        origin = int(world.start.timestamp())
-        width = period * 60
-        candles = []
-        first_end = max(start_ts, origin) // width * width + width
-        last_end = min(end_ts, int(world.time_of(now).timestamp()))
-        for end in range(first_end, last_end + width, width):
-            if end - width > last_end:
-                break
-            candles.append(_candle(market, end - width - origin, end - origin, end))
-        if len(candles) > 10_000:
+        start_ts, end_ts, period = _candle_range(request)
+        candles = market_candles(self.host.world, market, start_ts, end_ts, period, now)
+        if len(candles) > CANDLES_PER_CALL:
             raise _bad("too many candlesticks requested")
         return {"ticker": market.ticker, "candlesticks": candles}
+
+    async def candles_batch(self, request: web.Request, now: float) -> object:
+        """``GET /markets/candlesticks``: up to :data:`CANDLE_TICKERS` markets, at most
+        :data:`CANDLES_PER_CALL` candles in all; a ticker it does not serve is left out."""
+        tickers = [t for t in request.query.get("market_tickers", "").split(",") if t]
+        if not tickers:
+            raise _bad("market_tickers is required")
+        if len(tickers) > CANDLE_TICKERS:
+            raise _bad(f"at most {CANDLE_TICKERS} market_tickers")
+        start_ts, end_ts, period = _candle_range(request)
+        world = self.host.world
+        found = [world.by_key.get(t) for t in tickers]
+        served = [m for m in found if isinstance(m, KalshiMarket) and not self._archived(m)]
+        # The cap counts the candles the range can hold, whether or not each market has them.
+        last = min(end_ts, int(world.time_of(now).timestamp()))
+        per_market = max(0, last - start_ts) // (period * 60) + 1
+        if per_market * len(served) > CANDLES_PER_CALL:
+            raise _bad("too many candlesticks requested")
+        return {
+            "markets": [
+                {
+                    "market_ticker": m.ticker,
+                    "candlesticks": market_candles(world, m, start_ts, end_ts, period, now),
+                }
+                for m in served
+            ]
+        }
+
+    async def historical_cutoff(self, request: web.Request, now: float) -> object:
+        cutoff = iso(self._cutoff())
+        return {
+            "market_positions_last_updated_ts": cutoff,
+            "market_settled_ts": cutoff,
+            "orders_updated_ts": cutoff,
+            "trades_created_ts": cutoff,
+        }
+
+    async def historical_candles(self, request: web.Request, now: float) -> object:
+        """``/historical/markets/{ticker}/candlesticks``: markets settled before the cutoff,
+        with the archive's unsuffixed keys."""
+        market = self._market(request.match_info["ticker"])
+        if not self._archived(market):
+            raise _missing("market")
+        start_ts, end_ts, period = _candle_range(request)
+        candles = market_candles(self.host.world, market, start_ts, end_ts, period, now)
+        if len(candles) > CANDLES_PER_CALL:
+            raise _bad("too many candlesticks requested")
+        return {"ticker": market.ticker, "candlesticks": [_unsuffixed(c) for c in candles]}
+
+    def _cutoff(self) -> datetime:
+        return self.host.world.start - ARCHIVE_AFTER
+
+    def _archived(self, market: KalshiMarket) -> bool:
+        """Settled before the simulator started: behind ``/historical`` (the cutoff is
+        :data:`ARCHIVE_AFTER` before the start)."""
+        return market.kalshi_status == "finalized" and market.born(self.host.world.start) < 0
 
     async def status(self, request: web.Request, now: float) -> object:
         return {"exchange_active": True, "trading_active": True}
 
 
-def _candle(market: KalshiMarket, lo: float, hi: float, end_ts: int) -> dict[str, Any]:
+def _candle_range(request: web.Request) -> tuple[int, int, int]:
+    period = int_param(request, "period_interval", 0, _bad)
+    if period not in PERIODS:
+        raise _bad("period_interval must be 1, 60 or 1440")
+    start_ts = int_param(request, "start_ts", -1, _bad)
+    end_ts = int_param(request, "end_ts", -1, _bad)
+    if start_ts < 0 or end_ts < 0 or end_ts < start_ts:
+        raise _bad("start_ts and end_ts are required, start_ts <= end_ts")
+    return start_ts, end_ts, period
+
+
+def market_candles(
+    world: World, market: KalshiMarket, start_ts: int, end_ts: int, period: int, now: float
+) -> list[dict[str, Any]]:
+    """A market's candles of ``period`` minutes whose end lies in ``start_ts``..``end_ts``, from
+    its creation on, none after now; the world's past before the simulator started."""
+    origin = world.start.timestamp()
+    width = period * 60
+    born = math.ceil(market.created.timestamp())
+    first_end = -(-max(start_ts, born + 1) // width) * width
+    last_end = min(end_ts, int(world.time_of(now).timestamp()))
+    return [
+        _candle(world, market, end - width - origin, end - origin, end)
+        for end in range(first_end, last_end + 1, width)
+    ]
+
+
+def _candle(
+    world: World, market: KalshiMarket, lo: float, hi: float, end_ts: int
+) -> dict[str, Any]:
     """One candle over ``(lo, hi]`` simulated seconds: quote OHLC from the quote history, price
-    OHLC from trades (absent when nothing traded, API_NOTES 2.6)."""
-    opening = market.quote_at(lo)
-    quotes = [opening[:2]] + [(b, a) for t, b, a, _ in market.history if lo < t <= hi]
-    trades = [t for t in market.trades if lo < t.seconds <= hi]
+    OHLC from trades (absent when nothing traded, API_NOTES 2.6). Before the start, the past
+    has one quote a minute, sampled at the candle's ends, and whether it traded is drawn per
+    candle."""
+    origin = world.start
+    opening = market.quote_then(max(lo, market.born(origin)), origin) or market.opening
+    quotes = [opening[:2]]
     price: dict[str, str] = {"previous_dollars": dollars(opening[2] or 0)}
-    if trades:
-        values = [t.price_m for t in trades]
-        price.update(
-            open_dollars=dollars(values[0]),
-            high_dollars=dollars(max(values)),
-            low_dollars=dollars(min(values)),
-            close_dollars=dollars(values[-1]),
-            mean_dollars=dollars(round(sum(values) / len(values))),
-        )
+    volume = 0.0
+    if lo < 0:
+        closing = market.quote_then(min(hi, -1e-9), origin) or opening
+        quotes.append(closing[:2])
+        traded = market.past(origin).traded(end_ts, market.salt) if hi <= 0 else 0.0
+        if traded and closing[2] is not None:
+            last = dollars(closing[2])
+            price.update(open_dollars=last, high_dollars=last, low_dollars=last,
+                         close_dollars=last, mean_dollars=last)  # fmt: skip
+            volume = traded
+    if hi > 0:
+        quotes += [(b, a) for t, b, a, _ in market.history if lo < t <= hi]
+        trades = [t for t in market.trades if lo < t.seconds <= hi]
+        if trades:
+            values = [t.price_m for t in trades]
+            price.update(
+                open_dollars=dollars(values[0]),
+                high_dollars=dollars(max(values)),
+                low_dollars=dollars(min(values)),
+                close_dollars=dollars(values[-1]),
+                mean_dollars=dollars(round(sum(values) / len(values))),
+            )
+            volume = sum(t.size for t in trades)
     bids = [q[0] for q in quotes]
     asks = [q[1] for q in quotes]
     return {
         "end_period_ts": end_ts,
         "open_interest_fp": fp(market.open_interest),
         "price": price,
-        "volume_fp": fp(sum(t.size for t in trades)),
+        "volume_fp": fp(volume),
         "yes_ask": {
             "close_dollars": dollars(asks[-1]),
             "high_dollars": dollars(max(asks)),
@@ -446,4 +551,17 @@ def _candle(market: KalshiMarket, lo: float, hi: float, end_ts: int) -> dict[str
             "low_dollars": dollars(min(bids)),
             "open_dollars": dollars(bids[0]),
         },
+    }
+
+
+def _unsuffixed(candle: dict[str, Any]) -> dict[str, Any]:
+    """The archive's form of a candle: ``open`` for ``open_dollars``, ``volume`` for
+    ``volume_fp`` (API_NOTES 2.6)."""
+
+    def strip(key: str) -> str:
+        return key.removesuffix("_dollars").removesuffix("_fp")
+
+    return {
+        strip(k): {strip(i): x for i, x in v.items()} if isinstance(v, dict) else v
+        for k, v in candle.items()
     }

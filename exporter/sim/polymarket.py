@@ -9,6 +9,7 @@ bid and ask as the *last* elements, unix seconds on the Data API.
 from __future__ import annotations
 
 import functools
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,7 @@ GAMMA_EVENTS_KEYSET_LIMIT = 500
 CLOB_BATCH_LIMIT = 500
 DATA_OFFSET_LIMIT = 10_000
 HISTORY_WINDOW = timedelta(days=15)
+HISTORY_BATCH = 20
 INTERVALS = {"1h": 3600, "6h": 6 * 3600, "1d": 86400, "1w": 7 * 86400, "1m": 30 * 86400}
 MIN_FIDELITY = {"1m": 10, "1w": 5}
 IMAGE = "https://polymarket-upload.s3.us-east-2.amazonaws.com/sim.png"
@@ -531,6 +533,10 @@ class Clob:
             "/last-trades-prices", route(h, v, "clob /last-trades-prices", self.last_trades)
         )
         app.router.add_get("/prices-history", route(h, v, "clob /prices-history", self.history))
+        app.router.add_post(
+            "/batch-prices-history",
+            route(h, v, "clob /batch-prices-history", self.batch_history),
+        )
         return app
 
     def _token(self, token_id: str | None) -> tuple[PolyMarket, int]:
@@ -673,16 +679,64 @@ class Clob:
             start_ts, end_ts = int(market.created.timestamp()), now_ts
         else:
             raise _bad("invalid filters: 'interval' or 'startTs' and 'endTs' are required")
-        origin = int(world.start.timestamp())
-        first = max(start_ts, origin)  # nothing is known before the simulator started
-        step = fidelity * 60
-        first = -(-first // step) * step
-        points = []
-        for t in range(first, min(end_ts, now_ts) + 1, step):
-            bid, ask, last = market.quote_at(t - origin)
-            price = _shown((bid, ask, last)) / MILLI
-            points.append({"t": t, "p": round(price if token == 0 else 1 - price, 4)})
-        return {"history": points}
+        return {"history": history_points(world, market, token, start_ts, end_ts, fidelity, now)}
+
+    async def batch_history(self, request: web.Request, now: float) -> object:
+        """``POST /batch-prices-history``: up to :data:`HISTORY_BATCH` tokens, each token's
+        points as ``GET /prices-history`` gives them (a token it does not know is left out)."""
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            raise _bad("invalid body") from None
+        tokens = body.get("markets") if isinstance(body, dict) else None
+        if not isinstance(tokens, list) or not tokens:
+            raise _bad("'markets' is required")
+        if len(tokens) > HISTORY_BATCH:
+            raise _bad(f"at most {HISTORY_BATCH} markets per request")
+        fidelity = body.get("fidelity", 1)
+        start_ts, end_ts = body.get("start_ts"), body.get("end_ts")
+        if not all(isinstance(v, int) for v in (fidelity, start_ts, end_ts)) or fidelity < 1:
+            raise _bad("invalid filters: 'start_ts', 'end_ts' and 'fidelity' are required")
+        if end_ts - start_ts > HISTORY_WINDOW.total_seconds():
+            raise _bad("'start_ts' and 'end_ts' interval is too long")
+        world = self.host.world
+        history = {}
+        for token_id in tokens:
+            found = world.by_token.get(str(token_id))
+            if found is not None:
+                market, token = found
+                history[str(token_id)] = history_points(
+                    world, market, token, start_ts, end_ts, fidelity, now
+                )
+        return {"history": history}
+
+
+def history_points(
+    world: World,
+    market: PolyMarket,
+    token: int,
+    start_ts: int,
+    end_ts: int,
+    fidelity: int,
+    now: float,
+) -> list[dict[str, Any]]:
+    """A token's displayed price every ``fidelity`` minutes (on the epoch's grid) from
+    ``start_ts`` to ``end_ts``, not before the market's creation nor after now; the world's past
+    before the simulator started."""
+    origin = world.start
+    origin_ts = origin.timestamp()
+    step = fidelity * 60
+    first = max(start_ts, math.ceil(market.created.timestamp()))
+    first = -(-first // step) * step
+    last = min(end_ts, int(world.time_of(now).timestamp()))
+    points = []
+    for t in range(first, last + 1, step):
+        quote = market.quote_then(t - origin_ts, origin)
+        if quote is None:
+            continue
+        price = _shown(quote) / MILLI
+        points.append({"t": t, "p": round(price if token == 0 else 1 - price, 4)})
+    return points
 
 
 def _mid(market: PolyMarket, token: int) -> str:

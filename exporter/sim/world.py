@@ -9,6 +9,7 @@ websocket deltas and the quote always agree.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import random
@@ -148,6 +149,9 @@ class SimMarket:
     history: deque[tuple[float, int, int, int | None]] = field(
         default_factory=lambda: deque(maxlen=HISTORY_KEPT)
     )
+    opening: tuple[int, int, int | None] = (0, 0, None)
+    """``(bid, ask, last)`` at the simulator's start: where the past ends."""
+    _past: Past | None = None
     trades: list[SimTrade] = field(default_factory=list)
     static: dict[str, object] = field(default_factory=dict)
     """Wire fields that never change (dates, ids), rendered once by the venue modules."""
@@ -179,6 +183,28 @@ class SimMarket:
         ]
         return bids, asks
 
+    def born(self, origin: datetime) -> float:
+        """Simulated second of the market's creation (negative before the start)."""
+        return (self.created - origin).total_seconds()
+
+    def forget_past(self) -> None:
+        """The opening quote changed (a scenario set it): the past ends elsewhere now."""
+        self._past = None
+
+    def past(self, origin: datetime) -> Past:
+        if self._past is None:
+            self._past = Past(self, self.born(origin))
+        return self._past
+
+    def quote_then(self, seconds: float, origin: datetime) -> tuple[int, int, int | None] | None:
+        """``(bid, ask, last)`` in force at any simulated time, before the start included (the
+        world's past, :class:`Past`); None before the market existed."""
+        if seconds < self.born(origin):
+            return None
+        if seconds < 0:
+            return self.past(origin).quote(math.floor(seconds / 60))
+        return self.quote_at(seconds)
+
     def quote_at(self, seconds: float) -> tuple[int, int, int | None]:
         """``(bid, ask, last)`` in force at a simulated time (the first known before the start)."""
         found = self.history[0]
@@ -187,6 +213,66 @@ class SimMarket:
                 break
             found = entry
         return found[1], found[2], found[3]
+
+
+PAST_WAVES = ((90, 700, 20), (600, 3000, 30), (2500, 12000, 40))
+"""The past's slow swings: (shortest, longest period in minutes, largest amplitude in
+thousandths) of each of three waves."""
+PAST_JUMPS_PER_DAY = 0.3
+"""Jumps of 3 to 12 points a market made per day before the start, on average."""
+_MINUTES_PER_DAY = 1440
+
+
+class Past:
+    """A market's quotes before the simulator started, minute by minute, as a closed form of
+    the minute (so any minute is computed alone, in any order, the same every time): three slow
+    waves and a few jumps, ending exactly at the opening quote. The spread stays the opening
+    one; the last trade is the mid."""
+
+    __slots__ = ("ask", "bid", "jumps", "sums", "tick", "waves")
+
+    def __init__(self, market: SimMarket, born: float) -> None:
+        rng = random.Random(market.salt ^ 0x9A57)
+        self.bid, self.ask, _ = market.opening
+        self.tick = market.base_tick_m
+        self.waves = [
+            (2 * math.pi / rng.uniform(lo, hi), rng.uniform(0, 2 * math.pi), rng.uniform(0, amp))
+            for lo, hi, amp in PAST_WAVES
+        ]
+        days = min(max(-born / 86400, 0.0), 400.0)
+        count = min(rng.randint(0, max(1, round(2 * PAST_JUMPS_PER_DAY * days))), 200)
+        jumps = sorted(
+            (
+                -rng.randint(1, max(1, round(days * _MINUTES_PER_DAY))),
+                rng.choice((-1, 1)) * rng.randint(30, 120),
+            )
+            for _ in range(count)
+        )
+        self.jumps = [minute for minute, _ in jumps]
+        self.sums = [0]
+        for _, size in reversed(jumps):
+            self.sums.append(self.sums[-1] + size)
+        self.sums.reverse()
+        """``sums[i]``: the jumps from the i-th on, summed (what walking back past them undoes)."""
+
+    def _drift(self, minute: int) -> float:
+        return sum(a * (math.sin(w * minute + p) - math.sin(p)) for w, p, a in self.waves)
+
+    def quote(self, minute: int) -> tuple[int, int, int | None]:
+        """The quote in force during the ``minute``-th minute (negative) of the past."""
+        tick = self.tick
+        undone = self.sums[bisect.bisect_right(self.jumps, minute)]
+        spread = self.ask - self.bid
+        moved = round((self._drift(minute) - undone) / tick) * tick
+        bid = min(max(self.bid + moved, tick), MILLI - tick - spread)
+        ask = bid + spread
+        last = round((bid + ask) / 2 / tick) * tick
+        return bid, ask, last
+
+    def traded(self, minute: int, salt: int) -> float:
+        """Contracts traded during a past minute: none in most minutes."""
+        draw = mix(salt ^ (minute & _MASK))
+        return 0.0 if draw % 3 else float(1 + draw % 500)
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -323,6 +409,8 @@ class World:
                     self._set_price(market, entry.jump.from_, 0.0, trade=False)
                     market.history.clear()
                     market.history.append((0.0, market.bid_m, market.ask_m, market.last_m))
+                    market.opening = (market.bid_m, market.ask_m, market.last_m)
+                    market.forget_past()
         self._open: dict[str, list[SimMarket]] = {}
         self._refresh_open()
 
@@ -458,6 +546,7 @@ class World:
                     group_title=subject if neg_risk else "",
                 )
                 market.history.append((at, bid, ask, market.last_m))
+                market.opening = (bid, ask, market.last_m)
                 event.markets.append(market)
                 self.poly_markets.append(market)
                 added.append(market)
@@ -537,6 +626,7 @@ class World:
                 if status == "resolved":
                     market.result = market.result if market.result is not None else 0
                 market.history.append((at, bid, ask, market.last_m))
+                market.opening = (bid, ask, market.last_m)
                 event.markets.append(market)
                 self.kalshi_markets.append(market)
                 added.append(market)

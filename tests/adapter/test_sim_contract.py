@@ -172,7 +172,8 @@ async def test_prices_history_rules(sim: Simulator) -> None:
     history = await _get(f"{sim.urls.clob}/prices-history", market=token, interval="1h")
     assert set(history) == {"history"}
     points = history["history"]
-    assert len(points) == 16  # minutes 0..15 of the simulation
+    assert len(points) == 61  # the last hour, minute by minute: the world's past included
+    assert points[-1]["t"] <= now < points[-1]["t"] + 60
     assert all(isinstance(p["t"], int) and isinstance(p["p"], float) for p in points)
     async with httpx.AsyncClient() as client:
         too_long = await client.get(
@@ -273,7 +274,7 @@ async def test_kalshi_orderbook_and_candles_match_the_recordings(sim: Simulator)
     )  # fmt: skip
     recorded = recorded_lines("kalshi/candlestick_items_2026-09.jsonl")[:2]
     assert shape_problems(candles["candlesticks"], recorded) == []
-    assert len(candles["candlesticks"]) == 15
+    assert len(candles["candlesticks"]) == 16  # each minute ending in start_ts..end_ts
 
 
 async def test_kalshi_429_bodies_take_both_observed_forms_without_retry_after() -> None:
