@@ -54,7 +54,8 @@ async def test_prices_history_reaches_into_the_past_and_agrees_across_fidelities
     assert len(minutes) == 7 * 1440 + 1
     assert minutes[0]["t"] == now - 7 * DAY
     by_time = {p["t"]: p["p"] for p in minutes}
-    assert hours and all(by_time[p["t"]] == p["p"] for p in hours)
+    assert hours
+    assert all(by_time[p["t"]] == p["p"] for p in hours)
     assert len({p["p"] for p in minutes}) > 5  # the past moves
     # The other token is its complement; the batch route serves the same points.
     batch = await _call("POST", f"{sim.urls.clob}/batch-prices-history", json={
@@ -125,9 +126,8 @@ async def test_kalshi_batch_candles_limits_and_agreement(sim: Simulator) -> None
     closes = {c["end_period_ts"]: c["yes_bid"]["close_dollars"]
               for c in minutes.json()["markets"][0]["candlesticks"]}  # fmt: skip
     hourly = [c for c in candles if c["end_period_ts"] in closes]
-    assert hourly and all(
-        closes[c["end_period_ts"]] == c["yes_bid"]["close_dollars"] for c in hourly
-    )
+    assert hourly
+    assert all(closes[c["end_period_ts"]] == c["yes_bid"]["close_dollars"] for c in hourly)
     too_many = await _call("GET", f"{rest}/markets/candlesticks", params={
         "market_tickers": ",".join(m.ticker for m in old[:2]), "start_ts": now - 7 * DAY,
         "end_ts": now, "period_interval": 1,
@@ -137,7 +137,8 @@ async def test_kalshi_batch_candles_limits_and_agreement(sim: Simulator) -> None
         "market_tickers": ",".join(m.ticker for m in markets[:101]), "start_ts": now - 3600,
         "end_ts": now, "period_interval": 60,
     })  # fmt: skip
-    assert len(markets) > 100 and tickers_101.status_code == 400
+    assert len(markets) > 100
+    assert tickers_101.status_code == 400
 
 
 async def test_kalshi_historical_split(sim: Simulator) -> None:
@@ -161,8 +162,10 @@ async def test_kalshi_historical_split(sim: Simulator) -> None:
     )
     assert live.status_code == 404
     candles = archived.json()["candlesticks"]
-    assert candles and shape_problems(candles, recorded_lines(
-        "kalshi/candlestick_items_2026-09.jsonl")[2:]) == []  # fmt: skip
+    assert candles
+    assert (
+        shape_problems(candles, recorded_lines("kalshi/candlestick_items_2026-09.jsonl")[2:]) == []
+    )
     open_one = sim.world.open_markets("kalshi")[0]
     refused = await _call("GET", f"{rest}/historical/markets/{open_one.key}/candlesticks",
                           params=params)  # fmt: skip
