@@ -59,6 +59,10 @@ class RateLimited(VenueError):
 class VenueRejected(VenueError):
     """The venue refused the request (4xx other than 429): retrying will not help."""
 
+    def __init__(self, venue: str, endpoint: str, message: str, status: int | None = None) -> None:
+        super().__init__(venue, endpoint, message)
+        self.status = status
+
 
 class ParseError(ExporterError):
     """One record of a venue payload is malformed."""

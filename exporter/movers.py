@@ -11,7 +11,8 @@ snapshot rows that crossed them since the last refresh, so its cost follows the 
 not the length of the history. The first refresh of a process (and one after the clock went back)
 builds that state in full. The writer reports the oldest row of each statement it commits; when a
 refresh already moved past it (a slow page, rows held through an outage), the next one reads
-again from there.
+again from there. History backfills (in this process or a ``movers backfill`` command) leave the
+same note in the database (``movers_internal.history_written``), which each refresh takes.
 
 The work is split into shares of the outcomes (by the hash of their id), one per connection, run
 at once: each moves its outcomes' boundaries (``advance_sql``), ranks them and describes its own
@@ -103,6 +104,9 @@ class MoversRefresher:
         started = time.monotonic()
         moment = now or datetime.now(UTC)
         full = not self._full_done or any(moment < mark for mark in self._marks.values())
+        backfilled = await self.store.history_written()
+        if backfilled is not None:
+            self.rows_stored(backfilled)
         # Taken before the shares start: rows noted from here on are seen by this refresh or
         # noted again for the next.
         oldest, self._oldest_stored = self._oldest_stored, None

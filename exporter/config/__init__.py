@@ -5,6 +5,7 @@ in ``settings``, loading and the environment overlay in ``loading``; durations a
 base model in ``types``. The names the rest of the exporter uses are importable from here.
 """
 
+from exporter.config.backfill import BackfillConfig
 from exporter.config.database import DatabaseConfig
 from exporter.config.loading import (
     ENV_ONLY,
@@ -53,6 +54,7 @@ from exporter.config.venues import (
 
 __all__ = [
     "AGGREGATES", "DEFAULT_CONFIG_PATH", "ENV_ONLY", "ENV_OVERRIDES", "AlertsConfig",
+    "BackfillConfig",
     "CategoriesConfig", "CompressionConfig", "DatabaseConfig", "Duration", "KalshiConfig",
     "KalshiStreamConfig", "LoggingConfig", "MetricsConfig", "MoverFilter", "MoverFilters",
     "MoversConfig", "MoversExport", "PolymarketConfig", "PolymarketStreamConfig",

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from pydantic import model_validator
 
+from exporter.config.backfill import BackfillConfig
 from exporter.config.database import DatabaseConfig
 from exporter.config.movers import MoversConfig, window_label
 from exporter.config.service import AlertsConfig, CategoriesConfig, LoggingConfig, MetricsConfig
@@ -22,6 +23,7 @@ class Settings(_Section):
     alerts: AlertsConfig = AlertsConfig()
     storage: StorageConfig = StorageConfig()
     movers: MoversConfig = MoversConfig()
+    backfill: BackfillConfig = BackfillConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

@@ -111,6 +111,14 @@ class MoversStore:
         self.database = database
         self._advance = advance_sql(windows)
 
+    async def history_written(self) -> datetime | None:
+        """The oldest point history backfills (of any process) committed since the last call;
+        each batch is taken once."""
+        async with self.database.transaction() as conn:
+            cur = await conn.execute("DELETE FROM movers_internal.history_written RETURNING oldest")
+            rows = await cur.fetchall()
+        return min((row[0] for row in rows), default=None)
+
     async def clear_shares(self, *, rebuild: bool) -> None:
         """Empty the shares' rows of the last refresh (merged, or left by a failed one); with
         ``rebuild``, every outcome's boundaries too."""

@@ -46,6 +46,18 @@ WITH late AS (
 SNAPSHOT_INSERT_NOTING_LATE = Insert(
     _NOTE_LATE + _SNAPSHOT_ROWS, _NOTE_LATE + _SNAPSHOT_ROWS + _SNAPSHOT_CONFLICT
 )
+# The history backfill's points: marked as such, never over a row already there (live or not).
+_HISTORY_ROWS: LiteralString = """
+INSERT INTO snapshots (time, outcome_id, price, bid, ask, last_trade, volume_24h, liquidity,
+                       source)
+SELECT unnest(%(time)b::timestamptz[]), unnest(%(outcome_id)b::text[]),
+       unnest(%(price)b::float8[]), unnest(%(bid)b::float8[]), unnest(%(ask)b::float8[]),
+       unnest(%(last_trade)b::float8[]), unnest(%(volume_24h)b::float8[]),
+       unnest(%(liquidity)b::float8[]), 'backfill'
+ON CONFLICT (outcome_id, time) DO NOTHING
+"""
+HISTORY_INSERT: LiteralString = _HISTORY_ROWS
+HISTORY_INSERT_NOTING_LATE: LiteralString = _NOTE_LATE + _HISTORY_ROWS
 _TRADE_ROWS: LiteralString = """
 INSERT INTO trades (time, outcome_id, venue, trade_id, price, size, side, trader)
 SELECT unnest(%(time)b::timestamptz[]), unnest(%(outcome_id)b::text[]),

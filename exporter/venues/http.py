@@ -83,13 +83,15 @@ class VenueHttp:
         bucket: str | None = None,
         shape: type[list[Any]] | type[dict[str, Any]] | None = None,
         decoder: msgspec.json.Decoder[Any] | None = None,
+        spare: bool = False,
     ) -> tuple[Any, datetime]:
         """The decoded JSON and when it arrived; raises a :class:`VenueError` after retries.
 
         ``family`` labels the statistics; ``bucket`` names the rate limit it draws from when
         several families share one (default: the family's own). A body that is not of
         ``shape``, or that ``decoder`` (a page's typed envelope, decoded straight from the
-        bytes) refuses, counts and is retried like one that is not JSON."""
+        bytes) refuses, counts and is retried like one that is not JSON. A ``spare`` request
+        (the history backfill) takes only the rate budget live ones leave."""
         attempts = 0
         try:
             async for attempt in stamina.retry_context(
@@ -105,7 +107,7 @@ class VenueHttp:
                         self.events[(family, "retry")] += 1
                     return await self._once(
                         client, family, bucket or family, method, path, params, body, shape,
-                        decoder,
+                        decoder, spare,
                     )  # fmt: skip
         except VenueError:
             self.events[(family, "give_up")] += 1
@@ -123,10 +125,11 @@ class VenueHttp:
         body: object,
         shape: type[list[Any]] | type[dict[str, Any]] | None = None,
         decoder: msgspec.json.Decoder[Any] | None = None,
+        spare: bool = False,
     ) -> tuple[Any, datetime]:
         limiter = self._limits.get(bucket)
         if limiter is not None:
-            await limiter.acquire()
+            await limiter.acquire(spare=spare)
         started = time.monotonic()
         try:
             response = await client.request(
@@ -156,7 +159,9 @@ class VenueHttp:
             raise VenueUnavailable(self.venue, path, f"HTTP {status}")
         if status >= 400:
             self._count(family, "4xx", started)
-            raise VenueRejected(self.venue, path, f"HTTP {status}: {response.text[:200]}")
+            raise VenueRejected(
+                self.venue, path, f"HTTP {status}: {response.text[:200]}", status=status
+            )
         if decoder is not None:
             try:
                 page = decoder.decode(response.content)

@@ -132,14 +132,16 @@ class KalshiClient:
         decoder: msgspec.json.Decoder[T],
         *,
         family: str | None = None,
+        spare: bool = False,
     ) -> tuple[T, datetime]:
         """A read: one rate-limit bucket for every read; statistics by endpoint (series,
         events, ...: the path, unless ``family`` names it); the body decoded straight into the
-        page's struct."""
+        page's struct. History reads are ``spare``: they take what live reads leave."""
         family = family or path.strip("/").replace("/", "_")
         page, received = await self.http.request(
-            self.rest, family, "GET", path, params=params, bucket="reads", decoder=decoder
-        )
+            self.rest, family, "GET", path, params=params, bucket="reads", decoder=decoder,
+            spare=spare,
+        )  # fmt: skip
         return page, received
 
     async def series(self) -> tuple[list[msgspec.Raw], datetime]:
@@ -189,7 +191,7 @@ class KalshiClient:
         most :data:`CANDLES_PER_CALL` candles in all."""
         params = {"market_tickers": ",".join(tickers), "start_ts": start, "end_ts": end,
                   "period_interval": period}  # fmt: skip
-        return await self._get("/markets/candlesticks", params, _CANDLES_BATCH)
+        return await self._get("/markets/candlesticks", params, _CANDLES_BATCH, spare=True)
 
     async def candlesticks(
         self, series: str, ticker: str, start: int, end: int, period: int, *, historical: bool
@@ -202,11 +204,11 @@ class KalshiClient:
             else f"/series/{series}/markets/{ticker}/candlesticks"
         )
         params = {"start_ts": start, "end_ts": end, "period_interval": period}
-        return await self._get(path, params, _CANDLES, family="candlesticks")
+        return await self._get(path, params, _CANDLES, family="candlesticks", spare=True)
 
     async def historical_cutoff(self) -> tuple[HistoricalCutoff, datetime]:
         """``GET /historical/cutoff``: before it, settled markets live under ``/historical``."""
-        return await self._get("/historical/cutoff", {}, _CUTOFF)
+        return await self._get("/historical/cutoff", {}, _CUTOFF, spare=True)
 
     async def aclose(self) -> None:
         await self.rest.aclose()

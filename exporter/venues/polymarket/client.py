@@ -121,7 +121,7 @@ class PolymarketClient:
         params = {"market": token, "startTs": start, "endTs": end, "fidelity": fidelity}
         page, received = await self.http.request(
             self.clob, "clob_prices_history", "GET", "/prices-history", params=params,
-            decoder=_HISTORY,
+            decoder=_HISTORY, spare=True,
         )  # fmt: skip
         return page.history or [], received
 
@@ -133,7 +133,7 @@ class PolymarketClient:
         body = {"markets": tokens, "start_ts": start, "end_ts": end, "fidelity": fidelity}
         page, received = await self.http.request(
             self.clob, "clob_prices_history", "POST", "/batch-prices-history", body=body,
-            decoder=_BATCH_HISTORY,
+            decoder=_BATCH_HISTORY, spare=True,
         )  # fmt: skip
         return page.history or {}, received
 

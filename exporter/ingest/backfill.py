@@ -1,0 +1,495 @@
+"""The history backfill: the venues' own price history written into ``snapshots`` before the
+first live row of each outcome, so movers, candles and context exist from the first minutes.
+
+A pass takes the outcomes to fill at each resolution (``fidelity``): it reads their cursors and
+first live rows, skips those already covered, cuts the rest into the venue's requests
+(:class:`HistorySource`), runs them a few at a time on the rate budget live requests leave, and
+stores each answer with its cursors in one transaction. A window the venue finds too long is
+split in two and asked again; an outcome it does not know is noted and not asked again; a
+request that fails after its retries leaves its cursors where they were, for the next pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import structlog
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.config import BackfillConfig, format_duration
+from exporter.errors import StorageError, VenueError, VenueRejected
+from exporter.ingest.hot import HotSet
+from exporter.model import Snapshot, Venue
+from exporter.storage.checks import check_snapshot
+from exporter.storage.history import Covered, Cursor, HistoryStore
+
+log = structlog.get_logger("exporter.backfill")
+
+UNKNOWN = "unknown"
+"""Cursor note: the venue does not know the outcome (not asked again by later passes)."""
+EMPTY = "empty"
+"""Cursor note: the venue knows the outcome but had no point in the range."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An outcome to fill: its id, what its venue calls it (Polymarket token, Kalshi ticker),
+    and whether its market still trades (Kalshi serves settled ones from its archive)."""
+
+    outcome_id: str
+    asset: str
+    trading: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One history request: these targets from ``start`` to ``end`` (unix seconds)."""
+
+    targets: tuple[Target, ...]
+    start: int
+    end: int
+    fidelity: timedelta
+
+
+@dataclass(slots=True)
+class Answer:
+    """Points by outcome id; outcomes the venue did not know."""
+
+    points: dict[str, list[Snapshot]] = field(default_factory=dict)
+    unknown: set[str] = field(default_factory=set)
+
+
+class HistorySource(Protocol):
+    """A venue's history endpoints."""
+
+    venue: Venue
+
+    def requests(
+        self, targets: Sequence[Target], start: int, end: int, fidelity: timedelta
+    ) -> list[Request]:
+        """The fewest requests that cover ``targets`` from ``start`` to ``end`` within the
+        venue's limits (window, batch size, points per answer)."""
+        ...
+
+    async def fetch(self, request: Request) -> Answer:
+        """Ask; raises :class:`VenueError`."""
+        ...
+
+
+def too_long(error: VenueRejected) -> bool:
+    """The venue refused the request's size (a window or answer too large): split it."""
+    text = str(error).lower()
+    return error.status == 400 and ("too long" in text or "too many" in text)
+
+
+@dataclass(slots=True)
+class Tally:
+    """One venue's backfill figures, for metrics and the progress bar."""
+
+    queued: Counter[str] = field(default_factory=Counter)
+    """Outcomes still to fill, by fidelity label."""
+    done: Counter[str] = field(default_factory=Counter)
+    """Outcomes filled (or noted) by the current pass, by fidelity label."""
+    covered: Counter[str] = field(default_factory=Counter)
+    """Outcomes found already covered when a pass planned, by fidelity label."""
+    rows: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    requests: Counter[str] = field(default_factory=Counter)
+    """Requests by result: ok, split (too long: asked again in halves), failed."""
+    errors: Counter[str] = field(default_factory=Counter)
+    """By kind: venue, storage, unknown_outcome."""
+    last_error: float | None = None
+    last_error_text: str = ""
+    running: bool = False
+    started: float = 0.0
+    planned: int = 0
+    """Requests the current pass planned."""
+    sent: int = 0
+    """Of them, answered (or failed) so far."""
+
+    def eta(self, now: float) -> float:
+        """Seconds the current pass needs still, at its pace so far."""
+        if not self.running or self.sent == 0 or self.planned <= self.sent:
+            return 0.0
+        pace = (now - self.started) / self.sent
+        return pace * (self.planned - self.sent)
+
+
+def label(fidelity: timedelta) -> str:
+    return format_duration(fidelity)
+
+
+class Backfill:
+    """One venue's history backfill."""
+
+    def __init__(
+        self,
+        source: HistorySource,
+        store: HistoryStore,
+        config: BackfillConfig,
+        *,
+        retention: timedelta | None,
+        heartbeat: timedelta,
+        on_progress: Callable[[Tally], None] | None = None,
+    ) -> None:
+        self.source = source
+        self.venue = source.venue
+        self.store = store
+        self.config = config
+        self.retention = retention
+        self.heartbeat = heartbeat
+        self.tally = Tally()
+        self.on_progress = on_progress
+        self.filled: dict[timedelta, set[str]] = {}
+        """Outcomes known covered, by fidelity: later passes do not look them up again."""
+        self._logged: set[str] = set()
+
+    async def run(
+        self,
+        plan: Sequence[tuple[timedelta, Sequence[Target]]],
+        *,
+        since: timedelta | None = None,
+        now: datetime | None = None,
+        live_only: bool = False,
+    ) -> Tally:
+        """One pass over ``plan`` (resolution, targets), in order. ``live_only`` fills only
+        outcomes that already have a live row (the service: what lies after it is live);
+        otherwise up to now where there is none (the command)."""
+        moment = now or datetime.now(UTC)
+        lo = moment - (since or self.config.since)
+        if self.retention is not None:
+            # Nothing older than retention keeps: the oldest point written is inside it.
+            lo = max(lo, moment - self.retention + max(f for f, _ in plan))
+        work: list[tuple[timedelta, list[tuple[Target, datetime, datetime]]]] = []
+        tally = self.tally
+        tally.queued.clear()
+        tally.done.clear()
+        for fidelity, targets in plan:
+            known = self.filled.setdefault(fidelity, set())
+            fresh = [t for t in targets if t.outcome_id not in known]
+            spans, covered = await self._spans(fresh, fidelity, lo, moment, live_only)
+            known.update(covered)
+            tally.covered[label(fidelity)] = len(known)
+            tally.queued[label(fidelity)] = len(spans)
+            work.append((fidelity, spans))
+        requests = [
+            (request, bounds)
+            for fidelity, spans in work
+            for request, bounds in self._requests(spans, fidelity)
+        ]
+        tally.planned, tally.sent = len(requests), 0
+        tally.started = time.monotonic()
+        tally.running = bool(requests)
+        self._report()
+        oldest: datetime | None = None
+        newest: datetime | None = None
+        slots = asyncio.Semaphore(self.config.concurrency)
+
+        async def one(request: Request, bounds: dict[str, tuple[datetime, datetime]]) -> None:
+            nonlocal oldest, newest
+            async with slots:
+                written = await self._ask(request, bounds)
+            tally.sent += 1
+            for lo_, hi_ in written:
+                oldest = lo_ if oldest is None else min(oldest, lo_)
+                newest = hi_ if newest is None else max(newest, hi_)
+            self._report()
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for request, bounds in requests:
+                    group.create_task(one(request, bounds))
+        finally:
+            tally.running = False
+            self._report()
+        if oldest is not None and newest is not None:
+            await self.store.refresh_aggregates(oldest, newest)
+        return tally
+
+    async def _spans(
+        self,
+        targets: list[Target],
+        fidelity: timedelta,
+        lo: datetime,
+        now: datetime,
+        live_only: bool,
+    ) -> tuple[list[tuple[Target, datetime, datetime]], list[str]]:
+        """``(target, from, until)`` of each target still to fill: from where its cursor
+        stopped (or ``lo``), until its first live row (or now); and the outcomes already
+        covered."""
+        if not targets:
+            return [], []
+        ids = [t.outcome_id for t in targets]
+        cursors: dict[str, Cursor] = {}
+        first_live: dict[str, datetime] = {}
+        for i in range(0, len(ids), LOOKUP_BATCH):
+            chunk = ids[i : i + LOOKUP_BATCH]
+            cursors |= await self.store.cursors(fidelity, chunk)
+            first_live |= await self.store.first_live(chunk, lo)
+        spans, covered = [], []
+        for target in targets:
+            live = first_live.get(target.outcome_id)
+            if live is None and live_only:
+                continue  # not polled yet: the next pass, once it is
+            until = min(live or now, now)
+            cursor = cursors.get(target.outcome_id)
+            start = lo
+            if cursor is not None:
+                if cursor.note == UNKNOWN:
+                    covered.append(target.outcome_id)
+                    continue
+                if cursor.covered_from <= lo + fidelity and cursor.covered_to > lo:
+                    start = max(lo, cursor.covered_to)
+            if until - start < fidelity:
+                if live is not None:
+                    covered.append(target.outcome_id)  # what follows is live
+                continue
+            spans.append((target, start, until))
+        return spans, covered
+
+    def _requests(
+        self, spans: list[tuple[Target, datetime, datetime]], fidelity: timedelta
+    ) -> Iterator[tuple[Request, dict[str, tuple[datetime, datetime]]]]:
+        """Requests for targets grouped by where they start (a fresh pass: all at ``lo``)."""
+        groups: dict[datetime, list[tuple[Target, datetime, datetime]]] = {}
+        for span in spans:
+            groups.setdefault(span[1], []).append(span)
+        for start, group in groups.items():
+            end = max(until for _, _, until in group)
+            bounds = {t.outcome_id: (s, u) for t, s, u in group}
+            for request in self.source.requests(
+                [t for t, _, _ in group], _unix(start), math.ceil(end.timestamp()), fidelity
+            ):
+                yield request, {t.outcome_id: bounds[t.outcome_id] for t in request.targets}
+
+    async def _ask(
+        self, request: Request, bounds: dict[str, tuple[datetime, datetime]]
+    ) -> list[tuple[datetime, datetime]]:
+        """One request (in halves when the venue finds it too long), stored; the time ranges
+        written."""
+        tally = self.tally
+        try:
+            answer = await self.source.fetch(request)
+        except VenueRejected as error:
+            if too_long(error) and _divisible(request):
+                tally.requests["split"] += 1
+                ranges = []
+                for half in _halves(request):
+                    ranges += await self._ask(half, bounds)
+                return ranges
+            return await self._failed(request, error)
+        except VenueError as error:
+            return await self._failed(request, error)
+        tally.requests["ok"] += 1
+        rows: list[Snapshot] = []
+        covered: list[Covered] = []
+        window_start = datetime.fromtimestamp(request.start, UTC)
+        window_end = datetime.fromtimestamp(request.end, UTC)
+        for target in request.targets:
+            lo, until = bounds[target.outcome_id]
+            if target.outcome_id in answer.unknown:
+                covered.append(Covered(target.outcome_id, lo, lo, 0, UNKNOWN))
+                self._note_once("unknown_outcome", f"{target.asset}: the venue does not know it")
+                tally.errors["unknown_outcome"] += 1
+                continue
+            points = [p for p in answer.points.get(target.outcome_id, []) if lo <= p.time < until]
+            mine = fill_gaps(deduplicated(points), max(self.heartbeat, request.fidelity))
+            good = [p for p in mine if check_snapshot(p) is None]
+            tally.rejected += len(mine) - len(good)
+            rows += good
+            end = min(until, window_end)
+            covered.append(
+                Covered(target.outcome_id, max(lo, window_start), end, len(good),
+                        None if good else EMPTY)
+            )  # fmt: skip
+        try:
+            written = await self.store.store(rows, covered, request.fidelity)
+        except StorageError as error:
+            tally.errors["storage"] += 1
+            self._error(error)
+            return []
+        tally.rows += written
+        tally.duplicates += len(rows) - written
+        for c in covered:
+            if c.end >= bounds[c.outcome_id][1] or c.note == UNKNOWN:
+                tally.done[label(request.fidelity)] += 1
+                self.filled.setdefault(request.fidelity, set()).add(c.outcome_id)
+        if not rows:
+            return []
+        return [(min(r.time for r in rows), max(r.time for r in rows))]
+
+    async def _failed(self, request: Request, error: VenueError) -> list[tuple[datetime, datetime]]:
+        self.tally.requests["failed"] += 1
+        self.tally.errors["venue"] += 1
+        self._error(error)
+        return []
+
+    def _error(self, error: Exception) -> None:
+        self.tally.last_error = time.time()
+        self.tally.last_error_text = str(error)[:300]
+        self._note_once(type(error).__name__, str(error))
+
+    def _note_once(self, kind: str, message: str) -> None:
+        if kind in self._logged:
+            return
+        self._logged.add(kind)
+        log.warning(
+            "backfill problem",
+            venue=self.venue.value,
+            kind=kind,
+            error=message[:300],
+            note="logged once per kind; later ones are counted (movers_backfill_errors_total)",
+        )
+
+    def _report(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.tally)
+
+
+def plan_of(
+    hot: HotSet, config: BackfillConfig, hot_limit: int
+) -> list[tuple[timedelta, list[Target]]]:
+    """What the service fills: the hot set's and watchlist's outcomes (up to ``hot_limit``, in
+    hot-set order) at ``hot_fidelity``, every other open outcome at ``others_fidelity``."""
+    prefix = f"{hot.venue.value}:"
+    chosen = hot.assets(hot_limit)
+    plan = [(config.hot_fidelity, [Target(prefix + a, a) for a in chosen])]
+    if config.others_fidelity is not None:
+        skip = set(chosen)
+        others = [a for k in hot.known.values() for a in k.assets if a not in skip]
+        plan.append((config.others_fidelity, [Target(prefix + a, a) for a in others]))
+    return plan
+
+
+LOOKUP_BATCH = 20_000
+"""Outcomes whose cursors and first live rows one statement looks up."""
+
+
+def _unix(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _divisible(request: Request) -> bool:
+    return len(request.targets) > 1 or (
+        request.end - request.start >= 2 * request.fidelity.total_seconds()
+    )
+
+
+def _halves(request: Request) -> list[Request]:
+    """Two requests asking half as much: half the targets, or half the window."""
+    if len(request.targets) > 1:
+        middle = len(request.targets) // 2
+        return [
+            Request(request.targets[:middle], request.start, request.end, request.fidelity),
+            Request(request.targets[middle:], request.start, request.end, request.fidelity),
+        ]
+    step = round(request.fidelity.total_seconds())
+    middle = request.start + (request.end - request.start) // 2 // step * step
+    return [
+        Request(request.targets, request.start, middle, request.fidelity),
+        Request(request.targets, middle, request.end, request.fidelity),
+    ]
+
+
+def deduplicated(points: list[Snapshot]) -> list[Snapshot]:
+    """In time order, one point per time (the last the venue sent)."""
+    by_time = {p.time: p for p in points}
+    return [by_time[t] for t in sorted(by_time)]
+
+
+def fill_gaps(points: list[Snapshot], heartbeat: timedelta) -> list[Snapshot]:
+    """Sparse history (a venue leaves out periods where nothing changed) as live rows are
+    stored: an unchanged price is repeated every ``heartbeat`` (the storage heartbeat, or the
+    history's resolution when coarser), so "unchanged" differs from "missing" for the movers'
+    staleness."""
+    filled: list[Snapshot] = []
+    for point in points:
+        if filled:
+            previous = filled[-1]
+            at = previous.time + heartbeat
+            while at < point.time:
+                filled.append(
+                    Snapshot(time=at, outcome_id=previous.outcome_id, price=previous.price,
+                             bid=previous.bid, ask=previous.ask, last_trade=previous.last_trade)
+                )  # fmt: skip
+                previous = filled[-1]
+                at = previous.time + heartbeat
+        filled.append(point)
+    return filled
+
+
+class BackfillCollector(Collector):
+    """The backfills' progress and results."""
+
+    def __init__(self, backfills: Sequence[Backfill]) -> None:
+        self.backfills = backfills
+
+    def collect(self) -> Iterator[Metric]:
+        outcomes = GaugeMetricFamily(
+            "movers_backfill_outcomes",
+            "Outcomes of the current (or last) backfill pass by state: queued (still to fill), "
+            "done (filled by the pass), covered (already filled when it planned); by fidelity.",
+            labels=["venue", "fidelity", "state"],
+        )
+        rows = CounterMetricFamily(
+            "movers_backfill_rows",
+            "History points offered to the database: written, duplicate (a row was there), "
+            "rejected (out of range).",
+            labels=["venue", "outcome"],
+        )
+        requests = CounterMetricFamily(
+            "movers_backfill_requests",
+            "History requests by result: ok, split (too long: asked again in halves), failed.",
+            labels=["venue", "result"],
+        )
+        errors = CounterMetricFamily(
+            "movers_backfill_errors",
+            "Backfill problems by kind: venue (a request failed after retries), storage, "
+            "unknown_outcome (the venue does not know it).",
+            labels=["venue", "kind"],
+        )
+        eta = GaugeMetricFamily(
+            "movers_backfill_eta_seconds",
+            "Seconds the running backfill pass needs still, at its pace so far (0 when idle).",
+            labels=["venue"],
+        )
+        running = GaugeMetricFamily(
+            "movers_backfill_running", "1 while a backfill pass runs.", labels=["venue"]
+        )
+        last_error = GaugeMetricFamily(
+            "movers_backfill_last_error_timestamp_seconds",
+            "When the backfill last failed a request or a write (the error is logged).",
+            labels=["venue"],
+        )
+        now = time.monotonic()
+        for backfill in self.backfills:
+            venue, tally = backfill.venue.value, backfill.tally
+            fidelities = sorted(set(tally.queued) | set(tally.done) | set(tally.covered))
+            for fidelity in fidelities:
+                for state, counts in (("queued", tally.queued), ("done", tally.done),
+                                      ("covered", tally.covered)):  # fmt: skip
+                    value = counts[fidelity]
+                    if state == "queued":
+                        value = max(0, value - tally.done[fidelity])
+                    outcomes.add_metric([venue, fidelity, state], value)
+            rows.add_metric([venue, "written"], tally.rows)
+            rows.add_metric([venue, "duplicate"], tally.duplicates)
+            rows.add_metric([venue, "rejected"], tally.rejected)
+            for result in ("ok", "split", "failed"):
+                requests.add_metric([venue, result], tally.requests[result])
+            for kind in ("venue", "storage", "unknown_outcome"):
+                errors.add_metric([venue, kind], tally.errors[kind])
+            eta.add_metric([venue], tally.eta(now))
+            running.add_metric([venue], 1.0 if tally.running else 0.0)
+            if tally.last_error is not None:
+                last_error.add_metric([venue], tally.last_error)
+        yield from (outcomes, rows, requests, errors, eta, running, last_error)

@@ -1,0 +1,164 @@
+"""The history backfill's storage: its points in ``snapshots`` (source ``backfill``, never over a
+live row), its per-outcome cursors, and the aggregates' refresh over what it wrote."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg import sql
+
+from exporter.config import AGGREGATES
+from exporter.model import Snapshot
+from exporter.storage.database import Database
+from exporter.storage.maintenance import ceil_time, floor_time
+from exporter.storage.migrate import Mode
+from exporter.storage.rows import HISTORY_INSERT, HISTORY_INSERT_NOTING_LATE, snapshot_columns
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """The span of an outcome's history stored at one resolution."""
+
+    outcome_id: str
+    covered_from: datetime
+    covered_to: datetime
+    points: int = 0
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Covered:
+    """What one request told of an outcome: its history from ``start`` to ``end`` is stored
+    (``points`` of it new), or ``note`` says why it has none."""
+
+    outcome_id: str
+    start: datetime
+    end: datetime
+    points: int = 0
+    note: str | None = None
+
+
+_CURSORS = """
+SELECT outcome_id, covered_from, covered_to, points, note
+FROM movers_internal.backfill_cursors WHERE fidelity = %s AND outcome_id = ANY(%s)
+"""
+# Each outcome's first live row from `since` on: one index probe per outcome.
+_FIRST_LIVE = """
+SELECT o.id, s.time FROM unnest(%s::text[]) AS o (id)
+CROSS JOIN LATERAL (
+    SELECT time FROM snapshots
+    WHERE outcome_id = o.id AND time >= %s AND source = 'live'
+    ORDER BY time LIMIT 1
+) s
+"""
+# A span that touches the stored one grows it; one apart from it replaces it (the old span's
+# points stay stored; only what the cursor remembers changes).
+_ADVANCE = """
+INSERT INTO movers_internal.backfill_cursors AS c
+    (outcome_id, fidelity, covered_from, covered_to, points, note)
+SELECT unnest(%(outcome_id)s::text[]), %(fidelity)s, unnest(%(start)s::timestamptz[]),
+       unnest(%(end)s::timestamptz[]), unnest(%(points)s::int8[]), unnest(%(note)s::text[])
+ON CONFLICT (outcome_id, fidelity) DO UPDATE SET
+    covered_from = CASE WHEN EXCLUDED.covered_from <= c.covered_to
+                         AND EXCLUDED.covered_to >= c.covered_from
+                        THEN least(c.covered_from, EXCLUDED.covered_from)
+                        ELSE EXCLUDED.covered_from END,
+    covered_to = CASE WHEN EXCLUDED.covered_from <= c.covered_to
+                       AND EXCLUDED.covered_to >= c.covered_from
+                      THEN greatest(c.covered_to, EXCLUDED.covered_to)
+                      ELSE EXCLUDED.covered_to END,
+    points = c.points + EXCLUDED.points,
+    note = EXCLUDED.note,
+    updated_at = now()
+"""
+_WRITTEN = "INSERT INTO movers_internal.history_written (oldest, newest) VALUES (%s, %s)"
+
+
+class HistoryStore:
+    def __init__(self, database: Database, mode: Mode) -> None:
+        self.database = database
+        self.mode = mode
+
+    async def cursors(self, fidelity: timedelta, outcome_ids: Sequence[str]) -> dict[str, Cursor]:
+        async with self.database.connection() as conn:
+            cur = await conn.execute(_CURSORS, (_seconds(fidelity), list(outcome_ids)))
+            return {row[0]: Cursor(*row) for row in await cur.fetchall()}
+
+    async def first_live(self, outcome_ids: Sequence[str], since: datetime) -> dict[str, datetime]:
+        """Each outcome's first live row at or after ``since`` (none: not in the result): the
+        backfill writes only before it."""
+        async with self.database.connection() as conn:
+            cur = await conn.execute(_FIRST_LIVE, (list(outcome_ids), since))
+            return {row[0]: row[1] for row in await cur.fetchall()}
+
+    async def store(
+        self, rows: Sequence[Snapshot], covered: Sequence[Covered], fidelity: timedelta
+    ) -> int:
+        """Write ``rows`` (a point where any row already is, live or not, is left alone) and
+        advance the cursors, in one transaction: a restart resumes exactly after the last
+        committed request. Returns the rows written."""
+        written = 0
+        async with self.database.transaction() as conn:
+            if rows:
+                statement = (
+                    HISTORY_INSERT if self.mode is Mode.TIMESCALE else (HISTORY_INSERT_NOTING_LATE)
+                )
+                columns: dict[str, Any] = dict(snapshot_columns(rows))
+                oldest, newest = min(columns["time"]), max(columns["time"])
+                columns["lo"], columns["hi"] = oldest, newest
+                cur = await conn.execute(statement, columns)
+                written = max(cur.rowcount, 0)
+                if written:
+                    await conn.execute(_WRITTEN, (oldest, newest))
+            if covered:
+                await conn.execute(
+                    _ADVANCE,
+                    {
+                        "outcome_id": [c.outcome_id for c in covered],
+                        "fidelity": _seconds(fidelity),
+                        "start": [c.start for c in covered],
+                        "end": [c.end for c in covered],
+                        "points": [c.points for c in covered],
+                        "note": [c.note for c in covered],
+                    },
+                )
+        return written
+
+    async def refresh_aggregates(self, oldest: datetime, newest: datetime) -> None:
+        """TimescaleDB: refresh each continuous aggregate over the buckets the backfill wrote
+        in (its policies only look back hours). Elsewhere the insert noted them for the
+        exporter's rollups."""
+        if self.mode is not Mode.TIMESCALE:
+            return
+        async with self.database.connection() as conn:
+            await conn.set_autocommit(True)
+            try:
+                for name, (width, _) in AGGREGATES.items():
+                    lo, hi = floor_time(oldest, width), ceil_time(newest, width) + width
+                    await conn.execute(
+                        sql.SQL("CALL refresh_continuous_aggregate({}, %s, %s)").format(
+                            sql.Literal(name)
+                        ),
+                        (lo, hi),
+                    )
+            finally:
+                await conn.set_autocommit(False)
+
+    async def forget(self, outcome_ids: Sequence[str] | None = None) -> int:
+        """Drop cursors (all, or the outcomes'): their history is fetched again (idempotently)."""
+        async with self.database.transaction() as conn:
+            if outcome_ids is None:
+                cur = await conn.execute("DELETE FROM movers_internal.backfill_cursors")
+            else:
+                cur = await conn.execute(
+                    "DELETE FROM movers_internal.backfill_cursors WHERE outcome_id = ANY(%s)",
+                    (list(outcome_ids),),
+                )
+            return max(cur.rowcount, 0)
+
+
+def _seconds(fidelity: timedelta) -> int:
+    return round(fidelity.total_seconds())
