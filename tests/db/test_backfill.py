@@ -31,7 +31,7 @@ START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 def _rows(db: Database, sql: str, *params: Any) -> list[Any]:
     with db.connect() as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 @dataclass
@@ -40,10 +40,10 @@ class Counting:
 
     inner: Any
     asked: int = 0
+    venue: Any = None
 
-    @property
-    def venue(self) -> Any:
-        return self.inner.venue
+    def __post_init__(self) -> None:
+        self.venue = self.inner.venue
 
     def requests(self, *args: Any) -> Any:
         return self.inner.requests(*args)
@@ -98,11 +98,10 @@ async def test_polymarket_backfill_stores_the_venues_history_before_the_live_row
             world = sim.world
             for outcome in {o for o, _, _ in backfilled}:
                 market, token = world.by_token[outcome.split(":", 1)[1]]
-                truth = {
-                    p["t"]: p["p"]
-                    for p in history_points(world, market, token, int((now - timedelta(days=8)).timestamp()),
-                                            int(now.timestamp()), 60, sim.clock.elapsed())
-                }  # fmt: skip
+                week_ago = int((now - timedelta(days=8)).timestamp())
+                points = history_points(world, market, token, week_ago, int(now.timestamp()), 60,
+                                        sim.clock.elapsed())  # fmt: skip
+                truth = {p["t"]: p["p"] for p in points}
                 mine = [(t, p) for o, t, p in backfilled if o == outcome]
                 assert all(truth[int(t.timestamp())] == p for t, p in mine), outcome
             # Again: nothing is asked (the cursors say it is done) and nothing is added.
