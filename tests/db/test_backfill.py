@@ -3,6 +3,7 @@ simulator's truth, it never touches a live row, re-running adds nothing, a resta
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,14 +14,21 @@ import pytest
 
 from exporter.config import Settings
 from exporter.ingest.backfill import Backfill, plan_of
-from exporter.ingest.history_sources import PolymarketHistory
+from exporter.ingest.history_sources import KalshiHistory, PolymarketHistory
 from exporter.ingest.polymarket import PolymarketIngest
+from exporter.movers import MoversRefresher
+from exporter.normalize.kalshi import parse_candle
 from exporter.sim import ManualClock, Simulator, load_scenario
+from exporter.sim.kalshi import market_candles
 from exporter.sim.polymarket import history_points
+from exporter.sim.world import KalshiMarket
 from exporter.storage.database import Database as Facade
 from exporter.storage.history import HistoryStore
+from exporter.storage.movers import naive_movers, read_movers
 from tests.support.databases import Database
 from tests.support.ingest import (
+    kalshi_ingest,
+    kalshi_venues,
     polymarket_ingest,
     polymarket_settings,
 )
@@ -55,10 +63,11 @@ class Counting:
 
 @asynccontextmanager
 async def _polymarket(
-    db: Database, sim: Simulator, **backfill: Any
+    db: Database, sim: Simulator, movers: dict[str, Any] | None = None, **backfill: Any
 ) -> AsyncIterator[tuple[PolymarketIngest, Backfill, Counting, Settings]]:
-    base = polymarket_settings(db, sim)
-    settings = Settings.model_validate(base.model_dump() | {"backfill": backfill})
+    base = polymarket_settings(db, sim).model_dump()
+    base["movers"] |= movers or {}
+    settings = Settings.model_validate(base | {"backfill": backfill})
     async with polymarket_ingest(settings) as pm:
         source = Counting(PolymarketHistory(pm.client, pm.rejects))
         store = HistoryStore(Facade(pm.writer.pool), pm.writer.mode)
@@ -115,3 +124,117 @@ async def test_polymarket_backfill_stores_the_venues_history_before_the_live_row
             assert source.asked == 2 * first_asked
             assert _rows(db, "SELECT count(*) FROM snapshots")[0][0] == count
             assert again.duplicates > 0
+
+
+async def test_after_a_backfill_the_incremental_refresh_ranks_24h_like_the_naive_query(
+    pg: Database,
+) -> None:
+    """Live rows only: no outcome has a price a day ago. A backfill (its rows noted in the
+    database, as a separate command's would be) then gives the next refresh, incremental, the
+    24 h ranking the naive computation finds over backfilled and live rows."""
+    scenario = load_scenario({"seed": 8, "universe": {"polymarket": 30, "kalshi": 0}})
+    async with Simulator(scenario, clock=ManualClock(START)) as sim:
+        sim.advance(120)
+        every_move = {"filters": {"polymarket": {"min_volume_24h": 0, "max_spread": None}}}
+        async with _polymarket(pg, sim, every_move) as (pm, backfill, _, settings):
+            await pm.discover()
+            await pm.refresh_tail()
+            await pm.refresh_hot()
+            refresher = MoversRefresher(
+                Facade(pm.writer.pool), settings.movers, settings.storage.retention.snapshots
+            )
+            now = sim.clock.now()
+            await refresher.refresh(now)
+            async with pm.writer.pool.connection() as conn:
+                assert await read_movers(conn, "24h", limit=10_000) == []
+            plan = plan_of(pm.hot, settings.backfill, settings.venues.polymarket.stream.size)
+            assert (await backfill.run(plan, now=now, live_only=True)).rows > 0
+            later = now + timedelta(minutes=1)
+            result = await refresher.refresh(later)
+            assert not result.full
+            async with pm.writer.pool.connection() as conn:
+                stored = await read_movers(conn, "24h", limit=10_000)
+                expected = [
+                    m for m in await naive_movers(conn, settings.movers, later)
+                    if m.window_label == "24h"
+                ]  # fmt: skip
+            assert expected
+            assert stored == expected
+
+
+async def test_kalshi_backfill_stores_candles_as_the_venue_serves_them(db: Database) -> None:
+    scenario = load_scenario({"seed": 9, "universe": {"polymarket": 0, "kalshi": 60}})
+    async with Simulator(scenario, clock=ManualClock(START)) as sim:
+        sim.advance(300)
+        base = db.settings(venues=kalshi_venues(sim, hot_size=10))
+        settings = Settings.model_validate(base.model_dump() | {"backfill": {"hot_fidelity": "1h"}})
+        async with kalshi_ingest(settings) as kx:
+            await kx.discover()
+            await kx.refresh_prices()
+            source = KalshiHistory(kx.client, kx.rejects)
+            store = HistoryStore(Facade(kx.writer.pool), kx.writer.mode)
+            backfill = Backfill(source, store, settings.backfill,
+                                retention=settings.storage.retention.snapshots,
+                                heartbeat=settings.storage.heartbeat)  # fmt: skip
+            plan = plan_of(kx.hot, settings.backfill, settings.venues.kalshi.stream.size)
+            now = sim.clock.now()
+            tally = await backfill.run(plan, now=now, live_only=True)
+            assert tally.requests["failed"] == 0
+            assert tally.rows > 0
+            rows = _rows(db, "SELECT outcome_id, time, price, bid, ask FROM snapshots"
+                             " WHERE source = 'backfill'")  # fmt: skip
+            world = sim.world
+            week = int((now - timedelta(days=8)).timestamp())
+            checked = 0
+            for ticker in {r[0].split(":", 1)[1] for r in rows}:
+                market = world.by_key[ticker]
+                assert isinstance(market, KalshiMarket)
+                candles = market_candles(world, market, week, int(now.timestamp()), 60,
+                                         sim.clock.elapsed())  # fmt: skip
+                truth = {}
+                for candle in candles:
+                    parsed = parse_candle(candle, ticker)
+                    if parsed is not None:
+                        truth[parsed.time] = (parsed.price, parsed.bid, parsed.ask)
+                for outcome, at, price, bid, ask in rows:
+                    if outcome == f"kalshi:{ticker}" and at in truth:
+                        assert truth[at] == (price, bid, ask)
+                        checked += 1
+            assert checked > 0.9 * len(rows)  # the rest: unchanged hours repeated (gaps)
+
+
+async def test_a_killed_backfill_resumes_where_it_stopped(pg: Database) -> None:
+    scenario = load_scenario({"seed": 10, "universe": {"polymarket": 80, "kalshi": 0}})
+    async with Simulator(scenario, clock=ManualClock(START)) as sim:
+        sim.advance(120)
+        async with _polymarket(pg, sim, hot_fidelity="1h", concurrency=1) as (
+            pm, backfill, source, settings
+        ):  # fmt: skip
+            await pm.discover()
+            await pm.refresh_tail()
+            plan = plan_of(pm.hot, settings.backfill, settings.venues.polymarket.stream.size)
+            now = sim.clock.now()
+            planned = sum(len(t) for _, t in plan)
+            run = asyncio.create_task(backfill.run(plan, now=now, live_only=True))
+            while source.asked < 3:
+                await asyncio.sleep(0.01)
+            run.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await run
+            done_before = _rows(pg, "SELECT count(*) FROM movers_internal.backfill_cursors")[0][0]
+            assert 0 < done_before < planned
+            # A new process: nothing in memory, the cursors in the database.
+            async with _polymarket(pg, sim, hot_fidelity="1h", concurrency=1) as (
+                _,
+                again,
+                more,
+                _,
+            ):
+                tally = await again.run(plan, now=now, live_only=True)
+            assert tally.covered["1h"] == done_before
+            assert tally.queued["1h"] == planned - done_before
+            asked = source.asked + more.asked
+            assert asked <= len(PolymarketHistory(pm.client, pm.rejects).requests(
+                [t for _, ts in plan for t in ts], 0, 1, timedelta(hours=1))) + 1  # fmt: skip
+            covered = _rows(pg, "SELECT count(*) FROM movers_internal.backfill_cursors")[0][0]
+            assert covered == planned
