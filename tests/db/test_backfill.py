@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,6 +49,9 @@ class Counting:
     inner: Any
     asked: int = 0
     venue: Any = None
+    enough: int = 0
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once ``enough`` requests were answered."""
 
     def __post_init__(self) -> None:
         self.venue = self.inner.venue
@@ -58,7 +61,10 @@ class Counting:
 
     async def fetch(self, request: Any) -> Any:
         self.asked += 1
-        return await self.inner.fetch(request)
+        answer = await self.inner.fetch(request)
+        if self.enough and self.asked >= self.enough:
+            self.reached.set()
+        return answer
 
 
 @asynccontextmanager
@@ -215,9 +221,10 @@ async def test_a_killed_backfill_resumes_where_it_stopped(pg: Database) -> None:
             plan = plan_of(pm.hot, settings.backfill, settings.venues.polymarket.stream.size)
             now = sim.clock.now()
             planned = sum(len(t) for _, t in plan)
+            source.enough = 3
             run = asyncio.create_task(backfill.run(plan, now=now, live_only=True))
-            while source.asked < 3:
-                await asyncio.sleep(0.01)
+            await source.reached.wait()
+            await asyncio.sleep(0.05)  # the third answer is stored
             run.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await run
