@@ -86,3 +86,55 @@ async def test_kalshi_never_gets_more_than_its_budget_in_any_second() -> None:
         await client.aclose()
     assert len(sent) == 7
     assert _most_in_a_window(sent, 1.0) <= 3
+
+
+async def test_spare_requests_use_the_whole_budget_when_nothing_live_asks() -> None:
+    limiter = SlidingWindow(10, 0.2)
+    granted: list[float] = []
+
+    async def spare() -> None:
+        await limiter.acquire(spare=True)
+        granted.append(time.monotonic())
+
+    started = time.monotonic()
+    await asyncio.gather(*(spare() for _ in range(30)))
+    # 30 grants at 10 per 0.2 s: the last in the third window, no reserve held back.
+    assert time.monotonic() - started < 0.6
+    assert _most_in_a_window(granted, 0.2) <= 10
+
+
+async def test_live_requests_wait_at_most_a_window_for_what_spare_ones_took() -> None:
+    """Spare requests saturate the limiter; live ones arriving meanwhile are served first, each
+    within one window, and spare ones leave the reserve free while live ones are active. No
+    window ever holds more than the limit."""
+    limiter = SlidingWindow(10, 0.2)
+    grants: list[tuple[float, str]] = []
+    waits: list[float] = []
+    stop = asyncio.Event()
+
+    async def spare() -> None:
+        while not stop.is_set():
+            await limiter.acquire(spare=True)
+            grants.append((time.monotonic(), "spare"))
+
+    async def live() -> None:
+        for _ in range(15):
+            asked = time.monotonic()
+            await limiter.acquire()
+            now = time.monotonic()
+            waits.append(now - asked)
+            grants.append((now, "live"))
+            await asyncio.sleep(0.03)
+
+    spares = [asyncio.create_task(spare()) for _ in range(4)]
+    await asyncio.sleep(0.3)  # the spare lane has filled every window
+    await live()
+    stop.set()
+    await asyncio.gather(*spares)
+    times = [t for t, _ in grants]
+    assert _most_in_a_window(times, 0.2) <= 10
+    assert max(waits) <= 0.2 + MARGIN + 0.05
+    # Served first, from the reserve: most live requests do not wait at all (in one lane they
+    # would queue behind the spare ones, a grant's spacing each).
+    assert sorted(waits)[len(waits) // 2] < 0.01
+    assert sum(1 for _, lane in grants if lane == "spare") > 20  # spare went on meanwhile
