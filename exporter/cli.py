@@ -10,7 +10,8 @@ import structlog
 import yaml
 
 from exporter import __version__
-from exporter.config import Settings, load_settings, redacted, secret_values
+from exporter.config import Settings, format_duration, load_settings, redacted, secret_values
+from exporter.config.backfill import FIDELITIES
 from exporter.errors import ConfigError, ExporterError
 from exporter.logs import configure_logging
 from exporter.sim import cli as sim_cli
@@ -45,7 +46,31 @@ def _parser() -> argparse.ArgumentParser:
     top.add_argument("--limit", type=int, default=20, help="rows (default 20)")
     top.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     sim_cli.add_parser(commands)
+    _add_backfill(commands)
     return parser
+
+
+def _add_backfill(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    backfill = commands.add_parser(
+        "backfill", help="fetch the venues' price history into the database now"
+    )
+    backfill.add_argument("--venue", choices=["polymarket", "kalshi"], default=None)
+    backfill.add_argument(
+        "--market",
+        action="append",
+        default=None,
+        metavar="ID",
+        help="only this market (Polymarket slug or condition id, Kalshi market or event "
+        "ticker); repeatable",
+    )
+    backfill.add_argument("--since", default=None, help="how far back, e.g. 7d, 30d")
+    backfill.add_argument(
+        "--fidelity",
+        choices=[format_duration(f) for f in FIDELITIES],
+        default=None,
+        help="resolution of every outcome (default: backfill.hot_fidelity for the hot set "
+        "and --market, backfill.others_fidelity for the rest)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,4 +122,8 @@ def _dispatch(command: str, settings: Settings, args: argparse.Namespace) -> int
         from exporter.top import show_top
 
         return show_top(settings, args)
+    if command == "backfill":
+        from exporter.backfill_command import run_backfill
+
+        return run_backfill(settings, args)
     return start(settings, once=bool(args.once))

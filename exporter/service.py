@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +21,10 @@ from exporter.categories import Categories, load_categories
 from exporter.config import Settings
 from exporter.endpoints import metrics_app
 from exporter.errors import StorageError
+from exporter.ingest.backfill import Backfill, BackfillCollector, plan_of
 from exporter.ingest.common import Jobs, Rejects, VenueCollector
+from exporter.ingest.history_sources import KalshiHistory, PolymarketHistory
+from exporter.ingest.hot import HotSet
 from exporter.ingest.kalshi import KalshiIngest
 from exporter.ingest.kalshi_stream import KalshiStreamer
 from exporter.ingest.polymarket import PolymarketIngest
@@ -33,6 +36,7 @@ from exporter.movers import MoversJob, MoversRefresher
 from exporter.storage.database import Database
 from exporter.storage.db import connect_async, create_pool, prepare_schema
 from exporter.storage.health import DatabaseFigures
+from exporter.storage.history import HistoryStore
 from exporter.storage.maintenance import apply_retention, run_rollups
 from exporter.storage.migrate import MigrationReport, Mode
 from exporter.storage.writer import Writer, WriterCollector
@@ -77,6 +81,9 @@ class Ingest:
     kalshi: KalshiIngest | None
     clients: list[PolymarketClient | KalshiClient]
     movers: MoversJob
+    backfills: list[tuple[Backfill, HotSet, int]] = field(default_factory=list)
+    """Each venue's history backfill, the hot set it follows and how many of its outcomes it
+    fills at the hot resolution."""
     polymarket_stream: PolymarketStreamer | None = None
     kalshi_stream: KalshiStreamer | None = None
     trades_stream: PolymarketTradesStreamer | None = None
@@ -105,7 +112,24 @@ class Ingest:
         ]
         if self.trades_stream is not None:
             found.append(self.trades_stream)
+        if self.backfills:
+            found.append(BackfillCollector([b for b, _, _ in self.backfills]))
         return found
+
+    def backfill_schedule(
+        self, settings: Settings
+    ) -> list[tuple[str, Callable[[], Awaitable[Any]], float]]:
+        """``(name, job, every seconds)`` of each venue's backfill pass (not in ``--once``: a
+        first backfill takes minutes)."""
+        every = settings.backfill.every.total_seconds()
+        return [
+            (
+                f"{backfill.venue.value}_backfill",
+                _backfill_pass(backfill, hot, limit, settings),
+                every,
+            )
+            for backfill, hot, limit in self.backfills
+        ]
 
     def schedule(self, settings: Settings) -> list[tuple[str, Callable[[], Awaitable[Any]], float]]:
         """``(name, job, every seconds)``; discovery first so the price jobs have markets."""
@@ -134,6 +158,9 @@ class Ingest:
 
 
 DATABASE_CHECK_SECONDS = 30
+FIRST_RUN = {"refresh": 20.0, "backfill": 15.0}
+"""Seconds after start of a job's first run, by the name's end (others: 5 s): the movers refresh
+once some prices are in, the backfill once outcomes have their first live row."""
 
 
 def build_ingest(settings: Settings, writer: Writer) -> Ingest:
@@ -181,7 +208,43 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
             settings.venues.polymarket, polymarket.hot, writer, rejects
         )
     ingest.kalshi_stream = kalshi_streamer
+    if settings.backfill.enabled:
+        store = HistoryStore(Database(writer.pool), writer.mode)
+        storage = settings.storage
+        if polymarket is not None:
+            source = PolymarketHistory(polymarket.client, rejects)
+            ingest.backfills.append((
+                Backfill(source, store, settings.backfill, retention=storage.retention.snapshots,
+                         heartbeat=storage.heartbeat),
+                polymarket.hot, settings.venues.polymarket.stream.size,
+            ))  # fmt: skip
+        if kalshi is not None:
+            ksource = KalshiHistory(kalshi.client, rejects)
+            ingest.backfills.append((
+                Backfill(ksource, store, settings.backfill, retention=storage.retention.snapshots,
+                         heartbeat=storage.heartbeat),
+                kalshi.hot, settings.venues.kalshi.stream.size,
+            ))  # fmt: skip
     return ingest
+
+
+def _backfill_pass(
+    backfill: Backfill, hot: HotSet, limit: int, settings: Settings
+) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def run() -> dict[str, Any]:
+        """Fill the outcomes that have a live row and lack their history: on first start every
+        one, later those that joined the hot set (or the venue listed since)."""
+        if not hot.known:
+            return {"skipped": "no markets discovered yet"}
+        tally = await backfill.run(plan_of(hot, settings.backfill, limit), live_only=True)
+        return {
+            "queued": sum(tally.queued.values()),
+            "done": sum(tally.done.values()),
+            "rows": tally.rows,
+            "requests": sum(tally.requests.values()),
+        }
+
+    return run
 
 
 async def run_service(settings: Settings, report: MigrationReport, once: bool) -> int:
@@ -305,6 +368,7 @@ async def _run_forever(
     now = datetime.now(UTC)
     plan = ingest.schedule(settings)
     plan.append(("movers_refresh", ingest.movers.run, settings.movers.every.total_seconds()))
+    plan += ingest.backfill_schedule(settings)
     running: dict[asyncio.Task[Any], str] = {}
     """Jobs in flight, by their task: they finish (within a grace) before the exporter stops."""
 
@@ -322,7 +386,7 @@ async def _run_forever(
             job = _then(job, lambda: database.refresh(pool))  # market counts change now
         # Discovery at once; the others a little later, after it has found markets; the
         # movers refresh once some prices are in.
-        first = 0.0 if index == 0 else min(every, 20.0 if name == "movers_refresh" else 5.0)
+        first = 0.0 if index == 0 else min(every, FIRST_RUN.get(name.split("_", 1)[-1], 5.0))
         scheduler.add_job(
             tracked,
             "interval",

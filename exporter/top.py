@@ -28,7 +28,7 @@ def show_top(settings: Settings, args: argparse.Namespace) -> int:
     movers = asyncio.run(_read(settings, window, args))
     if args.json:
         for mover in movers:
-            sys.stdout.buffer.write(orjson.dumps(asdict(mover)) + b"\\n")
+            sys.stdout.buffer.write(orjson.dumps(asdict(mover)) + b"\n")
         return 0
     console = Console()
     if not movers:

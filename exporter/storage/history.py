@@ -77,6 +77,31 @@ ON CONFLICT (outcome_id, fidelity) DO UPDATE SET
 _WRITTEN = "INSERT INTO movers_internal.history_written (oldest, newest) VALUES (%s, %s)"
 
 
+@dataclass(frozen=True, slots=True)
+class StoredMarket:
+    """A market as stored, with its outcomes' venue ids in order (what history is asked by)."""
+
+    native_id: str
+    slug: str | None
+    event_id: str | None
+    status: str
+    volume_24h: float
+    liquidity: float | None
+    assets: tuple[str, ...]
+
+
+_MARKETS = """
+SELECT m.native_id, m.slug, m.event_id, m.status, coalesce(m.volume_24h, 0), m.liquidity,
+       array_agg(o.native_id ORDER BY o.position)
+FROM markets m JOIN outcomes o ON o.market_id = m.market_id
+WHERE m.venue = %(venue)s
+  AND (CASE WHEN %(refs)s::text[] IS NULL THEN m.status IN ('open', 'paused', 'upcoming')
+            ELSE m.native_id = ANY(%(refs)s) OR m.slug = ANY(%(refs)s)
+                 OR m.event_id = ANY(%(refs)s) END)
+GROUP BY m.market_id
+"""
+
+
 class HistoryStore:
     def __init__(self, database: Database, mode: Mode) -> None:
         self.database = database
@@ -86,6 +111,18 @@ class HistoryStore:
         async with self.database.connection() as conn:
             cur = await conn.execute(_CURSORS, (_seconds(fidelity), list(outcome_ids)))
             return {row[0]: Cursor(*row) for row in await cur.fetchall()}
+
+    async def markets(self, venue: str, refs: Sequence[str] | None = None) -> list[StoredMarket]:
+        """The venue's trading markets; or, with ``refs``, the markets (of any status) whose id,
+        slug or event is one of them."""
+        async with self.database.connection() as conn:
+            cur = await conn.execute(
+                _MARKETS, {"venue": venue, "refs": None if refs is None else list(refs)}
+            )
+            return [
+                StoredMarket(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6]))
+                for r in await cur.fetchall()
+            ]
 
     async def first_live(self, outcome_ids: Sequence[str], since: datetime) -> dict[str, datetime]:
         """Each outcome's first live row at or after ``since`` (none: not in the result): the
