@@ -106,6 +106,24 @@ def build() -> board.Dashboard:
                 "enabled).",
                 "movers_websocket_connected", "{{venue}} {{connection}}",
                 no_value="No streams: prices come from REST polling").mappings(UP), 12),
+        (rate("Backfill outcomes",
+              "History backfill by venue: outcomes still queued, filled by the running (or last) "
+              "pass, and found already filled (movers_backfill_outcomes).",
+              "sum by (venue, state) (movers_backfill_outcomes)", "{{venue}} {{state}}",
+              "short", no_value="Backfill off or not started"), 6),
+        (rate("Backfill points written",
+              "History points written per second, by venue (duplicates: already stored).",
+              "sum by (venue, outcome) (rate(movers_backfill_rows_total[$__rate_interval]))",
+              "{{venue}} {{outcome}}", "short", no_value="No history written"), 6),
+        (rate("Backfill requests",
+              "History requests per second by result: ok, split (too long, asked in halves), "
+              "failed (asked again by a later pass; the error is logged).",
+              "sum by (venue, result) (rate(movers_backfill_requests_total[$__rate_interval]))",
+              "{{venue}} {{result}}", "reqps", no_value="No history requests"), 6),
+        (rate("Backfill time left",
+              "Seconds the running backfill pass needs still, at its pace so far.",
+              "movers_backfill_eta_seconds", "{{venue}}", "s",
+              no_value="Backfill off or not started"), 6),
         (rate("Alert notifications",
               "Alerts stored in the alert history per second, by status.",
               "sum by (status) (rate(movers_alert_notifications_total[$__rate_interval]))",
@@ -113,7 +131,8 @@ def build() -> board.Dashboard:
     ]  # fmt: skip
     built = dashboard(
         "movers-ingest", "Ingest Health",
-        "The exporter's own health from Prometheus: lag, requests, errors, rows, buffer, jobs.",
+        "The exporter's own health from Prometheus: lag, requests, errors, rows, buffer, jobs, "
+        "history backfill.",
         refresh="30s", time_from="now-3h",
     )  # fmt: skip
     for panel, width in panels:

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.db
 
 def _rows(db: Database, sql: str) -> Any:
     with db.connect() as conn:
-        row = conn.execute(sql).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(sql).fetchone()
     assert row is not None
     return row[0]
 
