@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+import msgspec
 import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -61,9 +62,10 @@ class Request:
 
 @dataclass(slots=True)
 class Answer:
-    """Points by outcome id; outcomes the venue did not know."""
+    """Each outcome's points as the venue sent them (parsed by :meth:`HistorySource.parse`);
+    outcomes the venue did not know."""
 
-    points: dict[str, list[Snapshot]] = field(default_factory=dict)
+    points: dict[str, list[msgspec.Raw]] = field(default_factory=dict)
     unknown: set[str] = field(default_factory=set)
 
 
@@ -81,6 +83,10 @@ class HistorySource(Protocol):
 
     async def fetch(self, request: Request) -> Answer:
         """Ask; raises :class:`VenueError`."""
+        ...
+
+    def parse(self, raws: list[msgspec.Raw], target: Target) -> list[Snapshot]:
+        """A target's points as rows; a malformed one counted and skipped."""
         ...
 
 
@@ -290,27 +296,14 @@ class Backfill:
         except VenueError as error:
             return await self._failed(request, error)
         tally.requests["ok"] += 1
-        rows: list[Snapshot] = []
-        covered: list[Covered] = []
-        window_start = datetime.fromtimestamp(request.start, UTC)
-        window_end = datetime.fromtimestamp(request.end, UTC)
-        for target in request.targets:
-            lo, until = bounds[target.outcome_id]
-            if target.outcome_id in answer.unknown:
-                covered.append(Covered(target.outcome_id, lo, lo, 0, UNKNOWN))
-                self._note_once("unknown_outcome", f"{target.asset}: the venue does not know it")
+        # Parsing thousands of points holds the interpreter for a while: off the event loop, so
+        # the live requests granted meanwhile leave when they were granted.
+        rows, covered, rejected = await asyncio.to_thread(self._prepare, request, answer, bounds)
+        tally.rejected += rejected
+        for c in covered:
+            if c.note == UNKNOWN:
+                self._note_once("unknown_outcome", f"{c.outcome_id}: the venue does not know it")
                 tally.errors["unknown_outcome"] += 1
-                continue
-            points = [p for p in answer.points.get(target.outcome_id, []) if lo <= p.time < until]
-            mine = fill_gaps(deduplicated(points), max(self.heartbeat, request.fidelity))
-            good = [p for p in mine if check_snapshot(p) is None]
-            tally.rejected += len(mine) - len(good)
-            rows += good
-            end = min(until, window_end)
-            covered.append(
-                Covered(target.outcome_id, max(lo, window_start), end, len(good),
-                        None if good else EMPTY)
-            )  # fmt: skip
         try:
             written = await self.store.store(rows, covered, request.fidelity)
         except StorageError as error:
@@ -326,6 +319,33 @@ class Backfill:
         if not rows:
             return []
         return [(min(r.time for r in rows), max(r.time for r in rows))]
+
+    def _prepare(
+        self, request: Request, answer: Answer, bounds: dict[str, tuple[datetime, datetime]]
+    ) -> tuple[list[Snapshot], list[Covered], int]:
+        """The rows to write and the cursors to move for one answer; and the points refused."""
+        rows: list[Snapshot] = []
+        covered: list[Covered] = []
+        rejected = 0
+        window_start = datetime.fromtimestamp(request.start, UTC)
+        window_end = datetime.fromtimestamp(request.end, UTC)
+        every = max(self.heartbeat, request.fidelity)
+        for target in request.targets:
+            lo, until = bounds[target.outcome_id]
+            if target.outcome_id in answer.unknown:
+                covered.append(Covered(target.outcome_id, lo, lo, 0, UNKNOWN))
+                continue
+            parsed = self.source.parse(answer.points.get(target.outcome_id, []), target)
+            points = [p for p in parsed if lo <= p.time < until]
+            mine = fill_gaps(deduplicated(points), every)
+            good = [p for p in mine if check_snapshot(p) is None]
+            rejected += len(mine) - len(good)
+            rows += good
+            covered.append(
+                Covered(target.outcome_id, max(lo, window_start), min(until, window_end),
+                        len(good), None if good else EMPTY)
+            )  # fmt: skip
+        return rows, covered, rejected
 
     async def _failed(self, request: Request, error: VenueError) -> list[tuple[datetime, datetime]]:
         self.tally.requests["failed"] += 1

@@ -58,9 +58,7 @@ class PolymarketHistory:
                 self.batch = False
             else:
                 for target in request.targets:
-                    answer.points[target.outcome_id] = self._parse(
-                        history.get(target.asset), target
-                    )
+                    answer.points[target.outcome_id] = history.get(target.asset) or []
                 return answer
         for target in request.targets:
             try:
@@ -72,11 +70,11 @@ class PolymarketHistory:
                     answer.unknown.add(target.outcome_id)
                     continue
                 raise
-            answer.points[target.outcome_id] = self._parse(raws, target)
+            answer.points[target.outcome_id] = raws
         return answer
 
-    def _parse(self, raws: list[msgspec.Raw] | None, target: Target) -> list[Snapshot]:
-        return list(self.rejects.each(parse_history_point, raws or [], target.asset))
+    def parse(self, raws: list[msgspec.Raw], target: Target) -> list[Snapshot]:
+        return list(self.rejects.each(parse_history_point, raws, target.asset))
 
 
 class KalshiHistory:
@@ -117,7 +115,7 @@ class KalshiHistory:
         served = {m.market_ticker: m.candlesticks for m in page.markets or [] if m.market_ticker}
         for target in request.targets:
             if target.asset in served:
-                answer.points[target.outcome_id] = self._parse(served[target.asset], target)
+                answer.points[target.outcome_id] = served[target.asset] or []
             elif target.trading:
                 answer.unknown.add(target.outcome_id)
             else:
@@ -137,9 +135,7 @@ class KalshiHistory:
                 answer.unknown.add(target.outcome_id)
                 return
             raise
-        answer.points[target.outcome_id] = self._parse(candles.candlesticks, target)
+        answer.points[target.outcome_id] = candles.candlesticks or []
 
-    def _parse(self, raws: list[msgspec.Raw] | None, target: Target) -> list[Snapshot]:
-        return [
-            s for s in self.rejects.each(parse_candle, raws or [], target.asset) if s is not None
-        ]
+    def parse(self, raws: list[msgspec.Raw], target: Target) -> list[Snapshot]:
+        return [s for s in self.rejects.each(parse_candle, raws, target.asset) if s is not None]

@@ -59,6 +59,9 @@ class Counting:
     def requests(self, *args: Any) -> Any:
         return self.inner.requests(*args)
 
+    def parse(self, *args: Any) -> Any:
+        return self.inner.parse(*args)
+
     async def fetch(self, request: Any) -> Any:
         self.asked += 1
         answer = await self.inner.fetch(request)
