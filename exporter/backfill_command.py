@@ -90,6 +90,7 @@ async def _run(
                         source, store, settings.backfill,
                         retention=settings.storage.retention.snapshots,
                         heartbeat=settings.storage.heartbeat, on_progress=show,
+                        batch_rows=settings.database.write_batch_rows,
                     )  # fmt: skip
                     tally = await backfill.run(plan, since=since)
                 failed += tally.requests["failed"]

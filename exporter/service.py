@@ -215,14 +215,16 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
             source = PolymarketHistory(polymarket.client, rejects)
             ingest.backfills.append((
                 Backfill(source, store, settings.backfill, retention=storage.retention.snapshots,
-                         heartbeat=storage.heartbeat),
+                         heartbeat=storage.heartbeat,
+                         batch_rows=settings.database.write_batch_rows),
                 polymarket.hot, settings.venues.polymarket.stream.size,
             ))  # fmt: skip
         if kalshi is not None:
             ksource = KalshiHistory(kalshi.client, rejects)
             ingest.backfills.append((
                 Backfill(ksource, store, settings.backfill, retention=storage.retention.snapshots,
-                         heartbeat=storage.heartbeat),
+                         heartbeat=storage.heartbeat,
+                         batch_rows=settings.database.write_batch_rows),
                 kalshi.hot, settings.venues.kalshi.stream.size,
             ))  # fmt: skip
     return ingest

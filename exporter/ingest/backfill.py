@@ -145,6 +145,7 @@ class Backfill:
         *,
         retention: timedelta | None,
         heartbeat: timedelta,
+        batch_rows: int = 5000,
         on_progress: Callable[[Tally], None] | None = None,
     ) -> None:
         self.source = source
@@ -153,6 +154,8 @@ class Backfill:
         self.config = config
         self.retention = retention
         self.heartbeat = heartbeat
+        self.batch_rows = batch_rows
+        """Rows a transaction writes at most (more only for one outcome's own points)."""
         self.tally = Tally()
         self.on_progress = on_progress
         self.filled: dict[timedelta, set[str]] = {}
@@ -304,21 +307,24 @@ class Backfill:
             if c.note == UNKNOWN:
                 self._note_once("unknown_outcome", f"{c.outcome_id}: the venue does not know it")
                 tally.errors["unknown_outcome"] += 1
-        try:
-            written = await self.store.store(rows, covered, request.fidelity)
-        except StorageError as error:
-            tally.errors["storage"] += 1
-            self._error(error)
+        stored: list[Snapshot] = []
+        for chunk_rows, chunk_covered in _chunks(rows, covered, self.batch_rows):
+            try:
+                written = await self.store.store(chunk_rows, chunk_covered, request.fidelity)
+            except StorageError as error:
+                tally.errors["storage"] += 1
+                self._error(error)
+                break
+            stored += chunk_rows
+            tally.rows += written
+            tally.duplicates += len(chunk_rows) - written
+            for c in chunk_covered:
+                if c.end >= bounds[c.outcome_id][1] or c.note == UNKNOWN:
+                    tally.done[label(request.fidelity)] += 1
+                    self.filled.setdefault(request.fidelity, set()).add(c.outcome_id)
+        if not stored:
             return []
-        tally.rows += written
-        tally.duplicates += len(rows) - written
-        for c in covered:
-            if c.end >= bounds[c.outcome_id][1] or c.note == UNKNOWN:
-                tally.done[label(request.fidelity)] += 1
-                self.filled.setdefault(request.fidelity, set()).add(c.outcome_id)
-        if not rows:
-            return []
-        return [(min(r.time for r in rows), max(r.time for r in rows))]
+        return [(min(r.time for r in stored), max(r.time for r in stored))]
 
     def _prepare(
         self, request: Request, answer: Answer, bounds: dict[str, tuple[datetime, datetime]]
@@ -396,6 +402,25 @@ LOOKUP_BATCH = 20_000
 
 def _unix(moment: datetime) -> int:
     return int(moment.timestamp())
+
+
+def _chunks(
+    rows: list[Snapshot], covered: list[Covered], size: int
+) -> Iterator[tuple[list[Snapshot], list[Covered]]]:
+    """An answer's rows and cursors in transactions of about ``size`` rows, each outcome's
+    whole in one (rows are in target order, as :meth:`Backfill._prepare` builds them): short
+    transactions, so the backfill never holds a connection long."""
+    start = 0
+    chunk: list[Covered] = []
+    count = 0
+    for c in covered:
+        chunk.append(c)
+        count += c.points
+        if count >= size:
+            yield rows[start : start + count], chunk
+            start, chunk, count = start + count, [], 0
+    if chunk:
+        yield rows[start : start + count], chunk
 
 
 def _divisible(request: Request) -> bool:

@@ -3,6 +3,7 @@ live row), its per-outcome cursors, and the aggregates' refresh over what it wro
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -106,6 +107,9 @@ class HistoryStore:
     def __init__(self, database: Database, mode: Mode) -> None:
         self.database = database
         self.mode = mode
+        self._writing = asyncio.Lock()
+        """One history write at a time, whatever the venue: the backfill never holds more than
+        one of the pool's connections, so live writes always find one."""
 
     async def cursors(self, fidelity: timedelta, outcome_ids: Sequence[str]) -> dict[str, Cursor]:
         async with self.database.connection() as conn:
@@ -138,7 +142,7 @@ class HistoryStore:
         advance the cursors, in one transaction: a restart resumes exactly after the last
         committed request. Returns the rows written."""
         written = 0
-        async with self.database.transaction() as conn:
+        async with self._writing, self.database.transaction() as conn:
             if rows:
                 statement = (
                     HISTORY_INSERT if self.mode is Mode.TIMESCALE else (HISTORY_INSERT_NOTING_LATE)

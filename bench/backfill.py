@@ -1,0 +1,178 @@
+"""History backfill beside live ingestion: wall time against the rate budget's minimum, rows
+written per second, the ingest lag meanwhile, and the movers refresh right after.
+
+Run by hand (not a test): ``.venv/bin/python -m bench.backfill [--polymarket N] [--kalshi N]
+[--hot N] [--kalshi-rps R] [--polymarket-share S]``. `movers sim` in its own process (its clock
+starting now, so its past is the last week), a throwaway PostgreSQL cluster, and `movers run`
+with the default backfill settings: the hot set (``--hot`` outcomes a venue, minute by minute)
+and every other open outcome (hourly), 7 days back, on the budget live jobs leave.
+
+The budgets are set low (Kalshi ``--kalshi-rps`` reads a second, the keyless default;
+Polymarket ``--polymarket-share`` of each documented budget) so that the rate limits, not the
+simulator (one Python process computing every point) or this machine's two cores, bound the
+backfill: the ratio measures how much of the budget the backfill uses beside live jobs. The
+universe is a tenth of the 180,000-outcome target by default for the same reason; each request
+is as large as the venues allow (20 tokens, 10,000 candles), so the request count scales
+linearly and the ratio does not depend on the universe's size.
+
+Result: bench/results/backfill.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.common import write_result
+from bench.stack import simulated_stack
+
+VENUES = ("polymarket", "kalshi")
+POLL = 0.5
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return {}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def total(samples: dict[Any, float], name: str, **labels: str) -> float:
+    return sum(
+        v for (n, found), v in samples.items()
+        if n == name and all(dict(found).get(k) == w for k, w in labels.items())
+    )  # fmt: skip
+
+
+def filled(samples: dict[Any, float], venue: str, fidelity: str) -> float:
+    return sum(
+        total(samples, "movers_backfill_outcomes", venue=venue, fidelity=fidelity, state=state)
+        for state in ("done", "covered")
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--polymarket", type=int, default=3_200)
+    parser.add_argument("--kalshi", type=int, default=13_400)
+    parser.add_argument("--hot", type=int, default=100)
+    parser.add_argument("--kalshi-rps", type=float, default=3.0)
+    parser.add_argument("--polymarket-share", type=float, default=0.05)
+    parser.add_argument("--within", type=float, default=1800)
+    args = parser.parse_args()
+    now = datetime.now(UTC).replace(microsecond=0)
+    scenario = {"seed": 5, "start": now.isoformat().replace("+00:00", "Z"),
+                "universe": {"polymarket": args.polymarket, "kalshi": args.kalshi}}  # fmt: skip
+
+    def adjust(venues: dict[str, Any]) -> None:
+        stream = {"enabled": False, "size": args.hot}
+        venues["polymarket"] |= {
+            "rate_limit_share": args.polymarket_share, "hot_size": args.hot // 2,
+            "stream": stream,
+        }  # fmt: skip
+        venues["kalshi"] |= {
+            "requests_per_second": args.kalshi_rps, "hot_size": args.hot, "stream": stream,
+        }  # fmt: skip
+
+    with simulated_stack(scenario, adjust) as stack:
+        exporter = stack.start_exporter()
+        started = time.monotonic()
+        working = dict.fromkeys(VENUES, 0.0)
+        lag_during = dict.fromkeys(VENUES, 0.0)
+        lag_else = dict.fromkeys(VENUES, 0.0)
+        first_work: dict[str, float] = {}
+        last_work: dict[str, float] = {}
+        samples: dict[Any, float] = {}
+        finished_at = None
+        while time.monotonic() - started < args.within:
+            time.sleep(POLL)
+            samples = scrape(stack.metrics_port)
+            if not samples:
+                continue
+            moment = time.monotonic()
+            for venue in VENUES:
+                running = total(samples, "movers_backfill_running", venue=venue) > 0
+                last = total(samples, "movers_last_snapshot_timestamp_seconds", venue=venue)
+                lag = time.time() - last if last else 0.0
+                if running:
+                    working[venue] += POLL
+                    first_work.setdefault(venue, moment)
+                    last_work[venue] = moment
+                    lag_during[venue] = max(lag_during[venue], lag)
+                elif first_work:
+                    lag_else[venue] = max(lag_else[venue], lag)
+            filled = all(
+                total(samples, "movers_backfill_outcomes", venue=v, state="queued") == 0
+                and total(samples, "movers_backfill_outcomes", venue=v, state="covered")
+                + total(samples, "movers_backfill_outcomes", venue=v, state="done")
+                > args.hot
+                and not total(samples, "movers_backfill_running", venue=v)
+                for v in VENUES
+            )
+            if filled and finished_at is None:
+                finished_at = time.time()
+            if finished_at is not None:
+                refreshed = total(samples, "movers_job_last_success_timestamp_seconds",
+                                  job_name="movers_refresh")  # fmt: skip
+                if refreshed > finished_at:
+                    break
+        refresh = total(samples, "movers_job_last_duration_seconds", job_name="movers_refresh")
+        exporter.send_signal(signal.SIGTERM)
+        _, status, _ = os.wait4(exporter.pid, 0)
+    budgets = {
+        "polymarket": max(1, int(1000 * args.polymarket_share)) / 10.0,
+        "kalshi": args.kalshi_rps,
+    }
+    venues: dict[str, Any] = {}
+    for venue in VENUES:
+        requests = total(samples, "movers_backfill_requests_total", venue=venue)
+        rows = total(samples, "movers_backfill_rows_total", venue=venue, outcome="written")
+        minimum = requests / budgets[venue]
+        span = working[venue]
+        venues[venue] = {
+            "history_requests": int(requests),
+            "requests_per_second_allowed": budgets[venue],
+            "seconds_backfilling": round(span, 1),
+            "seconds_first_to_last_pass": round(
+                last_work.get(venue, 0) - first_work.get(venue, 0), 1
+            ),
+            "minimum_seconds": round(minimum, 1),
+            "wall_over_minimum": round(span / minimum, 3) if minimum else math.nan,
+            "rows_written": int(rows),
+            "rows_per_second": round(rows / span) if span else 0,
+            "outcomes_filled": {f: filled(samples, venue, f) for f in ("1m", "1h")},
+            "failed_requests": int(
+                total(samples, "movers_backfill_requests_total", venue=venue, result="failed")
+            ),
+            "max_ingest_lag_seconds_during_backfill": round(lag_during[venue], 1),
+            "max_ingest_lag_seconds_otherwise": round(lag_else[venue], 1),
+        }
+    write_result(
+        "backfill",
+        {
+            "universe": scenario["universe"],
+            "hot_outcomes_per_venue": args.hot,
+            "since": "7d",
+            "venues": venues,
+            "movers_refresh_seconds_after_backfill": round(refresh, 3),
+            "finished": finished_at is not None,
+            "exit_status": os.waitstatus_to_exitcode(status),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
