@@ -57,7 +57,7 @@ def total(samples: dict[Any, float], name: str, **labels: str) -> float:
     )  # fmt: skip
 
 
-def filled(samples: dict[Any, float], venue: str, fidelity: str) -> float:
+def filled_outcomes(samples: dict[Any, float], venue: str, fidelity: str) -> float:
     return sum(
         total(samples, "movers_backfill_outcomes", venue=venue, fidelity=fidelity, state=state)
         for state in ("done", "covered")
@@ -153,7 +153,7 @@ def main() -> None:
             "wall_over_minimum": round(span / minimum, 3) if minimum else math.nan,
             "rows_written": int(rows),
             "rows_per_second": round(rows / span) if span else 0,
-            "outcomes_filled": {f: filled(samples, venue, f) for f in ("1m", "1h")},
+            "outcomes_filled": {f: filled_outcomes(samples, venue, f) for f in ("1m", "1h")},
             "failed_requests": int(
                 total(samples, "movers_backfill_requests_total", venue=venue, result="failed")
             ),

@@ -57,10 +57,23 @@ class PolymarketHistory:
                     raise
                 self.batch = False
             else:
+                # The batch leaves out a token it has no point for, known or not: those are
+                # asked alone, where an unknown one is refused by name.
+                missing = []
                 for target in request.targets:
-                    answer.points[target.outcome_id] = history.get(target.asset) or []
+                    if history.get(target.asset):
+                        answer.points[target.outcome_id] = history[target.asset]
+                    else:
+                        missing.append(target)
+                await self._singles(request, missing, minutes, answer)
                 return answer
-        for target in request.targets:
+        await self._singles(request, request.targets, minutes, answer)
+        return answer
+
+    async def _singles(
+        self, request: Request, targets: Sequence[Target], minutes: int, answer: Answer
+    ) -> None:
+        for target in targets:
             try:
                 raws, _ = await self.client.prices_history(
                     target.asset, request.start, request.end, minutes
@@ -71,7 +84,6 @@ class PolymarketHistory:
                     continue
                 raise
             answer.points[target.outcome_id] = raws
-        return answer
 
     def parse(self, raws: list[msgspec.Raw], target: Target) -> list[Snapshot]:
         return list(self.rejects.each(parse_history_point, raws, target.asset))

@@ -16,7 +16,7 @@ from exporter.model import Snapshot
 from exporter.storage.database import Database
 from exporter.storage.maintenance import ceil_time, floor_time
 from exporter.storage.migrate import Mode
-from exporter.storage.rows import HISTORY_INSERT, HISTORY_INSERT_NOTING_LATE, snapshot_columns
+from exporter.storage.rows import HISTORY_INSERT, snapshot_columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,11 @@ ON CONFLICT (outcome_id, fidelity) DO UPDATE SET
     points = c.points + EXCLUDED.points,
     note = EXCLUDED.note,
     updated_at = now()
+"""
+_NOTE_REROLL = """
+INSERT INTO movers_internal.rollup_invalidations (name, lo, hi)
+SELECT 'ohlc_1m', %s, %s
+WHERE %s < (SELECT max(watermark) FROM movers_internal.rollup_state)
 """
 _WRITTEN = "INSERT INTO movers_internal.history_written (oldest, newest) VALUES (%s, %s)"
 
@@ -144,13 +149,9 @@ class HistoryStore:
         written = 0
         async with self._writing, self.database.transaction() as conn:
             if rows:
-                statement = (
-                    HISTORY_INSERT if self.mode is Mode.TIMESCALE else (HISTORY_INSERT_NOTING_LATE)
-                )
                 columns: dict[str, Any] = dict(snapshot_columns(rows))
                 oldest, newest = min(columns["time"]), max(columns["time"])
-                columns["lo"], columns["hi"] = oldest, newest
-                cur = await conn.execute(statement, columns)
+                cur = await conn.execute(HISTORY_INSERT, columns)
                 written = max(cur.rowcount, 0)
                 if written:
                     await conn.execute(_WRITTEN, (oldest, newest))
@@ -169,10 +170,13 @@ class HistoryStore:
         return written
 
     async def refresh_aggregates(self, oldest: datetime, newest: datetime) -> None:
-        """TimescaleDB: refresh each continuous aggregate over the buckets the backfill wrote
-        in (its policies only look back hours). Elsewhere the insert noted them for the
-        exporter's rollups."""
+        """After a pass: TimescaleDB refreshes each continuous aggregate over the buckets the
+        backfill wrote in (its policies only look back hours). Elsewhere the range is noted
+        once for the exporter's rollups, which reroll it at their next run (noted with every
+        batch, they would reroll days of every outcome each run while the pass goes on)."""
         if self.mode is not Mode.TIMESCALE:
+            async with self.database.transaction() as conn:
+                await conn.execute(_NOTE_REROLL, (oldest, newest, oldest))
             return
         async with self.database.connection() as conn:
             await conn.set_autocommit(True)

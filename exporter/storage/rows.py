@@ -57,7 +57,6 @@ SELECT unnest(%(time)b::timestamptz[]), unnest(%(outcome_id)b::text[]),
 ON CONFLICT (outcome_id, time) DO NOTHING
 """
 HISTORY_INSERT: LiteralString = _HISTORY_ROWS
-HISTORY_INSERT_NOTING_LATE: LiteralString = _NOTE_LATE + _HISTORY_ROWS
 _TRADE_ROWS: LiteralString = """
 INSERT INTO trades (time, outcome_id, venue, trade_id, price, size, side, trader)
 SELECT unnest(%(time)b::timestamptz[]), unnest(%(outcome_id)b::text[]),

@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
+import orjson
 import pytest
 
 from exporter.config import Settings
-from exporter.ingest.backfill import Backfill, plan_of
+from exporter.ingest.backfill import Backfill, Target, plan_of
+from exporter.ingest.common import Rejects
 from exporter.ingest.history_sources import KalshiHistory, PolymarketHistory
 from exporter.ingest.polymarket import PolymarketIngest
 from exporter.movers import MoversRefresher
@@ -25,6 +28,7 @@ from exporter.sim.world import KalshiMarket
 from exporter.storage.database import Database as Facade
 from exporter.storage.history import HistoryStore
 from exporter.storage.movers import naive_movers, read_movers
+from exporter.venues.polymarket.client import PolymarketClient
 from tests.support.databases import Database
 from tests.support.ingest import (
     kalshi_ingest,
@@ -248,3 +252,72 @@ async def test_a_killed_backfill_resumes_where_it_stopped(pg: Database) -> None:
                 [t for _, ts in plan for t in ts], 0, 1, timedelta(hours=1))) + 1  # fmt: skip
             covered = _rows(pg, "SELECT count(*) FROM movers_internal.backfill_cursors")[0][0]
             assert covered == planned
+
+
+async def test_bad_history_is_split_noted_filled_and_deduplicated(pg: Database) -> None:
+    """At the network edge, a venue that refuses a window of more than three days (400), does
+    not know one token, has an empty history for another, and sends the third's points twice
+    and with a gap: the window is asked again in halves, the unknown token noted (and not asked
+    again), the gap filled at the heartbeat, every point stored once."""
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    start = int((now - timedelta(days=7)).timestamp())
+    good, unknown, empty = "111", "222", "333"
+    asked: list[dict[str, Any]] = []
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if request.method == "GET":  # one token alone: the batch left it out
+            if request.url.params["market"] == unknown:
+                return httpx.Response(400, json={"error": "Invalid token id"})
+            return httpx.Response(200, json={"history": []})
+        body = orjson.loads(request.content)
+        asked.append(body)
+        if body["end_ts"] - body["start_ts"] > 3 * 86_400:
+            return httpx.Response(
+                400, json={"error": "'start_ts' and 'end_ts' interval is too long"}
+            )
+        points = [
+            {"t": t, "p": 0.5 if t < start + 2 * 86_400 else 0.6}
+            for t in range(body["start_ts"] - body["start_ts"] % 3600 + 3600, body["end_ts"], 3600)
+            if not start + 86_400 <= t < start + 86_400 + 6 * 3600  # six hours missing
+        ]
+        return httpx.Response(200, json={"history": {good: points + points[:5], empty: []}})
+
+    settings = pg.settings(
+        venues={"polymarket": {"clob_url": "http://clob.test", "retry": {"attempts": 1}}}
+    )
+    config = settings.venues.polymarket
+    client = PolymarketClient(config, transport=httpx.MockTransport(handler))
+    rejects = Rejects()
+    async with polymarket_ingest(settings) as pm:
+        store = HistoryStore(Facade(pm.writer.pool), pm.writer.mode)
+        backfill = Backfill(PolymarketHistory(client, rejects), store, settings.backfill,
+                            retention=None, heartbeat=timedelta(hours=2))  # fmt: skip
+        targets = [Target(f"polymarket:{t}", t) for t in (good, unknown, empty)]
+        tally = await backfill.run([(timedelta(hours=1), targets)], now=now)
+        await client.aclose()
+    assert tally.requests["split"] >= 1
+    assert all(b["end_ts"] - b["start_ts"] <= 3 * 86_400 for b in asked[1:] if b != asked[0])
+    rows = _rows(pg, "SELECT time, price FROM snapshots WHERE outcome_id = %s ORDER BY time",
+                 f"polymarket:{good}")  # fmt: skip
+    times = [t for t, _ in rows]
+    assert len(times) == len(set(times))
+    hours = int((now.timestamp() - start) // 3600)
+    # Every hour but the six missing ones, plus the heartbeat's rows filling the gap (every 2 h).
+    assert hours - 6 <= len(rows) <= hours - 6 + 3
+    assert tally.duplicates == 0
+    notes = dict(_rows(pg, "SELECT outcome_id, note FROM movers_internal.backfill_cursors"))
+    assert notes[f"polymarket:{empty}"] == "empty"
+    assert notes[f"polymarket:{unknown}"] == "unknown"
+    assert tally.errors["unknown_outcome"] == 1
+    # A second pass asks nothing: the unknown token is not asked again, the rest is covered.
+    before = len(calls)
+    async with polymarket_ingest(settings) as pm:
+        client = PolymarketClient(config, transport=httpx.MockTransport(handler))
+        store = HistoryStore(Facade(pm.writer.pool), pm.writer.mode)
+        again = Backfill(PolymarketHistory(client, rejects), store, settings.backfill,
+                         retention=None, heartbeat=timedelta(hours=2))  # fmt: skip
+        await again.run([(timedelta(hours=1), targets)], now=now)
+        await client.aclose()
+    assert len(calls) == before
