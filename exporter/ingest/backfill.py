@@ -161,6 +161,7 @@ class Backfill:
         self.filled: dict[timedelta, set[str]] = {}
         """Outcomes known covered, by fidelity: later passes do not look them up again."""
         self._logged: set[str] = set()
+        self._unknown: set[str] = set()
 
     async def run(
         self,
@@ -304,7 +305,8 @@ class Backfill:
         rows, covered, rejected = await asyncio.to_thread(self._prepare, request, answer, bounds)
         tally.rejected += rejected
         for c in covered:
-            if c.note == UNKNOWN:
+            if c.note == UNKNOWN and c.outcome_id not in self._unknown:
+                self._unknown.add(c.outcome_id)  # counted once, whatever its windows
                 self._note_once("unknown_outcome", f"{c.outcome_id}: the venue does not know it")
                 tally.errors["unknown_outcome"] += 1
         stored: list[Snapshot] = []

@@ -4,6 +4,7 @@ simulator's truth, it never touches a live row, re-running adds nothing, a resta
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -272,14 +273,14 @@ async def test_bad_history_is_split_noted_filled_and_deduplicated(pg: Database) 
                 return httpx.Response(400, json={"error": "Invalid token id"})
             return httpx.Response(200, json={"history": []})
         body = orjson.loads(request.content)
-        asked.append(body)
         if body["end_ts"] - body["start_ts"] > 3 * 86_400:
             return httpx.Response(
                 400, json={"error": "'start_ts' and 'end_ts' interval is too long"}
             )
+        asked.append(body)
         points = [
             {"t": t, "p": 0.5 if t < start + 2 * 86_400 else 0.6}
-            for t in range(body["start_ts"] - body["start_ts"] % 3600 + 3600, body["end_ts"], 3600)
+            for t in range(-(-body["start_ts"] // 3600) * 3600, body["end_ts"] + 1, 3600)
             if not start + 86_400 <= t < start + 86_400 + 6 * 3600  # six hours missing
         ]
         return httpx.Response(200, json={"history": {good: points + points[:5], empty: []}})
@@ -298,15 +299,17 @@ async def test_bad_history_is_split_noted_filled_and_deduplicated(pg: Database) 
         tally = await backfill.run([(timedelta(hours=1), targets)], now=now)
         await client.aclose()
     assert tally.requests["split"] >= 1
-    assert all(b["end_ts"] - b["start_ts"] <= 3 * 86_400 for b in asked[1:] if b != asked[0])
+    # Answered: windows of at most three days covering the week without a gap.
+    windows = sorted({(b["start_ts"], b["end_ts"]) for b in asked})
+    assert windows[0][0] == start
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
     rows = _rows(pg, "SELECT time, price FROM snapshots WHERE outcome_id = %s ORDER BY time",
                  f"polymarket:{good}")  # fmt: skip
     times = [t for t, _ in rows]
     assert len(times) == len(set(times))
-    hours = int((now.timestamp() - start) // 3600)
-    # Every hour but the six missing ones, plus the heartbeat's rows filling the gap (every 2 h).
-    assert hours - 6 <= len(rows) <= hours - 6 + 3
-    assert tally.duplicates == 0
+    # Every hour of the week but the six missing ones, and the heartbeat's rows filling the
+    # gap (every 2 h: three of them); the points two windows both hold, stored once.
+    assert len(rows) == 7 * 24 - 6 + 3
     notes = dict(_rows(pg, "SELECT outcome_id, note FROM movers_internal.backfill_cursors"))
     assert notes[f"polymarket:{empty}"] == "empty"
     assert notes[f"polymarket:{unknown}"] == "unknown"
