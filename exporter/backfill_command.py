@@ -86,12 +86,7 @@ async def _run(
                                     rows=tally.rows)  # fmt: skip
 
                 async with _source(settings, venue, rejects) as source:
-                    backfill = Backfill(
-                        source, store, settings.backfill,
-                        retention=settings.storage.retention.snapshots,
-                        heartbeat=settings.storage.heartbeat, on_progress=show,
-                        batch_rows=settings.database.write_batch_rows,
-                    )  # fmt: skip
+                    backfill = Backfill.from_settings(source, store, settings, show)
                     tally = await backfill.run(plan, since=since)
                 failed += tally.requests["failed"]
                 console.print(_summary(venue, tally))

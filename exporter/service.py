@@ -210,23 +210,16 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     ingest.kalshi_stream = kalshi_streamer
     if settings.backfill.enabled:
         store = HistoryStore(Database(writer.pool), writer.mode)
-        storage = settings.storage
         if polymarket is not None:
             source = PolymarketHistory(polymarket.client, rejects)
-            ingest.backfills.append((
-                Backfill(source, store, settings.backfill, retention=storage.retention.snapshots,
-                         heartbeat=storage.heartbeat,
-                         batch_rows=settings.database.write_batch_rows),
-                polymarket.hot, settings.venues.polymarket.stream.size,
-            ))  # fmt: skip
+            size = settings.venues.polymarket.stream.size
+            backfill = Backfill.from_settings(source, store, settings)
+            ingest.backfills.append((backfill, polymarket.hot, size))
         if kalshi is not None:
             ksource = KalshiHistory(kalshi.client, rejects)
-            ingest.backfills.append((
-                Backfill(ksource, store, settings.backfill, retention=storage.retention.snapshots,
-                         heartbeat=storage.heartbeat,
-                         batch_rows=settings.database.write_batch_rows),
-                kalshi.hot, settings.venues.kalshi.stream.size,
-            ))  # fmt: skip
+            ksize = settings.venues.kalshi.stream.size
+            kbackfill = Backfill.from_settings(ksource, store, settings)
+            ingest.backfills.append((kbackfill, kalshi.hot, ksize))
     return ingest
 
 

@@ -25,7 +25,7 @@ import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.config import BackfillConfig, format_duration
+from exporter.config import BackfillConfig, Settings, format_duration
 from exporter.errors import StorageError, VenueError, VenueRejected
 from exporter.ingest.hot import HotSet
 from exporter.model import Snapshot, Venue
@@ -162,6 +162,22 @@ class Backfill:
         """Outcomes known covered, by fidelity: later passes do not look them up again."""
         self._logged: set[str] = set()
         self._unknown: set[str] = set()
+
+    @classmethod
+    def from_settings(
+        cls,
+        source: HistorySource,
+        store: HistoryStore,
+        settings: Settings,
+        on_progress: Callable[[Tally], None] | None = None,
+    ) -> Backfill:
+        return cls(
+            source, store, settings.backfill,
+            retention=settings.storage.retention.snapshots,
+            heartbeat=settings.storage.heartbeat,
+            batch_rows=settings.database.write_batch_rows,
+            on_progress=on_progress,
+        )  # fmt: skip
 
     async def run(
         self,
