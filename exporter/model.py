@@ -74,6 +74,8 @@ class Market(msgspec.Struct, frozen=True, gc=False):
     liquidity: float | None = None
     open_interest: float | None = None
     tags: tuple[str, ...] = ()
+    listed_at: datetime | None = None
+    """When the venue created the market (Gamma's ``createdAt``, Kalshi's ``created_time``)."""
 
 
 class Outcome(msgspec.Struct, frozen=True, gc=False):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -33,12 +34,14 @@ from exporter.ingest.polymarket_trades_stream import PolymarketTradesStreamer
 from exporter.ingest.streams import StreamCollector
 from exporter.metrics import build_registry
 from exporter.movers import MoversJob, MoversRefresher
+from exporter.signals import Signals
 from exporter.storage.database import Database
 from exporter.storage.db import connect_async, create_pool, prepare_schema
 from exporter.storage.health import DatabaseFigures
 from exporter.storage.history import HistoryStore
 from exporter.storage.maintenance import apply_retention, run_rollups
 from exporter.storage.migrate import MigrationReport, Mode
+from exporter.storage.signals import SignalStore
 from exporter.storage.writer import Writer, WriterCollector
 from exporter.venues.http import HttpCollector
 from exporter.venues.kalshi.client import KalshiClient
@@ -87,15 +90,19 @@ class Ingest:
     polymarket_stream: PolymarketStreamer | None = None
     kalshi_stream: KalshiStreamer | None = None
     trades_stream: PolymarketTradesStreamer | None = None
+    signals: Signals | None = None
 
     def streams(self) -> list[PolymarketStreamer | KalshiStreamer]:
         """The price streams."""
         return [s for s in (self.polymarket_stream, self.kalshi_stream) if s is not None]
 
-    def background(self) -> list[PolymarketStreamer | KalshiStreamer | PolymarketTradesStreamer]:
-        """Every stream that runs beside the scheduled jobs."""
+    def background(
+        self,
+    ) -> list[PolymarketStreamer | KalshiStreamer | PolymarketTradesStreamer | Signals]:
+        """Every stream that runs beside the scheduled jobs, and the signals' poster."""
         trades = [self.trades_stream] if self.trades_stream is not None else []
-        return [*self.streams(), *trades]
+        signals = [self.signals] if self.signals is not None else []
+        return [*self.streams(), *trades, *signals]
 
     def collectors(self) -> list[Collector]:
         """One collector per component, for the registry."""
@@ -114,6 +121,8 @@ class Ingest:
             found.append(self.trades_stream)
         if self.backfills:
             found.append(BackfillCollector([b for b, _, _ in self.backfills]))
+        if self.signals is not None:
+            found.append(self.signals)
         return found
 
     def backfill_schedule(
@@ -150,11 +159,16 @@ class Ingest:
                 ("kalshi_prices", kx.refresh_prices, kconfig.prices_every.total_seconds()),
                 ("kalshi_trades", kx.collect_trades, kconfig.trades_every.total_seconds()),
             ]
+        if self.signals is not None:
+            every = settings.signals.every.total_seconds()
+            plan.append(("signals_markets", self.signals.market_events, every))
         return plan
 
     async def aclose(self) -> None:
         for client in self.clients:
             await client.aclose()
+        if self.signals is not None and self.signals.client is not None:
+            await self.signals.client.aclose()
 
 
 DATABASE_CHECK_SECONDS = 30
@@ -208,6 +222,13 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
             settings.venues.polymarket, polymarket.hot, writer, rejects
         )
     ingest.kalshi_stream = kalshi_streamer
+    url = settings.signals.alertmanager_url
+    ingest.signals = Signals(
+        settings.signals,
+        SignalStore(Database(writer.pool)),
+        httpx.AsyncClient(timeout=10.0) if url is not None else None,
+    )
+    writer.trade_listeners.append(ingest.signals.trades)
     if settings.backfill.enabled:
         store = HistoryStore(Database(writer.pool), writer.mode)
         if polymarket is not None:

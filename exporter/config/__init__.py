@@ -27,6 +27,7 @@ from exporter.config.movers import (
 )
 from exporter.config.service import AlertsConfig, CategoriesConfig, LoggingConfig, MetricsConfig
 from exporter.config.settings import Settings
+from exporter.config.signals import SignalsConfig, WhaleConfig
 from exporter.config.storage import (
     AGGREGATES,
     CompressionConfig,
@@ -59,7 +60,8 @@ __all__ = [
     "KalshiStreamConfig", "LoggingConfig", "MetricsConfig", "MoverFilter", "MoverFilters",
     "MoversConfig", "MoversExport", "PolymarketConfig", "PolymarketStreamConfig",
     "PolymarketTradesStreamConfig", "PositiveDuration", "RefreshConfig", "RefreshPolicy",
-    "RetentionConfig", "RetryConfig", "Settings", "StorageConfig", "VenuesConfig",
+    "RetentionConfig", "RetryConfig", "Settings", "SignalsConfig", "StorageConfig",
+    "VenuesConfig", "WhaleConfig",
     "describe_errors", "format_duration", "load_settings", "parse_duration", "redact_dsn",
     "redacted", "resolve_config_path", "secret_values", "validate_settings", "window_label",
 ]  # fmt: skip

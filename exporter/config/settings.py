@@ -10,6 +10,7 @@ from exporter.config.backfill import BackfillConfig
 from exporter.config.database import DatabaseConfig
 from exporter.config.movers import MoversConfig, window_label
 from exporter.config.service import AlertsConfig, CategoriesConfig, LoggingConfig, MetricsConfig
+from exporter.config.signals import SignalsConfig
 from exporter.config.storage import StorageConfig
 from exporter.config.types import _keyed, _Section, format_duration
 from exporter.config.venues import VenuesConfig
@@ -24,6 +25,7 @@ class Settings(_Section):
     storage: StorageConfig = StorageConfig()
     movers: MoversConfig = MoversConfig()
     backfill: BackfillConfig = BackfillConfig()
+    signals: SignalsConfig = SignalsConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

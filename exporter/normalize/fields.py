@@ -70,6 +70,19 @@ def parse_time(value: object, kind: str, key: str, venue: Venue) -> datetime | N
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def listing_time(value: object) -> datetime | None:
+    """A market's creation time where the venue gives one; anything unreadable (or Go's zero
+    time, which Kalshi sends for some markets) is unknown rather than an error: it only dates a
+    listing signal."""
+    if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def from_unix(seconds: float, kind: str, key: str, venue: Venue) -> datetime:
     """A unix time in seconds, refused when outside 1970..5138 rather than overflowing; a
     failure is ``venue``'s."""

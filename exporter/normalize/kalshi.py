@@ -27,7 +27,14 @@ from exporter.model import (
     Venue,
     displayed_price,
 )
-from exporter.normalize.fields import as_wire, converted, decoded, from_unix, parse_time
+from exporter.normalize.fields import (
+    as_wire,
+    converted,
+    decoded,
+    from_unix,
+    listing_time,
+    parse_time,
+)
 
 VENUE = Venue.KALSHI
 PREFIX = f"{VENUE.value}:"
@@ -110,6 +117,7 @@ class KalshiMarket(YesQuote, frozen=True):
     yes_sub_title: Any = None
     title: Any = None
     close_time: str | None = None
+    created_time: str | None = None
     mve_collection_ticker: Any = None
 
 
@@ -313,6 +321,7 @@ def parse_market(
         liquidity=None,  # liquidity_dollars is deprecated and always "0.0000"
         open_interest=open_interest,
         tags=(series,) if series else (),
+        listed_at=listing_time(m.created_time),
     )
     # Positional (a sweep builds some 150,000 of each): a Kalshi market's one outcome, YES,
     # shares its id; then time, outcome_id, price, bid, ask, last_trade, volume_24h.

@@ -31,7 +31,14 @@ from exporter.model import (
     displayed_price,
     is_probability,
 )
-from exporter.normalize.fields import as_wire, converted, decoded, from_unix, parse_time
+from exporter.normalize.fields import (
+    as_wire,
+    converted,
+    decoded,
+    from_unix,
+    listing_time,
+    parse_time,
+)
 
 VENUE = Venue.POLYMARKET
 PREFIX = f"{VENUE.value}:"
@@ -72,6 +79,7 @@ class GammaMarket(msgspec.Struct, frozen=True):
     question: str | None = None
     slug: str | None = None
     endDate: str | None = None
+    createdAt: str | None = None
     outcomes: str | list[Any] | None = None
     outcomePrices: str | list[Any] | None = None
     clobTokenIds: str | list[Any] | None = None
@@ -297,6 +305,7 @@ def parse_market(raw: object, received_at: datetime, event: EventContext) -> Par
         volume_24h=volume_24h,
         liquidity=liquidity,
         tags=event.tags,
+        listed_at=listing_time(m.createdAt),
     )
     # Positional (outcome_id, market_id, venue, native_id, name, position, observed_at): a
     # sweep builds some 60,000 of these.

@@ -29,7 +29,9 @@ class Faults:
     def __init__(self, scenario: Scenario, truth: Truth) -> None:
         self.truth = truth
         self._entries = [
-            e for e in scenario.timeline if e.action not in ("jump", "close", "add_markets")
+            e
+            for e in scenario.timeline
+            if e.action not in ("jump", "close", "trade", "add_markets")
         ]
         self._truncations_left = {
             id(e): e.truncate.times for e in self._entries if e.truncate is not None

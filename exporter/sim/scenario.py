@@ -54,6 +54,18 @@ class Jump(_Strict):
     from_: float | None = Field(default=None, gt=0, lt=1, alias="from")
 
 
+class ScriptedTrade(_Strict):
+    """One trade of ``size`` (Polymarket shares, Kalshi contracts) at the market's last price,
+    by ``wallet`` when given (Polymarket publishes wallets): a whale, or a watched wallet. The
+    quote does not move."""
+
+    venue: VenueName
+    market: int | str
+    size: float = Field(gt=0, le=1e9)
+    buy: bool = True
+    wallet: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+
+
 class Close(_Strict):
     """The market stops trading (Polymarket: ``closed``; Kalshi: status ``closed``)."""
 
@@ -102,6 +114,7 @@ class Entry(_Strict):
     for_: Duration | None = Field(default=None, alias="for")
     jump: Jump | None = None
     close: Close | None = None
+    trade: ScriptedTrade | None = None
     add_markets: AddMarkets | None = None
     rate_limit: Fault | None = None
     server_error: ServerError | None = None
@@ -142,6 +155,7 @@ class Entry(_Strict):
 ACTIONS = (
     "jump",
     "close",
+    "trade",
     "add_markets",
     "rate_limit",
     "server_error",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from exporter.sim.scenario import AddMarkets, Close, Jump, Scenario
+from exporter.sim.scenario import AddMarkets, Close, Jump, Scenario, ScriptedTrade
 
 MOVE_RATE = 0.004
 """Chance per market per simulated second that it moves: about a fifth of markets move in any
@@ -397,7 +397,7 @@ class World:
         self.by_key: dict[str, SimMarket] = {}
         self._index()
         self._actions: dict[int, list[object]] = {}
-        for entry in scenario.entries("jump", "close", "add_markets"):
+        for entry in scenario.entries("jump", "close", "trade", "add_markets"):
             self._actions.setdefault(math.floor(entry.start), []).append(entry.payload)
             if entry.jump is not None:
                 market = self.market(entry.jump.venue, entry.jump.market)
@@ -411,6 +411,11 @@ class World:
                     market.history.append((0.0, market.bid_m, market.ask_m, market.last_m))
                     market.opening = (market.bid_m, market.ask_m, market.last_m)
                     market.forget_past()
+            elif entry.close is not None:  # open until the scenario closes it
+                market = self.market(entry.close.venue, entry.close.market)
+                market.status, market.result = "open", None
+                if isinstance(market, KalshiMarket):
+                    market.kalshi_status = "active"
         self._open: dict[str, list[SimMarket]] = {}
         self._refresh_open()
 
@@ -681,6 +686,11 @@ class World:
             before = (market.bid_m, market.ask_m, market.tick_m)
             trades = self._set_price(market, action.to, float(second), trade=True)
             changes.append(Change(market, float(second), before, _state(market), trades))
+        elif isinstance(action, ScriptedTrade):
+            market = self.market(action.venue, action.market)
+            before = (market.bid_m, market.ask_m, market.tick_m)
+            trades = self._scripted_trade(market, action, float(second))
+            changes.append(Change(market, float(second), before, _state(market), trades))
         elif isinstance(action, Close):
             market = self.market(action.venue, action.market)
             before = (market.bid_m, market.ask_m, market.tick_m)
@@ -717,6 +727,29 @@ class World:
             trades = self._trade(market, rng, at, center, buy=True)
         market.history.append((at, market.bid_m, market.ask_m, market.last_m))
         return trades
+
+    def _scripted_trade(
+        self, market: SimMarket, action: ScriptedTrade, at: float
+    ) -> list[SimTrade]:
+        """One fill of the scenario's size at the last price (the YES token's on Polymarket)."""
+        self._trade_seq += 1
+        trade_id = (
+            "0x" + digest(self.seed, "scripted", market.key, at).hex()
+            if market.venue == "polymarket"
+            else _uuid(mix(market.salt ^ self._trade_seq), mix(market.salt + self._trade_seq))
+        )
+        wallet = (action.wallet or "0x" + digest(self.seed, "whale", at, size=20).hex()).lower()
+        price = market.last_m if market.last_m is not None else (market.bid_m + market.ask_m) // 2
+        trade = SimTrade(
+            seq=self._trade_seq, seconds=at, market=market, price_m=price,
+            size=action.size, buy=action.buy, trade_id=trade_id, token=0, wallet=wallet,
+        )  # fmt: skip
+        market.trades.append(trade)
+        self.trades.append(trade)
+        notional = action.size * price / MILLI if market.venue == "polymarket" else action.size
+        market.volume += notional
+        market.volume_24h += notional
+        return [trade]
 
     def _move(
         self, market: SimMarket, rng: random.Random, at: float, changes: list[Change]

@@ -72,15 +72,16 @@ NEWEST: dict[str, LiteralString] = {
 MARKET_UPSERT = """
 INSERT INTO markets AS m (market_id, venue, native_id, title, category, status, url, event_id,
                           event_title, slug, end_time, volume_total, volume_24h, liquidity,
-                          open_interest, tags, first_seen, last_seen)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                          open_interest, tags, first_seen, last_seen, listed_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (market_id) DO UPDATE SET
     native_id = EXCLUDED.native_id, title = EXCLUDED.title, category = EXCLUDED.category,
     status = EXCLUDED.status, url = EXCLUDED.url, event_id = EXCLUDED.event_id,
     event_title = EXCLUDED.event_title, slug = EXCLUDED.slug, end_time = EXCLUDED.end_time,
     volume_total = EXCLUDED.volume_total, volume_24h = EXCLUDED.volume_24h,
     liquidity = EXCLUDED.liquidity, open_interest = EXCLUDED.open_interest, tags = EXCLUDED.tags,
-    last_seen = greatest(m.last_seen, EXCLUDED.last_seen), updated_at = now()
+    last_seen = greatest(m.last_seen, EXCLUDED.last_seen),
+    listed_at = coalesce(EXCLUDED.listed_at, m.listed_at), updated_at = now()
 """
 OUTCOME_UPSERT = """
 INSERT INTO outcomes AS o (outcome_id, market_id, venue, native_id, name, position, first_seen,

@@ -125,6 +125,9 @@ class Writer:
         self.stored_listeners: list[Callable[[datetime], None]] = []
         """Told the oldest time among the snapshot rows of each committed statement, held rows
         written after an outage included (the movers refresh reads from there)."""
+        self.trade_listeners: list[Callable[[Sequence[Trade]], None]] = []
+        """Told every valid trade handed to :meth:`write_trades`, before it is stored (or held
+        through an outage): the signals see a whale at once, database or not."""
         self._flushing = asyncio.Lock()
         self._retry_at = 0.0
         self._direct: psycopg.AsyncConnection[Any] | None = None
@@ -193,6 +196,8 @@ class Writer:
 
     async def write_trades(self, rows: Sequence[Trade]) -> WriteResult:
         valid, rejected = _partition(rows, check_trade)
+        for listener in self.trade_listeners:
+            listener(valid)
         if not await self._ready():
             return self._hold("trades", valid, rejected)
         try:
@@ -335,7 +340,7 @@ class Writer:
                 m.market_id, m.venue.value, m.native_id, m.title, m.category, m.status.value,
                 m.url, m.event_id, m.event_title, m.slug, m.end_time, m.volume_total,
                 m.volume_24h, m.liquidity, m.open_interest, list(m.tags), m.observed_at,
-                m.observed_at,
+                m.observed_at, m.listed_at,
             )
             for m in markets
         ]  # fmt: skip

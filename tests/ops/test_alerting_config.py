@@ -139,6 +139,11 @@ ROUTES = [
      " category=Politics window=5m"),
     ("history,markets", "alertname=CategorySurge area=markets severity=info category=Sports"
      " window=1h"),
+    ("history,markets", "alertname=WhaleTrade area=signals severity=info venue=kalshi"
+     " market_id=kalshi:KX-1 signal=whale"),
+    ("history,markets", "alertname=MarketResolved area=signals severity=info venue=kalshi"
+     " category=Politics signal=resolved"),
+    ("history,ops", "alertname=SignalsNotPosted area=ops severity=warning venue=kalshi"),
     ("history,ops", "alertname=IngestStale area=ops severity=warning venue=polymarket"),
     ("history,ops", "alertname=VenueRateLimited area=ops severity=warning venue=kalshi"),
     ("history,ops-critical", "alertname=DatabaseDown area=ops severity=critical"),
