@@ -23,6 +23,7 @@ from boards import (  # noqa: E402
     category_trends,
     ingest_health,
     market_detail,
+    signals,
     top_movers,
     traders,
 )
@@ -37,6 +38,7 @@ DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "ingest-health.json": ingest_health.build,
     "traders.json": traders.build,
     "alerts.json": alerts.build,
+    "signals.json": signals.build,
 }
 
 

@@ -15,7 +15,7 @@ import contextlib
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,8 @@ TOKEN = "history-token-7f3a"
 PROMETHEUS = "http://127.0.0.1:9090"
 ALERTMANAGER = "http://127.0.0.1:9093"
 EXPORTER = "http://127.0.0.1:9464"
+DEMO_WALLET = "0x5a1e000000000000000000000000000000c0ffee"
+"""The wallet of the demo's scripted big Polymarket trade (scenarios/demo.yaml)."""
 
 
 def user_env(hooks: str, **overrides: str) -> dict[str, str]:
@@ -163,14 +165,23 @@ async def _journey(image: Image, server: Server, tmp_path: Path, chat: ChatStand
         exporter_fs = Container(image.root, network)
         shutil_rmtree(image.path("/etc/movers"))
         exporter_fs.mount(services["exporter"])
+        # The user's movers.yaml in ./config: the demo's whale wallet watched, and discovery
+        # every 2 minutes (15 by default) so the listing and the closing the demo scripts are
+        # found within the journey.
+        user: dict[str, Any] = {
+            "signals": {"wallets": {DEMO_WALLET: "Demo whale"}},
+            "venues": {"polymarket": {"discovery_every": "2m"},
+                       "kalshi": {"discovery_every": "2m"}},
+        }  # fmt: skip
         if db.shared_session:
             # The WASM server writes a few thousand rows a second through one session: the
             # history at the hot set's full resolution (millions of rows) would hold it for
             # many minutes. Hourly points show the same path.
-            image.path("/etc/movers/movers.yaml").write_text(yaml.safe_dump({
+            user |= {
                 "database": {"prepared_statements": False, "write_concurrency": 1},
                 "backfill": {"hot_fidelity": "1h", "others_fidelity": None},
-            }))  # fmt: skip
+            }
+        image.path("/etc/movers/movers.yaml").write_text(yaml.safe_dump(user))
         image.path("/etc/movers").chmod(0o755)
         processes: list[Process] = []
         try:
@@ -305,6 +316,30 @@ async def _run(
         f"history: {ranked} 24 h movers, {with_candles} outcomes with candles 2+ days old, "
         f"{time.monotonic() - sim_started:.0f} s after the simulator started"
     )
+
+    # The demo's signals, posted by the exporter to Alertmanager, reach both apps: the watched
+    # wallet's trade, the Kalshi whale, the new Polymarket market, the Kalshi market closing.
+    with psycopg.connect(url, password=exporter_env["MOVERS_DATABASE_PASSWORD"]) as conn:
+        closing = scenario.entries("close")[0].close
+        assert closing is not None
+        closed = world.market(closing.venue, closing.market)
+        (closed_title,) = conn.execute(
+            "SELECT title FROM markets WHERE market_id = %s", (f"kalshi:{closed.key}",)
+        ).fetchone() or ("?",)
+    signals: dict[str, tuple[str, str, Callable[[str], bool]]] = {
+        "the watched wallet's trade": (
+            "👛",
+            ":purse:",
+            lambda t: "Demo whale BUY $" in t and poly_title[:40] in t,
+        ),
+        "the Kalshi whale": ("🐋", ":whale:", lambda t: kalshi_title[:40] in t),
+        "the new market": ("🆕", ":new:", lambda t: " market: " in t and "polymarket.com/" in t),
+        "the market closing": ("🔒", ":lock:", lambda t: "Closed:" in t and closed_title[:40] in t),
+    }
+    for what, (discord, slack, found) in signals.items():
+        for path, mark in (("/discord/markets", discord), ("/slack/markets", slack)):
+            await chat.wait_for(path, _marked(mark, found), 300, f"{path}: {what}")
+    print(f"signals notified {time.monotonic() - sim_started:.0f} s after the simulator started")
     # The image's own healthcheck (the Dockerfile's HEALTHCHECK) passes on the running exporter.
     health = image.run(image.healthcheck, entrypoint=False, timeout=30)
     assert health.returncode == 0, health.stderr
@@ -363,6 +398,10 @@ async def _run(
     for path in ("/discord/markets", "/slack/markets"):
         assert not [t for t in chat.texts(path) if "resolved" in t.lower()], chat.texts(path)
     exporter.alive()
+
+
+def _marked(mark: str, found: Callable[[str], bool]) -> Callable[[str], bool]:
+    return lambda text: mark in text and found(text)
 
 
 async def _both(read: Any) -> dict[str, str] | None:

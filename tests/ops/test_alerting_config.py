@@ -217,14 +217,17 @@ WORST_MARKET_NOTES = {
     "summary": LONG, "description": LONG * 3, "move_pp": "+" + "9" * 500,
     "price_then": "1" * 500, "price_now": "2" * 500, "runbook_url": "https://x/" + "y" * 900,
 }  # fmt: skip
+WORST_SIGNAL = {**WORST_MARKET, "alertname": "WhaleTrade" + "W" * 300, "signal": "whale" * 90}
 WORST_OPS = {"alertname": "IngestStale" + "Y" * 300, "severity": "critical", "area": "ops",
              "venue": LONG}  # fmt: skip
 WORST_OPS_NOTES = {"summary": LONG, "description": LONG * 3, "runbook_url": "https://x/y"}
 
 
 @pytest.mark.parametrize(
-    ("labels", "notes"), [(WORST_MARKET, WORST_MARKET_NOTES), (WORST_OPS, WORST_OPS_NOTES)]
-)
+    ("labels", "notes"),
+    [(WORST_MARKET, WORST_MARKET_NOTES), (WORST_SIGNAL, WORST_OPS_NOTES),
+     (WORST_OPS, WORST_OPS_NOTES)],
+)  # fmt: skip
 @pytest.mark.parametrize(("firing", "resolved"), [(50, 0), (0, 50), (25, 25), (50, 50), (1, 0)])
 def test_notifications_stay_within_discord_limits_for_a_worst_case_group(
     tmp_path: Path,
@@ -278,3 +281,26 @@ def test_a_market_notification_reads_well_in_discord_and_slack(tmp_path: Path) -
         "✅ resolved: Will the bill pass? (Yes) +12.0 pp in 5m"
     )
     assert _render(resolved, '{{ template "movers.slack.color" . }}', tmp_path) == "good"
+
+
+def test_a_signal_reads_well_in_discord_and_slack(tmp_path: Path) -> None:
+    """A whale trade as the exporter posts it (exporter/signals.py builds these)."""
+    labels = {"alertname": "WhaleTrade", "severity": "info", "area": "signals",
+              "signal": "whale", "venue": "polymarket", "market_id": "polymarket:0xbill",
+              "title": "Will the bill pass?", "outcome": "Yes", "category": "Politics",
+              "url": "https://polymarket.com/event/bill", "trade_id": "0xt"}  # fmt: skip
+    notes = {"summary": "0x5a1e0000… BUY $45,000 of Yes @ 75.0¢ · Will the bill pass?",
+             "description": "60,000 @ 75.0¢ = $45,000 on polymarket. "
+                            "https://polymarket.com/event/bill"}  # fmt: skip
+    data = _group(1, 0, labels, notes)
+    title = _render(data, '{{ template "movers.title" . }}', tmp_path)
+    message = _render(data, '{{ template "movers.discord.message" . }}', tmp_path)
+    slack = _render(data, '{{ template "movers.slack.text" . }}', tmp_path)
+    assert title.startswith("FIRING 1 · WhaleTrade")
+    assert message.splitlines() == [
+        "🐋 **0x5a1e0000… BUY $45,000 of Yes @ 75.0¢ · Will the bill pass?**",
+        "60,000 @ 75.0¢ = $45,000 on polymarket. https://polymarket.com/event/bill",
+    ]
+    assert slack.splitlines()[0] == (
+        ":whale: *0x5a1e0000… BUY $45,000 of Yes @ 75.0¢ · Will the bill pass?*"
+    )
