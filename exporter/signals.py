@@ -168,6 +168,7 @@ def alert_of(pending: Pending, resolve_after: timedelta, now: datetime) -> dict[
             "outcome": outcome,
             "category": info.category if info is not None else "Other",
             "url": (info.url or "") if info is not None else "",
+            "outcome_id": trade.outcome_id,
             "trade_id": trade.trade_id,
         }
         who = ""
@@ -205,6 +206,7 @@ def alert_of(pending: Pending, resolve_after: timedelta, now: datetime) -> dict[
             "market_id": event.market_id,
             "title": event.title,
             "outcome": event.outcome or "",
+            "outcome_id": event.outcome_id or "",
             "category": event.category,
             "url": event.url or "",
         }

@@ -51,7 +51,7 @@ class MoversConfig(_Section):
         timedelta(hours=1),
         timedelta(hours=24),
     )
-    every: PositiveDuration = timedelta(minutes=1)
+    every: PositiveDuration = timedelta(seconds=15)
     """Cadence of the movers refresh."""
     staleness: PositiveDuration = timedelta(hours=1)
     """A price is carried forward at most this long: ``price_then`` must have been observed within

@@ -17,7 +17,7 @@ WITH taken AS (
     RETURNING id, market_id, kind, status, previous, at
 )
 SELECT t.kind, t.status, t.previous, t.at, m.market_id, m.venue, m.title, m.category, m.url,
-       m.listed_at, m.volume_24h, o.name, p.price, p.time
+       m.listed_at, m.volume_24h, o.outcome_id, o.name, p.price, p.time
 FROM taken t
 JOIN markets m USING (market_id)
 LEFT JOIN LATERAL (
@@ -55,6 +55,8 @@ class MarketEvent:
     url: str | None
     listed_at: datetime | None
     volume_24h: float | None
+    outcome_id: str | None
+    """The first outcome (YES)."""
     outcome: str | None
     """The first outcome's name (YES)."""
     price: float | None

@@ -9,6 +9,7 @@ from grafana_foundation_sdk.builders.common import StackingConfig
 from grafana_foundation_sdk.models import common
 
 from boards.common import (
+    DETAIL,
     HIDDEN,
     PROM,
     SQL,
@@ -28,13 +29,12 @@ WHERE = (
     "status = 'firing' AND labels->>'area' = 'signals' AND $__timeFilter(time)"
     " AND ('__all' IN ($venue) OR venue IN ($venue))"
 )
-DETAIL = "/d/movers-market?var-market=${__data.fields.market_id}&${__url_time_range}"
 
 
 def number(key: str) -> str:
     """An annotation the exporter writes as a number, read as one (anything else: null)."""
     value = f"annotations->>'{key}'"
-    return f"CASE WHEN {value} ~ '^-?[0-9]+(\\.[0-9]+)?$' THEN ({value})::float8 END"
+    return f"CASE WHEN {value} ~ '\\A-?[0-9]+(\\.[0-9]+)?\\Z' THEN ({value})::float8 END"
 
 
 def signal_table(title: str, description: str, query: str, no_value: str) -> table.Panel:
@@ -43,7 +43,8 @@ def signal_table(title: str, description: str, query: str, no_value: str) -> tab
         source=SQL, no_value=no_value,
     )  # fmt: skip
     panel = panel.override_by_name("market", [prop("links", [link("Market Detail", DETAIL)])])
-    return panel.override_by_name("market_id", [HIDDEN])
+    panel = panel.override_by_name("market_id", [HIDDEN])
+    return panel.override_by_name("outcome_id", [HIDDEN])
 
 
 def build() -> board.Dashboard:
@@ -78,7 +79,8 @@ def build() -> board.Dashboard:
         f"""SELECT time, alertname AS signal, venue, labels->>'title' AS market,
                    labels->>'outcome' AS outcome, annotations->>'side' AS side,
                    {number("notional")} AS notional, {number("price")} AS price,
-                   {number("size")} AS size, annotations->>'wallet' AS wallet, market_id
+                   {number("size")} AS size, annotations->>'wallet' AS wallet, market_id,
+                   labels->>'outcome_id' AS outcome_id
             FROM alerts WHERE {WHERE} AND alertname IN ('WhaleTrade', 'WalletTrade')
             ORDER BY time DESC LIMIT 200""",
         "No whale or watched wallet traded in this range",
@@ -89,7 +91,8 @@ def build() -> board.Dashboard:
         "New markets",
         "Markets the venues listed (created within signals.listings.max_age of being found), "
         "of the categories signals.listings.categories follows.",
-        f"""SELECT time, venue, category, labels->>'title' AS market, market_id
+        f"""SELECT time, venue, category, labels->>'title' AS market, market_id,
+                   labels->>'outcome_id' AS outcome_id
             FROM alerts WHERE {WHERE} AND alertname = 'MarketListed'
             ORDER BY time DESC LIMIT 200""",
         "No new market in this range",
@@ -99,7 +102,7 @@ def build() -> board.Dashboard:
         "Markets that stopped trading, with the first outcome's final price.",
         f"""SELECT time, alertname AS signal, venue, category, labels->>'title' AS market,
                    labels->>'outcome' AS outcome, {number("final_price")} AS final_price,
-                   market_id
+                   market_id, labels->>'outcome_id' AS outcome_id
             FROM alerts WHERE {WHERE} AND alertname IN ('MarketClosed', 'MarketResolved')
             ORDER BY time DESC LIMIT 200""",
         "No market closed or resolved in this range",

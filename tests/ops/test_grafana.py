@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import importlib.util
 import os
 import re
@@ -78,11 +79,11 @@ def test_checked_in_dashboards_are_what_the_generator_writes() -> None:
 def test_dashboards_reference_datasources_by_uid_and_use_current_panels() -> None:
     uids = _datasource_uids()
     boards = dashboards()
-    assert len(boards) == 6
+    assert len(boards) == 7
     assert len({b["uid"] for b in boards.values()}) == len(boards)
     titles = {b["title"] for b in boards.values()}
     assert titles == {"Top Movers", "Category Trends", "Market Detail", "Ingest Health",
-                      "Traders", "Alerts"}  # fmt: skip
+                      "Traders", "Alerts", "Signals"}  # fmt: skip
     for name, board in boards.items():
         text = (REPO / "grafana" / "dashboards" / name).read_text()
         assert "${DS_" not in text
@@ -226,6 +227,7 @@ async def _store_alert(db: Database) -> None:
             "endsAt": "0001-01-01T00:00:00Z", "fingerprint": "feedbeef",
         }],
     }  # fmt: skip
+    body["alerts"] += _signals(db, now)
     import orjson
 
     pool = create_pool(db.settings().database)
@@ -234,6 +236,45 @@ async def _store_alert(db: Database) -> None:
         await store_alerts(Store(pool), parse_notification(orjson.dumps(body)), datetime.now(UTC))
     finally:
         await pool.close()
+
+
+def _signals(db: Database, now: datetime) -> list[dict[str, Any]]:
+    """One alert of each signal, as the exporter posts it (exporter.signals.alert_of) for a
+    stored market, the way Alertmanager forwards it to the history."""
+    from exporter.model import Side, Trade, Venue
+    from exporter.signals import Pending, alert_of
+    from exporter.storage.signals import MarketEvent, OutcomeInfo
+
+    with db.connect() as conn:
+        row = conn.execute(
+            "SELECT o.outcome_id, m.market_id, m.venue, m.title, o.name, m.category, m.url"
+            " FROM markets m JOIN outcomes o USING (market_id) WHERE m.venue = 'polymarket'"
+            " ORDER BY m.volume_24h DESC NULLS LAST, o.position LIMIT 1"
+        ).fetchone()
+    assert row is not None
+    outcome_id, market_id, venue, title, name, category, url = row
+    info = OutcomeInfo(outcome_id, market_id, title, name, category, url)
+    trade = Trade(now, outcome_id, Venue(venue), "0xtrade", 0.62, 40_000.0, Side.BUY,
+                  "0x" + "ab" * 20)  # fmt: skip
+    event = MarketEvent("status", "resolved", "open", now, market_id, venue, title, category,
+                        url, now, 1e4, outcome_id, name, 0.97, now)  # fmt: skip
+    pending = [
+        Pending("whale", venue, now, trade=trade, info=info),
+        Pending("wallet", venue, now, trade=trade, wallet_label="Fund", info=info),
+        Pending(
+            "listed",
+            venue,
+            now,
+            event=dataclasses.replace(event, kind="listed", status="open", previous=None),
+        ),
+        Pending("resolved", venue, now, event=event),
+    ]
+    alerts = []
+    for i, p in enumerate(pending):
+        alert = alert_of(p, timedelta(minutes=10), now)
+        alerts.append(alert | {"status": "firing", "fingerprint": f"5167a1{i}",
+                               "endsAt": "0001-01-01T00:00:00Z"})  # fmt: skip
+    return alerts
 
 
 def _expected_columns(panel: dict[str, Any]) -> set[str]:

@@ -30,8 +30,8 @@ def _event(kind: str, status: str, previous: str | None = None, **over: object) 
         "kind": kind, "status": status, "previous": previous, "at": NOW,
         "market_id": "kalshi:KX-1", "venue": "kalshi", "title": "Will it rain?",
         "category": "Weather & Climate", "url": "https://kalshi.com/markets/kx",
-        "listed_at": NOW - timedelta(minutes=5), "volume_24h": 10.0, "outcome": "Yes",
-        "price": 0.97, "price_time": NOW,
+        "listed_at": NOW - timedelta(minutes=5), "volume_24h": 10.0,
+        "outcome_id": "kalshi:KX-1", "outcome": "Yes", "price": 0.97, "price_time": NOW,
     }  # fmt: skip
     return MarketEvent(**(fields | over))  # type: ignore[arg-type]
 
