@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -64,7 +65,9 @@ class Recorder:
                 text = "".join(f"\n{a.get('title', '')}\n{a.get('text', '')}"
                                for a in body.get("attachments", []))  # fmt: skip
             self.messages.append((time.monotonic(), request.path, text))
-            return web.Response(status=204 if request.path.startswith("/discord/") else 200)
+            if request.path.startswith("/discord/"):
+                return web.Response(status=204)
+            return web.Response(text="ok")  # Slack's answer
 
         app = web.Application()
         app.router.add_post("/{app}/{channel}", hook)
@@ -82,6 +85,14 @@ def _start(command: list[str], log: Path, env: dict[str, str] | None = None) -> 
     """A server process writing to ``log``."""
     with log.open("wb") as out:
         return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _stop(processes: list[Any]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        process.wait(30)
 
 
 def _open_liquid(markets: list[Any], count: int, spread_m: int) -> list[SimMarket]:
@@ -167,6 +178,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                     ALERTMANAGER_YML.read_text()
                     .replace("/run/alertmanager/secrets/", f"{secrets}/")
                     .replace("http://exporter:9464", f"http://127.0.0.1:{metrics}")
+                    .replace("/etc/alertmanager/templates/", f"{REPO}/alertmanager/templates/")
                 )
                 for app in ("discord", "slack"):
                     for channel in ("markets", "ops"):
@@ -210,20 +222,23 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                     _start([sys.executable, "-m", "exporter", "run"], folder / "exporter.log", env)
                 )
                 last = plan[-1][0] if plan else 0.0
-                print(f"{len(plan)} jumps from {args.warmup:.0f} s to {last:.0f} s", flush=True)
-                while sim.clock.elapsed() < last + WITHIN:
-                    await asyncio.sleep(5)
-                    for process in processes:
-                        if process.poll() is not None:
-                            raise SystemExit(f"{process.args[0]} exited: see {folder}")
-                with psycopg.connect(server.url) as conn:
-                    titles = dict(conn.execute("SELECT market_id, title FROM markets").fetchall())
+                print(f"{len(plan)} jumps from {args.warmup:.0f} s to {last:.0f} s; {folder}",
+                      flush=True)  # fmt: skip
+                try:
+                    while sim.clock.elapsed() < last + WITHIN:
+                        await asyncio.sleep(5)
+                        for process in processes:
+                            if process.poll() is not None:
+                                raise SystemExit(f"{process.args[0]} exited: see {folder}")
+                    with psycopg.connect(server.url) as conn:
+                        rows = conn.execute("SELECT market_id, title FROM markets").fetchall()
+                        titles = dict(rows)
+                finally:
+                    _stop(processes)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(30)
+        _stop(processes)
         await recorder.stop()
+    (folder / "messages.json").write_text(json.dumps(recorder.messages, indent=1))
 
     prefixes: dict[str, int] = {}
     for title in titles.values():

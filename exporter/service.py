@@ -25,7 +25,7 @@ from exporter.errors import StorageError
 from exporter.ingest.backfill import Backfill, BackfillCollector, plan_of
 from exporter.ingest.common import Jobs, Rejects, VenueCollector
 from exporter.ingest.history_sources import KalshiHistory, PolymarketHistory
-from exporter.ingest.hot import HotSet
+from exporter.ingest.hot import HotSet, in_hot_sets
 from exporter.ingest.kalshi import KalshiIngest
 from exporter.ingest.kalshi_stream import KalshiStreamer
 from exporter.ingest.polymarket import PolymarketIngest
@@ -162,6 +162,9 @@ class Ingest:
         if self.signals is not None:
             every = settings.signals.every.total_seconds()
             plan.append(("signals_markets", self.signals.market_events, every))
+            if settings.signals.volume.enabled:
+                every = settings.signals.volume.every.total_seconds()
+                plan.append(("signals_volume", self.signals.volume_spikes, every))
         return plan
 
     async def aclose(self) -> None:
@@ -229,6 +232,9 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
         httpx.AsyncClient(timeout=10.0) if url is not None else None,
     )
     writer.trade_listeners.append(ingest.signals.trades)
+    writer.snapshot_listeners.append(ingest.signals.snapshots)
+    hot_sets = {v.hot.venue.value: v.hot for v in (polymarket, kalshi) if v is not None}
+    ingest.signals.watched = in_hot_sets(hot_sets)
     if settings.backfill.enabled:
         store = HistoryStore(Database(writer.pool), writer.mode)
         if polymarket is not None:

@@ -30,10 +30,10 @@ import structlog
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.config import SignalsConfig
+from exporter.config import LiquidityConfig, SignalsConfig, format_duration
 from exporter.errors import StorageError
-from exporter.model import Trade, Venue
-from exporter.storage.signals import MarketEvent, OutcomeInfo, SignalStore
+from exporter.model import Snapshot, Trade, Venue
+from exporter.storage.signals import MarketEvent, OutcomeInfo, SignalStore, VolumeSpike
 
 log = structlog.get_logger("exporter.signals")
 
@@ -43,6 +43,8 @@ ALERTS = {
     "listed": "MarketListed",
     "closed": "MarketClosed",
     "resolved": "MarketResolved",
+    "liquidity": "LiquidityGap",
+    "volume": "VolumeSpike",
 }
 """Signal -> the alert name it is posted as."""
 RESULTS = ("sent", "cooldown", "over_budget", "queue_full", "failed", "off")
@@ -65,6 +67,11 @@ class Pending:
     wallet_label: str | None = None
     event: MarketEvent | None = None
     info: OutcomeInfo | None = None
+    outcome_id: str | None = None
+    """A liquidity gap's outcome."""
+    figures: dict[str, float | None] = field(default_factory=dict)
+    """A liquidity gap's bid, ask, spread and typical spread."""
+    spike: VolumeSpike | None = None
 
     @property
     def key(self) -> str:
@@ -73,8 +80,19 @@ class Pending:
             return self.info.market_id
         if self.event is not None:
             return self.event.market_id
-        assert self.trade is not None
-        return self.trade.outcome_id
+        if self.spike is not None:
+            return self.spike.market_id
+        if self.trade is not None:
+            return self.trade.outcome_id
+        assert self.outcome_id is not None
+        return self.outcome_id
+
+    @property
+    def unknown_outcome(self) -> str | None:
+        """The outcome whose market is still to be looked up."""
+        if self.info is not None:
+            return None
+        return self.trade.outcome_id if self.trade is not None else self.outcome_id
 
 
 def notional(trade: Trade) -> float:
@@ -127,6 +145,103 @@ def classify(event: MarketEvent, config: SignalsConfig, now: datetime) -> str | 
     return event.status
 
 
+SMOOTHING = 0.1
+"""Weight of each observation in a book's typical spread."""
+BOOKS_KEPT = 20_000
+
+
+@dataclass(slots=True)
+class _Book:
+    typical: float | None = None
+    tight_since: datetime | None = None
+    """Since when its typical spread has been tight (a quote stands until the next: a quiet
+    stream of a tight book is a tight book)."""
+    gap_since: datetime | None = None
+    notified: bool = False
+    last: tuple[float | None, float | None] = (None, None)
+
+
+class LiquidityWatch:
+    """The books of hot and watched outcomes: a typical spread each (a moving average while
+    no gap), and since when a normally tight one has been gapped (spread of ``spread`` and
+    ``factor`` times its typical, or a side empty). A gap held ``hold`` is a signal, once,
+    until the book recovers."""
+
+    def __init__(self, config: LiquidityConfig) -> None:
+        self.config = config
+        self.books: dict[str, _Book] = {}
+
+    def observe(
+        self,
+        rows: Sequence[Snapshot],
+        watched: Callable[[str], bool],
+        now: datetime | None = None,
+    ) -> list[Pending]:
+        """Each watched row's quote; the gaps due now. Times are this machine's clock, ``now``
+        (default: each row's own time; a venue's clock, or a simulator's, may run apart)."""
+        found: list[Pending] = []
+        for row in rows:
+            at = now or row.time
+            if (row.bid is None and row.ask is None) or not watched(row.outcome_id):
+                continue
+            book = self.books.get(row.outcome_id)
+            if book is None:
+                if len(self.books) >= BOOKS_KEPT:
+                    continue
+                book = self.books[row.outcome_id] = _Book()
+            book.last = (row.bid, row.ask)
+            if self._gapped(book, row.bid, row.ask, at):
+                if book.gap_since is None:
+                    book.gap_since = at
+                pending = self._due(row.outcome_id, book, at)
+                if pending is not None:
+                    found.append(pending)
+                continue
+            book.gap_since, book.notified = None, False
+            if row.bid is None or row.ask is None:
+                continue  # one side, of a book not known to be tight: nothing to learn
+            spread = row.ask - row.bid
+            book.typical = spread if book.typical is None else (
+                book.typical + SMOOTHING * (spread - book.typical))  # fmt: skip
+            if book.typical > self.config.tight:
+                book.tight_since = None
+            elif book.tight_since is None:
+                book.tight_since = at
+        return found
+
+    def sweep(self, now: datetime) -> list[Pending]:
+        """Gaps that have lasted ``hold`` without a new quote (a quiet stream)."""
+        found = []
+        for outcome, book in self.books.items():
+            if book.gap_since is not None:
+                pending = self._due(outcome, book, now)
+                if pending is not None:
+                    found.append(pending)
+        return found
+
+    def _gapped(self, book: _Book, bid: float | None, ask: float | None, at: datetime) -> bool:
+        """A gap of a book that normally trades tight (else: no gap, and it learns)."""
+        if book.gap_since is None and (
+            book.tight_since is None or at - book.tight_since < self.config.learn
+        ):
+            return False
+        if bid is None or ask is None:
+            return True
+        assert book.typical is not None
+        return ask - bid >= max(self.config.spread, self.config.factor * book.typical)
+
+    def _due(self, outcome: str, book: _Book, now: datetime) -> Pending | None:
+        assert book.gap_since is not None
+        held = (now - book.gap_since).total_seconds()
+        if book.notified or held < self.config.hold.total_seconds():
+            return None
+        book.notified = True
+        bid, ask = book.last
+        figures = {"bid": bid, "ask": ask, "typical": book.typical, "held": held}
+        venue = outcome.split(":", 1)[0]
+        return Pending("liquidity", venue, book.gap_since, outcome_id=outcome, figures=figures)
+
+
 def _money(value: float) -> str:
     return f"${value:,.0f}"
 
@@ -136,11 +251,39 @@ def _cents(price: float | None) -> str:
 
 
 def _cut(text: str, size: int) -> str:
-    return text if len(text) <= size else text[: size - 1] + "…"
+    if len(text) <= size:
+        return text
+    return text[: size - 1] + "…" if size > 1 else ""
+
+
+def _described(detail: str, url: str) -> str:
+    """The description: the detail, then the link (clickable in chat), 300 characters in all."""
+    return _cut(detail, 300 - len(url)) + url
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _market_labels(pending: Pending) -> dict[str, str]:
+    """Market, title, outcome, category and link, from what the signal knows of its market."""
+    if pending.event is not None:
+        e = pending.event
+        return {"market_id": e.market_id, "title": e.title, "outcome": e.outcome or "",
+                "outcome_id": e.outcome_id or "", "category": e.category,
+                "url": e.url or ""}  # fmt: skip
+    if pending.spike is not None:
+        v = pending.spike
+        return {"market_id": v.market_id, "title": v.title, "outcome": v.outcome,
+                "outcome_id": v.outcome_id, "category": v.category, "url": v.url or ""}  # fmt: skip
+    outcome_id = pending.trade.outcome_id if pending.trade is not None else pending.outcome_id
+    assert outcome_id is not None
+    info = pending.info
+    if info is None:  # the database did not answer: the ids alone, rather than late
+        return {"market_id": outcome_id, "title": outcome_id, "outcome": "",
+                "outcome_id": outcome_id, "category": "Other", "url": ""}  # fmt: skip
+    return {"market_id": info.market_id, "title": info.title, "outcome": info.outcome,
+            "outcome_id": outcome_id, "category": info.category, "url": info.url or ""}  # fmt: skip
 
 
 def alert_of(pending: Pending, resolve_after: timedelta, now: datetime) -> dict[str, Any]:
@@ -148,29 +291,23 @@ def alert_of(pending: Pending, resolve_after: timedelta, now: datetime) -> dict[
     title, outcome, category, link), annotations carry the numbers; it ends ``resolve_after``
     from now. Summaries fit the templates' 200 characters, descriptions their 300, the link
     last so chat apps make it clickable."""
+    market = _market_labels(pending)
     labels = {
         "alertname": ALERTS[pending.signal],
         "area": "signals",
         "severity": "info",
         "signal": pending.signal,
         "venue": pending.venue,
-    }
+    } | market
+    url, title = market["url"], _cut(market["title"], 120)
+    outcome = market["outcome"]
     annotations: dict[str, str] = {}
+    starts = pending.at
     if pending.trade is not None:
-        trade, info = pending.trade, pending.info
-        title = info.title if info is not None else trade.outcome_id
-        outcome = info.outcome if info is not None else ""
+        trade = pending.trade
         size = notional(trade)
         side = trade.side.value.upper() if trade.side is not None else "TRADE"
-        labels |= {
-            "market_id": info.market_id if info is not None else trade.outcome_id,
-            "title": title,
-            "outcome": outcome,
-            "category": info.category if info is not None else "Other",
-            "url": (info.url or "") if info is not None else "",
-            "outcome_id": trade.outcome_id,
-            "trade_id": trade.trade_id,
-        }
+        labels["trade_id"] = trade.trade_id
         who = ""
         if pending.wallet_label is not None:
             labels["wallet"] = trade.trader or ""
@@ -181,36 +318,53 @@ def alert_of(pending: Pending, resolve_after: timedelta, now: datetime) -> dict[
         annotations["summary"] = _cut(
             f"{who}{side} {_money(size)} of {what}@ {_cents(trade.price)} · {_cut(title, 90)}", 200
         )
-        annotations["description"] = (
-            _cut(
-                f"{trade.size:,.0f} @ {_cents(trade.price)} = {_money(size)} on {pending.venue}"
-                + (f", wallet {trade.trader}" if trade.trader else "")
-                + ". ",
-                300 - len(labels["url"]),
-            )
-            + labels["url"]
+        wallet = f", wallet {trade.trader}" if trade.trader else ""
+        annotations["description"] = _described(
+            f"{trade.size:,.0f} @ {_cents(trade.price)} = {_money(size)} on {pending.venue}"
+            f"{wallet}. ",
+            url,
         )
-        annotations |= {
-            "notional": f"{size:.2f}",
-            "price": f"{trade.price:.4f}",
-            "size": f"{trade.size:g}",
-            "side": side.lower(),
-        }
+        annotations |= {"notional": f"{size:.2f}", "price": f"{trade.price:.4f}",
+                        "size": f"{trade.size:g}", "side": side.lower()}  # fmt: skip
         if trade.trader:
             annotations["wallet"] = trade.trader
         starts = trade.time
+    elif pending.spike is not None:
+        spike = pending.spike
+        times = spike.volume / spike.median if spike.median > 0 else None
+        ratio = f"{times:.0f} times its usual" if times is not None else "none usually"
+        window = format_duration(timedelta(seconds=pending.figures.get("window") or 3600))
+        annotations["summary"] = _cut(
+            f"Volume spike: {_money(spike.volume)} in {window} ({ratio}) · {title}", 200
+        )
+        annotations["description"] = _described(
+            f"{spike.trades:,} trades worth {_money(spike.volume)} on {pending.venue}; the "
+            f"median of the same window over the baseline is {_money(spike.median)}. ",
+            url,
+        )
+        annotations |= {"volume": f"{spike.volume:.2f}", "median": f"{spike.median:.2f}",
+                        "trades": str(spike.trades)}  # fmt: skip
+    elif pending.signal == "liquidity":
+        bid, ask = pending.figures.get("bid"), pending.figures.get("ask")
+        typical = pending.figures.get("typical") or 0.0
+        if bid is None or ask is None:
+            what = "no bids" if bid is None else "no asks"
+        else:
+            what = f"spread {_cents(ask - bid)}"
+        name = f" ({outcome})" if outcome else ""
+        annotations["summary"] = _cut(
+            f"Liquidity gap: {what}, usually {_cents(typical)} · {title}{name}", 200
+        )
+        annotations["description"] = _described(
+            f"Bid {_cents(bid)} / ask {_cents(ask)} on {pending.venue}, held "
+            f"{pending.figures.get('held', 0):.0f} s; the spread is usually {_cents(typical)}. ",
+            url,
+        )
+        annotations |= {k: f"{v:.4f}" for k, v in pending.figures.items()
+                        if v is not None and k in ("bid", "ask", "typical")}  # fmt: skip
     else:
         event = pending.event
         assert event is not None
-        labels |= {
-            "market_id": event.market_id,
-            "title": event.title,
-            "outcome": event.outcome or "",
-            "outcome_id": event.outcome_id or "",
-            "category": event.category,
-            "url": event.url or "",
-        }
-        title = _cut(event.title, 120)
         if pending.signal == "listed":
             annotations["summary"] = _cut(f"New {event.category} market: {title}", 200)
             detail = f"Listed on {pending.venue}"
@@ -222,7 +376,7 @@ def alert_of(pending: Pending, resolve_after: timedelta, now: datetime) -> dict[
             detail = f"{verb} on {pending.venue} ({event.previous} → {event.status})"
             if event.price is not None:
                 annotations["final_price"] = f"{event.price:.4f}"
-        annotations["description"] = _cut(f"{detail}. ", 300 - len(labels["url"])) + labels["url"]
+        annotations["description"] = _described(f"{detail}. ", url)
         starts = event.at
     starts = min(starts, now)
     return {
@@ -249,10 +403,43 @@ class Signals(Collector):
     detected: Counter[tuple[str, str]] = field(default_factory=Counter)
     results: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     last_at: dict[tuple[str, str], float] = field(default_factory=dict)
+    watched: Callable[[str], bool] = field(default=lambda outcome_id: False)
+    """Whether an outcome is in a venue's hot set or watchlist (the books the liquidity signal
+    follows); the service sets it."""
+    liquidity: LiquidityWatch = field(init=False)
     _seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
     _queue: asyncio.Queue[Pending] = field(default_factory=lambda: asyncio.Queue(QUEUE))
     _cooling: dict[tuple[str, str], float] = field(default_factory=dict)
     _sent: deque[float] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self.liquidity = LiquidityWatch(self.config.liquidity)
+
+    def snapshots(self, rows: Sequence[Snapshot]) -> None:
+        """A writer's snapshot listener: the hot and watched books' liquidity gaps."""
+        if not rows or not self.config.liquidity.enabled:
+            return
+        for pending in self.liquidity.observe(rows, self.watched, self.clock()):
+            self._enqueue(pending)
+
+    async def volume_spikes(self) -> dict[str, int]:
+        """A scheduled job: markets trading far above their usual volume."""
+        config = self.config.volume
+        oldest, newest = await self.store.trade_span()
+        # The window ends now, or at the newest trade when a venue's clock runs ahead.
+        now = max(self.clock(), newest) if newest is not None else self.clock()
+        if oldest is None or now - oldest < config.min_history:
+            return {"spikes": 0, "skipped": 1}  # no baseline yet
+        buckets = int(min(config.baseline, now - oldest) / config.window) - 1
+        spikes = await self.store.volume_spikes(
+            now, config.window, max(buckets, 1), config.factor,
+            {"polymarket": config.floor.polymarket, "kalshi": config.floor.kalshi},
+        )  # fmt: skip
+        window = config.window.total_seconds()
+        for spike in spikes:
+            self._enqueue(Pending("volume", spike.venue, now, spike=spike,
+                                  figures={"window": window}))  # fmt: skip
+        return {"spikes": len(spikes)}
 
     def trades(self, trades: Sequence[Trade]) -> None:
         """A writer's trade listener: queue the whale and watched-wallet trades."""
@@ -271,6 +458,10 @@ class Signals(Collector):
             if signal is not None:
                 found += 1
                 self._enqueue(Pending(signal, event.venue, event.at, event=event))
+        if self.config.liquidity.enabled:
+            for pending in self.liquidity.sweep(now):
+                found += 1
+                self._enqueue(pending)
         return {"events": len(events), "signals": found}
 
     def _enqueue(self, pending: Pending) -> None:
@@ -299,15 +490,15 @@ class Signals(Collector):
 
     async def deliver(self, batch: list[Pending]) -> None:
         now = self.clock()
-        trades = [p for p in batch if p.trade is not None and p.info is None]
-        if trades:
+        unknown = {p.unknown_outcome: p for p in batch if p.unknown_outcome is not None}
+        if unknown:
             try:
-                found = await self.store.describe([p.trade.outcome_id for p in trades if p.trade])
+                found = await self.store.describe(list(unknown))
             except StorageError:
                 found = {}  # posted with the ids alone rather than late
-            for p in trades:
-                assert p.trade is not None
-                p.info = found.get(p.trade.outcome_id)
+            for p in batch:
+                if p.unknown_outcome is not None:
+                    p.info = found.get(p.unknown_outcome)
         chosen = [p for p in batch if self.admit(p, time.monotonic())]
         if not chosen:
             return
@@ -328,8 +519,10 @@ class Signals(Collector):
         log.info("signals posted", signals=dict(Counter(p.signal for p in chosen)))
 
     def admit(self, pending: Pending, now: float) -> bool:
-        """Trade signals: one per market and signal a cooldown; all: the minute's budget."""
-        if pending.trade is not None:
+        """Per-market signals (trades, liquidity, volume): one per market and signal a cooldown;
+        all: the minute's budget."""
+        cooled = pending.event is None
+        if cooled:
             key = (pending.signal, pending.key)
             until = self._cooling.get(key, 0.0)
             if until > now:
@@ -341,8 +534,10 @@ class Signals(Collector):
             self.results[(pending.signal, pending.venue, "over_budget")] += 1
             return False
         self._sent.append(now)
-        if pending.trade is not None:
+        if cooled:
             cooldown = self.config.cooldown.total_seconds()
+            if pending.signal == "volume":
+                cooldown = max(cooldown, self.config.volume.window.total_seconds())
             self._cooling[(pending.signal, pending.key)] = now + cooldown
             if len(self._cooling) > 10_000:
                 self._cooling = {k: v for k, v in self._cooling.items() if v > now}
@@ -364,7 +559,8 @@ class Signals(Collector):
     def collect(self) -> Iterator[Metric]:
         detected = CounterMetricFamily(
             "movers_signals_detected",
-            "Signals detected (whale, wallet, listed, closed, resolved), by venue.",
+            "Signals detected (whale, wallet, listed, closed, resolved, liquidity, volume), by "
+            "venue.",
             labels=["signal", "venue"],
         )
         results = CounterMetricFamily(

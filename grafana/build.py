@@ -21,6 +21,7 @@ if str(HERE) not in sys.path:
 from boards import (  # noqa: E402
     alerts,
     category_trends,
+    hot_markets,
     ingest_health,
     market_detail,
     signals,
@@ -39,6 +40,7 @@ DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "traders.json": traders.build,
     "alerts.json": alerts.build,
     "signals.json": signals.build,
+    "hot-markets.json": hot_markets.build,
 }
 
 

@@ -27,7 +27,7 @@ from exporter.config.movers import (
 )
 from exporter.config.service import AlertsConfig, CategoriesConfig, LoggingConfig, MetricsConfig
 from exporter.config.settings import Settings
-from exporter.config.signals import SignalsConfig, WhaleConfig
+from exporter.config.signals import LiquidityConfig, SignalsConfig, VolumeConfig, WhaleConfig
 from exporter.config.storage import (
     AGGREGATES,
     CompressionConfig,
@@ -57,11 +57,12 @@ __all__ = [
     "AGGREGATES", "DEFAULT_CONFIG_PATH", "ENV_ONLY", "ENV_OVERRIDES", "AlertsConfig",
     "BackfillConfig",
     "CategoriesConfig", "CompressionConfig", "DatabaseConfig", "Duration", "KalshiConfig",
-    "KalshiStreamConfig", "LoggingConfig", "MetricsConfig", "MoverFilter", "MoverFilters",
+    "KalshiStreamConfig", "LiquidityConfig", "LoggingConfig", "MetricsConfig", "MoverFilter",
+    "MoverFilters",
     "MoversConfig", "MoversExport", "PolymarketConfig", "PolymarketStreamConfig",
     "PolymarketTradesStreamConfig", "PositiveDuration", "RefreshConfig", "RefreshPolicy",
     "RetentionConfig", "RetryConfig", "Settings", "SignalsConfig", "StorageConfig",
-    "VenuesConfig", "WhaleConfig",
+    "VenuesConfig", "VolumeConfig", "WhaleConfig",
     "describe_errors", "format_duration", "load_settings", "parse_duration", "redact_dsn",
     "redacted", "resolve_config_path", "secret_values", "validate_settings", "window_label",
 ]  # fmt: skip

@@ -10,10 +10,10 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from exporter.config.types import PositiveDuration, _Section
+from exporter.config.types import PositiveDuration, _keyed, _Section
 
 _WALLET = re.compile(r"0x[0-9a-f]{40}")
 
@@ -48,6 +48,40 @@ class ListingsConfig(_Section):
     Grafana); empty: every category."""
 
 
+class LiquidityConfig(_Section):
+    """A hot or watched market that normally trades tight whose spread widens, or whose book
+    loses a side, and stays so."""
+
+    enabled: bool = True
+    tight: float = Field(default=0.03, gt=0, le=1)
+    """Normally tight: its typical spread (a moving average while no gap) is at most this."""
+    spread: float = Field(default=0.10, gt=0, le=1)
+    """A gap: the spread reaches this (and ``factor`` times the typical spread), or a side is
+    empty."""
+    factor: float = Field(default=4.0, ge=1)
+    learn: PositiveDuration = timedelta(minutes=10)
+    """How long a book must have been seen trading tight before a gap of it counts."""
+    hold: PositiveDuration = timedelta(minutes=2)
+    """How long the gap must last before it notifies."""
+
+
+class VolumeConfig(_Section):
+    """A market whose traded notional over ``window`` reaches ``factor`` times its median over
+    the windows of the trailing ``baseline`` (hours without trades count as zero), above a
+    floor."""
+
+    enabled: bool = True
+    window: PositiveDuration = timedelta(hours=1)
+    baseline: PositiveDuration = timedelta(days=7)
+    factor: float = Field(default=5.0, gt=1)
+    floor: WhaleConfig = WhaleConfig()
+    """Per venue, the window's notional from which a spike counts (USDC, dollars)."""
+    min_history: PositiveDuration = timedelta(days=1)
+    """No spike is judged before this much trade history is stored (a fresh install's median
+    would be zero)."""
+    every: PositiveDuration = timedelta(minutes=5)
+
+
 class ResolutionsConfig(_Section):
     enabled: bool = True
     """A market that closed or resolved notifies, with its final price."""
@@ -62,9 +96,12 @@ class SignalsConfig(_Section):
     """Polymarket wallets to watch (address: a label): any trade of theirs notifies."""
     listings: ListingsConfig = ListingsConfig()
     resolutions: ResolutionsConfig = ResolutionsConfig()
+    liquidity: LiquidityConfig = LiquidityConfig()
+    volume: VolumeConfig = VolumeConfig()
     cooldown: PositiveDuration = timedelta(minutes=10)
-    """After a market's whale or wallet notification, its next of the same signal waits this
-    long (the trades between are counted, not notified)."""
+    """After a market's whale, wallet, liquidity or volume notification, its next of the same
+    signal waits this long (at least ``volume.window`` for volume spikes); what is detected
+    meanwhile is counted, not notified."""
     max_per_minute: int = Field(default=30, ge=1, le=10_000)
     """Notifications posted a minute at most, all signals together; more are counted as
     dropped (a first start's sweep of resolutions, a storm of whales)."""
@@ -72,6 +109,12 @@ class SignalsConfig(_Section):
     """A signal's alert ends this long after it was sent (Alertmanager then resolves it)."""
     every: PositiveDuration = timedelta(seconds=10)
     """How often listings and status changes are read from the database's queue."""
+
+    @model_validator(mode="after")
+    def _windows_fit(self) -> SignalsConfig:
+        if self.volume.baseline < 2 * self.volume.window:
+            raise _keyed([("volume.baseline", "must hold at least two volume.window")])
+        return self
 
     @field_validator("alertmanager_url")
     @classmethod

@@ -72,3 +72,18 @@ class HotSet:
         """The 24 h volume and liquidity of ``asset``'s market, for its price rows."""
         known = self.known.get(self._market_of.get(asset, ""))
         return (known.volume_24h, known.liquidity) if known is not None else (None, None)
+
+
+def in_hot_sets(hot_sets: Mapping[str, HotSet]) -> Callable[[str], bool]:
+    """Whether an outcome (``venue:native id``) belongs to its venue's hot set, the hot markets
+    and the watchlist."""
+
+    def watched(outcome: str) -> bool:
+        venue, _, native = outcome.partition(":")
+        hot = hot_sets.get(venue)
+        if hot is None:
+            return False
+        market = hot.market_of(native)
+        return market is not None and market in hot
+
+    return watched

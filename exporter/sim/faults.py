@@ -31,7 +31,7 @@ class Faults:
         self._entries = [
             e
             for e in scenario.timeline
-            if e.action not in ("jump", "close", "trade", "add_markets")
+            if e.action not in ("jump", "close", "trade", "gap", "add_markets")
         ]
         self._truncations_left = {
             id(e): e.truncate.times for e in self._entries if e.truncate is not None

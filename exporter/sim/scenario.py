@@ -66,6 +66,16 @@ class ScriptedTrade(_Strict):
     wallet: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
 
 
+class Gap(_Strict):
+    """The market's book thins out: its quote widens to ``spread`` around the price, until the
+    entry's ``for`` ends (then the quote is back as it was before the gap). The market keeps
+    moving meanwhile, its spread kept."""
+
+    venue: VenueName
+    market: int | str
+    spread: float = Field(default=0.3, gt=0, lt=1)
+
+
 class Close(_Strict):
     """The market stops trading (Polymarket: ``closed``; Kalshi: status ``closed``)."""
 
@@ -115,6 +125,7 @@ class Entry(_Strict):
     jump: Jump | None = None
     close: Close | None = None
     trade: ScriptedTrade | None = None
+    gap: Gap | None = None
     add_markets: AddMarkets | None = None
     rate_limit: Fault | None = None
     server_error: ServerError | None = None
@@ -156,6 +167,7 @@ ACTIONS = (
     "jump",
     "close",
     "trade",
+    "gap",
     "add_markets",
     "rate_limit",
     "server_error",

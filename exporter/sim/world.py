@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from exporter.sim.scenario import AddMarkets, Close, Jump, Scenario, ScriptedTrade
+from exporter.sim.scenario import AddMarkets, Close, Gap, Jump, Scenario, ScriptedTrade
 
 MOVE_RATE = 0.004
 """Chance per market per simulated second that it moves: about a fifth of markets move in any
@@ -104,6 +104,14 @@ _THINGS = {
     "Weather & Climate": "reach {n}°F",
     "World": "hold summit {n}",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class _Restore:
+    """The end of a scripted gap: the market's quote as before it."""
+
+    venue: str
+    key: str
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -397,8 +405,14 @@ class World:
         self.by_key: dict[str, SimMarket] = {}
         self._index()
         self._actions: dict[int, list[object]] = {}
-        for entry in scenario.entries("jump", "close", "trade", "add_markets"):
+        self._gapped: dict[str, tuple[int, int, int]] = {}
+        """Quotes of the markets a scripted gap widened, to put back when it ends."""
+        for entry in scenario.entries("jump", "close", "trade", "gap", "add_markets"):
             self._actions.setdefault(math.floor(entry.start), []).append(entry.payload)
+            if entry.gap is not None and entry.for_ is not None:
+                market = self.market(entry.gap.venue, entry.gap.market)
+                end = math.floor(entry.end)
+                self._actions.setdefault(end, []).append(_Restore(entry.gap.venue, market.key))
             if entry.jump is not None:
                 market = self.market(entry.jump.venue, entry.jump.market)
                 market.pinned = True
@@ -691,6 +705,26 @@ class World:
             before = (market.bid_m, market.ask_m, market.tick_m)
             trades = self._scripted_trade(market, action, float(second))
             changes.append(Change(market, float(second), before, _state(market), trades))
+        elif isinstance(action, Gap):
+            market = self.market(action.venue, action.market)
+            before = (market.bid_m, market.ask_m, market.tick_m)
+            self._gapped[market.key] = before
+            tick, mid = market.tick_m, (market.bid_m + market.ask_m) // 2
+            half = max(tick, round(action.spread * MILLI / 2 / tick) * tick)
+            market.bid_m = max(tick, mid - half)
+            market.ask_m = min(MILLI - tick, mid + half)
+            market.history.append((float(second), market.bid_m, market.ask_m, market.last_m))
+            changes.append(Change(market, float(second), before, _state(market), []))
+        elif isinstance(action, _Restore):
+            market = self.market(action.venue, action.key)
+            before = (market.bid_m, market.ask_m, market.tick_m)
+            bid, ask, _ = self._gapped.pop(market.key, before)
+            tick, spread = market.tick_m, ask - bid  # the old spread, around today's price
+            low = (market.bid_m + market.ask_m) // 2 - spread // 2
+            market.bid_m = min(max(tick, low // tick * tick), MILLI - tick - spread)
+            market.ask_m = market.bid_m + spread
+            market.history.append((float(second), market.bid_m, market.ask_m, market.last_m))
+            changes.append(Change(market, float(second), before, _state(market), []))
         elif isinstance(action, Close):
             market = self.market(action.venue, action.market)
             before = (market.bid_m, market.ask_m, market.tick_m)

@@ -125,6 +125,9 @@ class Writer:
         self.stored_listeners: list[Callable[[datetime], None]] = []
         """Told the oldest time among the snapshot rows of each committed statement, held rows
         written after an outage included (the movers refresh reads from there)."""
+        self.snapshot_listeners: list[Callable[[Sequence[Snapshot]], None]] = []
+        """Told every valid snapshot handed to :meth:`write_snapshots` (unchanged ones too),
+        before it is stored: the signals follow the books."""
         self.trade_listeners: list[Callable[[Sequence[Trade]], None]] = []
         """Told every valid trade handed to :meth:`write_trades`, before it is stored (or held
         through an outage): the signals see a whale at once, database or not."""
@@ -169,6 +172,8 @@ class Writer:
         self, rows: Sequence[Snapshot], *, change_only: bool = True
     ) -> WriteResult:
         valid, rejected = _partition(rows, check_snapshot)
+        for listener in self.snapshot_listeners:
+            listener(valid)
         unchanged = stale = 0
         if change_only:
             valid, unchanged, stale = self.changes.select(valid)

@@ -110,14 +110,35 @@ def build() -> board.Dashboard:
     ended = ended.override_by_name(
         "final_price", [prop("unit", "percentunit"), prop("decimals", 1)]
     )
+    books = signal_table(
+        "Liquidity gaps and volume spikes",
+        "Hot and watched books that normally trade tight whose spread widened or lost a side "
+        "(signals.liquidity), and markets trading far above their usual volume "
+        "(signals.volume).",
+        f"""SELECT time, alertname AS signal, venue, labels->>'title' AS market,
+                   labels->>'outcome' AS outcome, {number("bid")} AS bid, {number("ask")} AS ask,
+                   {number("typical")} AS typical_spread, {number("volume")} AS volume,
+                   {number("median")} AS usual_volume, market_id,
+                   labels->>'outcome_id' AS outcome_id
+            FROM alerts WHERE {WHERE} AND alertname IN ('LiquidityGap', 'VolumeSpike')
+            ORDER BY time DESC LIMIT 200""",
+        "No liquidity gap or volume spike in this range",
+    )
+    cents = [prop("unit", "percentunit"), prop("decimals", 1)]
+    for name in ("bid", "ask", "typical_spread"):
+        books = books.override_by_name(name, cents)
+    for name in ("volume", "usual_volume"):
+        books = books.override_by_name(name, [prop("unit", "currencyUSD")])
     return (
         dashboard(
             "movers-signals", "Signals",
-            "Whale trades, watched wallets, new markets and resolutions, as notified.",
+            "Whale trades, watched wallets, new markets, resolutions, liquidity gaps and volume "
+            "spikes, as notified.",
             time_from="now-24h",
         )
         .with_variable(venue())
         .with_panel(grid.place(over_time, 12, 8)).with_panel(grid.place(held, 12, 8))
         .with_panel(grid.place(trades, 24, 10))
         .with_panel(grid.place(listed, 12, 10)).with_panel(grid.place(ended, 12, 10))
+        .with_panel(grid.place(books, 24, 10))
     )  # fmt: skip

@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from exporter.config import Settings
+from exporter.ingest.hot import in_hot_sets
 from exporter.ingest.kalshi import KalshiIngest
 from exporter.ingest.polymarket import PolymarketIngest
 from exporter.signals import Signals
@@ -178,3 +179,61 @@ async def test_over_the_minutes_budget_and_with_alertmanager_down_signals_are_co
         assert sum(v for (_, _, r), v in results.items() if r == "failed") == 2
         assert sum(v for (_, _, r), v in results.items() if r == "over_budget") >= 3
         assert len(am.posts) > 1  # retried
+
+
+def _books_and_volume() -> Any:
+    timeline = [
+        # Five trades of ~$2.6k each on market 1 within a minute: no whale, a volume spike.
+        *({"at": 400 + i, "trade": {"venue": "polymarket", "market": 1, "size": 3_000}}
+          for i in range(5)),
+        # Market 7's book thins out for ten minutes.
+        {"at": 300, "for": 600, "gap": {"venue": "polymarket", "market": 7, "spread": 0.3}},
+    ]  # fmt: skip
+    return load_scenario(
+        {"seed": 7, "universe": {"polymarket": 30, "kalshi": 0}, "timeline": timeline}
+    )
+
+
+async def test_a_liquidity_gap_held_and_a_volume_spike_notify_once(db: Database) -> None:
+    volume = {"window": "5m", "baseline": "1h", "min_history": "5m",
+              "floor": {"polymarket": 5_000, "kalshi": None}}  # fmt: skip
+    async with (
+        Simulator(_books_and_volume(), clock=ManualClock(START)) as sim,
+        _venues(db, sim, {"volume": volume, "liquidity": {"learn": "3m"}}) as (
+            pm,
+            _kx,
+            signals,
+            am,
+        ),
+    ):
+        pm.writer.snapshot_listeners.append(signals.snapshots)
+        signals.watched = in_hot_sets({"polymarket": pm.hot})
+        sim.advance(60)
+        await pm.discover()
+        spikes_seen = []
+        for _ in range(40):  # 60 s .. 660 s, a hot poll every 15 s
+            sim.advance(15)
+            await pm.refresh_hot()
+            await pm.collect_trades()
+            await signals.market_events()
+            spikes_seen.append((await signals.volume_spikes())["spikes"])
+            await signals.flush()
+        world = sim.world
+        gapped = world.market("polymarket", 7)
+        (gap,) = am.named("LiquidityGap")
+        assert gap["labels"]["market_id"] == f"polymarket:{gapped.key}"
+        assert "Liquidity gap: spread 30.0¢" in gap["annotations"]["summary"]
+        assert float(gap["annotations"]["typical"]) <= 0.03
+        assert gap["annotations"]["description"].endswith(gap["labels"]["url"])
+        # Held two minutes before it notified (the gap began at 300 s).
+        assert int(gap["annotations"]["description"].split("held ")[1].split(" s")[0]) >= 120
+
+        spiked = world.market("polymarket", 1)
+        (spike,) = am.named("VolumeSpike")
+        assert spike["labels"]["market_id"] == f"polymarket:{spiked.key}"
+        assert float(spike["annotations"]["volume"]) >= 5 * 3_000 * 0.8
+        assert "in 5m" in spike["annotations"]["summary"]
+        # Detected at each run while the trades are in the window; notified once (cooldown).
+        assert signals.detected[("volume", "polymarket")] == sum(spikes_seen) >= 2
+        assert signals.results[("volume", "polymarket", "cooldown")] >= 1
+        assert not am.named("WhaleTrade")

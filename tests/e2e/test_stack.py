@@ -166,11 +166,18 @@ async def _journey(image: Image, server: Server, tmp_path: Path, chat: ChatStand
         exporter_fs = Container(image.root, network)
         shutil_rmtree(image.path("/etc/movers"))
         exporter_fs.mount(services["exporter"])
-        # The user's movers.yaml in ./config: the demo's whale wallet watched, and discovery
-        # every 3 minutes (15 by default) so the listing and the closing the demo scripts are
-        # found within the journey.
+        # The user's movers.yaml in ./config: the demo's whale wallet watched, discovery every
+        # 3 minutes (15 by default) so the listing and the closing the demo scripts are found
+        # within the journey, volume judged over half an hour of the demo's fast time against
+        # what traded since it started (a fresh stack has no week of trades), and books known
+        # tight after a minute, gapped after 30 s (the exporter's clock runs at real speed).
         user: dict[str, Any] = {
-            "signals": {"wallets": {DEMO_WALLET: "Demo whale"}},
+            "signals": {
+                "wallets": {DEMO_WALLET: "Demo whale"},
+                "volume": {"window": "30m", "baseline": "4h", "min_history": "5m",
+                           "every": "1m"},
+                "liquidity": {"learn": "1m", "hold": "30s"},
+            },
             "venues": {"polymarket": {"discovery_every": "3m"},
                        "kalshi": {"discovery_every": "3m"}},
         }  # fmt: skip
@@ -336,6 +343,8 @@ async def _run(
         "the Kalshi whale": ("🐋", ":whale:", lambda t: kalshi_title[:40] in t),
         "the new market": ("🆕", ":new:", lambda t: " market: " in t and "polymarket.com/" in t),
         "the market closing": ("🔒", ":lock:", lambda t: "Closed:" in t and closed_title[:40] in t),
+        "the liquidity gap": ("💧", ":droplet:", lambda t: "Liquidity gap: spread 30" in t),
+        "the volume spike": ("📈", ":chart_with_upwards_trend:", lambda t: "Volume spike: $" in t),
     }
     for what, (discord, slack, found) in signals.items():
         for path, mark in (("/discord/markets", discord), ("/slack/markets", slack)):

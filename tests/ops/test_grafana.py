@@ -79,11 +79,11 @@ def test_checked_in_dashboards_are_what_the_generator_writes() -> None:
 def test_dashboards_reference_datasources_by_uid_and_use_current_panels() -> None:
     uids = _datasource_uids()
     boards = dashboards()
-    assert len(boards) == 7
+    assert len(boards) == 8
     assert len({b["uid"] for b in boards.values()}) == len(boards)
     titles = {b["title"] for b in boards.values()}
     assert titles == {"Top Movers", "Category Trends", "Market Detail", "Ingest Health",
-                      "Traders", "Alerts", "Signals"}  # fmt: skip
+                      "Traders", "Alerts", "Signals", "Hot Markets"}  # fmt: skip
     for name, board in boards.items():
         text = (REPO / "grafana" / "dashboards" / name).read_text()
         assert "${DS_" not in text
@@ -195,11 +195,11 @@ def _seed_older_prices(db: Database) -> None:
     with db.connect(autocommit=True) as conn:
         conn.execute(
             """
-            INSERT INTO snapshots (time, outcome_id, price, bid, ask, volume_24h)
+            INSERT INTO snapshots (time, outcome_id, price, bid, ask, volume_24h, liquidity)
             SELECT now() - s.ago, o.outcome_id, greatest(0.01, least(0.99, l.price + s.shift)),
-                   NULL, NULL, l.volume_24h
+                   NULL, NULL, l.volume_24h / 2, l.liquidity / 2
             FROM outcomes o
-            JOIN LATERAL (SELECT price, volume_24h FROM snapshots x
+            JOIN LATERAL (SELECT price, volume_24h, liquidity FROM snapshots x
                           WHERE x.outcome_id = o.outcome_id ORDER BY time DESC LIMIT 1) l ON true,
                  (VALUES (interval '25 hours', 0.2), (interval '70 minutes', -0.15),
                          (interval '20 minutes', 0.1), (interval '7 minutes', -0.08)) s (ago, shift)
@@ -243,7 +243,7 @@ def _signals(db: Database, now: datetime) -> list[dict[str, Any]]:
     stored market, the way Alertmanager forwards it to the history."""
     from exporter.model import Side, Trade, Venue
     from exporter.signals import Pending, alert_of
-    from exporter.storage.signals import MarketEvent, OutcomeInfo
+    from exporter.storage.signals import MarketEvent, OutcomeInfo, VolumeSpike
 
     with db.connect() as conn:
         row = conn.execute(
@@ -268,6 +268,23 @@ def _signals(db: Database, now: datetime) -> list[dict[str, Any]]:
             event=dataclasses.replace(event, kind="listed", status="open", previous=None),
         ),
         Pending("resolved", venue, now, event=event),
+        Pending(
+            "liquidity",
+            venue,
+            now,
+            outcome_id=outcome_id,
+            info=info,
+            figures={"bid": 0.4, "ask": None, "typical": 0.02, "held": 150.0},
+        ),
+        Pending(
+            "volume",
+            venue,
+            now,
+            figures={"window": 3600.0},
+            spike=VolumeSpike(
+                market_id, venue, title, category, url, outcome_id, name, 25_000.0, 40, 900.0
+            ),
+        ),
     ]
     alerts = []
     for i, p in enumerate(pending):

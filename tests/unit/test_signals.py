@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -152,3 +153,55 @@ def test_a_markets_cooldown_and_the_minutes_budget() -> None:
     assert [budget.admit(listing, t) for t in (0, 1, 2, 3, 61)] == [True, True, True, False, True]
     assert budget.results[("listed", "kalshi", "over_budget")] == 1
     assert signals.results[("whale", "polymarket", "cooldown")] == 1
+
+
+def _book(at: int, bid: float | None, ask: float | None, outcome: str = "polymarket:a") -> Any:
+    from exporter.model import Snapshot
+
+    return Snapshot(NOW + timedelta(seconds=at), outcome, 0.5, bid, ask)
+
+
+def test_a_tight_book_that_gaps_notifies_once_after_the_hold_and_learns_nothing_meanwhile() -> None:
+    from exporter.signals import LiquidityWatch
+
+    watch = LiquidityWatch(SignalsConfig().liquidity)  # 3¢ tight for 10m, 10¢ gap, x4, held 2m
+    everyone = lambda _: True  # noqa: E731
+    # Tight from 0 s; a quote stands until the next, so two quotes 10 minutes apart suffice.
+    assert watch.observe([_book(0, 0.49, 0.51), _book(540, 0.49, 0.51)], everyone) == []
+    # Too soon to know it is normally tight: a wide quote at 590 s is learnt, not a gap.
+    assert watch.observe([_book(590, 0.40, 0.60)], everyone) == []
+    assert watch.books["polymarket:a"].gap_since is None
+    assert watch.books["polymarket:a"].tight_since is None  # typical past 3¢ now
+    for i in range(30):
+        watch.observe([_book(600 + 15 * i, 0.49, 0.51)], everyone)
+    assert watch.books["polymarket:a"].typical == pytest.approx(0.02, abs=0.002)
+    # Wide for a minute, then tight again: no signal, and the gap forgotten.
+    assert watch.observe([_book(1800, 0.40, 0.60), _book(1860, 0.45, 0.58)], everyone) == []
+    assert watch.observe([_book(1870, 0.49, 0.51)], everyone) == []
+    assert watch.books["polymarket:a"].gap_since is None
+    # A side empties at 1900 s and stays so: the signal at 2020 s, once.
+    assert watch.observe([_book(1900, 0.49, None), _book(2000, 0.49, None)], everyone) == []
+    (gap,) = watch.observe([_book(2020, 0.49, None)], everyone)
+    assert (gap.signal, gap.outcome_id, gap.figures["ask"]) == ("liquidity", "polymarket:a", None)
+    assert gap.figures["held"] == 120
+    typical = watch.books["polymarket:a"].typical
+    assert watch.observe([_book(2100, 0.30, None)], everyone) == []
+    assert watch.sweep(NOW + timedelta(hours=1)) == []
+    assert watch.books["polymarket:a"].typical == typical  # unchanged by the gap
+
+
+def test_a_quiet_gap_is_found_by_the_sweep_and_only_watched_books_count() -> None:
+    from exporter.signals import LiquidityWatch
+
+    watch = LiquidityWatch(SignalsConfig().liquidity)
+    rows = [_book(0, 0.49, 0.51), _book(700, 0.30, 0.70)]
+    assert watch.observe(rows, lambda o: o == "polymarket:a") == []
+    assert watch.sweep(NOW + timedelta(seconds=819)) == []
+    (gap,) = watch.sweep(NOW + timedelta(seconds=820))
+    assert gap.figures["bid"] == 0.30
+    # A wide book that never traded tight is not a gap: it learns its own spread.
+    wide = [_book(60 * i, 0.30, 0.70, "polymarket:b") for i in range(20)]
+    assert watch.observe(wide, lambda o: True) == []
+    assert watch.sweep(NOW + timedelta(hours=1)) == []
+    assert watch.observe([_book(0, 0.4, 0.5, "polymarket:c")], lambda o: False) == []
+    assert "polymarket:c" not in watch.books
