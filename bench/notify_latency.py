@@ -95,8 +95,9 @@ def _stop(processes: list[Any]) -> None:
         process.wait(30)
 
 
-def _open_liquid(markets: list[Any], count: int, spread_m: int) -> list[SimMarket]:
-    """The ``count`` busiest open markets with a tight quote, each in an event of its own."""
+def _open_liquid(markets: list[Any], count: int, spread_m: int, volume: float) -> list[SimMarket]:
+    """The ``count`` busiest open markets with a tight quote that pass the default movers
+    filters (``volume``: the venue's ``min_volume_24h``), each in an event of its own."""
     chosen: list[SimMarket] = []
     events: set[str] = set()
     for market in sorted(markets, key=lambda m: -m.volume_24h):
@@ -106,10 +107,11 @@ def _open_liquid(markets: list[Any], count: int, spread_m: int) -> list[SimMarke
             market.status != "open"
             or multivariate
             or event in events
+            or market.volume_24h < volume
             or market.ask_m - market.bid_m > spread_m
-            or not 200 < market.bid_m < 800
+            or not 150 < market.bid_m < 850
         ):
-            continue  # fmt: skip
+            continue
         events.add(event)
         chosen.append(market)
         if len(chosen) == count:
@@ -118,8 +120,11 @@ def _open_liquid(markets: list[Any], count: int, spread_m: int) -> list[SimMarke
 
 
 def _timeline(world: World, args: argparse.Namespace) -> list[tuple[float, SimMarket]]:
-    streamed = _open_liquid(world.poly_markets, args.jumps, 20)
-    polled = _open_liquid(world.kalshi_markets, args.polled, 30)
+    streamed = _open_liquid(world.poly_markets, args.jumps, 50, 1_000)
+    polled = _open_liquid(world.kalshi_markets, args.polled, 30, 100)
+    if len(streamed) < args.jumps or len(polled) < args.polled:
+        raise SystemExit(f"only {len(streamed)} + {len(polled)} markets pass the filters: "
+                         "a larger --polymarket/--kalshi universe, or fewer jumps")  # fmt: skip
     order: list[SimMarket] = []
     for i in range(max(len(streamed), len(polled))):
         order += streamed[i : i + 1]
@@ -281,9 +286,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--polymarket", type=int, default=2_000)
+    parser.add_argument("--polymarket", type=int, default=6_000)
     parser.add_argument("--kalshi", type=int, default=3_000)
-    parser.add_argument("--jumps", type=int, default=30)
+    parser.add_argument("--jumps", type=int, default=20)
     parser.add_argument("--polled", type=int, default=10)
     parser.add_argument("--every", type=float, default=12.0)
     parser.add_argument("--warmup", type=float, default=480.0)

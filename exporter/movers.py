@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,8 +67,12 @@ class MoversRefresher:
         config: MoversConfig,
         history_kept: timedelta | None = None,
         concurrency: int = 1,
+        watched: Callable[[], Sequence[str]] = list,
     ) -> None:
         self.database = database
+        self.watched = watched
+        """The watchlists' market ids (the service's hot sets): ranked and exported whatever
+        the filters say."""
         self.store = MoversStore(self.database, len(config.labels))
         self.config = config
         self.history_kept = history_kept
@@ -110,7 +114,9 @@ class MoversRefresher:
         # Taken before the shares start: rows noted from here on are seen by this refresh or
         # noted again for the next.
         oldest, self._oldest_stored = self._oldest_stored, None
-        params = query_parameters(self.config, moment) | {"shares": self.concurrency}
+        params = query_parameters(self.config, moment, self.watched()) | {
+            "shares": self.concurrency
+        }
         try:
             if full:
                 # A failed build leaves a partial state: the next refresh builds again.
@@ -203,6 +209,7 @@ class MoversJob(Collector):
                     window,
                     limit=export.max_series,
                     min_abs_move_pp=export.min_abs_move_pp,
+                    watched=self.refresher.watched(),
                 )
             ]
             categories = await read_categories(conn)

@@ -25,7 +25,7 @@ from exporter.errors import StorageError
 from exporter.ingest.backfill import Backfill, BackfillCollector, plan_of
 from exporter.ingest.common import Jobs, Rejects, VenueCollector
 from exporter.ingest.history_sources import KalshiHistory, PolymarketHistory
-from exporter.ingest.hot import HotSet, in_hot_sets
+from exporter.ingest.hot import HotSet, WatchCollector, in_hot_sets, whale_limits
 from exporter.ingest.kalshi import KalshiIngest
 from exporter.ingest.kalshi_stream import KalshiStreamer
 from exporter.ingest.polymarket import PolymarketIngest
@@ -91,6 +91,7 @@ class Ingest:
     kalshi_stream: KalshiStreamer | None = None
     trades_stream: PolymarketTradesStreamer | None = None
     signals: Signals | None = None
+    watches: WatchCollector | None = None
 
     def streams(self) -> list[PolymarketStreamer | KalshiStreamer]:
         """The price streams."""
@@ -123,6 +124,8 @@ class Ingest:
             found.append(BackfillCollector([b for b, _, _ in self.backfills]))
         if self.signals is not None:
             found.append(self.signals)
+        if self.watches is not None:
+            found.append(self.watches)
         return found
 
     def backfill_schedule(
@@ -235,6 +238,11 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     writer.snapshot_listeners.append(ingest.signals.snapshots)
     hot_sets = {v.hot.venue.value: v.hot for v in (polymarket, kalshi) if v is not None}
     ingest.signals.watched = in_hot_sets(hot_sets)
+    ingest.signals.whale_for = whale_limits(hot_sets)
+    ingest.watches = WatchCollector(list(hot_sets.values()))
+    movers.refresher.watched = lambda: [
+        f"{venue}:{market}" for venue, hot in hot_sets.items() for market in hot.watches
+    ]
     if settings.backfill.enabled:
         store = HistoryStore(Database(writer.pool), writer.mode)
         if polymarket is not None:

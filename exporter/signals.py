@@ -101,16 +101,20 @@ def notional(trade: Trade) -> float:
 
 
 def detect_trades(
-    trades: Sequence[Trade], config: SignalsConfig, seen: OrderedDict[str, None]
+    trades: Sequence[Trade],
+    config: SignalsConfig,
+    seen: OrderedDict[str, None],
+    whale_for: Callable[[str], float | None] = lambda outcome: None,
 ) -> list[Pending]:
     """The whale and watched-wallet trades among ``trades`` not seen before (a watched wallet's
-    trade is a wallet signal, whatever its size)."""
+    trade is a wallet signal, whatever its size). ``whale_for``: a watched market's own whale
+    threshold, by outcome (None: the venue's)."""
     found: list[Pending] = []
     whale = {Venue.POLYMARKET: config.whale.polymarket, Venue.KALSHI: config.whale.kalshi}
     wallets = config.wallets
     for trade in trades:
         label = wallets.get(trade.trader.lower()) if trade.trader and wallets else None
-        limit = whale[trade.venue]
+        limit = whale_for(trade.outcome_id) or whale[trade.venue]
         if label is None and (limit is None or notional(trade) < limit):
             continue
         key = f"{trade.venue.value}:{trade.trade_id}"
@@ -406,6 +410,8 @@ class Signals(Collector):
     watched: Callable[[str], bool] = field(default=lambda outcome_id: False)
     """Whether an outcome is in a venue's hot set or watchlist (the books the liquidity signal
     follows); the service sets it."""
+    whale_for: Callable[[str], float | None] = field(default=lambda outcome_id: None)
+    """A watched market's own whale threshold, by outcome; the service sets it."""
     liquidity: LiquidityWatch = field(init=False)
     _seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
     _queue: asyncio.Queue[Pending] = field(default_factory=lambda: asyncio.Queue(QUEUE))
@@ -445,7 +451,7 @@ class Signals(Collector):
         """A writer's trade listener: queue the whale and watched-wallet trades."""
         if not trades:
             return
-        for pending in detect_trades(trades, self.config, self._seen):
+        for pending in detect_trades(trades, self.config, self._seen, self.whale_for):
             self._enqueue(pending)
 
     async def market_events(self) -> dict[str, int]:

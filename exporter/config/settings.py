@@ -50,6 +50,15 @@ class Settings(_Section):
                     f"storage.retention.snapshots ({format_duration(kept)})",
                 )
             )
+        for venue in ("polymarket", "kalshi"):
+            for i, watch in enumerate(getattr(self.venues, venue).watchlist):
+                for width in watch.move_pp:
+                    if width not in self.movers.windows:
+                        problems.append((
+                            f"venues.{venue}.watchlist.{i}.move_pp",
+                            f"{window_label(width)} is not one of movers.windows "
+                            f"({', '.join(map(window_label, self.movers.windows))})",
+                        ))  # fmt: skip
         if problems:
             raise _keyed(problems)
         return self

@@ -4,10 +4,36 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr
 
 from exporter.config.types import PositiveDuration, _Section
+
+
+class Watch(_Section):
+    """A watched market: always hot (streamed and polled at the hot cadence), ranked and
+    exported whatever the movers filters say, with thresholds of its own."""
+
+    market: str = Field(min_length=1)
+    """Polymarket: a slug or condition id; Kalshi: a market or event ticker (every market of the
+    event)."""
+    move_pp: dict[PositiveDuration, float] = Field(default_factory=dict)
+    """MarketMoveLarge's threshold per window for this market (e.g. ``{5m: 2, 1h: 4}``),
+    instead of thresholds.yml's; windows not named keep those."""
+    whale: float | None = Field(default=None, gt=0)
+    """A trade of at least this notional in this market is a whale (instead of
+    ``signals.whale``)."""
+
+
+def _watch(value: Any) -> Any:
+    """A bare string is a watched market without thresholds of its own."""
+    if isinstance(value, list | tuple):
+        return [{"market": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+Watchlist = Annotated[tuple[Watch, ...], BeforeValidator(_watch)]
 
 
 class RetryConfig(_Section):
@@ -57,9 +83,15 @@ class _VenueSection(_Section):
     trades_every: PositiveDuration = timedelta(seconds=30)
     hot_size: int = Field(default=200, ge=0, le=10_000)
     """The top N markets by 24 h volume are hot (plus the watchlist)."""
-    watchlist: tuple[str, ...] = ()
+    watchlist: Watchlist = Field(default=(), max_length=200)
     """Markets that are always hot (Polymarket: slugs or condition ids; Kalshi: market or event
-    tickers)."""
+    tickers), each a string or ``{market, move_pp, whale}``."""
+
+    @property
+    def watched(self) -> dict[str, Watch]:
+        """The watchlist by market reference."""
+        return {w.market: w for w in self.watchlist}
+
     timeout: PositiveDuration = timedelta(seconds=20)
     retry: RetryConfig = RetryConfig()
 

@@ -12,6 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.config import window_label
+from exporter.config.venues import Watch
 from exporter.model import Venue
 
 
@@ -25,6 +30,10 @@ class Known:
     slug: str | None = None
 
 
+WATCH_SERIES = 500
+"""Watched-market threshold series at most (an event ticker may stand for many markets)."""
+
+
 class HotSet:
     """The known markets, the hot ones among them in order, and which assets stream live."""
 
@@ -35,13 +44,22 @@ class HotSet:
         self.known: Mapping[str, Known] = {}
         """Every open market as of the last discovery."""
         self._hot: frozenset[str] = frozenset()
+        self.watches: dict[str, Watch] = {}
+        """The watched markets (of the last discovery) and their watchlist entries."""
         self._market_of: dict[str, str] = {}
         self.live: Callable[[], set[str]] = set
         """Assets a live stream connection carries now; a stream sets it when it starts."""
 
-    def choose(self, known: Mapping[str, Known], markets: Sequence[str]) -> None:
-        """A discovery's result: every open market, and the hot ones in order."""
+    def choose(
+        self,
+        known: Mapping[str, Known],
+        markets: Sequence[str],
+        watches: Mapping[str, Watch] | None = None,
+    ) -> None:
+        """A discovery's result: every open market, the hot ones in order, and the watched ones
+        with their watchlist entry."""
         self.known = known
+        self.watches = dict(watches or {})
         self.markets = [m for m in markets if m in known]
         self._hot = frozenset(self.markets)
         self._market_of = {a: m for m, k in known.items() for a in k.assets}
@@ -87,3 +105,43 @@ def in_hot_sets(hot_sets: Mapping[str, HotSet]) -> Callable[[str], bool]:
         return market is not None and market in hot
 
     return watched
+
+
+class WatchCollector(Collector):
+    """The watched markets' own MarketMoveLarge thresholds, for the rule to compare against
+    (bounded: at most :data:`WATCH_SERIES` series)."""
+
+    def __init__(self, hot_sets: Sequence[HotSet]) -> None:
+        self.hot_sets = hot_sets
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "movers_watch_threshold_move_pp",
+            "MarketMoveLarge's threshold in pp for a watched market and window, from its "
+            "watchlist entry (instead of thresholds.yml's).",
+            labels=["venue", "market_id", "window"],
+        )
+        count = 0
+        for hot in self.hot_sets:
+            for native, watch in sorted(hot.watches.items()):
+                for width, pp in sorted(watch.move_pp.items()):
+                    if count >= WATCH_SERIES:
+                        break
+                    family.add_metric([hot.venue.value, f"{hot.venue.value}:{native}",
+                                       window_label(width)], pp)  # fmt: skip
+                    count += 1
+        yield family
+
+
+def whale_limits(hot_sets: Mapping[str, HotSet]) -> Callable[[str], float | None]:
+    """An outcome's own whale threshold, from its watched market's entry (None: the venue's)."""
+
+    def whale(outcome: str) -> float | None:
+        venue, _, native = outcome.partition(":")
+        hot = hot_sets.get(venue)
+        if hot is None or not hot.watches:
+            return None
+        watch = hot.watches.get(hot.market_of(native) or "")
+        return watch.whale if watch is not None else None
+
+    return whale

@@ -106,14 +106,16 @@ class KalshiIngest:
             snapshots = [p.snapshot for p in parsed if p.snapshot is not None]
             counts["snapshots"] += (await self.writer.write_snapshots(snapshots)).written
         counts["gone"] = await self._settle_vanished(set(volumes))
-        watched = set(self.config.watchlist)
+        watched = self.config.watched
+        watches = {
+            t: watched.get(t) or watched[self.event_of.get(t, "")]
+            for t in volumes
+            if t in watched or self.event_of.get(t) in watched
+        }
         self.hot.choose(
             {t: Known((t,), volume) for t, volume in volumes.items()},
-            hot_set(
-                volumes,
-                self.config.hot_size,
-                {t for t in volumes if t in watched or self.event_of.get(t) in watched},
-            ),
+            hot_set(volumes, self.config.hot_size, set(watches)),
+            watches,
         )
         counts["hot"] = len(self.hot)
         return counts

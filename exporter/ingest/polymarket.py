@@ -92,14 +92,16 @@ class PolymarketIngest:
                     )
             counts["snapshots"] += await self._write_tail(parsed)
         counts["gone"] = await self._settle_vanished(set(seen))
-        watched = set(self.config.watchlist)
+        watched = self.config.watched
+        watches = {
+            c: watched.get(c) or watched[k.slug or ""]
+            for c, k in seen.items()
+            if c in watched or k.slug in watched
+        }
         self.hot.choose(
             seen,
-            hot_set(
-                {c: k.volume_24h for c, k in seen.items()},
-                self.config.hot_size,
-                {c for c, k in seen.items() if c in watched or k.slug in watched},
-            ),
+            hot_set({c: k.volume_24h for c, k in seen.items()}, self.config.hot_size, set(watches)),
+            watches,
         )
         counts["hot"] = len(self.hot)
         return counts

@@ -6,6 +6,7 @@ shape varies with the number of windows, built by :func:`advance_sql` (the one b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -82,8 +83,11 @@ WHERE {moved}
 """
 
 
-def query_parameters(config: MoversConfig, now: datetime) -> dict[str, Any]:
-    """The parameters every movers statement shares (one share of one by default)."""
+def query_parameters(
+    config: MoversConfig, now: datetime, watched: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The parameters every movers statement shares (one share of one by default); ``watched``:
+    market ids ranked and kept whatever the filters say."""
     labels = config.labels
     venues = [v.value for v in Venue]
     filters = [getattr(config.filters, v) for v in venues]
@@ -101,6 +105,7 @@ def query_parameters(config: MoversConfig, now: datetime) -> dict[str, Any]:
         "threshold": config.category_threshold_pp,
         "shares": 1,
         "share": 0,
+        "watched": list(watched),
     }
 
 
@@ -177,12 +182,15 @@ async def _bulk(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 async def naive_movers(
-    conn: psycopg.AsyncConnection[Any], config: MoversConfig, now: datetime
+    conn: psycopg.AsyncConnection[Any],
+    config: MoversConfig,
+    now: datetime,
+    watched: Sequence[str] = (),
 ) -> list[Mover]:
     """Movers computed from the raw snapshots at query time: the reference the refresh must
     agree with, and the baseline of its benchmark."""
     async with lent(conn), conn.cursor(row_factory=class_row(Mover)) as cur:
-        await cur.execute(query("movers_naive"), query_parameters(config, now))
+        await cur.execute(query("movers_naive"), query_parameters(config, now, watched))
         return await cur.fetchall()
 
 
@@ -194,14 +202,18 @@ async def read_movers(
     venue: str | None = None,
     limit: int = 20,
     min_abs_move_pp: float = 0.0,
+    watched: Sequence[str] = (),
 ) -> list[Mover]:
-    """The stored ranking of one window, best first (the top-movers read)."""
+    """The stored ranking of one window, best first (the top-movers read): at most ``limit``
+    movers of at least ``min_abs_move_pp``, then the ``watched`` markets' whatever their move
+    and rank."""
     params = {
         "window": window,
         "category": category,
         "venue": venue,
         "min_move": min_abs_move_pp,
         "limit": limit,
+        "watched": list(watched),
     }
     async with lent(conn), conn.cursor(row_factory=class_row(Mover)) as cur:
         await cur.execute(query("movers_read"), params)

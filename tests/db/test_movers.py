@@ -415,3 +415,46 @@ async def test_a_failed_build_is_built_again(book: Book) -> None:
     stored, expected = await stored_and_naive(book, refresher, later)
     assert stored == expected
     assert {m.window_label for m in stored} == {"15m", "1h"}  # 5m: unchanged since -10 min
+
+
+async def test_watched_markets_are_ranked_kept_and_read_whatever_the_filters_say(
+    book: Book,
+) -> None:
+    (ok, _) = book.market("OK", volume=5_000)
+    (thin, _) = book.market("THIN", volume=10)
+    (wide, _) = book.market("WIDE", volume=5_000)
+    (small, _) = book.market("SMALL", volume=5_000)
+    for oid in (ok, thin):
+        book.prices(oid, (-20, 0.30), (-1, 0.40))
+    book.prices(wide, (-20, 0.30), (-1, 0.40), spread=0.30)
+    book.prices(small, (-20, 0.30), (-1, 0.305))
+    watched = ["polymarket:THIN", "polymarket:WIDE", "polymarket:SMALL"]
+    strict = {"polymarket": {"min_volume_24h": 1000, "max_spread": 0.10}}
+    refresher = book.refresher(filters=strict, keep=1)
+    refresher.watched = lambda: watched
+    await refresher.refresh(NOW)
+    # Kept beyond `keep` (1) and past the filters; the category counts only what passes.
+    assert await book.movers("15m") == {ok: 10.0, thin: 10.0, wide: 10.0, small: 0.5}
+    async with book.pool.connection() as conn:
+        (politics,) = [c for c in await read_categories(conn, "15m")]
+        assert (politics.markets, politics.moved) == (2, 1)  # OK and SMALL pass
+        # The export: the top `limit` of at least `min_abs_move_pp`, then the watched rest.
+        read = await read_movers(conn, "15m", limit=1, min_abs_move_pp=3, watched=watched)
+        assert read[0].market_id == "polymarket:OK"
+        assert {r.market_id for r in read} == {"polymarket:OK", *watched}
+        assert len(await read_movers(conn, "15m", limit=1, min_abs_move_pp=3)) == 1
+        naive = await naive_movers(conn, refresher.config, NOW, watched)
+    assert {(m.window_label, m.outcome_id, round(m.move_pp, 6)) for m in naive} == {
+        (m.window_label, m.outcome_id, round(m.move_pp, 6))
+        for w in ("5m", "15m", "1h", "24h")
+        for m in await _read_all(book, w)
+    }
+    # Unwatched again: the filters apply.
+    refresher.watched = list
+    await refresher.refresh(NOW + timedelta(seconds=15))
+    assert await book.movers("15m") == {ok: 10.0}
+
+
+async def _read_all(book: Book, window: str) -> list[Any]:
+    async with book.pool.connection() as conn:
+        return await read_movers(conn, window, limit=1000)

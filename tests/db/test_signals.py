@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from exporter.config import Settings
-from exporter.ingest.hot import in_hot_sets
+from exporter.ingest.hot import in_hot_sets, whale_limits
 from exporter.ingest.kalshi import KalshiIngest
 from exporter.ingest.polymarket import PolymarketIngest
 from exporter.signals import Signals
@@ -237,3 +237,32 @@ async def test_a_liquidity_gap_held_and_a_volume_spike_notify_once(db: Database)
         assert signals.detected[("volume", "polymarket")] == sum(spikes_seen) >= 2
         assert signals.results[("volume", "polymarket", "cooldown")] >= 1
         assert not am.named("WhaleTrade")
+
+
+async def test_discovery_finds_the_watched_markets_by_slug_and_event_ticker(db: Database) -> None:
+    scenario = load_scenario({"seed": 7, "universe": {"polymarket": 30, "kalshi": 30}})
+    async with Simulator(scenario, clock=ManualClock(START)) as sim:
+        world = sim.world
+        poly = world.market("polymarket", 20)
+        kalshi = world.market("kalshi", 3)
+        assert isinstance(poly, PolyMarket)
+        assert isinstance(kalshi, KalshiMarket)
+        assert sim.urls is not None
+        venues = sim.urls.venues()
+        venues["polymarket"] |= {"hot_size": 2, "watchlist": [
+            {"market": poly.slug, "move_pp": {"5m": 2}, "whale": 300}]}  # fmt: skip
+        venues["kalshi"] |= {"hot_size": 2, "requests_per_second": 50, "watchlist": [
+            {"market": kalshi.event.ticker, "move_pp": {"1h": 4}}]}  # fmt: skip
+        settings = db.settings(venues=venues)
+        sim.advance(60)
+        async with polymarket_ingest(settings) as pm, kalshi_ingest(settings) as kx:
+            await pm.discover()
+            await kx.discover()
+            assert set(pm.hot.watches) == {poly.key}
+            assert poly.key in pm.hot  # hot however little it trades
+            event = {m.key for m in world.kalshi_markets
+                     if m.event is kalshi.event and m.status == "open"}  # fmt: skip
+            assert set(kx.hot.watches) == event
+            assert event <= set(kx.hot)
+            whale_for = whale_limits({"polymarket": pm.hot, "kalshi": kx.hot})
+            assert whale_for(f"polymarket:{poly.tokens[1]}") == 300

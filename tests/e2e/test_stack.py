@@ -66,6 +66,9 @@ ALERTMANAGER = "http://127.0.0.1:9093"
 EXPORTER = "http://127.0.0.1:9464"
 DEMO_WALLET = "0x5a1e000000000000000000000000000000c0ffee"
 """The wallet of the demo's scripted big Polymarket trade (scenarios/demo.yaml)."""
+SMALL_MOVE = 84
+"""The Polymarket market of the demo's small scripted move (+3.5 pp): watched with its own
+2 pp threshold in 5m."""
 
 
 def user_env(hooks: str, **overrides: str) -> dict[str, str]:
@@ -178,8 +181,12 @@ async def _journey(image: Image, server: Server, tmp_path: Path, chat: ChatStand
                            "every": "1m"},
                 "liquidity": {"learn": "1m", "hold": "30s"},
             },
-            "venues": {"polymarket": {"discovery_every": "3m"},
-                       "kalshi": {"discovery_every": "3m"}},
+            "venues": {
+                "polymarket": {"discovery_every": "3m", "watchlist": [
+                    {"market": _demo_slug(SMALL_MOVE), "move_pp": {"5m": 2}},
+                ]},
+                "kalshi": {"discovery_every": "3m"},
+            },
         }  # fmt: skip
         if db.shared_session:
             # The WASM server writes a few thousand rows a second through one session: the
@@ -198,6 +205,13 @@ async def _journey(image: Image, server: Server, tmp_path: Path, chat: ChatStand
             for process in reversed(processes):
                 process.stop()
             shutil_rmtree(image.path("/etc/movers"))
+
+
+def _demo_slug(index: int) -> str:
+    world = World(load_scenario(REPO / "scenarios" / "demo.yaml"), datetime.now(UTC))
+    market = world.market("polymarket", index)
+    assert isinstance(market, PolyMarket)
+    return market.slug
 
 
 def shutil_rmtree(path: Path) -> None:
@@ -334,6 +348,10 @@ async def _run(
         (closed_title,) = conn.execute(
             "SELECT title FROM markets WHERE market_id = %s", (f"kalshi:{closed.key}",)
         ).fetchone() or ("?",)
+        small = world.market("polymarket", SMALL_MOVE)
+        (watched_title,) = conn.execute(
+            "SELECT title FROM markets WHERE market_id = %s", (f"polymarket:{small.key}",)
+        ).fetchone() or ("?",)
     signals: dict[str, tuple[str, str, Callable[[str], bool]]] = {
         "the watched wallet's trade": (
             "👛",
@@ -345,6 +363,11 @@ async def _run(
         "the market closing": ("🔒", ":lock:", lambda t: "Closed:" in t and closed_title[:40] in t),
         "the liquidity gap": ("💧", ":droplet:", lambda t: "Liquidity gap: spread 30" in t),
         "the volume spike": ("📈", ":chart_with_upwards_trend:", lambda t: "Volume spike: $" in t),
+        "the watched market's small move": (
+            "🔺",
+            ":small_red_triangle:",
+            lambda t: watched_title[:40] in t and "+3.5 pp" in t,
+        ),
     }
     for what, (discord, slack, found) in signals.items():
         for path, mark in (("/discord/markets", discord), ("/slack/markets", slack)):

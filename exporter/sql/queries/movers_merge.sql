@@ -10,7 +10,7 @@ WITH described AS (
                    AS category_rank
         FROM movers_internal.share_movers s
     ) r
-    WHERE r.category_rank <= %(keep)s
+    WHERE r.category_rank <= %(keep)s OR r.market_id = ANY(%(watched)s::text[])
 ), numbered AS (
     SELECT d.*, row_number() OVER (PARTITION BY d.label
                                    ORDER BY d.score DESC, abs(d.move_pp) DESC, d.outcome_id)

@@ -2,6 +2,8 @@
 -- outcome's price now and at the start of every window): every eligible (outcome, window) pair
 -- with its move, the counts and sums of the category aggregates (`fine`), and the kept top of
 -- each window, venue and category with what the tables show of its market (`described`).
+-- Watched markets (`watched`: the watchlists' market ids) are ranked and kept whatever the
+-- filters say and wherever they rank; the category aggregates count only markets that pass.
 --
 -- Ranking sorts only the candidates for each group's top: a histogram of scores per group
 -- (buckets of 1/8 of a doubling, monotone in the score) gives the lowest bucket that still holds
@@ -16,18 +18,24 @@ filters AS (
 ), candidates AS MATERIALIZED (
     -- Each outcome's row once, before it meets the windows (the planner cannot tell how few
     -- outcomes pass the filters, and would otherwise join the windows first).
-    SELECT p.outcome_id, m.venue, m.category, m.end_time, m.volume_24h, p.time AS now_time,
-           p.price AS price_now, p.ask - p.bid AS spread, p.then_time, p.then_price
-    FROM prices p
-    JOIN outcomes o ON o.outcome_id = p.outcome_id
-    JOIN markets m ON m.market_id = o.market_id AND m.status = 'open'
-    JOIN filters f ON f.venue = m.venue
-    LEFT JOIN multi x ON x.market_id = o.market_id
-    WHERE (o.position = 0 OR x.market_id IS NOT NULL) AND coalesce(m.volume_24h, 0) >= f.min_volume
-      AND p.time > %(now)s - %(staleness)s
-      AND (f.max_spread IS NULL OR p.ask - p.bid <= f.max_spread + 1e-9)
+    SELECT * FROM (
+        SELECT p.outcome_id, m.venue, m.category, m.end_time, m.volume_24h,
+               p.time AS now_time, p.price AS price_now, p.ask - p.bid AS spread, p.then_time,
+               p.then_price, m.market_id = ANY(%(watched)s::text[]) AS watched,
+               coalesce(coalesce(m.volume_24h, 0) >= f.min_volume
+                        AND (f.max_spread IS NULL OR p.ask - p.bid <= f.max_spread + 1e-9),
+                        false) AS passes
+        FROM prices p
+        JOIN outcomes o ON o.outcome_id = p.outcome_id
+        JOIN markets m ON m.market_id = o.market_id AND m.status = 'open'
+        JOIN filters f ON f.venue = m.venue
+        LEFT JOIN multi x ON x.market_id = o.market_id
+        WHERE (o.position = 0 OR x.market_id IS NOT NULL) AND p.time > %(now)s - %(staleness)s
+    ) c
+    WHERE c.passes OR c.watched
 ), eligible AS (
-    SELECT w.label, c.outcome_id, c.venue, c.category, c.end_time, c.volume_24h,
+    SELECT w.label, c.outcome_id, c.venue, c.category, c.end_time, c.volume_24h, c.watched,
+           c.passes,
            c.then_price[w.i] AS price_then, c.price_now, c.then_time[w.i] AS then_time,
            c.now_time, c.spread, 100 * (c.price_now - c.then_price[w.i]) AS move_pp
     FROM candidates c
@@ -58,7 +66,7 @@ filters AS (
            sum(abs(move_pp) * coalesce(volume_24h, 0)) AS weighted,
            sum(coalesce(volume_24h, 0)) AS volume,
            sum(abs(move_pp)) AS sizes
-    FROM scored GROUP BY label, venue, category, bucket
+    FROM scored WHERE passes GROUP BY label, venue, category, bucket
 ), floors AS (
     SELECT label, venue, category,
            coalesce(max(bucket) FILTER (WHERE above >= %(keep)s), min(bucket)) AS bucket
@@ -75,8 +83,8 @@ filters AS (
                               ORDER BY s.score DESC, abs(s.move_pp) DESC, s.outcome_id)
                AS category_rank
     FROM scored s
-    JOIN floors f ON f.label = s.label AND f.venue = s.venue AND f.category = s.category
-    WHERE s.move_pp <> 0 AND s.bucket >= f.bucket
+    LEFT JOIN floors f ON f.label = s.label AND f.venue = s.venue AND f.category = s.category
+    WHERE s.watched OR (s.passes AND s.move_pp <> 0 AND s.bucket >= f.bucket)
 ), described AS (
     -- The kept rows with what the tables show of their market, looked up by key for each row: a
     -- few thousand rows against every outcome and market. (`LIMIT 1` keeps each lookup a
@@ -90,5 +98,5 @@ filters AS (
     CROSS JOIN LATERAL (
         SELECT title, url, liquidity FROM markets WHERE market_id = o.market_id LIMIT 1
     ) m
-    WHERE r.category_rank <= %(keep)s
+    WHERE r.category_rank <= %(keep)s OR r.watched
 )
