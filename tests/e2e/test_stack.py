@@ -366,7 +366,9 @@ async def _run(
         "the watched market's small move": (
             "🔺",
             ":small_red_triangle:",
-            lambda t: watched_title[:40] in t and "+3.5 pp" in t,
+            # Under the window's 5 pp, over its own 2 pp (2 to 3.5 pp, depending on where the
+            # demo's history left the price).
+            lambda t: watched_title[:40] in t and bool(re.search(r"\+[23]\.\d pp\*{1,2} in 5m", t)),
         ),
     }
     for what, (discord, slack, found) in signals.items():
