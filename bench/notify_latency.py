@@ -273,7 +273,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             "scrape_interval": shipped["scrape_interval"],
             "evaluation_interval": shipped["evaluation_interval"],
             "market_move_for": "none; keep_firing_for 5m",
-            "group_wait_market_move": "5s",
+            "group_wait_market_move": "5s; group_interval 10s",
             "kalshi_hot_every": "15s (polled: no API key, no stream)",
         },
         "jumps": len(plan),

@@ -30,7 +30,7 @@ class Known:
     slug: str | None = None
 
 
-WATCH_SERIES = 500
+WATCH_SERIES = 100
 """Watched-market threshold series at most (an event ticker may stand for many markets)."""
 
 

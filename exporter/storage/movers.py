@@ -204,9 +204,9 @@ async def read_movers(
     min_abs_move_pp: float = 0.0,
     watched: Sequence[str] = (),
 ) -> list[Mover]:
-    """The stored ranking of one window, best first (the top-movers read): at most ``limit``
-    movers of at least ``min_abs_move_pp``, then the ``watched`` markets' whatever their move
-    and rank."""
+    """The stored ranking of one window, best first (the top-movers read): the ``watched``
+    markets' rows whatever their move and rank, then movers of at least ``min_abs_move_pp``,
+    ``limit`` rows in all."""
     params = {
         "window": window,
         "category": category,

@@ -438,11 +438,14 @@ async def test_watched_markets_are_ranked_kept_and_read_whatever_the_filters_say
     async with book.pool.connection() as conn:
         (politics,) = [c for c in await read_categories(conn, "15m")]
         assert (politics.markets, politics.moved) == (2, 1)  # OK and SMALL pass
-        # The export: the top `limit` of at least `min_abs_move_pp`, then the watched rest.
-        read = await read_movers(conn, "15m", limit=1, min_abs_move_pp=3, watched=watched)
-        assert read[0].market_id == "polymarket:OK"
+        # The export: the watched markets first, whatever their move, then the top of at least
+        # `min_abs_move_pp`, `limit` rows in all.
+        read = await read_movers(conn, "15m", limit=4, min_abs_move_pp=3, watched=watched)
         assert {r.market_id for r in read} == {"polymarket:OK", *watched}
-        assert len(await read_movers(conn, "15m", limit=1, min_abs_move_pp=3)) == 1
+        read = await read_movers(conn, "15m", limit=3, min_abs_move_pp=3, watched=watched)
+        assert {r.market_id for r in read} == set(watched)
+        (top,) = await read_movers(conn, "15m", limit=1, min_abs_move_pp=3)
+        assert top.market_id == "polymarket:OK"
         naive = await naive_movers(conn, refresher.config, NOW, watched)
     assert {(m.window_label, m.outcome_id, round(m.move_pp, 6)) for m in naive} == {
         (m.window_label, m.outcome_id, round(m.move_pp, 6))
