@@ -581,11 +581,16 @@ class Signals(Collector):
             "When a signal was last detected (unix seconds).",
             labels=["signal", "venue"],
         )
-        for (signal, venue), count in sorted(self.detected.items()):
-            detected.add_metric([signal, venue], count)
-            last.add_metric([signal, venue], self.last_at[(signal, venue)])
-        for (signal, venue, result), count in sorted(self.results.items()):
-            results.add_metric([signal, venue, result], count)
+        # Every signal and venue from the start (at zero), so rates and dashboards have a
+        # series before the first signal: 28 series; other results appear when they happen.
+        pairs = [(signal, venue.value) for signal in ALERTS for venue in Venue]
+        for signal, venue in pairs:
+            detected.add_metric([signal, venue], self.detected[(signal, venue)])
+            if (signal, venue) in self.last_at:
+                last.add_metric([signal, venue], self.last_at[(signal, venue)])
+        shown = dict.fromkeys((s, v, "sent") for s, v in pairs) | dict.fromkeys(self.results)
+        for key in sorted(shown):
+            results.add_metric(list(key), self.results[key])
         yield detected
         yield results
         yield last

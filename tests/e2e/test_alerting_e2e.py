@@ -182,6 +182,9 @@ async def _run(
             "hot_every": 1,
             "trades_every": 5,
             "requests_per_second": 50,
+            # Watched with a 5m threshold of its own (4 pp): its -15 pp drop fires through the
+            # rule's watched branch (movers_watch_threshold_move_pp).
+            "watchlist": [{"market": kalshi_id.split(":", 1)[1], "move_pp": {"5m": 4}}],
         }
         exporter = Exporter(pg.url, {
             "venues": venues,
