@@ -162,12 +162,21 @@ class Ingest:
                 ("kalshi_prices", kx.refresh_prices, kconfig.prices_every.total_seconds()),
                 ("kalshi_trades", kx.collect_trades, kconfig.trades_every.total_seconds()),
             ]
-        if self.signals is not None:
-            every = settings.signals.every.total_seconds()
-            plan.append(("signals_markets", self.signals.market_events, every))
-            if settings.signals.volume.enabled:
-                every = settings.signals.volume.every.total_seconds()
-                plan.append(("signals_volume", self.signals.volume_spikes, every))
+        return plan
+
+    def signals_schedule(
+        self, settings: Settings
+    ) -> list[tuple[str, Callable[[], Awaitable[Any]], float]]:
+        """The signal detectors' jobs (not in ``--once``: their events are posted by a background
+        task, and taking the listing queue without it would drop them)."""
+        if self.signals is None:
+            return []
+        plan: list[tuple[str, Callable[[], Awaitable[Any]], float]] = [
+            ("signals_markets", self.signals.market_events, settings.signals.every.total_seconds())
+        ]
+        if settings.signals.volume.enabled:
+            every = settings.signals.volume.every.total_seconds()
+            plan.append(("signals_volume", self.signals.volume_spikes, every))
         return plan
 
     async def aclose(self) -> None:
@@ -398,6 +407,7 @@ async def _run_forever(
     now = datetime.now(UTC)
     plan = ingest.schedule(settings)
     plan.append(("movers_refresh", ingest.movers.run, settings.movers.every.total_seconds()))
+    plan += ingest.signals_schedule(settings)
     plan += ingest.backfill_schedule(settings)
     running: dict[asyncio.Task[Any], str] = {}
     """Jobs in flight, by their task: they finish (within a grace) before the exporter stops."""

@@ -46,9 +46,22 @@ def test_migrate_twice_then_one_maintenance_pass(db: Database, tmp_path: Path) -
     second = _movers(db, "migrate", tmp_path=tmp_path)
     assert second.returncode == 0, second.stderr
     assert '"applied": "nothing to do"' in second.stderr
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO markets (market_id, venue, native_id, title, status, first_seen,"
+            " last_seen) VALUES ('kalshi:KX-NEW', 'kalshi', 'KX-NEW', 'Listed between runs',"
+            " 'open', now(), now())"
+        )
     once = _movers(db, "run", "--once", tmp_path=tmp_path)
     assert once.returncode == 0, once.stderr
     assert "one pass done" in once.stderr
+    # One pass posts no signals (the poster runs only in the service): the listing stays queued
+    # for the next `movers run` rather than being taken and dropped.
+    with psycopg.connect(db.url) as conn:
+        queued = conn.execute(
+            "SELECT kind FROM movers_internal.market_events WHERE market_id = 'kalshi:KX-NEW'"
+        ).fetchall()
+    assert queued == [("listed",)]
 
 
 def test_unreachable_database_fails_cleanly_without_secrets(tmp_path: Path) -> None:

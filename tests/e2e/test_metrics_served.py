@@ -122,7 +122,8 @@ async def test_exported_series_stay_under_a_thousand_whatever_the_universe(pg: D
                 for event in ("retry", "give_up", "slow"):
                     client.http.events[(family, event)] += 1
                 client.http.durations.labels(venue, family).observe(0.2)
-        for name in [n for n, _, _ in ingest.schedule(settings)] + ["movers_refresh"]:
+        jobs = ingest.schedule(settings) + ingest.signals_schedule(settings)
+        for name in [n for n, _, _ in jobs] + ["movers_refresh"]:
             await ingest.jobs.run(name, lambda: asyncio.sleep(0))
         database = DatabaseFigures()
         await database.refresh(pool)
