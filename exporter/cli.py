@@ -10,6 +10,7 @@ import structlog
 import yaml
 
 from exporter import __version__
+from exporter import tune_command as tune_cli
 from exporter.config import Settings, format_duration, load_settings, redacted, secret_values
 from exporter.config.backfill import FIDELITIES
 from exporter.errors import ConfigError, ExporterError
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     top.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     sim_cli.add_parser(commands)
     _add_backfill(commands)
+    tune_cli.add_parser(commands)
     return parser
 
 
@@ -126,4 +128,6 @@ def _dispatch(command: str, settings: Settings, args: argparse.Namespace) -> int
         from exporter.backfill_command import run_backfill
 
         return run_backfill(settings, args)
+    if command == "tune":
+        return tune_cli.run_tune(settings, args)
     return start(settings, once=bool(args.once))

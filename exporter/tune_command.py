@@ -1,0 +1,349 @@
+"""``movers tune``: what MarketMoveLarge would have sent over the stored history, with the
+thresholds, timers and routes the shipped files hold today, and with candidate thresholds.
+
+    movers tune                                   # the last 7 days, as configured
+    movers tune --window 5m --threshold 5,8,10,15 # what-if for one window
+    movers tune --json                            # for scripts
+
+The model is :mod:`exporter.tuning`'s; this module reads the database and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from exporter.config import Settings, parse_duration, window_label
+from exporter.errors import ConfigError
+from exporter.storage.db import connect_async
+from exporter.storage.tuning import (
+    Eligibility,
+    move_spans,
+    outcome_info,
+    outcome_rows,
+    stored_extent,
+    watched_markets,
+)
+from exporter.tuning import (
+    ALERT,
+    BOUNDARIES,
+    Alerting,
+    MarketMoves,
+    Replay,
+    Route,
+    move_segments,
+    read_alerting,
+    spans_to_reads,
+    staleness_reach,
+    unix,
+    what_if,
+    without,
+)
+
+MOUNTED_RULES = Path("/etc/movers/rules")
+MOUNTED_ALERTMANAGER = Path("/etc/movers/alertmanager.yml")
+"""Where compose mounts the shipped files in the exporter's container."""
+VENUES = ("polymarket", "kalshi")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tune = commands.add_parser(
+        "tune",
+        help="replay stored history through the alert rules: what would they have sent?",
+        description="Replays the stored prices of the last days through MarketMoveLarge as the "
+        "rule files, the exporter's settings and Alertmanager's routes define it today, and "
+        "prints the notifications per day, the markets that fired most and, with --threshold, "
+        "a what-if table.",
+    )
+    tune.add_argument("--alert", default=ALERT, help=f"the alert to replay (default {ALERT})")
+    tune.add_argument("--days", type=float, default=7.0, help="days of history (default 7)")
+    tune.add_argument("--until", default=None, help="end of the replay, ISO 8601 (default: now)")
+    tune.add_argument("--window", default=None, help="the window of the what-if (5m, 1h, ...)")
+    tune.add_argument(
+        "--threshold",
+        default=None,
+        help="candidate thresholds in pp for --window, comma-separated (e.g. 5,8,10,15)",
+    )
+    tune.add_argument("--top", type=int, default=10, help="markets listed (default 10)")
+    tune.add_argument(
+        "--rules",
+        type=Path,
+        default=None,
+        help=f"the alert rules folder (default {MOUNTED_RULES} when mounted, else "
+        "./alertmanager/rules)",
+    )
+    tune.add_argument(
+        "--alertmanager",
+        type=Path,
+        default=None,
+        help=f"alertmanager.yml (default {MOUNTED_ALERTMANAGER} when mounted, else "
+        "./alertmanager/alertmanager.yml)",
+    )
+    tune.add_argument("--json", action="store_true", help="one JSON document instead of tables")
+
+
+def _bad(flag: str, why: str) -> ConfigError:
+    return ConfigError([(flag, why)], "arguments")
+
+
+def run_tune(settings: Settings, args: argparse.Namespace) -> int:
+    rules = args.rules or (MOUNTED_RULES if MOUNTED_RULES.is_dir() else Path("alertmanager/rules"))
+    manager = args.alertmanager or (
+        MOUNTED_ALERTMANAGER
+        if MOUNTED_ALERTMANAGER.is_file()
+        else Path("alertmanager/alertmanager.yml")
+    )
+    if args.alert != ALERT:
+        known = _alert_names(rules)
+        if args.alert in known:
+            raise _bad("--alert", f"{args.alert} is not replayed (movers tune replays {ALERT})")
+        raise _bad(
+            "--alert", f"no alert {args.alert!r} in {rules} (alerts: {', '.join(sorted(known))})"
+        )
+    alerting = read_alerting(rules, manager)
+    windows = settings.movers.labels
+    if args.days <= 0:
+        raise _bad("--days", "must be more than zero")
+    candidates: list[float] = []
+    if args.threshold is not None and args.window is None:
+        raise _bad("--threshold", "needs --window: the window whose threshold is tried")
+    if args.window is not None:
+        if args.window not in windows:
+            raise _bad(
+                "--window",
+                f"{args.window!r} is not a window the exporter computes "
+                f"(movers.windows: {', '.join(windows)})",
+            )
+        if args.threshold is None:
+            raise _bad("--window", "needs --threshold: the candidate thresholds in pp")
+        try:
+            candidates = [float(v) for v in args.threshold.split(",") if v.strip()]
+        except ValueError:
+            raise _bad("--threshold", f"{args.threshold!r} is not a list of numbers") from None
+        if not candidates or any(not 0 < v <= 100 for v in candidates):
+            raise _bad("--threshold", "give one or more thresholds in pp, each in (0, 100]")
+    until = datetime.now(UTC)
+    if args.until is not None:
+        try:
+            until = datetime.fromisoformat(args.until)
+        except ValueError:
+            raise _bad("--until", f"{args.until!r} is not an ISO 8601 time") from None
+        until = until if until.tzinfo else until.replace(tzinfo=UTC)
+    since = until - timedelta(days=args.days)
+    replay = asyncio.run(_replay(settings, alerting, since, until, args.window, candidates))
+    outcome = replay.run()
+    if not outcome.routes:  # nothing fired: the route an alert would take
+        sample = {**alerting.rule_labels, "alertname": ALERT, "venue": VENUES[0],
+                  "window": next(iter(alerting.thresholds))}  # fmt: skip
+        outcome.routes = {r.path: r for r in alerting.routes(sample)}
+    report: dict[str, Any] = {
+        "alert": ALERT,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "days": round(outcome.days, 3),
+        "rule": {
+            "thresholds_pp": alerting.thresholds,
+            "for_seconds": alerting.for_seconds,
+            "keep_firing_for_seconds": alerting.keep_firing_seconds,
+            "min_abs_move_pp": settings.movers.export.min_abs_move_pp,
+            "watched_markets": sum(1 for m in replay.markets if m.own_thresholds),
+        },
+        "routes": _routes(outcome.routes),
+        **outcome.summary(),
+        "windows": outcome.windows(),
+        "top_markets": outcome.top_markets(args.top),
+        "sources": list(alerting.sources),
+        "boundaries": list(BOUNDARIES),
+    }
+    if candidates:
+        report["what_if"] = {
+            "window": args.window,
+            "rows": what_if(replay, args.window, candidates),
+        }
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        _print(report)
+    return 0
+
+
+def _alert_names(rules: Path) -> set[str]:
+    import yaml
+
+    names: set[str] = set()
+    for path in sorted(rules.glob("*.y*ml")) if rules.is_dir() else []:
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            continue
+        for group in data.get("groups") or []:
+            names |= {r["alert"] for r in group.get("rules") or [] if "alert" in r}
+    return names
+
+
+def _routes(routes: dict[str, Route]) -> list[dict[str, Any]]:
+    """The routes the replayed alerts took to a chat, with their grouping and timers."""
+    return [
+        {
+            "route": route.path,
+            "receiver": route.receiver,
+            "group_by": ["..."] if route.group_by is None else list(route.group_by),
+            "group_wait_seconds": route.group_wait,
+            "group_interval_seconds": route.group_interval,
+            "repeat_interval_seconds": route.repeat_interval,
+        }
+        for route in routes.values()
+    ]
+
+
+async def _replay(
+    settings: Settings,
+    alerting: Alerting,
+    since: datetime,
+    until: datetime,
+    window: str | None,
+    candidates: list[float],
+) -> Replay:
+    movers = settings.movers
+    widths = {label: width for label, width in movers.labels.items()
+              if label in alerting.thresholds or label == window}  # fmt: skip
+    if not widths:
+        raise ConfigError(
+            [(alerting.sources[0], f"no threshold names a window of movers.windows "
+              f"({', '.join(movers.labels)})")], "alerting files",
+        )  # fmt: skip
+    async with await connect_async(settings.database) as conn:
+        extent = await stored_extent(conn, since, until)
+        if extent is None:
+            raise ConfigError(
+                [("history", f"no stored prices between {since:%Y-%m-%d %H:%M} and "
+                  f"{until:%Y-%m-%d %H:%M} UTC: run the exporter (or `movers backfill`) first")],
+                "input",
+            )  # fmt: skip
+        own: dict[str, dict[str, float]] = defaultdict(dict)
+        for venue in VENUES:
+            entries = getattr(settings.venues, venue).watchlist
+            found = await watched_markets(conn, [w.market for w in entries])
+            for entry in entries:
+                for market_id in found.get(entry.market, []):
+                    own[market_id] |= {window_label(w): pp for w, pp in entry.move_pp.items()}
+        watched = sorted(own)
+        floors = {}
+        for label in widths:
+            options = [alerting.thresholds.get(label, 100.0)]
+            options += candidates if label == window else []
+            options += [t[label] for t in own.values() if label in t]
+            floors[label] = min(options)
+        filters = {v: getattr(movers.filters, v) for v in VENUES}
+        eligibility = Eligibility(VENUES, [filters[v].min_volume_24h for v in VENUES], watched)
+        spans = await move_spans(
+            conn, eligibility=eligibility, windows=widths, floors=floors,
+            staleness=movers.staleness, since=since, until=until,
+        )  # fmt: skip
+        reach = staleness_reach(widths, movers.staleness)
+        reads = spans_to_reads(((f"{s.outcome_id}|{s.window}", s.start, s.end) for s in spans),
+                               reach)  # fmt: skip
+        rows = await outcome_rows(conn, reads)
+        info = await outcome_info(conn, sorted({s.outcome_id for s in spans}), watched)
+    markets: dict[str, MarketMoves] = {}
+    for span in spans:
+        outcome = info.get(span.outcome_id)
+        if outcome is None:
+            continue
+        width = widths[span.window]
+        segments = move_segments(
+            rows.get(span.outcome_id, []),
+            width=width.total_seconds(),
+            lo=unix(span.start),
+            hi=unix(span.end),
+            staleness=movers.staleness.total_seconds(),
+            floor=floors[span.window],
+            max_spread=None if outcome.watched else filters[outcome.venue].max_spread,
+        )
+        if outcome.end_time is not None and movers.exclude_resolving_within_window:
+            # A market resolving within the window is left out of it (movers_ranked.sql).
+            segments = without(segments, unix(outcome.end_time - width), unix(outcome.end_time))
+        if not segments:
+            continue
+        market = markets.get(outcome.market_id)
+        if market is None:
+            market = markets[outcome.market_id] = MarketMoves(
+                outcome.market_id, outcome.venue, outcome.category, outcome.title,
+                {label: [] for label in widths}, own.get(outcome.market_id, {}),
+                outcome.watched,
+            )  # fmt: skip
+        market.segments[span.window].extend(segments)
+    return Replay(list(markets.values()), alerting, movers.export.min_abs_move_pp, since, until)
+
+
+def _print(report: dict[str, Any]) -> None:
+    console = Console()
+    rule = report["rule"]
+    thresholds = ", ".join(f"{w} ≥ {pp:g} pp" for w, pp in rule["thresholds_pp"].items())
+    console.print(
+        f"[bold]{report['alert']}[/bold] replayed over {report['days']:g} days of stored prices "
+        f"({report['since'][:16]} → {report['until'][:16]} UTC)\n"
+        f"  thresholds: {thresholds}; for {rule['for_seconds']:g} s, keep_firing_for "
+        f"{rule['keep_firing_for_seconds']:g} s; watched markets with their own: "
+        f"{rule['watched_markets']}"
+    )
+    for route in report["routes"]:
+        console.print(
+            f"  routed to [bold]{route['receiver']}[/bold] ({route['route']}), grouped by "
+            f"{', '.join(route['group_by'])}: group_wait {route['group_wait_seconds']:g} s, "
+            f"group_interval {route['group_interval_seconds']:g} s, repeat "
+            f"{route['repeat_interval_seconds']:g} s"
+        )
+    busiest = report["busiest_day"]
+    console.print(
+        f"\n[bold]{report['notifications']}[/bold] notifications: "
+        f"{report['per_day_mean']:g} a day on average, busiest "
+        f"{busiest['date'] or '-'} with {busiest['notifications']}"
+    )
+    table = Table(title="Per window (the notifications each window was new in)",
+                  title_justify="left")  # fmt: skip
+    for column in ("Window", "Threshold", "Notifications", "Per day", "Busiest day", "Markets"):
+        table.add_column(column, justify="left" if column == "Window" else "right")
+    for window, row in report["windows"].items():
+        day = row["busiest_day"]
+        table.add_row(
+            window, f"{row['threshold_pp']:g} pp", str(row["notifications"]),
+            f"{row['per_day_mean']:g}", f"{day['date'] or '-'} ({day['notifications']})",
+            str(row["markets"]),
+        )  # fmt: skip
+    console.print(table)
+    if report["top_markets"]:
+        top = Table(title="Markets that would have fired most", title_justify="left")
+        for column in ("Market", "Venue", "Category", "Notifications", "Windows"):
+            top.add_column(column, overflow="fold", max_width=56 if column == "Market" else None)
+        for m in report["top_markets"]:
+            top.add_row(m["title"], m["venue"], m["category"], str(m["notifications"]),
+                        ", ".join(m["windows"]))  # fmt: skip
+        console.print(top)
+    if "what_if" in report:
+        what = report["what_if"]
+        table = Table(title=f"What if {what['window']}'s threshold were…", title_justify="left")
+        for column in ("Threshold", "Notifications", "Per day", "Busiest day",
+                       f"New in {what['window']}"):  # fmt: skip
+            table.add_column(column, justify="right")
+        for row in what["rows"]:
+            day = row["busiest_day"]
+            table.add_row(
+                f"{row['threshold_pp']:g} pp", str(row["notifications"]),
+                f"{row['per_day_mean']:g}", f"{day['date'] or '-'} ({day['notifications']})",
+                str(row["window_notifications"]),
+            )  # fmt: skip
+        console.print(table)
+    console.print("\n[dim]Not replayed: " + " ".join(report["boundaries"]) + "[/dim]")
+
+
+__all__ = ["add_parser", "parse_duration", "run_tune"]

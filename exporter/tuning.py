@@ -1,0 +1,646 @@
+"""``movers tune``'s model: what MarketMoveLarge would have sent over stored history.
+
+One definition: nothing here restates a threshold or a timer. They are read from the files
+Prometheus and Alertmanager load (the rules folder and ``alertmanager.yml``): each window's
+``movers:alert_threshold_move_pp`` from ``thresholds.yml``, the rule's ``for`` and
+``keep_firing_for`` from its own file, and the route, grouping and timers an alert with the rule's
+labels takes through Alertmanager's tree. The exporter's side (windows, staleness, filters, the
+export's floor, the watchlists' own thresholds) comes from the exporter's settings.
+
+The replay follows each stage with the semantics of the real one:
+
+* **exporter**: a market's move over a window at instant ``t`` is ``100 * (price at t - price at
+  t - window)``, each the last stored row at or before, used only within ``movers.staleness``;
+  the same outcomes rank (the filters: 24 h volume, spread at ``t``; resolving markets left out);
+* **Prometheus**: the rule's condition (``|move| ≥`` the watched market's own threshold, else the
+  window's, and at least ``movers.export.min_abs_move_pp`` unless watched), held ``for``, kept
+  firing ``keep_firing_for`` after it clears;
+* **Alertmanager**: per route, alerts grouped by the route's ``group_by``; a group is flushed
+  ``group_wait`` after it forms, then every ``group_interval``; a flush notifies when a firing
+  alert was not in the last notification, or when ``repeat_interval`` passed since it; a group
+  whose alerts all resolved is gone, and the next alert forms a new one.
+
+What it cannot know is listed in :data:`BOUNDARIES` (and in the README).
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.config import parse_duration
+from exporter.errors import ConfigError
+
+ALERT = "MarketMoveLarge"
+THRESHOLD_RECORD = "movers:alert_threshold_move_pp"
+HISTORY_PATH = "/alerts/webhook"
+"""The exporter's alert-history webhook: a receiver whose only integration posts here sends no
+messages to anyone."""
+
+BOUNDARIES = (
+    "Each market's 24 h volume (the volume filter) is today's, not the one at the time.",
+    "A move shorter than one movers refresh (movers.every) may be caught live or not; the "
+    "replay counts it.",
+    "The export's cap (movers.export.max_series per window, movers.keep per category) is not "
+    "applied: when more markets than that cross a threshold at once, fewer alert live.",
+    "Inhibitions (IngestStale, DatabaseDown) and silences are not replayed: when a venue "
+    "stalled, fewer alerts were sent live.",
+    "Alertmanager's timers run from when a group forms; Prometheus' evaluation and the "
+    "refresh add up to a few seconds, so a window crossing within a group_interval of another "
+    "may land in the same message or the next.",
+)
+
+
+def _problem(where: str, why: str) -> ConfigError:
+    return ConfigError([(where, why)], "alerting files")
+
+
+def _duration(value: Any, where: str) -> float:
+    if value is None:
+        return 0.0
+    try:
+        return parse_duration(str(value)).total_seconds()
+    except ValueError as exc:
+        raise _problem(where, f"{value!r} is not a duration ({exc})") from None
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise _problem(str(path), "no such file") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise _problem(str(path), f"does not parse: {exc}") from None
+
+
+# -- the alerting files ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    label: str
+    op: str
+    value: str
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        have = labels.get(self.label, "")
+        if self.op == "=":
+            return have == self.value
+        if self.op == "!=":
+            return have != self.value
+        found = re.fullmatch(self.value, have) is not None
+        return found if self.op == "=~" else not found
+
+
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"?(.*?)"?\s*$')
+
+
+def parse_matcher(text: str, where: str) -> Matcher:
+    found = _MATCHER.fullmatch(text)
+    if found is None:
+        raise _problem(where, f"cannot read the matcher {text!r}")
+    label, op, value = found.groups()
+    return Matcher(label, op, value.replace('\\"', '"'))
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A route of Alertmanager's tree with what it inherits from its parents."""
+
+    path: str
+    receiver: str
+    matchers: tuple[Matcher, ...]
+    group_by: tuple[str, ...] | None
+    """None: ``['...']``, every label."""
+    group_wait: float
+    group_interval: float
+    repeat_interval: float
+    continues: bool
+    children: tuple[Route, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(m.matches(labels) for m in self.matchers)
+
+
+def _route(node: Mapping[str, Any], parent: Route | None, path: str) -> Route:
+    matchers = [parse_matcher(m, f"{path}.matchers") for m in node.get("matchers") or []]
+    matchers += [Matcher(k, "=", str(v)) for k, v in (node.get("match") or {}).items()]
+    matchers += [Matcher(k, "=~", str(v)) for k, v in (node.get("match_re") or {}).items()]
+    group_by: tuple[str, ...] | None
+    if "group_by" in node:
+        names = tuple(str(n) for n in node["group_by"] or ())
+        group_by = None if "..." in names else names
+    else:
+        group_by = parent.group_by if parent else ()
+
+    def timer(key: str, default: float) -> float:
+        if key in node:
+            return _duration(node[key], f"{path}.{key}")
+        return getattr(parent, key) if parent else default
+
+    route = Route(
+        path=path,
+        receiver=str(node.get("receiver") or (parent.receiver if parent else "")),
+        matchers=tuple(matchers),
+        group_by=group_by,
+        group_wait=timer("group_wait", 30.0),
+        group_interval=timer("group_interval", 300.0),
+        repeat_interval=timer("repeat_interval", 4 * 3600.0),
+        continues=bool(node.get("continue", False)),
+    )
+    children = tuple(
+        _route(child, route, f"{path}.routes[{i}]")
+        for i, child in enumerate(node.get("routes") or [])
+    )
+    return dataclasses.replace(route, children=children)
+
+
+def routes_for(root: Route, labels: Mapping[str, str]) -> list[Route]:
+    """The routes an alert with ``labels`` is sent along, as Alertmanager walks its tree: the
+    deepest matching route of each branch, siblings after one only while it ``continue``\\ s."""
+    found: list[Route] = []
+    for child in root.children:
+        if not child.matches(labels):
+            continue
+        found += routes_for(child, labels) or [child]
+        if not child.continues:
+            break
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Alerting:
+    """What the alerting files say about MarketMoveLarge."""
+
+    thresholds: dict[str, float]
+    """pp per window label; a window without one never alerts."""
+    for_seconds: float
+    keep_firing_seconds: float
+    rule_labels: dict[str, str]
+    root: Route
+    chat_receivers: frozenset[str]
+    """Receivers that message someone (not only the exporter's alert history)."""
+    sources: tuple[str, ...]
+
+    def routes(self, labels: Mapping[str, str]) -> list[Route]:
+        """The routes of an alert that reach a chat (Discord, Slack, …)."""
+        return [r for r in routes_for(self.root, labels) if r.receiver in self.chat_receivers]
+
+
+_VECTOR = re.compile(r"\s*vector\(\s*([0-9.eE+-]+)\s*\)\s*")
+
+
+def read_alerting(rules: Path, alertmanager: Path) -> Alerting:
+    """Read the thresholds, the rule and the routes from the files Prometheus and Alertmanager
+    load; a file that does not parse, or lacks what the rule needs, fails naming it."""
+    if not rules.is_dir():
+        raise _problem(str(rules), "no such folder (the alert rules: alertmanager/rules)")
+    thresholds: dict[str, float] = {}
+    rule: dict[str, Any] | None = None
+    sources: list[str] = []
+    for path in sorted(rules.glob("*.yml")) + sorted(rules.glob("*.yaml")):
+        data = _load_yaml(path)
+        sources.append(str(path))
+        for g, group in enumerate((data or {}).get("groups") or []):
+            for r, item in enumerate(group.get("rules") or []):
+                where = f"{path}: groups[{g}].rules[{r}]"
+                if item.get("record") == THRESHOLD_RECORD:
+                    window = (item.get("labels") or {}).get("window")
+                    found = _VECTOR.fullmatch(str(item.get("expr", "")))
+                    if window is None or found is None:
+                        raise _problem(
+                            where, f"{THRESHOLD_RECORD} must be `vector(<pp>)` with a window label"
+                        )
+                    thresholds[str(window)] = float(found.group(1))
+                if item.get("alert") == ALERT:
+                    rule = dict(item, _where=where)
+    if rule is None:
+        raise _problem(str(rules), f"no rule alerts {ALERT}")
+    if not thresholds:
+        raise _problem(str(rules), f"no {THRESHOLD_RECORD} threshold")
+    config = _load_yaml(alertmanager)
+    if not isinstance(config, dict) or not isinstance(config.get("route"), dict):
+        raise _problem(str(alertmanager), "has no route")
+    sources.append(str(alertmanager))
+    root = _route(config["route"], None, "route")
+    chat = set()
+    for receiver in config.get("receivers") or []:
+        integrations = {k: v for k, v in receiver.items() if k.endswith("_configs") and v}
+        only_history = set(integrations) == {"webhook_configs"} and all(
+            str(hook.get("url", "")).endswith(HISTORY_PATH)
+            for hook in integrations["webhook_configs"]
+        )
+        if integrations and not only_history:
+            chat.add(str(receiver.get("name")))
+    return Alerting(
+        thresholds=thresholds,
+        for_seconds=_duration(rule.get("for"), f"{rule['_where']}.for"),
+        keep_firing_seconds=_duration(
+            rule.get("keep_firing_for"), f"{rule['_where']}.keep_firing_for"
+        ),
+        rule_labels={str(k): str(v) for k, v in (rule.get("labels") or {}).items()},
+        root=root,
+        chat_receivers=frozenset(chat),
+        sources=tuple(sources),
+    )
+
+
+# -- the exporter's moves --------------------------------------------------------------------
+
+
+Row = tuple[float, float, float | None]
+"""A stored price: unix time, price, spread (ask - bid; None when a side is empty)."""
+
+
+def move_segments(
+    rows: Sequence[Row],
+    *,
+    width: float,
+    lo: float,
+    hi: float,
+    staleness: float,
+    floor: float,
+    max_spread: float | None,
+) -> list[tuple[float, float, float]]:
+    """``(start, end, move_pp)`` where the window's move was at least ``floor`` pp either way in
+    ``[lo, hi)``, as the refresh computes it at each instant: the price now (the last row at or
+    before it, at most ``staleness`` old) less the price a window before (the same, at most
+    ``staleness`` before the window's start), while the spread now passes ``max_spread``. The
+    move only changes at a row's time, a window after one, or when a row goes stale."""
+    if not rows:
+        return []
+    times = [r[0] for r in rows]
+    cuts = {lo}
+    for t in times:
+        for cut in (t, t + width, t + staleness, t + width + staleness):
+            if lo < cut < hi:
+                cuts.add(cut)
+    found: list[tuple[float, float, float]] = []
+    ordered = sorted(cuts)
+    for k, at in enumerate(ordered):
+        end = ordered[k + 1] if k + 1 < len(ordered) else hi
+        i = bisect.bisect_right(times, at) - 1
+        j = bisect.bisect_right(times, at - width) - 1
+        if i < 0 or j < 0 or times[i] <= at - staleness or times[j] <= at - width - staleness:
+            continue
+        spread = rows[i][2]
+        if max_spread is not None and (spread is None or spread > max_spread + 1e-9):
+            continue
+        move = round(100 * (rows[i][1] - rows[j][1]), 6)
+        if abs(move) < floor - 1e-9:
+            continue
+        if found and found[-1][1] == at and found[-1][2] == move:
+            found[-1] = (found[-1][0], end, move)
+        else:
+            found.append((at, end, move))
+    return found
+
+
+def without(
+    segments: list[tuple[float, float, float]], start: float, end: float
+) -> list[tuple[float, float, float]]:
+    """``segments`` less the instants in ``[start, end)``."""
+    kept: list[tuple[float, float, float]] = []
+    for s, e, move in segments:
+        if e <= start or s >= end:
+            kept.append((s, e, move))
+            continue
+        if s < start:
+            kept.append((s, start, move))
+        if e > end:
+            kept.append((end, e, move))
+    return kept
+
+
+def above(
+    segments: Iterable[tuple[float, float, float]], threshold: float
+) -> list[tuple[float, float]]:
+    """The merged stretches where ``|move| ≥ threshold``."""
+    merged: list[tuple[float, float]] = []
+    for start, end, move in sorted(segments):
+        if abs(move) < threshold - 1e-9:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def episodes(
+    conditions: Sequence[tuple[float, float]], for_seconds: float, keep_seconds: float
+) -> list[tuple[float, float]]:
+    """When Prometheus has the alert firing, ``(fired, resolved)``: the condition held for
+    ``for`` (it fires then), and it resolves ``keep_firing_for`` after the condition last held;
+    a condition back within that time continues the same alert."""
+    fired: list[tuple[float, float]] = []
+    for start, end in conditions:
+        if end - start < for_seconds:
+            if fired and start < fired[-1][1]:  # within keep_firing_for: still the same alert
+                fired[-1] = (fired[-1][0], max(fired[-1][1], end + keep_seconds))
+            continue
+        begin = start + for_seconds
+        if fired and begin <= fired[-1][1]:
+            fired[-1] = (fired[-1][0], max(fired[-1][1], end + keep_seconds))
+        else:
+            fired.append((begin, end + keep_seconds))
+    return fired
+
+
+# -- Alertmanager ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """One alert's firing stretch: its identity, the group it falls in and when."""
+
+    key: str
+    group: tuple[str, tuple[str, ...]]
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A notification: when, to which route's group, and the alerts new in it."""
+
+    at: float
+    route: str
+    group: tuple[str, ...]
+    new: tuple[str, ...]
+    firing: tuple[str, ...]
+
+
+def notifications(firings: Iterable[Firing], routes: Mapping[str, Route]) -> list[Sent]:
+    """Every notification Alertmanager sends for these alerts (see the module's description)."""
+    by_group: dict[tuple[str, tuple[str, ...]], list[Firing]] = defaultdict(list)
+    for f in firings:
+        by_group[f.group].append(f)
+    sent: list[Sent] = []
+    for (path, group), alerts in by_group.items():
+        sent += _group_notifications(path, group, alerts, routes[path])
+    sent.sort(key=lambda s: s.at)
+    return sent
+
+
+def _group_notifications(
+    path: str, group: tuple[str, ...], alerts: list[Firing], route: Route
+) -> Iterator[Sent]:
+    alerts.sort(key=lambda a: a.start)
+    pending = 0
+    while pending < len(alerts):
+        # A group forms with its first alert, waits group_wait, then is flushed every
+        # group_interval until a flush finds every alert of it resolved: it is gone, and the
+        # next alert forms a new group.
+        flush = alerts[pending].start + route.group_wait
+        present: list[Firing] = []
+        notified: set[str] | None = None
+        last = float("-inf")
+        while True:
+            while pending < len(alerts) and alerts[pending].start <= flush:
+                present.append(alerts[pending])
+                pending += 1
+            firing = {a.key for a in present if a.start <= flush < a.end}
+            if not firing:
+                notified = None
+            elif notified is None or not firing <= notified:
+                new = tuple(sorted(firing - (notified or set())))
+                yield Sent(flush, path, group, new, tuple(sorted(firing)))
+                notified, last = firing, flush
+            elif flush - last >= route.repeat_interval:
+                yield Sent(flush, path, group, (), tuple(sorted(firing)))
+                notified, last = firing, flush
+            present = [a for a in present if a.end > flush]
+            if not present:
+                break
+            flush += route.group_interval
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MarketMoves:
+    """One market's stretches of large moves per window (``(start, end, move_pp)``, every one of
+    at least the floor the replay was asked about) and what routes it."""
+
+    market_id: str
+    venue: str
+    category: str
+    title: str
+    segments: dict[str, list[tuple[float, float, float]]]
+    own_thresholds: dict[str, float] = field(default_factory=dict)
+    """A watched market's MarketMoveLarge thresholds per window (its watchlist entry's)."""
+    watched: bool = False
+
+
+@dataclass
+class Replay:
+    """The inputs of every what-if: the moves, the rule and the routes."""
+
+    markets: list[MarketMoves]
+    alerting: Alerting
+    min_abs_move_pp: float
+    since: datetime
+    until: datetime
+
+    def thresholds_of(
+        self, market: MarketMoves, thresholds: Mapping[str, float]
+    ) -> dict[str, float]:
+        """The thresholds the rule compares this market's moves with, per window."""
+        found: dict[str, float] = {}
+        for window in market.segments:
+            if window in market.own_thresholds:
+                found[window] = market.own_thresholds[window]
+            elif window in thresholds:
+                exported = 0.0 if market.watched else self.min_abs_move_pp
+                found[window] = max(thresholds[window], exported)
+        return found
+
+    def run(self, thresholds: Mapping[str, float] | None = None) -> Outcome:
+        """The notifications with these window thresholds (default: the files')."""
+        current = dict(self.alerting.thresholds if thresholds is None else thresholds)
+        firings: list[Firing] = []
+        routes: dict[str, Route] = {}
+        by_market: dict[str, MarketMoves] = {}
+        for market in self.markets:
+            by_market[market.market_id] = market
+            for window, threshold in self.thresholds_of(market, current).items():
+                stretches = episodes(
+                    above(market.segments[window], threshold),
+                    self.alerting.for_seconds,
+                    self.alerting.keep_firing_seconds,
+                )
+                if not stretches:
+                    continue
+                labels = {
+                    **self.alerting.rule_labels,
+                    "alertname": ALERT,
+                    "venue": market.venue,
+                    "market_id": market.market_id,
+                    "window": window,
+                    "category": market.category,
+                }
+                for route in self.alerting.routes(labels):
+                    routes[route.path] = route
+                    names = sorted(labels) if route.group_by is None else route.group_by
+                    group = (route.path, tuple(labels.get(n, "") for n in names))
+                    key = f"{market.market_id}|{window}"
+                    firings += [Firing(key, group, s, e) for s, e in stretches]
+        return Outcome(notifications(firings, routes), by_market, current, self, routes)
+
+
+@dataclass
+class Outcome:
+    sent: list[Sent]
+    markets: dict[str, MarketMoves]
+    thresholds: dict[str, float]
+    replay: Replay
+    routes: dict[str, Route]
+
+    @property
+    def days(self) -> float:
+        return max((self.replay.until - self.replay.since).total_seconds() / 86400, 1 / 1440)
+
+    def by_route(self) -> dict[str, list[Sent]]:
+        found: dict[str, list[Sent]] = defaultdict(list)
+        for s in self.sent:
+            found[s.route].append(s)
+        return dict(found)
+
+    def messages(self) -> list[Sent]:
+        """The notifications of the busiest route (each route messages its own receiver; the
+        shipped tree has one chat route for this alert)."""
+        routes = self.by_route()
+        return max(routes.values(), key=len) if routes else []
+
+    def summary(self, sent: Sequence[Sent] | None = None) -> dict[str, Any]:
+        sent = self.messages() if sent is None else sent
+        per_day = Counter(datetime.fromtimestamp(s.at, UTC).date().isoformat() for s in sent)
+        busiest = per_day.most_common(1)[0] if per_day else (None, 0)
+        return {
+            "notifications": len(sent),
+            "per_day_mean": round(len(sent) / self.days, 2),
+            "busiest_day": {"date": busiest[0], "notifications": busiest[1]},
+            "by_day": dict(sorted(per_day.items())),
+        }
+
+    def windows(self) -> dict[str, dict[str, Any]]:
+        """Per window: its threshold, and the notifications it was new in."""
+        sent = self.messages()
+        found: dict[str, dict[str, Any]] = {}
+        for window, threshold in self.thresholds.items():
+            mine = [s for s in sent if any(k.endswith(f"|{window}") for k in s.new)]
+            found[window] = {"threshold_pp": threshold, **self.summary(mine)}
+            found[window]["markets"] = len(
+                {k.split("|")[0] for s in mine for k in s.new if k.endswith(f"|{window}")}
+            )
+        return found
+
+    def top_markets(self, limit: int) -> list[dict[str, Any]]:
+        counts: Counter[str] = Counter()
+        windows: dict[str, set[str]] = defaultdict(set)
+        for s in self.messages():
+            markets = {k.split("|")[0] for k in s.firing}
+            for k in s.new:
+                market, window = k.split("|")
+                windows[market].add(window)
+            for market in markets:
+                counts[market] += 1
+        top = []
+        for market_id, count in counts.most_common(limit):
+            info = self.markets.get(market_id)
+            top.append({
+                "market_id": market_id,
+                "venue": info.venue if info else "",
+                "title": info.title if info else "",
+                "category": info.category if info else "",
+                "notifications": count,
+                "windows": sorted(windows[market_id], key=_window_order),
+            })  # fmt: skip
+        return top
+
+
+def _window_order(label: str) -> float:
+    try:
+        return parse_duration(label).total_seconds()
+    except ValueError:
+        return float("inf")
+
+
+def what_if(replay: Replay, window: str, candidates: Sequence[float]) -> list[dict[str, Any]]:
+    """The notifications with each candidate threshold for ``window`` (the others as they are)."""
+    rows = []
+    for value in candidates:
+        thresholds = {**replay.alerting.thresholds, window: value}
+        outcome = replay.run(thresholds)
+        rows.append({
+            "threshold_pp": value,
+            **outcome.summary(),
+            "window_notifications": outcome.windows()[window]["notifications"],
+        })  # fmt: skip
+    return rows
+
+
+def unix(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def spans_to_reads(
+    spans: Iterable[tuple[str, datetime, datetime]], reach: Mapping[str, timedelta]
+) -> list[tuple[str, datetime, datetime]]:
+    """Each outcome's row reads: its spans widened back by what a window and the staleness
+    reach (``reach`` per window), merged where they overlap."""
+    widened: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for key, start, end in spans:
+        outcome, window = key.rsplit("|", 1)
+        widened[outcome].append((start - reach[window], end))
+    reads = []
+    for outcome, parts in widened.items():
+        parts.sort()
+        lo, hi = parts[0]
+        for start, end in parts[1:]:
+            if start <= hi:
+                hi = max(hi, end)
+            else:
+                reads.append((outcome, lo, hi))
+                lo, hi = start, end
+        reads.append((outcome, lo, hi))
+    return reads
+
+
+def staleness_reach(windows: Mapping[str, timedelta], staleness: timedelta) -> dict[str, timedelta]:
+    return {label: width + staleness for label, width in windows.items()}
+
+
+__all__ = [
+    "ALERT",
+    "BOUNDARIES",
+    "Alerting",
+    "Firing",
+    "MarketMoves",
+    "Outcome",
+    "Replay",
+    "Route",
+    "Sent",
+    "above",
+    "episodes",
+    "move_segments",
+    "notifications",
+    "read_alerting",
+    "routes_for",
+    "spans_to_reads",
+    "staleness_reach",
+    "unix",
+    "what_if",
+    "without",
+]

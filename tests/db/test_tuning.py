@@ -1,0 +1,231 @@
+"""`movers tune` against real databases: the replay's move at any instant is the exporter's own
+(the naive ranking over the same rows), a scripted history gives the notifications the shipped
+files send, with a what-if, and bad input exits 2 naming the problem."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exporter.cli import main
+from exporter.config import Settings
+from exporter.storage.db import connect_async, prepare_schema
+from exporter.storage.movers import naive_movers
+from exporter.tune_command import _replay
+from exporter.tuning import read_alerting
+from tests.support.databases import Database
+
+pytestmark = pytest.mark.db
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "alertmanager" / "rules"
+ALERTMANAGER = ROOT / "alertmanager" / "alertmanager.yml"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+VENUE_FILTERS = {"polymarket": {"min_volume_24h": 1000, "max_spread": 0.10},
+                 "kalshi": {"min_volume_24h": 100, "max_spread": 0.10}}  # fmt: skip
+
+
+def _market(
+    conn: object, venue: str, native: str, *, volume: float = 50_000, outcomes: int = 2,
+    end_time: datetime | None = None,
+) -> list[str]:  # fmt: skip
+    mid = f"{venue}:{native}"
+    conn.execute(  # type: ignore[attr-defined]
+        "INSERT INTO markets (market_id, venue, native_id, title, category, status, url,"
+        " end_time, volume_24h, slug, first_seen, last_seen)"
+        " VALUES (%s, %s, %s, %s, 'Politics', 'open', %s, %s, %s, %s, %s, %s)",
+        (mid, venue, native, f"Market {native}", f"https://example.test/{native}", end_time,
+         volume, native.lower(), NOW - timedelta(days=2), NOW),
+    )  # fmt: skip
+    ids = [f"{mid}-{i}" for i in range(outcomes)]
+    for position, oid in enumerate(ids):
+        conn.execute(  # type: ignore[attr-defined]
+            "INSERT INTO outcomes (outcome_id, market_id, venue, native_id, name, position,"
+            " first_seen, last_seen) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (oid, mid, venue, oid, f"Outcome {position}", position, NOW, NOW),
+        )
+    return ids
+
+
+def _prices(conn: object, oid: str, rows: list[tuple[datetime, float, float | None]]) -> None:
+    with conn.cursor() as cur:  # type: ignore[attr-defined]
+        cur.executemany(
+            "INSERT INTO snapshots (time, outcome_id, price, bid, ask) VALUES (%s, %s, %s, %s, %s)",
+            [(t, oid, p, None if s is None else max(p - s / 2, 0),
+              None if s is None else min(p + s / 2, 1)) for t, p, s in rows],
+        )  # fmt: skip
+
+
+def _low_thresholds(tmp_path: Path, pp: float) -> Path:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    path = rules / "thresholds.yml"
+    data = yaml.safe_load(path.read_text())
+    for rule in data["groups"][0]["rules"]:
+        if rule.get("record") == "movers:alert_threshold_move_pp":
+            rule["expr"] = f"vector({pp})"
+    path.write_text(yaml.safe_dump(data))
+    return rules
+
+
+def _settings(db: Database) -> Settings:
+    return db.settings(movers={"filters": VENUE_FILTERS})
+
+
+def test_the_replayed_move_at_any_instant_is_the_exporter_s(db: Database, tmp_path: Path) -> None:
+    """Random walks with jumps, gaps past the staleness, wide spreads, a thin market, a watched
+    one, a market resolving soon and one of three outcomes: at instants drawn at random the
+    markets whose move reached 1 pp, and their moves, are the naive ranking's."""
+    settings = db.settings(movers={"filters": VENUE_FILTERS, "staleness": "20m"},
+                           venues={"kalshi": {"watchlist": ["WATCH"]}})  # fmt: skip
+    prepare_schema(settings)
+    rng = random.Random(7)
+    start = NOW - timedelta(hours=3)
+    with db.connect(autocommit=True) as conn:
+        plans = [
+            ("polymarket", "P1", {}), ("polymarket", "P2", {}), ("kalshi", "K1", {"outcomes": 1}),
+            ("kalshi", "K2", {"outcomes": 1}), ("polymarket", "THIN", {"volume": 10}),
+            ("kalshi", "WATCH", {"outcomes": 1, "volume": 1}),
+            ("polymarket", "SOON", {"end_time": NOW - timedelta(minutes=40)}),
+            ("polymarket", "MULTI", {"outcomes": 3}),
+        ]  # fmt: skip
+        for venue, native, kw in plans:
+            for oid in _market(conn, venue, native, **kw):  # type: ignore[arg-type]
+                price, t, rows = rng.uniform(0.2, 0.8), start, []
+                while t < NOW:
+                    price = min(0.98, max(0.02, price + rng.choice([0, 0.004, -0.004, 0.03,
+                                                                    -0.05, 0.08])))  # fmt: skip
+                    spread = rng.choice([0.02, 0.02, 0.02, 0.15, None])
+                    rows.append((t, round(price, 3), spread))
+                    # Mostly a row a minute or two; now and then a silence past the staleness.
+                    t += timedelta(seconds=rng.choice([30, 60, 90, 120, 1500]))
+                _prices(conn, oid, rows)
+    alerting = read_alerting(_low_thresholds(tmp_path, 1), ALERTMANAGER)
+    since, until = NOW - timedelta(hours=2), NOW
+    watched = ["kalshi:WATCH"]
+
+    async def check() -> None:
+        replay = await _replay(settings, alerting, since, until, None, [])
+        markets = {m.market_id: m for m in replay.markets}
+        async with await connect_async(settings.database) as conn:
+            for _ in range(25):
+                at = since + timedelta(seconds=rng.uniform(0, 7200))
+                naive = await naive_movers(conn, settings.movers, at, watched)
+                expected = {
+                    (m.market_id, m.window_label): round(m.move_pp, 6)
+                    for m in naive if abs(m.move_pp) >= 1 - 1e-9
+                }  # fmt: skip
+                moment = at.timestamp()
+                found = {
+                    (market_id, window): move
+                    for market_id, market in markets.items()
+                    for window, segments in market.segments.items()
+                    for s, e, move in segments
+                    if s <= moment < e
+                }
+                # A market of several outcomes alerts once per window; its moves are each
+                # outcome's, so only the pairs are compared for it.
+                assert set(found) == set(expected), at
+                assert {k: v for k, v in found.items() if "MULTI" not in k[0]} == {
+                    k: v for k, v in expected.items() if "MULTI" not in k[0]
+                }, at
+        assert "polymarket:THIN" not in markets  # under its venue's volume filter
+        assert "kalshi:WATCH" in markets  # watched: whatever the filters say
+
+    asyncio.run(check())
+
+
+def _config(tmp_path: Path, db: Database, extra: str = "") -> Path:
+    path = tmp_path / "movers.yaml"
+    path.write_text(
+        "database:\n"
+        f"  url: {db.url}\n"
+        f"  prepared_statements: {'false' if db.shared_session else 'true'}\n"
+        "logging:\n  format: json\n" + extra
+    )
+    return path
+
+
+def _tune(config: Path, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["--config", str(config), "tune", "--rules", str(RULES),
+                 "--alertmanager", str(ALERTMANAGER), *args])  # fmt: skip
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def scripted(db: Database) -> Database:
+    """Three hours of a minute-by-minute price for two markets: Kalshi K +7 pp at -120 min and
+    back at -60 min; Polymarket P +12 pp at -90 min (over 5m, 15m and 1h at once)."""
+    prepare_schema(_settings(db))
+    minutes = range(-180, 1)
+    with db.connect(autocommit=True) as conn:
+        (k,) = _market(conn, "kalshi", "K", outcomes=1)
+        _prices(conn, k, [(NOW + timedelta(minutes=m), 0.57 if -120 <= m < -60 else 0.50, 0.02)
+                          for m in minutes])  # fmt: skip
+        p, _ = _market(conn, "polymarket", "P")
+        _prices(conn, p, [(NOW + timedelta(minutes=m), 0.42 if m >= -90 else 0.30, 0.02)
+                          for m in minutes])  # fmt: skip
+    return db
+
+
+def test_a_scripted_history_gives_what_the_shipped_files_send(
+    scripted: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path, scripted)
+    until = NOW.isoformat()
+    code, out, err = _tune(config, "--json", "--days", "1", "--until", until,
+                           "--window", "5m", "--threshold", "6,8,13", capsys=capsys)  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    # K: its +7 pp and its -7 pp over 5m, a group each (the first resolved 5 minutes after the
+    # move left the window); P: one message with its 5m, 15m and 1h.
+    assert report["notifications"] == 3
+    assert report["busiest_day"] == {"date": "2026-11-20", "notifications": 3}
+    assert {w: r["notifications"] for w, r in report["windows"].items()} == {
+        "5m": 3, "15m": 1, "1h": 1, "24h": 0,
+    }  # fmt: skip
+    assert [(m["market_id"], m["notifications"]) for m in report["top_markets"]] == [
+        ("kalshi:K", 2), ("polymarket:P", 1),
+    ]  # fmt: skip
+    assert report["routes"] == [{
+        "route": "route.routes[3].routes[0]", "receiver": "markets",
+        "group_by": ["alertname", "venue", "market_id"], "group_wait_seconds": 5.0,
+        "group_interval_seconds": 10.0, "repeat_interval_seconds": 21600.0,
+    }]  # fmt: skip
+    rows = {r["threshold_pp"]: (r["notifications"], r["window_notifications"])
+            for r in report["what_if"]["rows"]}  # fmt: skip
+    # 6 pp: as shipped; 8: K's 7 pp is out; 13: P's 12 pp over 5m is out, its 15m and 1h stay.
+    assert rows == {6: (3, 3), 8: (1, 1), 13: (1, 0)}
+    code, out, _ = _tune(config, "--days", "1", "--until", until, capsys=capsys)
+    assert code == 0
+    for shown in ("3 notifications", "Market K", "5m ≥ 5 pp", "routed to markets"):
+        assert shown in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--alert", "Nope"], "no alert 'Nope'"),
+        (["--alert", "CategorySurge"], "CategorySurge is not replayed"),
+        (["--window", "2m", "--threshold", "3"], "'2m' is not a window the exporter computes"),
+        (["--window", "5m", "--threshold", "five"], "'five' is not a list of numbers"),
+        (["--threshold", "5"], "needs --window"),
+        (["--until", "2020-01-01T00:00:00Z"], "no stored prices between 2019-12-25"),
+        (["--rules", "/nonexistent"], "/nonexistent: no such folder"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_problem(
+    scripted: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+    message: str,
+) -> None:  # fmt: skip
+    code, _, err = _tune(_config(tmp_path, scripted), *args, capsys=capsys)
+    assert code == 2
+    assert message in err
