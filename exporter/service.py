@@ -43,6 +43,7 @@ from exporter.storage.maintenance import apply_retention, run_rollups
 from exporter.storage.migrate import MigrationReport, Mode
 from exporter.storage.signals import SignalStore
 from exporter.storage.writer import Writer, WriterCollector
+from exporter.tuning import TuneJob, alerting_files
 from exporter.venues.http import HttpCollector
 from exporter.venues.kalshi.client import KalshiClient
 from exporter.venues.polymarket.client import PolymarketClient
@@ -92,6 +93,7 @@ class Ingest:
     trades_stream: PolymarketTradesStreamer | None = None
     signals: Signals | None = None
     watches: WatchCollector | None = None
+    tune: TuneJob | None = None
 
     def streams(self) -> list[PolymarketStreamer | KalshiStreamer]:
         """The price streams."""
@@ -126,6 +128,8 @@ class Ingest:
             found.append(self.signals)
         if self.watches is not None:
             found.append(self.watches)
+        if self.tune is not None:
+            found.append(self.tune)
         return found
 
     def backfill_schedule(
@@ -164,6 +168,15 @@ class Ingest:
             ]
         return plan
 
+    def tune_schedule(
+        self, settings: Settings
+    ) -> list[tuple[str, Callable[[], Awaitable[Any]], float]]:
+        """The alert replay for the Alerts dashboard (not in ``--once``: a week of history)."""
+        every = settings.tune.every
+        if self.tune is None or every is None:
+            return []
+        return [("alert_tuning", self.tune.run, every.total_seconds())]
+
     def signals_schedule(
         self, settings: Settings
     ) -> list[tuple[str, Callable[[], Awaitable[Any]], float]]:
@@ -187,7 +200,7 @@ class Ingest:
 
 
 DATABASE_CHECK_SECONDS = 30
-FIRST_RUN = {"refresh": 20.0, "backfill": 15.0}
+FIRST_RUN = {"refresh": 20.0, "backfill": 15.0, "tuning": 60.0}
 """Seconds after start of a job's first run, by the name's end (others: 5 s): the movers refresh
 once some prices are in, the backfill once outcomes have their first live row."""
 
@@ -252,6 +265,8 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     movers.refresher.watched = lambda: [
         f"{venue}:{market}" for venue, hot in hot_sets.items() for market in hot.watches
     ]
+    if settings.tune.every is not None:
+        ingest.tune = TuneJob(Database(writer.pool), settings, alerting_files(settings.tune))
     if settings.backfill.enabled:
         store = HistoryStore(Database(writer.pool), writer.mode)
         if polymarket is not None:
@@ -409,6 +424,7 @@ async def _run_forever(
     plan.append(("movers_refresh", ingest.movers.run, settings.movers.every.total_seconds()))
     plan += ingest.signals_schedule(settings)
     plan += ingest.backfill_schedule(settings)
+    plan += ingest.tune_schedule(settings)
     running: dict[asyncio.Task[Any], str] = {}
     """Jobs in flight, by their task: they finish (within a grace) before the exporter stops."""
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,36 +21,22 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from exporter.config import Settings, parse_duration, window_label
+from exporter.config import Settings, parse_duration
 from exporter.errors import ConfigError
-from exporter.storage.db import connect_async
-from exporter.storage.tuning import (
-    Eligibility,
-    move_spans,
-    outcome_info,
-    outcome_rows,
-    stored_extent,
-    watched_markets,
-)
+from exporter.storage.database import Database
+from exporter.storage.db import create_pool
 from exporter.tuning import (
     ALERT,
     BOUNDARIES,
     Alerting,
-    MarketMoves,
     Replay,
     Route,
-    move_segments,
+    alerting_files,
+    load_replay,
     read_alerting,
-    spans_to_reads,
-    staleness_reach,
-    unix,
     what_if,
-    without,
 )
 
-MOUNTED_RULES = Path("/etc/movers/rules")
-MOUNTED_ALERTMANAGER = Path("/etc/movers/alertmanager.yml")
-"""Where compose mounts the shipped files in the exporter's container."""
 VENUES = ("polymarket", "kalshi")
 
 
@@ -65,7 +50,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "a what-if table.",
     )
     tune.add_argument("--alert", default=ALERT, help=f"the alert to replay (default {ALERT})")
-    tune.add_argument("--days", type=float, default=7.0, help="days of history (default 7)")
+    tune.add_argument(
+        "--days", type=float, default=None, help="days of history (default: tune.days, 7)"
+    )
+    tune.add_argument(
+        "--since", default=None, help="start of the replay, ISO 8601 (instead of --days)"
+    )
     tune.add_argument("--until", default=None, help="end of the replay, ISO 8601 (default: now)")
     tune.add_argument("--window", default=None, help="the window of the what-if (5m, 1h, ...)")
     tune.add_argument(
@@ -78,15 +68,14 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--rules",
         type=Path,
         default=None,
-        help=f"the alert rules folder (default {MOUNTED_RULES} when mounted, else "
-        "./alertmanager/rules)",
+        help="the alert rules folder (default: tune.rules, /etc/alerting/rules where compose "
+        "mounts it, else ./alertmanager/rules)",
     )
     tune.add_argument(
         "--alertmanager",
         type=Path,
         default=None,
-        help=f"alertmanager.yml (default {MOUNTED_ALERTMANAGER} when mounted, else "
-        "./alertmanager/alertmanager.yml)",
+        help="alertmanager.yml (default: tune.alertmanager, else ./alertmanager/alertmanager.yml)",
     )
     tune.add_argument("--json", action="store_true", help="one JSON document instead of tables")
 
@@ -96,12 +85,9 @@ def _bad(flag: str, why: str) -> ConfigError:
 
 
 def run_tune(settings: Settings, args: argparse.Namespace) -> int:
-    rules = args.rules or (MOUNTED_RULES if MOUNTED_RULES.is_dir() else Path("alertmanager/rules"))
-    manager = args.alertmanager or (
-        MOUNTED_ALERTMANAGER
-        if MOUNTED_ALERTMANAGER.is_file()
-        else Path("alertmanager/alertmanager.yml")
-    )
+    default_rules, default_manager = alerting_files(settings.tune)
+    rules = args.rules or default_rules
+    manager = args.alertmanager or default_manager
     if args.alert != ALERT:
         known = _alert_names(rules)
         if args.alert in known:
@@ -111,7 +97,8 @@ def run_tune(settings: Settings, args: argparse.Namespace) -> int:
         )
     alerting = read_alerting(rules, manager)
     windows = settings.movers.labels
-    if args.days <= 0:
+    days = settings.tune.days if args.days is None else args.days
+    if days <= 0:
         raise _bad("--days", "must be more than zero")
     candidates: list[float] = []
     if args.threshold is not None and args.window is None:
@@ -131,15 +118,11 @@ def run_tune(settings: Settings, args: argparse.Namespace) -> int:
             raise _bad("--threshold", f"{args.threshold!r} is not a list of numbers") from None
         if not candidates or any(not 0 < v <= 100 for v in candidates):
             raise _bad("--threshold", "give one or more thresholds in pp, each in (0, 100]")
-    until = datetime.now(UTC)
-    if args.until is not None:
-        try:
-            until = datetime.fromisoformat(args.until)
-        except ValueError:
-            raise _bad("--until", f"{args.until!r} is not an ISO 8601 time") from None
-        until = until if until.tzinfo else until.replace(tzinfo=UTC)
-    since = until - timedelta(days=args.days)
-    replay = asyncio.run(_replay(settings, alerting, since, until, args.window, candidates))
+    until = _moment("--until", args.until) if args.until else datetime.now(UTC)
+    since = _moment("--since", args.since) if args.since else until - timedelta(days=days)
+    if since >= until:
+        raise _bad("--since", f"{since.isoformat()} is not before --until {until.isoformat()}")
+    replay = asyncio.run(_load(settings, alerting, since, until, args.window, candidates))
     outcome = replay.run()
     if not outcome.routes:  # nothing fired: the route an alert would take
         sample = {**alerting.rule_labels, "alertname": ALERT, "venue": VENUES[0],
@@ -176,6 +159,14 @@ def run_tune(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _moment(flag: str, text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _bad(flag, f"{text!r} is not an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _alert_names(rules: Path) -> set[str]:
     import yaml
 
@@ -205,7 +196,7 @@ def _routes(routes: dict[str, Route]) -> list[dict[str, Any]]:
     ]
 
 
-async def _replay(
+async def _load(
     settings: Settings,
     alerting: Alerting,
     since: datetime,
@@ -213,76 +204,14 @@ async def _replay(
     window: str | None,
     candidates: list[float],
 ) -> Replay:
-    movers = settings.movers
-    widths = {label: width for label, width in movers.labels.items()
-              if label in alerting.thresholds or label == window}  # fmt: skip
-    if not widths:
-        raise ConfigError(
-            [(alerting.sources[0], f"no threshold names a window of movers.windows "
-              f"({', '.join(movers.labels)})")], "alerting files",
-        )  # fmt: skip
-    async with await connect_async(settings.database) as conn:
-        extent = await stored_extent(conn, since, until)
-        if extent is None:
-            raise ConfigError(
-                [("history", f"no stored prices between {since:%Y-%m-%d %H:%M} and "
-                  f"{until:%Y-%m-%d %H:%M} UTC: run the exporter (or `movers backfill`) first")],
-                "input",
-            )  # fmt: skip
-        own: dict[str, dict[str, float]] = defaultdict(dict)
-        for venue in VENUES:
-            entries = getattr(settings.venues, venue).watchlist
-            found = await watched_markets(conn, [w.market for w in entries])
-            for entry in entries:
-                for market_id in found.get(entry.market, []):
-                    own[market_id] |= {window_label(w): pp for w, pp in entry.move_pp.items()}
-        watched = sorted(own)
-        floors = {}
-        for label in widths:
-            options = [alerting.thresholds.get(label, 100.0)]
-            options += candidates if label == window else []
-            options += [t[label] for t in own.values() if label in t]
-            floors[label] = min(options)
-        filters = {v: getattr(movers.filters, v) for v in VENUES}
-        eligibility = Eligibility(VENUES, [filters[v].min_volume_24h for v in VENUES], watched)
-        spans = await move_spans(
-            conn, eligibility=eligibility, windows=widths, floors=floors,
-            staleness=movers.staleness, since=since, until=until,
-        )  # fmt: skip
-        reach = staleness_reach(widths, movers.staleness)
-        reads = spans_to_reads(((f"{s.outcome_id}|{s.window}", s.start, s.end) for s in spans),
-                               reach)  # fmt: skip
-        rows = await outcome_rows(conn, reads)
-        info = await outcome_info(conn, sorted({s.outcome_id for s in spans}), watched)
-    markets: dict[str, MarketMoves] = {}
-    for span in spans:
-        outcome = info.get(span.outcome_id)
-        if outcome is None:
-            continue
-        width = widths[span.window]
-        segments = move_segments(
-            rows.get(span.outcome_id, []),
-            width=width.total_seconds(),
-            lo=unix(span.start),
-            hi=unix(span.end),
-            staleness=movers.staleness.total_seconds(),
-            floor=floors[span.window],
-            max_spread=None if outcome.watched else filters[outcome.venue].max_spread,
+    pool = create_pool(settings.database)
+    await pool.open(wait=True)
+    try:
+        return await load_replay(
+            Database(pool), settings, alerting, since, until, window, candidates
         )
-        if outcome.end_time is not None and movers.exclude_resolving_within_window:
-            # A market resolving within the window is left out of it (movers_ranked.sql).
-            segments = without(segments, unix(outcome.end_time - width), unix(outcome.end_time))
-        if not segments:
-            continue
-        market = markets.get(outcome.market_id)
-        if market is None:
-            market = markets[outcome.market_id] = MarketMoves(
-                outcome.market_id, outcome.venue, outcome.category, outcome.title,
-                {label: [] for label in widths}, own.get(outcome.market_id, {}),
-                outcome.watched,
-            )  # fmt: skip
-        market.segments[span.window].extend(segments)
-    return Replay(list(markets.values()), alerting, movers.export.min_abs_move_pp, since, until)
+    finally:
+        await pool.close()
 
 
 def _print(report: dict[str, Any]) -> None:

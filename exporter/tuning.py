@@ -36,9 +36,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from exporter.config import parse_duration
+from exporter.config import Settings, TuneConfig, parse_duration, window_label
 from exporter.errors import ConfigError
+from exporter.storage.database import Database
+from exporter.storage.tuning import (
+    Eligibility,
+    move_spans,
+    outcome_info,
+    outcome_rows,
+    stored_extent,
+    watched_markets,
+)
 
 ALERT = "MarketMoveLarge"
 THRESHOLD_RECORD = "movers:alert_threshold_move_pp"
@@ -58,6 +69,10 @@ BOUNDARIES = (
     "refresh add up to a few seconds, so a window crossing within a group_interval of another "
     "may land in the same message or the next.",
 )
+
+
+class NoHistory(ConfigError):
+    """Nothing is stored in the time asked about."""
 
 
 def _problem(where: str, why: str) -> ConfigError:
@@ -254,6 +269,22 @@ def read_alerting(rules: Path, alertmanager: Path) -> Alerting:
     )
 
 
+CHECKOUT_RULES = Path("alertmanager/rules")
+CHECKOUT_ALERTMANAGER = Path("alertmanager/alertmanager.yml")
+"""Where the files are in a checkout of the project."""
+
+
+def alerting_files(config: TuneConfig) -> tuple[Path, Path]:
+    """The rules folder and alertmanager.yml: ``tune``'s settings (where compose mounts them);
+    when those are the defaults and not there, a checkout's (run from the project's folder)."""
+    rules, manager = config.rules, config.alertmanager
+    if not rules.is_dir() and "rules" not in config.model_fields_set:
+        rules = CHECKOUT_RULES
+    if not manager.is_file() and "alertmanager" not in config.model_fields_set:
+        manager = CHECKOUT_ALERTMANAGER
+    return rules, manager
+
+
 # -- the exporter's moves --------------------------------------------------------------------
 
 
@@ -423,6 +454,90 @@ def _group_notifications(
             if not present:
                 break
             flush += route.group_interval
+
+
+async def load_replay(
+    database: Database,
+    settings: Settings,
+    alerting: Alerting,
+    since: datetime,
+    until: datetime,
+    window: str | None = None,
+    candidates: Sequence[float] = (),
+) -> Replay:
+    """The stored moves from ``since`` to ``until`` that could reach a threshold of the files,
+    of the watchlists, or of ``candidates`` for ``window``; raises :class:`ConfigError` when
+    nothing is stored in that time."""
+    movers = settings.movers
+    widths = {label: width for label, width in movers.labels.items()
+              if label in alerting.thresholds or label == window}  # fmt: skip
+    if not widths:
+        raise ConfigError(
+            [(alerting.sources[0], f"no threshold names a window of movers.windows "
+              f"({', '.join(movers.labels)})")], "alerting files",
+        )  # fmt: skip
+    async with database.connection() as conn:
+        extent = await stored_extent(conn, since, until)
+        if extent is None:
+            raise NoHistory(
+                [("history", f"no stored prices between {since:%Y-%m-%d %H:%M} and "
+                  f"{until:%Y-%m-%d %H:%M} UTC: run the exporter (or `movers backfill`) first")],
+                "input",
+            )  # fmt: skip
+        own: dict[str, dict[str, float]] = defaultdict(dict)
+        for venue in VENUES:
+            entries = getattr(settings.venues, venue).watchlist
+            found = await watched_markets(conn, [w.market for w in entries])
+            for entry in entries:
+                for market_id in found.get(entry.market, []):
+                    own[market_id] |= {window_label(w): pp for w, pp in entry.move_pp.items()}
+        watched = sorted(own)
+        floors = {}
+        for label in widths:
+            options = [alerting.thresholds.get(label, 100.0)]
+            options += candidates if label == window else []
+            options += [t[label] for t in own.values() if label in t]
+            floors[label] = min(options)
+        filters = {v: getattr(movers.filters, v) for v in VENUES}
+        eligibility = Eligibility(VENUES, [filters[v].min_volume_24h for v in VENUES], watched)
+        spans = await move_spans(
+            conn, eligibility=eligibility, windows=widths, floors=floors,
+            staleness=movers.staleness, since=since, until=until,
+        )  # fmt: skip
+        reach = staleness_reach(widths, movers.staleness)
+        reads = spans_to_reads(((f"{s.outcome_id}|{s.window}", s.start, s.end) for s in spans),
+                               reach)  # fmt: skip
+        rows = await outcome_rows(conn, reads)
+        info = await outcome_info(conn, sorted({s.outcome_id for s in spans}), watched)
+    markets: dict[str, MarketMoves] = {}
+    for span in spans:
+        outcome = info.get(span.outcome_id)
+        if outcome is None:
+            continue
+        width = widths[span.window]
+        segments = move_segments(
+            rows.get(span.outcome_id, []),
+            width=width.total_seconds(),
+            lo=unix(span.start),
+            hi=unix(span.end),
+            staleness=movers.staleness.total_seconds(),
+            floor=floors[span.window],
+            max_spread=None if outcome.watched else filters[outcome.venue].max_spread,
+        )
+        if outcome.end_time is not None and movers.exclude_resolving_within_window:
+            # A market resolving within the window is left out of it (movers_ranked.sql).
+            segments = without(segments, unix(outcome.end_time - width), unix(outcome.end_time))
+        if not segments:
+            continue
+        market = markets.get(outcome.market_id)
+        if market is None:
+            market = markets[outcome.market_id] = MarketMoves(
+                outcome.market_id, outcome.venue, outcome.category, outcome.title,
+                {label: [] for label in widths}, own.get(outcome.market_id, {}),
+                outcome.watched,
+            )  # fmt: skip
+        market.segments[span.window].extend(segments)
+    return Replay(list(markets.values()), alerting, movers.export.min_abs_move_pp, since, until)
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -622,18 +737,24 @@ def staleness_reach(windows: Mapping[str, timedelta], staleness: timedelta) -> d
     return {label: width + staleness for label, width in windows.items()}
 
 
+VENUES = ("polymarket", "kalshi")
+
 __all__ = [
     "ALERT",
     "BOUNDARIES",
     "Alerting",
     "Firing",
     "MarketMoves",
+    "NoHistory",
     "Outcome",
     "Replay",
     "Route",
     "Sent",
+    "TuneJob",
     "above",
+    "alerting_files",
     "episodes",
+    "load_replay",
     "move_segments",
     "notifications",
     "read_alerting",
@@ -644,3 +765,56 @@ __all__ = [
     "what_if",
     "without",
 ]
+
+
+class TuneJob(Collector):
+    """The replay of the last ``tune.days`` with the files' thresholds, every ``tune.every``:
+    what the Alerts dashboard shows beside what was sent (``movers tune`` prints the same)."""
+
+    def __init__(self, database: Database, settings: Settings, files: tuple[Path, Path]) -> None:
+        self.database = database
+        self.settings = settings
+        self.files = files
+        self.windows: dict[str, dict[str, Any]] = {}
+        self.total: dict[str, Any] | None = None
+        self.computed_at: datetime | None = None
+
+    async def run(self, now: datetime | None = None) -> dict[str, Any]:
+        alerting = read_alerting(*self.files)
+        until = now or datetime.now(UTC)
+        since = until - timedelta(days=self.settings.tune.days)
+        try:
+            replay = await load_replay(self.database, self.settings, alerting, since, until)
+        except NoHistory:
+            replay = Replay([], alerting, self.settings.movers.export.min_abs_move_pp, since, until)
+        outcome = replay.run()
+        self.total, self.windows = outcome.summary(), outcome.windows()
+        self.computed_at = until
+        return {"notifications": self.total["notifications"], "markets": len(replay.markets)}
+
+    def collect(self) -> Iterator[Metric]:
+        if self.total is None or self.computed_at is None:
+            return
+        labels = ["alertname", "window"]
+        mean = GaugeMetricFamily(
+            "movers_tune_notifications_per_day",
+            "Notifications a day the alert would have sent over the last tune.days with the "
+            'thresholds, timers and routes of the files today (movers tune); window="all": '
+            "every message, a window: the messages it was new in.",
+            labels=labels,
+        )
+        busiest = GaugeMetricFamily(
+            "movers_tune_busiest_day_notifications",
+            "Notifications on the busiest UTC day of the same replay.",
+            labels=labels,
+        )
+        for window, row in {"all": self.total, **self.windows}.items():
+            mean.add_metric([ALERT, window], row["per_day_mean"])
+            busiest.add_metric([ALERT, window], row["busiest_day"]["notifications"])
+        yield mean
+        yield busiest
+        yield GaugeMetricFamily(
+            "movers_tune_computed_timestamp_seconds",
+            "When the alert replay shown was computed.",
+            value=self.computed_at.timestamp(),
+        )

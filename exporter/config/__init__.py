@@ -25,7 +25,13 @@ from exporter.config.movers import (
     MoversExport,
     window_label,
 )
-from exporter.config.service import AlertsConfig, CategoriesConfig, LoggingConfig, MetricsConfig
+from exporter.config.service import (
+    AlertsConfig,
+    CategoriesConfig,
+    LoggingConfig,
+    MetricsConfig,
+    TuneConfig,
+)
 from exporter.config.settings import Settings
 from exporter.config.signals import LiquidityConfig, SignalsConfig, VolumeConfig, WhaleConfig
 from exporter.config.storage import (
@@ -61,7 +67,7 @@ __all__ = [
     "MoverFilters",
     "MoversConfig", "MoversExport", "PolymarketConfig", "PolymarketStreamConfig",
     "PolymarketTradesStreamConfig", "PositiveDuration", "RefreshConfig", "RefreshPolicy",
-    "RetentionConfig", "RetryConfig", "Settings", "SignalsConfig", "StorageConfig",
+    "RetentionConfig", "RetryConfig", "Settings", "SignalsConfig", "StorageConfig", "TuneConfig",
     "VenuesConfig", "VolumeConfig", "WhaleConfig",
     "describe_errors", "format_duration", "load_settings", "parse_duration", "redact_dsn",
     "redacted", "resolve_config_path", "secret_values", "validate_settings", "window_label",

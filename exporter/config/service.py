@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
 
-from exporter.config.types import _Section
+from exporter.config.types import PositiveDuration, _Section
 
 
 class MetricsConfig(_Section):
@@ -33,3 +34,15 @@ class LoggingConfig(_Section):
 class CategoriesConfig(_Section):
     file: Path | None = None
     """A YAML mapping merged over the shipped one (exporter/categories.yaml)."""
+
+
+class TuneConfig(_Section):
+    """``movers tune`` and its hourly replay for Grafana: which alerting files it reads."""
+
+    rules: Path = Path("/etc/alerting/rules")
+    """The alert rules folder Prometheus loads (compose mounts ./alertmanager at /etc/alerting;
+    outside a container ``movers tune`` falls back to ./alertmanager/rules)."""
+    alertmanager: Path = Path("/etc/alerting/alertmanager.yml")
+    every: PositiveDuration | None = timedelta(hours=1)
+    """How often the exporter replays the last ``days`` for the Alerts dashboard (null: never)."""
+    days: float = Field(default=7.0, gt=0, le=90)

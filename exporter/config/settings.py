@@ -9,7 +9,13 @@ from pydantic import model_validator
 from exporter.config.backfill import BackfillConfig
 from exporter.config.database import DatabaseConfig
 from exporter.config.movers import MoversConfig, window_label
-from exporter.config.service import AlertsConfig, CategoriesConfig, LoggingConfig, MetricsConfig
+from exporter.config.service import (
+    AlertsConfig,
+    CategoriesConfig,
+    LoggingConfig,
+    MetricsConfig,
+    TuneConfig,
+)
 from exporter.config.signals import SignalsConfig
 from exporter.config.storage import StorageConfig
 from exporter.config.types import _keyed, _Section, format_duration
@@ -26,6 +32,7 @@ class Settings(_Section):
     movers: MoversConfig = MoversConfig()
     backfill: BackfillConfig = BackfillConfig()
     signals: SignalsConfig = SignalsConfig()
+    tune: TuneConfig = TuneConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

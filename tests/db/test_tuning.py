@@ -16,10 +16,10 @@ import yaml
 
 from exporter.cli import main
 from exporter.config import Settings
-from exporter.storage.db import connect_async, prepare_schema
+from exporter.storage.database import Database as Pooled
+from exporter.storage.db import connect_async, create_pool, prepare_schema
 from exporter.storage.movers import naive_movers
-from exporter.tune_command import _replay
-from exporter.tuning import read_alerting
+from exporter.tuning import TuneJob, alerting_files, load_replay, read_alerting
 from tests.support.databases import Database
 
 pytestmark = pytest.mark.db
@@ -112,7 +112,12 @@ def test_the_replayed_move_at_any_instant_is_the_exporter_s(db: Database, tmp_pa
     watched = ["kalshi:WATCH"]
 
     async def check() -> None:
-        replay = await _replay(settings, alerting, since, until, None, [])
+        pool = create_pool(settings.database)
+        await pool.open(wait=True)
+        try:
+            replay = await load_replay(Pooled(pool), settings, alerting, since, until)
+        finally:
+            await pool.close()
         markets = {m.market_id: m for m in replay.markets}
         async with await connect_async(settings.database) as conn:
             for _ in range(25):
@@ -220,6 +225,7 @@ def test_a_scripted_history_gives_what_the_shipped_files_send(
         (["--threshold", "5"], "needs --window"),
         (["--until", "2020-01-01T00:00:00Z"], "no stored prices between 2019-12-25"),
         (["--rules", "/nonexistent"], "/nonexistent: no such folder"),
+        (["--since", "2026-11-21T00:00:00", "--until", "2026-11-20T00:00:00"], "is not before"),
     ],
 )
 def test_bad_input_exits_2_naming_the_problem(
@@ -229,3 +235,35 @@ def test_bad_input_exits_2_naming_the_problem(
     code, _, err = _tune(_config(tmp_path, scripted), *args, capsys=capsys)
     assert code == 2
     assert message in err
+
+
+def test_the_exporter_s_hourly_replay_is_what_tune_prints(
+    scripted: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The Alerts dashboard's counts (the exporter's replay, on /metrics) are `movers tune`'s."""
+    files = {"rules": str(RULES), "alertmanager": str(ALERTMANAGER)}
+    settings = scripted.settings(movers={"filters": VENUE_FILTERS}, tune=files)
+
+    async def replayed() -> dict[tuple[str, str], float]:
+        pool = create_pool(settings.database)
+        await pool.open(wait=True)
+        try:
+            job = TuneJob(Pooled(pool), settings, alerting_files(settings.tune))
+            assert list(job.collect()) == []  # nothing before the first replay
+            await job.run(NOW)
+        finally:
+            await pool.close()
+        return {
+            (s.name, s.labels["window"]): s.value
+            for family in job.collect() for s in family.samples if "window" in s.labels
+        }  # fmt: skip
+
+    gauges = asyncio.run(replayed())
+    code, out, _ = _tune(_config(tmp_path, scripted), "--json", "--until", NOW.isoformat(),
+                         capsys=capsys)  # fmt: skip
+    assert code == 0
+    report = json.loads(out)
+    assert gauges[("movers_tune_notifications_per_day", "all")] == report["per_day_mean"] == 0.43
+    assert gauges[("movers_tune_busiest_day_notifications", "all")] == 3
+    for window, row in report["windows"].items():
+        assert gauges[("movers_tune_notifications_per_day", window)] == row["per_day_mean"]

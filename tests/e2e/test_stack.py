@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import shutil
 import time
@@ -205,6 +206,7 @@ async def _journey(image: Image, server: Server, tmp_path: Path, chat: ChatStand
             for process in reversed(processes):
                 process.stop()
             shutil_rmtree(image.path("/etc/movers"))
+            shutil_rmtree(image.path("/etc/alerting"))
 
 
 def _demo_slug(index: int) -> str:
@@ -271,6 +273,7 @@ async def _run(
     _seed(url, exporter_env["MOVERS_DATABASE_PASSWORD"], db.shared_session, {
         f"polymarket:{poly.tokens[0]}": poly_from, f"kalshi:{kalshi.key}": kalshi_from,
     })  # fmt: skip
+    exporter_started = time.time()
     processes.append(Process(
         "exporter", image.command(None, exporter_env), None, tmp_path / "exporter.log",
         cwd=image.path(image.workdir),
@@ -435,10 +438,39 @@ async def _run(
     # Grafana's TimescaleDB datasource, as provisioned, runs every dashboard query.
     _grafana_sql(services["grafana"], network, db.shared_session)
 
+    _tune_agrees(image, exporter_env, chat, exporter_started)
+
     # Market moves send no resolved message (the group's alerts ended a minute after they began).
     for path in ("/discord/markets", "/slack/markets"):
         assert not [t for t in chat.texts(path) if "resolved" in t.lower()], chat.texts(path)
     exporter.alive()
+
+
+TUNE_LAG = 45.0
+"""Seconds from a move to its message at most (a refresh, a scrape and evaluation, group_wait):
+a message within this after the replay's end may be of a move before it."""
+
+
+def _tune_agrees(image: Image, env: dict[str, str], chat: ChatStandIn, started: float) -> None:
+    """`movers tune`, run in the image on the files compose mounts in the exporter, predicts the
+    MarketMoveLarge messages the real Prometheus and Alertmanager sent to Discord since the
+    exporter started (the group posted straight to Alertmanager is no move of the database)."""
+    until = time.time() - TUNE_LAG
+    moment = lambda t: datetime.fromtimestamp(t, UTC).isoformat()  # noqa: E731
+    result = image.run([
+        "tune", "--json", "--since", moment(started), "--until", moment(until),
+        "--rules", str(image.path("/etc/alerting/rules")),
+        "--alertmanager", str(image.path("/etc/alerting/alertmanager.yml")),
+    ], env)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    delivered = [
+        t for t in chat.texts("/discord/markets", started, until + TUNE_LAG)
+        if "· MarketMoveLarge ·" in t and "Group mover" not in t
+    ]  # fmt: skip
+    print(f"movers tune predicted {report['notifications']} MarketMoveLarge messages, "
+          f"{len(delivered)} delivered")  # fmt: skip
+    assert abs(report["notifications"] - len(delivered)) <= 1, (report, delivered)
 
 
 def _marked(mark: str, found: Callable[[str], bool]) -> Callable[[str], bool]:

@@ -113,6 +113,7 @@ def test_services_have_healthchecks_and_the_mounts_the_images_expect(tmp_path: P
         ("prometheus", "/etc/prometheus/prometheus.yml"),
         ("prometheus", "/etc/prometheus/rules"),
         ("alertmanager", "/etc/alertmanager"),
+        ("exporter", "/etc/alerting"),  # what `movers tune` replays
         ("grafana", "/etc/grafana/provisioning"),
         ("grafana", "/var/lib/grafana/dashboards"),
         ("timescaledb", "/var/lib/postgresql/data"),

@@ -154,12 +154,16 @@ class ChatStandIn:
 
     def __init__(self) -> None:
         self.received: list[tuple[str, dict[str, Any]]] = []
+        self.arrived: list[float] = []
+        """When each of ``received`` arrived (unix seconds)."""
         self.runner: web.AppRunner | None = None
         self.port = 0
 
     async def start(self) -> None:
         async def hook(request: web.Request) -> web.Response:
-            self.received.append((request.path, await request.json()))
+            body = await request.json()
+            self.arrived.append(time.time())
+            self.received.append((request.path, body))
             # Discord answers 204, Slack 200 "ok".
             if request.path.startswith("/discord/"):
                 return web.Response(status=204)
@@ -177,11 +181,12 @@ class ChatStandIn:
         if self.runner is not None:
             await self.runner.cleanup()
 
-    def texts(self, path: str) -> list[str]:
-        """Each message posted to ``path`` as one text (title, content, description)."""
+    def texts(self, path: str, since: float = 0.0, until: float = float("inf")) -> list[str]:
+        """Each message posted to ``path`` (between ``since`` and ``until``, unix seconds) as one
+        text (title, content, description)."""
         out = []
-        for where, body in self.received:
-            if where != path:
+        for (where, body), at in zip(self.received, self.arrived, strict=True):
+            if where != path or not since <= at <= until:
                 continue
             if "embeds" in body:  # Discord
                 parts = [body.get("content", "")]
