@@ -153,6 +153,7 @@ def run_tune(settings: Settings, args: argparse.Namespace) -> int:
             "rows": what_if(replay, args.window, candidates),
         }
     if args.json:
+        report["sent"] = outcome.listed()
         sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     else:
         _print(report)

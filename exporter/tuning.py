@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -44,6 +45,7 @@ from exporter.errors import ConfigError
 from exporter.storage.database import Database
 from exporter.storage.tuning import (
     Eligibility,
+    latest_refresh,
     move_spans,
     outcome_info,
     outcome_rows,
@@ -367,6 +369,27 @@ def above(
     return merged
 
 
+def sampled(
+    conditions: Sequence[tuple[float, float]], every: float, phase: float
+) -> list[tuple[float, float]]:
+    """What the rule sees of ``conditions``: the refresh computes the moves at instants ``phase
+    + k * every`` and its gauges hold until the next, so a stretch counts from the first instant
+    in it to the instant after its last (one that holds no instant is never seen)."""
+    if every <= 0:
+        return list(conditions)
+    seen: list[tuple[float, float]] = []
+    for start, end in conditions:
+        first = phase + math.ceil((start - phase) / every - 1e-9) * every
+        if first >= end:
+            continue
+        last = phase + (math.ceil((end - phase) / every - 1e-9) - 1) * every
+        if seen and first <= seen[-1][1]:
+            seen[-1] = (seen[-1][0], max(seen[-1][1], last + every))
+        else:
+            seen.append((first, last + every))
+    return seen
+
+
 def episodes(
     conditions: Sequence[tuple[float, float]], for_seconds: float, keep_seconds: float
 ) -> list[tuple[float, float]]:
@@ -456,6 +479,51 @@ def _group_notifications(
             flush += route.group_interval
 
 
+Piece = tuple[float, float, str, float]
+"""A stretch of one outcome's move over a window: start, end, outcome id, move in pp."""
+
+
+def exported(
+    pieces: Sequence[Piece],
+    *,
+    weights: Mapping[str, float],
+    watched: frozenset[str],
+    limit: int,
+    min_abs: float,
+) -> list[Piece]:
+    """The parts of ``pieces`` (one window's) the exporter exports: a watched outcome's always;
+    of the others, while their move is at least ``min_abs``, the ``limit`` best by score (|move|
+    times the outcome's weight) at each instant, as the refresh ranks and ``/metrics`` cuts."""
+    kept: list[Piece] = [p for p in pieces if p[2] in watched]
+    ranked = [p for p in pieces if p[2] not in watched and abs(p[3]) >= min_abs - 1e-9]
+    if not ranked:
+        return kept
+    cuts = sorted({t for p in ranked for t in (p[0], p[1])})
+    starts: dict[float, list[int]] = defaultdict(list)
+    for i, p in enumerate(ranked):
+        starts[p[0]].append(i)
+    active: set[int] = set()
+    open_since: dict[int, float] = {}
+    for k, at in enumerate(cuts[:-1]):
+        active = {i for i in active if ranked[i][1] > at}
+        active.update(starts.get(at, ()))
+        if len(active) <= limit:
+            top = active
+        else:
+            top = set(sorted(active, key=lambda i: -abs(ranked[i][3]) * weights.get(
+                ranked[i][2], 1.0))[:limit])  # fmt: skip
+        for i in list(open_since):
+            if i not in top:
+                kept.append((open_since.pop(i), at, ranked[i][2], ranked[i][3]))
+        for i in top:
+            open_since.setdefault(i, at)
+        next_at = cuts[k + 1]
+        for i in list(open_since):
+            if ranked[i][1] <= next_at:
+                kept.append((open_since.pop(i), ranked[i][1], ranked[i][2], ranked[i][3]))
+    return kept
+
+
 async def load_replay(
     database: Database,
     settings: Settings,
@@ -478,6 +546,7 @@ async def load_replay(
         )  # fmt: skip
     async with database.connection() as conn:
         extent = await stored_extent(conn, since, until)
+        refreshed = await latest_refresh(conn)
         if extent is None:
             raise NoHistory(
                 [("history", f"no stored prices between {since:%Y-%m-%d %H:%M} and "
@@ -497,7 +566,8 @@ async def load_replay(
             options = [alerting.thresholds.get(label, 100.0)]
             options += candidates if label == window else []
             options += [t[label] for t in own.values() if label in t]
-            floors[label] = min(options)
+            # The export's floor too: the moves between it and a threshold take export slots.
+            floors[label] = min([*options, movers.export.min_abs_move_pp])
         filters = {v: getattr(movers.filters, v) for v in VENUES}
         eligibility = Eligibility(VENUES, [filters[v].min_volume_24h for v in VENUES], watched)
         spans = await move_spans(
@@ -509,7 +579,7 @@ async def load_replay(
                                reach)  # fmt: skip
         rows = await outcome_rows(conn, reads)
         info = await outcome_info(conn, sorted({s.outcome_id for s in spans}), watched)
-    markets: dict[str, MarketMoves] = {}
+    pieces: dict[str, list[Piece]] = defaultdict(list)
     for span in spans:
         outcome = info.get(span.outcome_id)
         if outcome is None:
@@ -527,17 +597,32 @@ async def load_replay(
         if outcome.end_time is not None and movers.exclude_resolving_within_window:
             # A market resolving within the window is left out of it (movers_ranked.sql).
             segments = without(segments, unix(outcome.end_time - width), unix(outcome.end_time))
-        if not segments:
-            continue
-        market = markets.get(outcome.market_id)
-        if market is None:
-            market = markets[outcome.market_id] = MarketMoves(
-                outcome.market_id, outcome.venue, outcome.category, outcome.title,
-                {label: [] for label in widths}, own.get(outcome.market_id, {}),
-                outcome.watched,
-            )  # fmt: skip
-        market.segments[span.window].extend(segments)
-    return Replay(list(markets.values()), alerting, movers.export.min_abs_move_pp, since, until)
+        pieces[span.window] += [(a, b, span.outcome_id, move) for a, b, move in segments]
+    weights = {
+        o.outcome_id: math.log1p(max(o.volume_24h or 0.0, 0.0)) if movers.rank_by == "score"
+        else 1.0
+        for o in info.values()
+    }  # fmt: skip
+    watched_outcomes = frozenset(o.outcome_id for o in info.values() if o.watched)
+    limit = max(movers.export.max_series - len(watched), 0)
+    markets: dict[str, MarketMoves] = {}
+    for label, window_pieces in pieces.items():
+        shown = exported(window_pieces, weights=weights, watched=watched_outcomes, limit=limit,
+                         min_abs=movers.export.min_abs_move_pp)  # fmt: skip
+        for start, end, outcome_id, move in shown:
+            outcome = info[outcome_id]
+            market = markets.get(outcome.market_id)
+            if market is None:
+                market = markets[outcome.market_id] = MarketMoves(
+                    outcome.market_id, outcome.venue, outcome.category, outcome.title,
+                    {label: [] for label in widths}, own.get(outcome.market_id, {}),
+                    outcome.watched,
+                )  # fmt: skip
+            market.segments[label].append((start, end, move))
+    return Replay(
+        list(markets.values()), alerting, movers.export.min_abs_move_pp, since, until,
+        every=movers.every.total_seconds(), phase=unix(refreshed) if refreshed else 0.0,
+    )  # fmt: skip
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -567,6 +652,10 @@ class Replay:
     min_abs_move_pp: float
     since: datetime
     until: datetime
+    every: float = 0.0
+    """Seconds between movers refreshes (0: every instant)."""
+    phase: float = 0.0
+    r"""An instant a refresh ran (unix seconds): the others are whole ``every``\ s from it."""
 
     def thresholds_of(
         self, market: MarketMoves, thresholds: Mapping[str, float]
@@ -591,7 +680,7 @@ class Replay:
             by_market[market.market_id] = market
             for window, threshold in self.thresholds_of(market, current).items():
                 stretches = episodes(
-                    above(market.segments[window], threshold),
+                    sampled(above(market.segments[window], threshold), self.every, self.phase),
                     self.alerting.for_seconds,
                     self.alerting.keep_firing_seconds,
                 )
@@ -659,6 +748,21 @@ class Outcome:
             found[window]["markets"] = len(
                 {k.split("|")[0] for s in mine for k in s.new if k.endswith(f"|{window}")}
             )
+        return found
+
+    def listed(self) -> list[dict[str, Any]]:
+        """Each notification of :meth:`messages`: when, the markets in it and what was new."""
+        found = []
+        for s in self.messages():
+            markets = sorted({k.split("|")[0] for k in s.firing})
+            found.append({
+                "at": datetime.fromtimestamp(s.at, UTC).isoformat(),
+                "markets": [
+                    {"market_id": m, "title": self.markets[m].title if m in self.markets else ""}
+                    for m in markets
+                ],
+                "new": list(s.new),
+            })  # fmt: skip
         return found
 
     def top_markets(self, limit: int) -> list[dict[str, Any]]:
@@ -759,6 +863,7 @@ __all__ = [
     "notifications",
     "read_alerting",
     "routes_for",
+    "sampled",
     "spans_to_reads",
     "staleness_reach",
     "unix",

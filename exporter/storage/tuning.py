@@ -62,6 +62,7 @@ class OutcomeInfo:
     title: str
     end_time: datetime | None
     watched: bool
+    volume_24h: float | None
 
 
 def _interval(text: str) -> sql.Composed:
@@ -155,7 +156,7 @@ ORDER BY s.outcome_id, s.time
 
 _INFO = """
 SELECT o.outcome_id, m.market_id, m.venue, m.category, m.title, m.end_time,
-       m.market_id = ANY(%(watched)s::text[])
+       m.market_id = ANY(%(watched)s::text[]), m.volume_24h
 FROM outcomes o JOIN markets m ON m.market_id = o.market_id
 WHERE o.outcome_id = ANY(%(outcomes)s::text[])
 """
@@ -183,6 +184,13 @@ async def stored_extent(
     if row is None or row[0] is None:
         return None
     return row[0], row[1]
+
+
+async def latest_refresh(conn: psycopg.AsyncConnection[Any]) -> datetime | None:
+    """When the movers refresh last ran (the instant it computed the moves at)."""
+    async with lent(conn):
+        row = await (await conn.execute("SELECT max(computed_at) FROM movers")).fetchone()
+    return row[0] if row else None
 
 
 async def watched_markets(

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders import bargauge, table, timeseries
 from grafana_foundation_sdk.builders import dashboard as board
-from grafana_foundation_sdk.builders import table, timeseries
 from grafana_foundation_sdk.builders.common import StackingConfig
 from grafana_foundation_sdk.models import common
 
 from boards.common import (
     COLOUR_TEXT,
+    PROM,
     SQL,
     Layout,
     custom_variable,
     dashboard,
     described,
+    last_value,
     legend,
     link,
+    prom,
     prop,
     query_variable,
     sql,
@@ -57,6 +60,29 @@ def build() -> board.Dashboard:
             FROM alerts WHERE {WHERE} ORDER BY time DESC LIMIT 500""")],
         source=SQL, no_value="No alerts in this range",
     )  # fmt: skip
+    predicted = [
+        described(
+            bargauge.Panel().orientation(common.VizOrientation.HORIZONTAL)
+            .display_mode(common.BarGaugeDisplayMode.BASIC).reduce_options(last_value())
+            .value_mode(common.BarGaugeValueMode.COLOR).sizing(common.BarGaugeSizing.AUTO),
+            title,
+            f"{what} The exporter replays the last tune.days (7) of stored prices through "
+            "MarketMoveLarge with the thresholds, for/keep_firing_for and Alertmanager routes of "
+            "the files as they are now, every hour; `movers tune` prints the same and tries "
+            "other thresholds (README, Alert tuning). all: every message; a window: the "
+            "messages it was new in.",
+            [prom(f'max by (window) ({metric}{{alertname="MarketMoveLarge"}})', "{{window}}",
+                  instant=True)],
+            source=PROM, unit="short", decimals=decimals,
+            no_value="Not replayed yet (a minute after the exporter starts, then hourly)",
+        )
+        for title, what, metric, decimals in (
+            ("MarketMoveLarge a day at today's thresholds",
+             "Notifications a day on average.", "movers_tune_notifications_per_day", 1),
+            ("MarketMoveLarge on the busiest day at today's thresholds",
+             "Notifications on the busiest UTC day.", "movers_tune_busiest_day_notifications", 0),
+        )
+    ]  # fmt: skip
     detail = link("Market Detail", "/d/movers-market?var-market=${__data.fields.market_id}")
     log = log.override_by_name("summary", [prop("links", [detail])])
     shown = {"firing": {"color": "red", "text": "firing"},
@@ -71,5 +97,7 @@ def build() -> board.Dashboard:
             time_from="now-7d",
         )
         .with_variable(alertname).with_variable(status)
-        .with_panel(grid.place(over_time, 24, 7)).with_panel(grid.place(log, 24, 16))
+        .with_panel(grid.place(over_time, 24, 7))
+        .with_panel(grid.place(predicted[0], 12, 6)).with_panel(grid.place(predicted[1], 12, 6))
+        .with_panel(grid.place(log, 24, 16))
     )  # fmt: skip

@@ -181,12 +181,15 @@ class ChatStandIn:
         if self.runner is not None:
             await self.runner.cleanup()
 
-    def texts(self, path: str, since: float = 0.0, until: float = float("inf")) -> list[str]:
-        """Each message posted to ``path`` (between ``since`` and ``until``, unix seconds) as one
-        text (title, content, description)."""
+    def texts(self, path: str) -> list[str]:
+        """Each message posted to ``path`` as one text (title, content, description)."""
+        return [text for _, text in self.timed(path)]
+
+    def timed(self, path: str) -> list[tuple[float, str]]:
+        """Each message posted to ``path``: when it arrived (unix seconds) and its text."""
         out = []
         for (where, body), at in zip(self.received, self.arrived, strict=True):
-            if where != path or not since <= at <= until:
+            if where != path:
                 continue
             if "embeds" in body:  # Discord
                 parts = [body.get("content", "")]
@@ -195,7 +198,7 @@ class ChatStandIn:
                 ]
             else:  # Slack
                 parts = [f"{a.get('title', '')}\n{a.get('text', '')}" for a in body["attachments"]]
-            out.append("\n".join(parts))
+            out.append((at, "\n".join(parts)))
         return out
 
     async def wait_for(

@@ -18,9 +18,11 @@ from exporter.tuning import (
     Replay,
     above,
     episodes,
+    exported,
     move_segments,
     notifications,
     read_alerting,
+    sampled,
     what_if,
     without,
 )
@@ -198,3 +200,33 @@ def test_a_replay_counts_per_window_and_answers_what_if() -> None:
     # still sends; 10 pp: X's -9 pp a day later is out as well.
     assert [r["notifications"] for r in rows] == [4, 3, 2]
     assert [r["window_notifications"] for r in rows] == [4, 2, 1]
+
+
+def test_only_what_the_export_keeps_can_alert() -> None:
+    """At most `limit` outcomes a window are exported, the best by |move| x weight at each
+    instant (watched ones always), and only moves of at least the export's floor."""
+    pieces = [
+        (0.0, 100.0, "big", 9.0),  # score 9
+        (0.0, 100.0, "heavy", 4.0),  # score 4 x 3 = 12
+        (50.0, 150.0, "mid", 6.0),  # score 6: out while both others are in
+        (0.0, 100.0, "small", 2.0),  # under the floor of 3 pp
+        (0.0, 100.0, "watched", 1.0),
+    ]
+    kept = exported(pieces, weights={"heavy": 3.0}, watched=frozenset({"watched"}), limit=2,
+                    min_abs=3.0)  # fmt: skip
+    assert sorted(kept) == [
+        (0.0, 100.0, "big", 9.0), (0.0, 100.0, "heavy", 4.0), (0.0, 100.0, "watched", 1.0),
+        (100.0, 150.0, "mid", 6.0),
+    ]  # fmt: skip
+    # With room for three, "mid" is exported from its start.
+    kept = exported(pieces, weights={"heavy": 3.0}, watched=frozenset(), limit=3, min_abs=3.0)
+    assert (50.0, 150.0, "mid", 6.0) in kept
+
+
+def test_the_rule_sees_a_move_only_at_a_refresh() -> None:
+    """Refreshes every 15 s at 5, 20, 35, …: a stretch holding none is never seen; one that
+    does counts from its first refresh until the refresh after its last."""
+    assert sampled([(0, 4), (6, 21), (41, 49), (51, 66)], 15, 5) == [(20, 35), (65, 80)]
+    # Seen at consecutive refreshes: one stretch.
+    assert sampled([(6, 21), (30, 40)], 15, 5) == [(20, 50)]
+    assert sampled([(0, 4)], 0, 0) == [(0, 4)]  # every instant
