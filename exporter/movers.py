@@ -243,7 +243,13 @@ class MoversJob(Collector):
             labels=["venue", "market_id", "category", "title", "outcome", "url"],
         )
         seen: set[str] = set()
+        series: set[tuple[str, str]] = set()
         for m in view.movers:
+            # One series a market and window: of a market of several outcomes, its best-ranked
+            # (the read's order); a second with the same labels would be dropped by the scrape.
+            if (m.market_id, m.window_label) in series:
+                continue
+            series.add((m.market_id, m.window_label))
             move.add_metric([m.venue, m.market_id, m.window_label, m.category], m.move_pp / 100)
             if m.market_id not in seen:
                 seen.add(m.market_id)

@@ -60,16 +60,18 @@ HISTORY_PATH = "/alerts/webhook"
 messages to anyone."""
 
 BOUNDARIES = (
-    "Each market's 24 h volume (the volume filter) is today's, not the one at the time.",
-    "A move shorter than one movers refresh (movers.every) may be caught live or not; the "
-    "replay counts it.",
-    "The export's cap (movers.export.max_series per window, movers.keep per category) is not "
-    "applied: when more markets than that cross a threshold at once, fewer alert live.",
+    "Each market's 24 h volume (the volume filter, and the score the export's cap ranks by) is "
+    "today's, not the one at the time.",
+    "Prices are replayed as stored; a row written seconds after its time (a busy database) "
+    "was not yet there for the refresh at that time.",
+    "The refreshes are replayed every movers.every from the last one stored; across a restart "
+    "of the exporter their instants shift, so a move shorter than a refresh may be caught or "
+    "missed.",
     "Inhibitions (IngestStale, DatabaseDown) and silences are not replayed: when a venue "
-    "stalled, fewer alerts were sent live.",
-    "Alertmanager's timers run from when a group forms; Prometheus' evaluation and the "
-    "refresh add up to a few seconds, so a window crossing within a group_interval of another "
-    "may land in the same message or the next.",
+    "stalled, fewer alerts were sent.",
+    "Alertmanager's timers run from when a group forms; the scrape and the evaluation add up to "
+    "half a minute, so a window crossing within a group_interval of another may land in the "
+    "same message or the next.",
 )
 
 

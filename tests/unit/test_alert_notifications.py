@@ -109,3 +109,28 @@ def test_info_metric_labels_are_cut_to_bounded_lengths() -> None:
     assert len(sample.labels["outcome"]) == 100
     assert sample.labels["url"] == ""  # too long to be a label: left out
     assert all(len(v.encode()) <= 1024 for v in sample.labels.values())
+
+
+def test_a_market_of_several_outcomes_is_one_series_a_window() -> None:
+    """Its best-ranked outcome's move (two samples with the same labels would be dropped by the
+    scrape as duplicates, whichever came second)."""
+    settings = validate_settings({"venues": {"kalshi": {"enabled": False}}})
+    writer = Writer.from_settings(create_pool(settings.database), Mode.PLAIN, settings)
+    ingest = build_ingest(settings, writer)
+    now = datetime.now(UTC)
+    movers = tuple(
+        Mover(
+            window_label="5m", rank=rank, category_rank=rank, venue="polymarket",
+            market_id="polymarket:0xmulti", outcome_id=f"polymarket:{rank}", title="Who wins?",
+            outcome=f"Candidate {rank}", category="Politics", url=None, price_then=0.3,
+            price_now=0.3 + move / 100, move_pp=move, score=1.0, volume_24h=1.0, liquidity=None,
+            spread=0.01, then_time=now - timedelta(minutes=5), now_time=now, end_time=None,
+            computed_at=now,
+        )
+        for rank, move in ((1, 12.0), (2, -9.0))
+    )  # fmt: skip
+    ingest.movers.view = MoversView(movers, (), now)
+    registry = build_registry([ingest.movers])
+    moves = [s.value for f in registry.collect() for s in f.samples
+             if s.name == "movers_market_move_ratio"]  # fmt: skip
+    assert moves == [0.12]
