@@ -43,12 +43,18 @@ SERVER = ("fsync=off", "synchronous_commit=off", "shared_buffers=2GB", "work_mem
 HOT = 500
 
 
+RANDOM_PRICE = "round((0.02 + random() * 0.96)::numeric, 3)::float8 + 0 * extract(epoch FROM t)"
+"""Every row a new price drawn at random: every outcome moves, the refresh's worst case."""
+
+
 def populate(
-    url: str, outcomes: int, days: int, heartbeat: int, now: datetime, real_ids: bool = True
-) -> int:
+    url: str, outcomes: int, days: int, heartbeat: int, now: datetime, real_ids: bool = True,
+    price: str = RANDOM_PRICE,
+) -> int:  # fmt: skip
     """Markets, outcomes and history; returns the snapshot rows made. ``real_ids``: ids of the
     venues' own shapes (a Polymarket outcome is ``polymarket:`` and a 77-digit token id, its
-    market a 66-character condition id; a Kalshi one its ticker), else short ones."""
+    market a 66-character condition id; a Kalshi one its ticker), else short ones. ``price``:
+    each row's price, an SQL expression of the outcome ``o`` and the time ``t``."""
     categories = load_categories().taxonomy
     poly_markets = outcomes * 2 // 5
     kalshi_markets = outcomes - 2 * poly_markets
@@ -102,10 +108,9 @@ def populate(
                 FROM outcomes o,
                      generate_series(%(lo)s::timestamptz, %(hi)s - interval '1 second',
                                      %(beat)s * interval '1 second') t,
-                     LATERAL (SELECT round((0.02 + random() * 0.96)::numeric, 3)::float8
-                              + 0 * extract(epoch FROM t) AS p) r
+                     LATERAL (SELECT {price} AS p) r
                 ORDER BY t
-                """,
+                """.replace("{price}", price),
                 {"lo": lo, "hi": lo + timedelta(days=1), "beat": heartbeat * 60},
             )
             conn.execute(
@@ -115,10 +120,9 @@ def populate(
                 FROM (SELECT outcome_id FROM outcomes ORDER BY outcome_id LIMIT %(hot)s) o,
                      generate_series(%(lo)s::timestamptz, %(hi)s - interval '1 minute',
                                      interval '1 minute') t,
-                     LATERAL (SELECT round((0.05 + random() * 0.9)::numeric, 3)::float8
-                              + 0 * extract(epoch FROM t) AS p) r
+                     LATERAL (SELECT {price} AS p) r
                 ORDER BY t
-                """,
+                """.replace("{price}", price),
                 {"lo": lo, "hi": lo + timedelta(days=1), "hot": HOT},
             )
             print(f"  day {day + 1}/{days} loaded", flush=True)
