@@ -32,12 +32,12 @@ from tests.support.servers import running_postgres
 
 REPO = Path(__file__).resolve().parents[1]
 PRICE = """round(least(0.99, greatest(0.01,
-    0.5 + CASE WHEN abs(hashtext(o.outcome_id || 'a')) % 10 < 3 THEN 0.1 ELSE 0.005 END
-        * sin(2 * pi() * extract(epoch FROM t) / (86400 * (5 + abs(hashtext(o.outcome_id)) % 10))
-              + (abs(hashtext(o.outcome_id || 'p')) % 628) / 100.0)
-    + CASE WHEN abs(hashtext(o.outcome_id || 'j')) % 50 = 0
-            AND extract(epoch FROM t)::bigint % 604800
-                > abs(hashtext(o.outcome_id || 'w')) % 604800
+    0.5 + CASE WHEN abs(hashtext(o.outcome_id || 'a')) %% 10 < 3 THEN 0.1 ELSE 0.005 END
+        * sin(2 * pi() * extract(epoch FROM t) / (86400 * (5 + abs(hashtext(o.outcome_id)) %% 10))
+              + (abs(hashtext(o.outcome_id || 'p')) %% 628) / 100.0)
+    + CASE WHEN abs(hashtext(o.outcome_id || 'j')) %% 50 = 0
+            AND extract(epoch FROM t)::bigint %% 604800
+                > abs(hashtext(o.outcome_id || 'w')) %% 604800
            THEN 0.15 ELSE 0 END))::numeric, 3)::float8"""
 CANDIDATES = [3.0, 5.0, 8.0, 10.0, 15.0]
 
