@@ -15,28 +15,15 @@ import asyncio
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
-from rich.console import Console
-from rich.table import Table
-
-from exporter.config import Settings, parse_duration
+from exporter.config import Settings
 from exporter.errors import ConfigError
-from exporter.storage.database import Database
-from exporter.storage.db import create_pool
-from exporter.tuning import (
-    ALERT,
-    BOUNDARIES,
-    Alerting,
-    Replay,
-    Route,
-    alerting_files,
-    load_replay,
-    read_alerting,
-    what_if,
-)
 
+if TYPE_CHECKING:
+    from exporter.tuning import Alerting, Replay, Route
+
+ALERT = "MarketMoveLarge"
 VENUES = ("polymarket", "kalshi")
 
 
@@ -85,6 +72,11 @@ def _bad(flag: str, why: str) -> ConfigError:
 
 
 def run_tune(settings: Settings, args: argparse.Namespace) -> int:
+    # Imported here: the `movers` command loads no database driver until a command needs one.
+    import orjson
+
+    from exporter.tuning import BOUNDARIES, alerting_files, read_alerting, what_if
+
     default_rules, default_manager = alerting_files(settings.tune)
     rules = args.rules or default_rules
     manager = args.alertmanager or default_manager
@@ -205,6 +197,10 @@ async def _load(
     window: str | None,
     candidates: list[float],
 ) -> Replay:
+    from exporter.storage.database import Database
+    from exporter.storage.db import create_pool
+    from exporter.tuning import load_replay
+
     pool = create_pool(settings.database)
     await pool.open(wait=True)
     try:
@@ -216,6 +212,9 @@ async def _load(
 
 
 def _print(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     rule = report["rule"]
     thresholds = ", ".join(f"{w} ≥ {pp:g} pp" for w, pp in rule["thresholds_pp"].items())
@@ -276,4 +275,4 @@ def _print(report: dict[str, Any]) -> None:
     console.print("\n[dim]Not replayed: " + " ".join(report["boundaries"]) + "[/dim]")
 
 
-__all__ = ["add_parser", "parse_duration", "run_tune"]
+__all__ = ["add_parser", "run_tune"]

@@ -900,8 +900,6 @@ class TuneJob(Collector):
         return {"notifications": self.total["notifications"], "markets": len(replay.markets)}
 
     def collect(self) -> Iterator[Metric]:
-        if self.total is None or self.computed_at is None:
-            return
         labels = ["alertname", "window"]
         mean = GaugeMetricFamily(
             "movers_tune_notifications_per_day",
@@ -915,13 +913,15 @@ class TuneJob(Collector):
             "Notifications on the busiest UTC day of the same replay.",
             labels=labels,
         )
-        for window, row in {"all": self.total, **self.windows}.items():
-            mean.add_metric([ALERT, window], row["per_day_mean"])
-            busiest.add_metric([ALERT, window], row["busiest_day"]["notifications"])
+        computed = GaugeMetricFamily(
+            "movers_tune_computed_timestamp_seconds", "When the alert replay shown was computed."
+        )
+        # Empty until the first replay (a minute after start): no zeros that were never counted.
+        if self.total is not None and self.computed_at is not None:
+            for window, row in {"all": self.total, **self.windows}.items():
+                mean.add_metric([ALERT, window], row["per_day_mean"])
+                busiest.add_metric([ALERT, window], row["busiest_day"]["notifications"])
+            computed.add_metric([], self.computed_at.timestamp())
         yield mean
         yield busiest
-        yield GaugeMetricFamily(
-            "movers_tune_computed_timestamp_seconds",
-            "When the alert replay shown was computed.",
-            value=self.computed_at.timestamp(),
-        )
+        yield computed

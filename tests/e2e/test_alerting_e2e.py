@@ -31,7 +31,7 @@ from tests.support.alerting import (
     copy_rules,
     prometheus,
 )
-from tests.support.databases import Database
+from tests.support.databases import REPO, Database
 from tests.support.grafana import TimeRange, expand_promql, promql_expressions
 from tests.support.running import Exporter, key, until_async
 
@@ -190,6 +190,9 @@ async def _run(
             "venues": venues,
             "movers": {"windows": ["5m"], "every": "1s",
                        "filters": {"polymarket": OPEN, "kalshi": OPEN}},
+            # The Alerts dashboard's replay, soon enough for its panels to have data here.
+            "tune": {"every": "5s", "rules": str(REPO / "alertmanager" / "rules"),
+                     "alertmanager": str(REPO / "alertmanager" / "alertmanager.yml")},
         }, tmp_path)  # fmt: skip
         am_config = alertmanager_config(
             tmp_path,
