@@ -218,12 +218,20 @@ class Backfill:
         self._report()
         oldest: datetime | None = None
         newest: datetime | None = None
-        slots = asyncio.Semaphore(self.config.concurrency)
+        asking = asyncio.Semaphore(self.config.concurrency)
+        # An answer waiting for the database does not hold a request slot: the next request
+        # leaves on the budget meanwhile (the write turn is shared with the live jobs and the
+        # other venue). As many answers again may wait, so memory stays bounded.
+        held = asyncio.Semaphore(2 * self.config.concurrency)
 
         async def one(request: Request, bounds: dict[str, tuple[datetime, datetime]]) -> None:
             nonlocal oldest, newest
-            async with slots:
-                written = await self._ask(request, bounds)
+            async with held:
+                async with asking:
+                    answers = await self._ask(request)
+                written = []
+                for asked, answer in answers:
+                    written += await self._store(asked, answer, bounds)
             tally.sent += 1
             for lo_, hi_ in written:
                 oldest = lo_ if oldest is None else min(oldest, lo_)
@@ -297,25 +305,32 @@ class Backfill:
             ):
                 yield request, {t.outcome_id: bounds[t.outcome_id] for t in request.targets}
 
-    async def _ask(
-        self, request: Request, bounds: dict[str, tuple[datetime, datetime]]
-    ) -> list[tuple[datetime, datetime]]:
-        """One request (in halves when the venue finds it too long), stored; the time ranges
-        written."""
+    async def _ask(self, request: Request) -> list[tuple[Request, Answer]]:
+        """One request's answers (in halves when the venue finds it too long); none when it
+        failed."""
         tally = self.tally
         try:
             answer = await self.source.fetch(request)
         except VenueRejected as error:
             if too_long(error) and _divisible(request):
                 tally.requests["split"] += 1
-                ranges = []
+                answers = []
                 for half in _halves(request):
-                    ranges += await self._ask(half, bounds)
-                return ranges
-            return await self._failed(request, error)
+                    answers += await self._ask(half)
+                return answers
+            self._failed(error)
+            return []
         except VenueError as error:
-            return await self._failed(request, error)
+            self._failed(error)
+            return []
         tally.requests["ok"] += 1
+        return [(request, answer)]
+
+    async def _store(
+        self, request: Request, answer: Answer, bounds: dict[str, tuple[datetime, datetime]]
+    ) -> list[tuple[datetime, datetime]]:
+        """One answer stored with its cursors; the time ranges written."""
+        tally = self.tally
         # Parsing thousands of points holds the interpreter for a while: off the event loop, so
         # the live requests granted meanwhile leave when they were granted.
         rows, covered, rejected = await asyncio.to_thread(self._prepare, request, answer, bounds)
@@ -371,11 +386,10 @@ class Backfill:
             )  # fmt: skip
         return rows, covered, rejected
 
-    async def _failed(self, request: Request, error: VenueError) -> list[tuple[datetime, datetime]]:
+    def _failed(self, error: VenueError) -> None:
         self.tally.requests["failed"] += 1
         self.tally.errors["venue"] += 1
         self._error(error)
-        return []
 
     def _error(self, error: Exception) -> None:
         self.tally.last_error = time.time()

@@ -248,9 +248,11 @@ async def test_a_killed_backfill_resumes_where_it_stopped(pg: Database) -> None:
                 tally = await again.run(plan, now=now, live_only=True)
             assert tally.covered["1h"] == done_before
             assert tally.queued["1h"] == planned - done_before
+            # Asked again: at most the answers in hand when it was killed (one being asked,
+            # one waiting for the database: two a request slot).
             asked = source.asked + more.asked
             assert asked <= len(PolymarketHistory(pm.client, pm.rejects).requests(
-                [t for _, ts in plan for t in ts], 0, 1, timedelta(hours=1))) + 1  # fmt: skip
+                [t for _, ts in plan for t in ts], 0, 1, timedelta(hours=1))) + 2  # fmt: skip
             covered = _rows(pg, "SELECT count(*) FROM movers_internal.backfill_cursors")[0][0]
             assert covered == planned
 
@@ -324,3 +326,33 @@ async def test_bad_history_is_split_noted_filled_and_deduplicated(pg: Database) 
         await again.run([(timedelta(hours=1), targets)], now=now)
         await client.aclose()
     assert len(calls) == before
+
+
+async def test_an_answer_waiting_for_the_database_does_not_hold_back_the_next_request(
+    pg: Database,
+) -> None:
+    """The write turn is shared with live jobs and the other venue: while one answer waits
+    for it, the next request still leaves on the budget (one request slot here)."""
+    scenario = load_scenario({"seed": 12, "universe": {"polymarket": 60, "kalshi": 0}})
+    async with Simulator(scenario, clock=ManualClock(START)) as sim:
+        sim.advance(120)
+        async with _polymarket(pg, sim, hot_fidelity="1h", concurrency=1) as (
+            pm, backfill, source, settings
+        ):  # fmt: skip
+            await pm.discover()
+            await pm.refresh_tail()
+            plan = plan_of(pm.hot, settings.backfill, settings.venues.polymarket.stream.size)
+            planned = PolymarketHistory(pm.client, pm.rejects).requests(
+                [t for _, ts in plan for t in ts], 0, 1, timedelta(hours=1))  # fmt: skip
+            assert len(planned) >= 3
+            source.enough = 2
+            with pg.connect() as blocker:
+                blocker.execute("BEGIN")
+                blocker.execute("LOCK TABLE snapshots IN SHARE MODE")  # no insert passes
+                run = asyncio.create_task(backfill.run(plan, now=sim.clock.now(), live_only=True))
+                await asyncio.wait_for(source.reached.wait(), 10)
+                assert _rows(pg, "SELECT count(*) FROM movers_internal.backfill_cursors")[0][0] == 0
+                blocker.execute("COMMIT")
+            tally = await asyncio.wait_for(run, 30)
+            assert tally.requests["ok"] == source.asked
+            assert tally.done["1h"] == sum(len(t) for _, t in plan)
