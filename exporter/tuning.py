@@ -45,6 +45,9 @@ from exporter.errors import ConfigError
 from exporter.storage.database import Database
 from exporter.storage.tuning import (
     Eligibility,
+    OutcomeInfo,
+    Span,
+    hourly,
     latest_refresh,
     move_spans,
     outcome_info,
@@ -526,6 +529,50 @@ def exported(
     return kept
 
 
+def cap_bars(
+    pieces: Sequence[Piece],
+    *,
+    weights: Mapping[str, float],
+    watched: frozenset[str],
+    limit: int,
+    min_abs: float,
+    since: float,
+    until: float,
+) -> dict[float, float]:
+    """Per hour (its start, unix seconds), the score a move must reach at some instant of the
+    hour to take an exported place from one of ``pieces`` (the moves that could alert): the
+    ``limit``-th best of the pieces present all hour long when there are that many, else the
+    lowest of them all. A move below it ranks after every piece the export keeps at that
+    instant, so leaving it out changes nothing the rule sees. No piece in an hour: no bar."""
+    if limit <= 0:
+        return {}  # watched markets take every place: no ranked piece is exported
+    held: dict[float, dict[str, list[float]]] = defaultdict(dict)
+    for start, end, outcome, move in pieces:
+        if outcome in watched or abs(move) < min_abs - 1e-9:
+            continue
+        start, end = max(start, since), min(end, until)
+        score = abs(move) * weights.get(outcome, 1.0)
+        hour = math.floor(start / HOUR_SECONDS) * HOUR_SECONDS
+        while hour < end:
+            entry = held[hour].setdefault(outcome, [math.inf, 0.0])
+            entry[0] = min(entry[0], score)
+            entry[1] += min(end, hour + HOUR_SECONDS) - max(start, hour)
+            hour += HOUR_SECONDS
+    bars: dict[float, float] = {}
+    for hour, outcomes in held.items():
+        length = min(hour + HOUR_SECONDS, until) - max(hour, since)
+        whole = sorted((score for score, seconds in outcomes.values()
+                        if seconds >= length - 1e-6), reverse=True)  # fmt: skip
+        if len(whole) >= limit:
+            bars[hour] = whole[limit - 1]
+        else:
+            bars[hour] = min(score for score, _ in outcomes.values())
+    return bars
+
+
+HOUR_SECONDS = 3600.0
+
+
 async def load_replay(
     database: Database,
     settings: Settings,
@@ -536,8 +583,12 @@ async def load_replay(
     candidates: Sequence[float] = (),
 ) -> Replay:
     """The stored moves from ``since`` to ``until`` that could reach a threshold of the files,
-    of the watchlists, or of ``candidates`` for ``window``; raises :class:`ConfigError` when
-    nothing is stored in that time."""
+    of the watchlists, or of ``candidates`` for ``window``, and the moves that could take their
+    places in the export; raises :class:`ConfigError` when nothing is stored in that time.
+
+    Two reads: the moves that could alert (each window's lowest threshold), then, in the hours
+    where some of them ranked, the smaller moves whose score could outrank one of them
+    (:func:`cap_bars`). The rest cannot change what the rule sees."""
     movers = settings.movers
     widths = {label: width for label, width in movers.labels.items()
               if label in alerting.thresholds or label == window}  # fmt: skip
@@ -546,6 +597,9 @@ async def load_replay(
             [(alerting.sources[0], f"no threshold names a window of movers.windows "
               f"({', '.join(movers.labels)})")], "alerting files",
         )  # fmt: skip
+    min_abs = movers.export.min_abs_move_pp
+    filters = {v: getattr(movers.filters, v) for v in VENUES}
+    weighted = movers.rank_by == "score"
     async with database.connection() as conn:
         extent = await stored_extent(conn, since, until)
         refreshed = await latest_refresh(conn)
@@ -568,49 +622,67 @@ async def load_replay(
             options = [alerting.thresholds.get(label, 100.0)]
             options += candidates if label == window else []
             options += [t[label] for t in own.values() if label in t]
-            # The export's floor too: the moves between it and a threshold take export slots.
-            floors[label] = min([*options, movers.export.min_abs_move_pp])
-        filters = {v: getattr(movers.filters, v) for v in VENUES}
+            floors[label] = min(options)
         eligibility = Eligibility(VENUES, [filters[v].min_volume_24h for v in VENUES], watched)
-        spans = await move_spans(
-            conn, eligibility=eligibility, windows=widths, floors=floors,
-            staleness=movers.staleness, since=since, until=until,
-        )  # fmt: skip
         reach = staleness_reach(widths, movers.staleness)
-        reads = spans_to_reads(((f"{s.outcome_id}|{s.window}", s.start, s.end) for s in spans),
-                               reach)  # fmt: skip
-        rows = await outcome_rows(conn, reads)
-        info = await outcome_info(conn, sorted({s.outcome_id for s in spans}), watched)
-    pieces: dict[str, list[Piece]] = defaultdict(list)
-    for span in spans:
-        outcome = info.get(span.outcome_id)
-        if outcome is None:
-            continue
-        width = widths[span.window]
-        segments = move_segments(
-            rows.get(span.outcome_id, []),
-            width=width.total_seconds(),
-            lo=unix(span.start),
-            hi=unix(span.end),
-            staleness=movers.staleness.total_seconds(),
-            floor=floors[span.window],
-            max_spread=None if outcome.watched else filters[outcome.venue].max_spread,
+        hours = hourly(since, until)
+
+        async def read(
+            bars: Mapping[str, Mapping[datetime, float]], weigh: bool, least: float
+        ) -> tuple[list[Span], dict[str, list[Row]], dict[str, OutcomeInfo]]:
+            spans = await move_spans(
+                conn, eligibility=eligibility, windows=widths, bars=bars,
+                staleness=movers.staleness, since=since, until=until, weighted=weigh,
+                min_abs=least,
+            )  # fmt: skip
+            reads = spans_to_reads(
+                ((f"{s.outcome_id}|{s.window}", s.start, s.end) for s in spans), reach
+            )
+            rows = await outcome_rows(conn, reads)
+            info = await outcome_info(conn, sorted({s.outcome_id for s in spans}), watched)
+            return spans, rows, info
+
+        # 1. The moves that could alert.
+        spans, rows, info = await read(
+            {label: dict.fromkeys(hours, floors[label]) for label in widths}, False, 0.0
         )
-        if outcome.end_time is not None and movers.exclude_resolving_within_window:
-            # A market resolving within the window is left out of it (movers_ranked.sql).
-            segments = without(segments, unix(outcome.end_time - width), unix(outcome.end_time))
-        pieces[span.window] += [(a, b, span.outcome_id, move) for a, b, move in segments]
-    weights = {
-        o.outcome_id: math.log1p(max(o.volume_24h or 0.0, 0.0)) if movers.rank_by == "score"
-        else 1.0
-        for o in info.values()
-    }  # fmt: skip
-    watched_outcomes = frozenset(o.outcome_id for o in info.values() if o.watched)
-    limit = max(movers.export.max_series - len(watched), 0)
+        pieces = _pieces(spans, rows, info, floors, widths, settings)
+        weights = {
+            o.outcome_id: math.log1p(max(o.volume_24h or 0.0, 0.0)) if weighted else 1.0
+            for o in info.values()
+        }  # fmt: skip
+        watched_outcomes = frozenset(o.outcome_id for o in info.values() if o.watched)
+        limit = max(movers.export.max_series - len(watched), 0)
+        # 2. Where they ranked, the smaller moves that could take their places in the export.
+        bars = {
+            label: {datetime.fromtimestamp(hour, UTC): bar for hour, bar in cap_bars(
+                pieces[label], weights=weights, watched=watched_outcomes, limit=limit,
+                min_abs=min_abs, since=unix(since), until=unix(until)).items()}
+            for label in widths
+        }  # fmt: skip
+        rivals, rival_rows, rival_info = await read(bars, weighted, min_abs)
+    rivals = [s for s in rivals if not rival_info[s.outcome_id].watched]
+    rival_pieces = _pieces(rivals, rival_rows, rival_info, dict.fromkeys(widths, min_abs),
+                           widths, settings)  # fmt: skip
+    info |= rival_info
+    for outcome in rival_info.values():
+        weights.setdefault(
+            outcome.outcome_id, math.log1p(max(outcome.volume_24h or 0.0, 0.0)) if weighted else 1.0
+        )
+    reread: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for span in rivals:
+        reread[(span.outcome_id, span.window)].append((unix(span.start), unix(span.end)))
     markets: dict[str, MarketMoves] = {}
-    for label, window_pieces in pieces.items():
-        shown = exported(window_pieces, weights=weights, watched=watched_outcomes, limit=limit,
-                         min_abs=movers.export.min_abs_move_pp)  # fmt: skip
+    for label in widths:
+        # Where the second read covered an outcome, its pieces replace the first read's.
+        merged = rival_pieces[label]
+        for piece in pieces[label]:
+            parts = [(piece[0], piece[1], piece[3])]
+            for lo, hi in reread.get((piece[2], label), ()):
+                parts = without(parts, lo, hi)
+            merged += [(a, b, piece[2], move) for a, b, move in parts]
+        shown = exported(merged, weights=weights, watched=watched_outcomes, limit=limit,
+                         min_abs=min_abs)  # fmt: skip
         for start, end, outcome_id, move in shown:
             outcome = info[outcome_id]
             market = markets.get(outcome.market_id)
@@ -622,9 +694,42 @@ async def load_replay(
                 )  # fmt: skip
             market.segments[label].append((start, end, move))
     return Replay(
-        list(markets.values()), alerting, movers.export.min_abs_move_pp, since, until,
+        list(markets.values()), alerting, min_abs, since, until,
         every=movers.every.total_seconds(), phase=unix(refreshed) if refreshed else 0.0,
     )  # fmt: skip
+
+
+def _pieces(
+    spans: Sequence[Span],
+    rows: Mapping[str, Sequence[Row]],
+    info: Mapping[str, OutcomeInfo],
+    floors: Mapping[str, float],
+    widths: Mapping[str, timedelta],
+    settings: Settings,
+) -> dict[str, list[Piece]]:
+    """Each window's moves of at least its floor in ``spans``, as the refresh computes them."""
+    movers = settings.movers
+    pieces: dict[str, list[Piece]] = {label: [] for label in widths}
+    for span in spans:
+        outcome = info.get(span.outcome_id)
+        if outcome is None:
+            continue
+        width = widths[span.window]
+        max_spread = getattr(movers.filters, outcome.venue).max_spread
+        segments = move_segments(
+            rows.get(span.outcome_id, []),
+            width=width.total_seconds(),
+            lo=unix(span.start),
+            hi=unix(span.end),
+            staleness=movers.staleness.total_seconds(),
+            floor=floors[span.window],
+            max_spread=None if outcome.watched else max_spread,
+        )
+        if outcome.end_time is not None and movers.exclude_resolving_within_window:
+            # A market resolving within the window is left out of it (movers_ranked.sql).
+            segments = without(segments, unix(outcome.end_time - width), unix(outcome.end_time))
+        pieces[span.window] += [(a, b, span.outcome_id, move) for a, b, move in segments]
+    return pieces
 
 
 # -- the report -------------------------------------------------------------------------------

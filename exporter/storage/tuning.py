@@ -1,24 +1,28 @@
 """What ``movers tune`` reads: the stretches of stored history where a market could have moved
-enough to alert, and the prices inside them.
+enough to matter, and the prices inside them.
 
 Replaying a week of 150,000 outcomes price by price would read every stored row. Most of them
-cannot matter: a move of ``floor`` pp over a window needs a price range of ``floor`` pp within the
-window (and the staleness before it). So the read narrows in two steps on the OHLC views, which
-cover every stored row (materialised below the watermark, computed live above it):
+cannot matter: a move of ``m`` pp over a window needs a price range of ``m`` pp within the window
+(and the staleness before it). So the read narrows in two steps on the OHLC views, which cover
+every stored row (materialised below the watermark, computed live above it):
 
 1. ``ohlc_1d``: the outcome-days whose range, with the days a window and the staleness reach back
-   over, is at least the smallest threshold asked about;
+   over, could reach the lowest bar asked about;
 2. ``ohlc_1h`` of those outcomes: per window, the hours whose range over the hours the window
-   reaches back over is at least that window's smallest threshold, merged into spans.
+   reaches back over could reach that window's bar for the hour, merged into spans.
 
-Only the rows of those spans (and the staleness and window before them) are then read. Both steps
-only drop hours where no move of the floor was possible, so nothing that could alert is missed.
+A bar is a move in pp (``weighted`` false: the moves that could alert), or a score, the move
+times the outcome's weight ``ln(1 + volume_24h)`` as the refresh ranks (``weighted``: the moves
+that could take an alerting move's place in the export), given per window and hour; an hour
+without a bar is not read. Only the rows of the spans (and the staleness and window before them)
+are then read. Both steps only drop hours where no move could reach the bar, so nothing that
+could matter is missed.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -70,8 +74,9 @@ def _interval(text: str) -> sql.Composed:
 
 
 def spans_sql(widths: Sequence[timedelta], staleness: timedelta) -> sql.Composed:
-    """The two narrowing steps for these windows (in this order: ``%(labels)s`` and
-    ``%(floors)s`` name them and give their smallest thresholds in pp)."""
+    """The two narrowing steps for these windows (in this order: ``%(labels)s`` names them;
+    ``%(bar_labels)s``, ``%(bar_hours)s`` and ``%(bar_values)s`` give each window's bar per
+    hour)."""
     reach_days = math.ceil((max(widths) + staleness) / DAY)
 
     def hours(width: timedelta) -> sql.Composed:
@@ -95,7 +100,9 @@ WITH filters AS (
 ), multi AS (
     SELECT DISTINCT market_id FROM outcomes WHERE position >= 2
 ), eligible AS MATERIALIZED (
-    SELECT o.outcome_id
+    SELECT o.outcome_id,
+           CASE WHEN %(weighted)s THEN ln(1 + greatest(coalesce(m.volume_24h, 0), 0))
+                ELSE 1 END AS weight
     FROM outcomes o
     JOIN markets m ON m.market_id = o.market_id
     JOIN filters f ON f.venue = m.venue
@@ -103,29 +110,33 @@ WITH filters AS (
     WHERE (o.position = 0 OR x.market_id IS NOT NULL)
       AND (m.market_id = ANY(%(watched)s::text[])
            OR coalesce(m.volume_24h, 0) >= f.min_volume)
+), bars AS (
+    SELECT * FROM unnest(%(bar_labels)s::text[], %(bar_hours)s::timestamptz[],
+                         %(bar_values)s::float8[]) AS b (label, hour, bar)
 ), days AS MATERIALIZED (
     -- Outcomes with a day whose range, with the days before it a window reaches, could hold
     -- the smallest move asked about.
-    SELECT DISTINCT outcome_id FROM (
-        SELECT d.outcome_id,
+    SELECT DISTINCT outcome_id, weight FROM (
+        SELECT d.outcome_id, e.weight,
                max(d.high) OVER w - min(d.low) OVER w AS range
         FROM ohlc_1d d JOIN eligible e ON e.outcome_id = d.outcome_id
         WHERE d.bucket >= %(since)s - {reach} AND d.bucket < %(until)s
         WINDOW w AS (PARTITION BY d.outcome_id ORDER BY d.bucket
                      RANGE BETWEEN {reach} PRECEDING AND CURRENT ROW)
     ) r
-    WHERE 100 * r.range >= %(smallest)s - 1e-9
+    WHERE 100 * r.range >= %(min_abs)s - 1e-9
+      AND 100 * r.range * r.weight >= (SELECT min(bar) FROM bars) - 1e-9
 ), hours AS (
-    SELECT h.outcome_id, h.bucket,
+    SELECT h.outcome_id, h.bucket, d.weight,
            {ranges}
     FROM ohlc_1h h JOIN days d ON d.outcome_id = h.outcome_id
     WHERE h.bucket >= %(since)s - {reach} AND h.bucket < %(until)s
 ), flagged AS (
     SELECT h.outcome_id, w.label, h.bucket
     FROM hours h
-    CROSS JOIN LATERAL unnest(%(labels)s::text[], %(floors)s::float8[],
-                              ARRAY[{picks}]) AS w (label, floor, range)
-    WHERE 100 * w.range >= w.floor - 1e-9 AND h.bucket >= date_trunc('hour', %(since)s)
+    CROSS JOIN LATERAL unnest(%(labels)s::text[], ARRAY[{picks}]) AS w (label, range)
+    JOIN bars b ON b.label = w.label AND b.hour = h.bucket
+    WHERE 100 * w.range >= %(min_abs)s - 1e-9 AND 100 * w.range * h.weight >= b.bar - 1e-9
 ), islands AS (
     SELECT outcome_id, label, bucket,
            bucket - row_number() OVER (PARTITION BY outcome_id, label ORDER BY bucket)
@@ -206,19 +217,35 @@ async def watched_markets(
     return found
 
 
+def hourly(since: datetime, until: datetime) -> list[datetime]:
+    """The hours (their starts) from the one holding ``since`` to ``until``."""
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    found = []
+    while hour < until:
+        found.append(hour)
+        hour += HOUR
+    return found
+
+
 async def move_spans(
     conn: psycopg.AsyncConnection[Any],
     *,
     eligibility: Eligibility,
     windows: dict[str, timedelta],
-    floors: dict[str, float],
+    bars: Mapping[str, Mapping[datetime, float]],
     staleness: timedelta,
     since: datetime,
     until: datetime,
+    weighted: bool = False,
+    min_abs: float = 0.0,
 ) -> list[Span]:
-    """The spans of every eligible outcome and window where a move of the window's floor (pp)
-    was possible, evaluated from ``since`` to ``until``."""
+    """The spans of every eligible outcome and window where a move of at least ``min_abs`` pp
+    could reach the window's bar for the hour (``bars``: per window, hour start to bar; a move
+    in pp, or with ``weighted`` a score), evaluated from ``since`` to ``until``."""
     labels = list(windows)
+    flat = [(label, hour, bar) for label in labels for hour, bar in bars.get(label, {}).items()]
+    if not flat:
+        return []
     statement = spans_sql([windows[label] for label in labels], staleness)
     params = {
         "venues": list(eligibility.venues),
@@ -227,8 +254,11 @@ async def move_spans(
         "since": since,
         "until": until,
         "labels": labels,
-        "floors": [floors[label] for label in labels],
-        "smallest": min(floors.values()),
+        "bar_labels": [f[0] for f in flat],
+        "bar_hours": [f[1] for f in flat],
+        "bar_values": [f[2] for f in flat],
+        "weighted": weighted,
+        "min_abs": min_abs,
     }
     async with lent(conn), conn.cursor() as cur:
         await cur.execute("SET LOCAL work_mem = '256MB'")

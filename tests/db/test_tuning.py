@@ -191,6 +191,38 @@ def scripted(db: Database) -> Database:
     return db
 
 
+def test_a_smaller_move_with_more_volume_takes_the_only_export_place(pg: Database) -> None:
+    """The replay's second read: a 4 pp move (under every threshold) of a market with much more
+    volume outranks a 6 pp one in the export's only place, so the 6 pp never alerts; with
+    little volume it does not."""
+    settings = pg.settings(movers={"filters": VENUE_FILTERS, "export": {"max_series": 1}})
+    prepare_schema(settings)
+    jump = NOW - timedelta(hours=1)
+    minutes = [NOW - timedelta(hours=2) + timedelta(minutes=i) for i in range(120)]
+    with pg.connect(autocommit=True) as conn:
+        for native, volume, before, after, at in (
+            ("SMALL", 200, 0.40, 0.46, jump), ("BIG", 10_000_000, 0.50, 0.54, jump),
+        ):  # fmt: skip
+            [oid] = _market(conn, "kalshi", native, volume=volume, outcomes=1)
+            _prices(conn, oid, [(t, before if t < at else after, 0.02) for t in minutes])
+    alerting = read_alerting(RULES, ALERTMANAGER)
+
+    async def notified() -> dict[str, int]:
+        pool = create_pool(settings.database)
+        await pool.open(wait=True)
+        try:
+            replay = await load_replay(Pooled(pool), settings, alerting, NOW - timedelta(hours=2),
+                                       NOW)  # fmt: skip
+        finally:
+            await pool.close()
+        return {m["market_id"]: m["notifications"] for m in replay.run().top_markets(10)}
+
+    assert asyncio.run(notified()) == {}
+    with pg.connect(autocommit=True) as conn:
+        conn.execute("UPDATE markets SET volume_24h = 150 WHERE market_id = 'kalshi:BIG'")
+    assert asyncio.run(notified()) == {"kalshi:SMALL": 1}
+
+
 def test_a_scripted_history_gives_what_the_shipped_files_send(
     scripted: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

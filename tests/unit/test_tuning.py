@@ -17,6 +17,7 @@ from exporter.tuning import (
     MarketMoves,
     Replay,
     above,
+    cap_bars,
     episodes,
     exported,
     move_segments,
@@ -221,6 +222,68 @@ def test_only_what_the_export_keeps_can_alert() -> None:
     # With room for three, "mid" is exported from its start.
     kept = exported(pieces, weights={"heavy": 3.0}, watched=frozenset(), limit=3, min_abs=3.0)
     assert (50.0, 150.0, "mid", 6.0) in kept
+
+
+def test_the_cap_bar_is_the_limit_th_best_present_all_hour_else_the_lowest() -> None:
+    pieces = [
+        (0.0, 3600.0, "a", 10.0),  # score 10, all hour
+        (0.0, 1800.0, "b", 8.0),  # b: 8 then 6, all hour: its lowest, 6
+        (1800.0, 3600.0, "b", -6.0),
+        (0.0, 3600.0, "c", 3.5),  # 3.5 x 2 = 7
+        (600.0, 900.0, "d", 20.0),  # part of the hour only
+        (0.0, 3600.0, "w", 50.0),  # watched: exported anyway, takes no ranked place
+        (0.0, 3600.0, "tiny", 2.0),  # under the export's floor: never exported
+        (3600.0, 4000.0, "a", 10.0),  # the next hour: one piece, part of it
+    ]
+    common = {"weights": {"c": 2.0}, "watched": frozenset({"w"}), "min_abs": 3.0,
+              "since": 0.0, "until": 7200.0}  # fmt: skip
+    assert cap_bars(pieces, limit=2, **common) == {0.0: 7.0, 3600.0: 10.0}
+    # Fewer present all hour than places: a rival must beat the lowest piece at some instant.
+    assert cap_bars(pieces, limit=4, **common) == {0.0: 6.0, 3600.0: 10.0}
+    # An hour cut by the replay's end counts as whole when a piece covers what is left of it.
+    assert cap_bars(pieces, limit=1, **(common | {"until": 4000.0}))[3600.0] == 10.0
+    assert cap_bars(pieces, limit=0, **common) == {}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_leaving_out_the_moves_under_the_bar_changes_no_alerting_move(seed: int) -> None:
+    """What the export keeps of the moves that could alert is the same whether every smaller
+    move ranks beside them or only those whose score reaches the hour's bar (the replay's
+    second read)."""
+    import random
+
+    rng = random.Random(seed)
+    threshold, limit, pieces = 10.0, 4, []
+    weights = {f"o{i}": rng.uniform(0.5, 3.0) for i in range(30)}
+    for outcome in weights:
+        at = 0.0
+        while at < 4 * 3600:
+            length = rng.choice([300.0, 900.0, 2400.0, 5000.0])
+            move = rng.choice([-1, 1]) * rng.uniform(3.0, 14.0)
+            pieces.append((at, min(at + length, 4 * 3600.0), outcome, round(move, 2)))
+            at += length + rng.choice([0.0, 0.0, 600.0])
+    alerting = [p for p in pieces if abs(p[3]) >= threshold]
+    bars = cap_bars(alerting, weights=weights, watched=frozenset(), limit=limit, min_abs=3.0,
+                    since=0.0, until=4 * 3600.0)  # fmt: skip
+    rivals = []
+    for start, end, outcome, move in pieces:
+        if abs(move) >= threshold:
+            continue
+        hour = start // 3600 * 3600
+        while hour < end:  # the second read works hour by hour
+            if abs(move) * weights[outcome] >= bars.get(hour, float("inf")) - 1e-9:
+                rivals.append((max(start, hour), min(end, hour + 3600), outcome, move))
+            hour += 3600
+    assert len(rivals) < len(pieces) - len(alerting)  # something was left out
+
+    def alerts(kept: list[tuple[float, float, str, float]]) -> dict[str, list[tuple[float, float]]]:
+        return {o: above([(a, b, m) for a, b, x, m in kept if x == o], threshold)
+                for o in weights}  # fmt: skip
+
+    full = exported(pieces, weights=weights, watched=frozenset(), limit=limit, min_abs=3.0)
+    reduced = exported(alerting + rivals, weights=weights, watched=frozenset(), limit=limit,
+                       min_abs=3.0)  # fmt: skip
+    assert alerts(reduced) == alerts(full)
 
 
 def test_the_rule_sees_a_move_only_at_a_refresh() -> None:
