@@ -30,7 +30,7 @@ import yaml
 
 from exporter.sim import load_scenario
 from exporter.sim.world import PolyMarket, World
-from tests.support.alerting import ChatStandIn
+from tests.support.alerting import ChatStandIn, matched, predicted_moves
 from tests.support.databases import REPO, Database, Server, fresh
 from tests.support.grafana import (
     TimeRange,
@@ -470,26 +470,11 @@ def _tune_agrees(image: Image, env: dict[str, str], chat: ChatStandIn, started: 
     ], env)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
-    predicted = [
-        (datetime.fromisoformat(s["at"]).timestamp(), s["markets"][0]["title"][:40])
-        for s in report["sent"]
-    ]
-    delivered = [
-        (at, found.group(1)[:40])
-        for at, text in chat.timed("/discord/markets")
-        if "· MarketMoveLarge ·" in text and "Group mover" not in text
-        and (found := re.search(r"\[([^\]]+)\]\(https?://", text)) is not None
-        and since <= at <= until + TUNE_LAG
-    ]  # fmt: skip
-    unmatched = list(delivered)
-    for at, title in predicted:
-        match = next((d for d in unmatched if d[1] == title and at - 5 <= d[0] <= at + TUNE_LAG),
-                     None)  # fmt: skip
-        if match is not None:
-            unmatched.remove(match)
-    matched = len(delivered) - len(unmatched)
+    predicted = predicted_moves(report)
+    delivered = chat.moves("/discord/markets", since, until + TUNE_LAG)
+    same = matched(predicted, delivered, 5, TUNE_LAG)
     print(f"movers tune predicted {len(predicted)} MarketMoveLarge messages, {len(delivered)} "
-          f"delivered, {matched} of them the same market within {TUNE_LAG:.0f} s")  # fmt: skip
+          f"delivered, {same} of them the same market within {TUNE_LAG:.0f} s")  # fmt: skip
     low, high = TUNE_BAND
     assert delivered
     assert low <= len(predicted) / len(delivered) <= high, (predicted, delivered)

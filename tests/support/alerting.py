@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +203,17 @@ class ChatStandIn:
             out.append((at, "\n".join(parts)))
         return out
 
+    def moves(self, path: str, since: float, until: float) -> list[tuple[float, str]]:
+        """The MarketMoveLarge messages of one market posted to ``path`` between ``since`` and
+        ``until``: when each arrived and its market's title (the first 40 characters)."""
+        return [
+            (at, found.group(1)[:40])
+            for at, text in self.timed(path)
+            if "· MarketMoveLarge ·" in text and "Group mover" not in text
+            and (found := re.search(r"\[([^\]]+)\]\(https?://", text)) is not None
+            and since <= at <= until
+        ]  # fmt: skip
+
     async def wait_for(
         self, path: str, condition: Callable[[str], bool], within: float, what: str
     ) -> str:
@@ -211,3 +224,28 @@ class ChatStandIn:
                     return text
             await asyncio.sleep(0.2)
         raise AssertionError(f"not within {within} s: {what}; got {self.texts(path)}")
+
+
+def predicted_moves(report: dict[str, Any]) -> list[tuple[float, str]]:
+    """``movers tune --json``'s MarketMoveLarge messages: when each is sent and its market's
+    title (the first 40 characters), as :meth:`ChatStandIn.moves` gives the delivered ones."""
+    return [
+        (datetime.fromisoformat(s["at"]).timestamp(), s["markets"][0]["title"][:40])
+        for s in report["sent"]
+    ]
+
+
+def matched(
+    predicted: list[tuple[float, str]], delivered: list[tuple[float, str]], early: float,
+    late: float,
+) -> int:  # fmt: skip
+    """How many delivered messages a prediction of the same market explains, each arriving
+    from ``early`` seconds before the predicted instant to ``late`` after it."""
+    unmatched = list(delivered)
+    for at, title in predicted:
+        match = next(
+            (d for d in unmatched if d[1] == title and at - early <= d[0] <= at + late), None
+        )
+        if match is not None:
+            unmatched.remove(match)
+    return len(delivered) - len(unmatched)
