@@ -38,5 +38,6 @@ class BackfillConfig(_Section):
     """Resolution for every other open outcome; null leaves them without history."""
     every: PositiveDuration = timedelta(minutes=1)
     """How often the service looks for outcomes whose history is missing."""
-    concurrency: int = Field(default=4, ge=1, le=64)
-    """History requests in flight at once, per venue."""
+    concurrency: int = Field(default=16, ge=1, le=64)
+    """History requests in flight at once, per venue: the rate budget paces them, so this only
+    needs to cover the venue's latency (requests a second times seconds a request)."""

@@ -205,7 +205,7 @@ class Backfill:
             spans, covered = await self._spans(fresh, fidelity, lo, moment, live_only)
             known.update(covered)
             tally.covered[label(fidelity)] = len(known)
-            tally.queued[label(fidelity)] = len(spans)
+            tally.queued[label(fidelity)] += len(spans)  # hot and others may share one
             work.append((fidelity, spans))
         requests = [
             (request, bounds)
@@ -221,8 +221,8 @@ class Backfill:
         asking = asyncio.Semaphore(self.config.concurrency)
         # An answer waiting for the database does not hold a request slot: the next request
         # leaves on the budget meanwhile (the write turn is shared with the live jobs and the
-        # other venue). As many answers again may wait, so memory stays bounded.
-        held = asyncio.Semaphore(2 * self.config.concurrency)
+        # other venue). Two more answers may wait, so memory stays bounded.
+        held = asyncio.Semaphore(self.config.concurrency + HELD_EXTRA)
 
         async def one(request: Request, bounds: dict[str, tuple[datetime, datetime]]) -> None:
             nonlocal oldest, newest
@@ -427,6 +427,9 @@ def plan_of(
         plan.append((config.others_fidelity, [Target(prefix + a, a) for a in others]))
     return plan
 
+
+HELD_EXTRA = 2
+"""Answers a pass may hold beyond those being asked: waiting for the database's write turn."""
 
 LOOKUP_BATCH = 20_000
 """Outcomes whose cursors and first live rows one statement looks up."""
