@@ -33,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import write_result
 from bench.stack import simulated_stack
+from exporter.config import BackfillConfig
 
 VENUES = ("polymarket", "kalshi")
 POLL = 0.5
@@ -64,6 +65,22 @@ def filled_outcomes(samples: dict[Any, float], venue: str, fidelity: str) -> flo
     )
 
 
+def history_latency(samples: dict[Any, float], venue: str) -> float:
+    """Mean seconds of the venue's history requests (each attempt)."""
+    sums = counts = 0.0
+    for (name, found), value in samples.items():
+        labels = dict(found)
+        if labels.get("venue") != venue or not any(
+            word in labels.get("endpoint", "") for word in ("history", "candle")
+        ):
+            continue
+        if name == "movers_venue_request_duration_seconds_sum":
+            sums += value
+        elif name == "movers_venue_request_duration_seconds_count":
+            counts += value
+    return round(sums / counts, 3) if counts else math.nan
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--polymarket", type=int, default=3_200)
@@ -72,6 +89,12 @@ def main() -> None:
     parser.add_argument("--kalshi-rps", type=float, default=3.0)
     parser.add_argument("--polymarket-share", type=float, default=0.05)
     parser.add_argument("--within", type=float, default=1800)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="backfill.concurrency (default: the exporter's)",
+    )
     args = parser.parse_args()
     now = datetime.now(UTC).replace(microsecond=0)
     scenario = {"seed": 5, "start": now.isoformat().replace("+00:00", "Z"),
@@ -87,7 +110,9 @@ def main() -> None:
             "requests_per_second": args.kalshi_rps, "hot_size": args.hot, "stream": stream,
         }  # fmt: skip
 
-    with simulated_stack(scenario, adjust) as stack:
+    with simulated_stack(scenario, adjust, separate=True) as stack:
+        if args.concurrency is not None:
+            stack.env["MOVERS__BACKFILL__CONCURRENCY"] = str(args.concurrency)
         exporter = stack.start_exporter()
         started = time.monotonic()
         working = dict.fromkeys(VENUES, 0.0)
@@ -154,6 +179,7 @@ def main() -> None:
             "rows_written": int(rows),
             "rows_per_second": round(rows / span) if span else 0,
             "outcomes_filled": {f: filled_outcomes(samples, venue, f) for f in ("1m", "1h")},
+            "history_request_seconds_mean": history_latency(samples, venue),
             "failed_requests": int(
                 total(samples, "movers_backfill_requests_total", venue=venue, result="failed")
             ),
@@ -165,6 +191,7 @@ def main() -> None:
         {
             "universe": scenario["universe"],
             "hot_outcomes_per_venue": args.hot,
+            "backfill_concurrency": args.concurrency or BackfillConfig().concurrency,
             "since": "7d",
             "venues": venues,
             "movers_refresh_seconds_after_backfill": round(refresh, 3),

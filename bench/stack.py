@@ -72,16 +72,24 @@ class Stack:
 
 @contextlib.contextmanager
 def simulated_stack(
-    scenario: dict[str, Any], adjust: Callable[[dict[str, Any]], None] | None = None
+    scenario: dict[str, Any],
+    adjust: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    separate: bool = False,
 ) -> Iterator[Stack]:
     """The simulator (``scenario``) and a cluster for the block; ``adjust`` may change the
-    ``venues`` section of the exporter's configuration."""
+    ``venues`` section of the exporter's configuration. ``separate``: one simulator process a
+    venue (the same world), as the venues are separate servers: a simulator busy computing one
+    venue's history does not hold the other's answers back."""
     base = free_port() // 10 * 10 % 50_000 + 10_000
     folder = Path(tempfile.mkdtemp(prefix="movers-bench-"))
     scenario_file = folder / "scenario.yaml"
     scenario_file.write_text(yaml.safe_dump({"start": SIM_START, **scenario}))
     metrics_port = free_port()
+    bases = [base, base + 5] if separate else [base]
     venues = sim_config(base)
+    if separate:
+        venues["kalshi"] = sim_config(base + 5)["kalshi"]
     if adjust is not None:
         adjust(venues)
     config = folder / "movers.yaml"
@@ -90,18 +98,22 @@ def simulated_stack(
         "metrics": {"host": "127.0.0.1", "port": metrics_port},
         "logging": {"format": "json", "level": "warning"},
     }))  # fmt: skip
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "sim", "--scenario", str(scenario_file), "--port",
-         str(base)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "exporter", "sim", "--scenario", str(scenario_file)]
+    sims = [
+        subprocess.Popen(
+            [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for port in bases
+    ]
     try:
         with running_postgres(("fsync=off", "synchronous_commit=off")) as server:
             env = {**os.environ, "MOVERS_DATABASE_URL": server.url, "MOVERS_CONFIG": str(config)}
             yield Stack(server, env, metrics_port)
     finally:
-        sim.send_signal(signal.SIGINT)
-        sim.wait(30)
+        for sim in sims:
+            sim.send_signal(signal.SIGINT)
+        for sim in sims:
+            sim.wait(30)
 
 
 def universe_arguments(description: str, seconds: float) -> tuple[dict[str, Any], float]:
