@@ -38,7 +38,9 @@ class NativePostgres:
     """A fresh cluster on a free port (as the postgres user when root: initdb refuses root),
     which a test may stop and start again (a database outage)."""
 
-    def __init__(self, settings: tuple[str, ...] = (), host_auth: str = "trust") -> None:
+    def __init__(
+        self, settings: tuple[str, ...] = (), host_auth: str = "trust", data: Path | None = None
+    ) -> None:
         self.host_auth = host_auth
         """How TCP clients authenticate (``scram-sha-256`` checks passwords)."""
         bindir = pg_bindir()
@@ -49,7 +51,11 @@ class NativePostgres:
             )
         self.bindir = bindir
         # pytest's own temp root is 0700: the postgres user could not reach a folder inside it.
-        self.data = Path(tempfile.mkdtemp(prefix="movers-pg-", dir="/tmp"))
+        if data is None:
+            data = Path(tempfile.mkdtemp(prefix="movers-pg-", dir="/tmp"))
+        else:
+            data.mkdir(parents=True, exist_ok=True)  # a kept cluster (benchmarks)
+        self.data = data
         self.data.chmod(0o755)
         as_root = os.geteuid() == 0
         self.run_as = ["runuser", "-u", "postgres", "--"] if as_root else []
@@ -105,15 +111,21 @@ def native_postgres(settings: tuple[str, ...] = ()) -> Iterator[str]:
 
 @contextlib.contextmanager
 def running_postgres(
-    settings: tuple[str, ...] = (), host_auth: str = "trust"
+    settings: tuple[str, ...] = (), host_auth: str = "trust", keep: Path | None = None
 ) -> Iterator[NativePostgres]:
-    server = NativePostgres(settings, host_auth)
+    """A fresh cluster for the block; with ``keep``, the cluster in that folder (made there
+    when it has none), stopped but kept afterwards."""
+    server = NativePostgres(settings, host_auth, data=keep)
     try:
-        server.init()
+        if keep is None or not (keep / "db").exists():
+            server.init()
         server.start()
         yield server
     finally:
-        server.remove()
+        if keep is None:
+            server.remove()
+        else:
+            server.stop()
 
 
 @contextlib.contextmanager
