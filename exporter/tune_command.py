@@ -1,8 +1,11 @@
-"""``movers tune``: what MarketMoveLarge would have sent over the stored history, with the
-thresholds, timers and routes the shipped files hold today, and with candidate thresholds.
+"""``movers tune``: what an alert would have sent over the stored history, with the thresholds,
+timers and routes the shipped files and the exporter's settings hold today, and with candidate
+thresholds.
 
-    movers tune                                   # the last 7 days, as configured
+    movers tune                                   # MarketMoveLarge, the last 7 days
     movers tune --window 5m --threshold 5,8,10,15 # what-if for one window
+    movers tune --alert WhaleTrade --threshold 10000,25000,50000
+    movers tune --alert WalletTrade
     movers tune --json                            # for scripts
 
 The model is :mod:`exporter.tuning`'s; this module reads the database and prints.
@@ -21,7 +24,9 @@ from exporter.config import Settings
 from exporter.errors import ConfigError
 
 if TYPE_CHECKING:
-    from exporter.tuning import Alerting, Replay, Route
+    from rich.console import Console
+
+    from exporter.tuning import Alerting, Replay, Route, TradeReplay
 
 ALERT = "MarketMoveLarge"
 VENUES = ("polymarket", "kalshi")
@@ -31,12 +36,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tune = commands.add_parser(
         "tune",
         help="replay stored history through the alert rules: what would they have sent?",
-        description="Replays the stored prices of the last days through MarketMoveLarge as the "
-        "rule files, the exporter's settings and Alertmanager's routes define it today, and "
-        "prints the notifications per day, the markets that fired most and, with --threshold, "
-        "a what-if table.",
+        description="Replays the stored prices of the last days through MarketMoveLarge (or the "
+        "stored trades through WhaleTrade or WalletTrade) as the rule files, the exporter's "
+        "settings and Alertmanager's routes define it today, and prints the notifications per "
+        "day, the markets that fired most and, with --threshold, a what-if table.",
     )
-    tune.add_argument("--alert", default=ALERT, help=f"the alert to replay (default {ALERT})")
+    tune.add_argument(
+        "--alert",
+        default=ALERT,
+        help=f"the alert to replay: {ALERT} (default), WhaleTrade or WalletTrade",
+    )
     tune.add_argument(
         "--days", type=float, default=None, help="days of history (default: tune.days, 7)"
     )
@@ -48,7 +57,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tune.add_argument(
         "--threshold",
         default=None,
-        help="candidate thresholds in pp for --window, comma-separated (e.g. 5,8,10,15)",
+        help="candidate thresholds, comma-separated: pp for --window (e.g. 5,8,10,15); for "
+        "WhaleTrade, trade sizes (e.g. 10000,25000)",
     )
     tune.add_argument("--top", type=int, default=10, help="markets listed (default 10)")
     tune.add_argument(
@@ -75,17 +85,22 @@ def run_tune(settings: Settings, args: argparse.Namespace) -> int:
     # Imported here: the `movers` command loads no database driver until a command needs one.
     import orjson
 
-    from exporter.tuning import BOUNDARIES, alerting_files, read_alerting, what_if
+    from exporter.tuning import BOUNDARIES, TRADE_ALERTS, alerting_files, read_alerting, what_if
 
     default_rules, default_manager = alerting_files(settings.tune)
     rules = args.rules or default_rules
     manager = args.alertmanager or default_manager
+    if args.alert in TRADE_ALERTS:
+        return _run_trades(settings, args, read_alerting(rules, manager))
     if args.alert != ALERT:
         known = _alert_names(rules)
-        if args.alert in known:
-            raise _bad("--alert", f"{args.alert} is not replayed (movers tune replays {ALERT})")
+        replayed = ", ".join([ALERT, *TRADE_ALERTS])
+        if args.alert in known or args.alert in SIGNALS:
+            raise _bad("--alert", f"{args.alert} is not replayed (movers tune replays {replayed})")
         raise _bad(
-            "--alert", f"no alert {args.alert!r} in {rules} (alerts: {', '.join(sorted(known))})"
+            "--alert",
+            f"no alert {args.alert!r} in {rules} or the exporter's signals (alerts: "
+            f"{', '.join(sorted(known | set(SIGNALS)))})",
         )
     alerting = read_alerting(rules, manager)
     windows = settings.movers.labels
@@ -110,10 +125,7 @@ def run_tune(settings: Settings, args: argparse.Namespace) -> int:
             raise _bad("--threshold", f"{args.threshold!r} is not a list of numbers") from None
         if not candidates or any(not 0 < v <= 100 for v in candidates):
             raise _bad("--threshold", "give one or more thresholds in pp, each in (0, 100]")
-    until = _moment("--until", args.until) if args.until else datetime.now(UTC)
-    since = _moment("--since", args.since) if args.since else until - timedelta(days=days)
-    if since >= until:
-        raise _bad("--since", f"{since.isoformat()} is not before --until {until.isoformat()}")
+    since, until = _span(args, days)
     replay = asyncio.run(_load(settings, alerting, since, until, args.window, candidates))
     outcome = replay.run()
     if not outcome.routes:  # nothing fired: the route an alert would take
@@ -150,6 +162,157 @@ def run_tune(settings: Settings, args: argparse.Namespace) -> int:
     else:
         _print(report)
     return 0
+
+
+SIGNALS = (
+    "WhaleTrade",
+    "WalletTrade",
+    "MarketListed",
+    "MarketClosed",
+    "MarketResolved",
+    "LiquidityGap",
+    "VolumeSpike",
+)
+"""The alerts the exporter posts itself (exporter/signals.py)."""
+
+
+def _span(args: argparse.Namespace, days: float) -> tuple[datetime, datetime]:
+    until = _moment("--until", args.until) if args.until else datetime.now(UTC)
+    since = _moment("--since", args.since) if args.since else until - timedelta(days=days)
+    if since >= until:
+        raise _bad("--since", f"{since.isoformat()} is not before --until {until.isoformat()}")
+    return since, until
+
+
+def _run_trades(settings: Settings, args: argparse.Namespace, alerting: Alerting) -> int:
+    """``--alert WhaleTrade`` or ``WalletTrade``: the stored trades through the signals'
+    settings and the route Alertmanager gives them."""
+    import orjson
+
+    from exporter.tuning import BOUNDARIES, what_if_trades
+
+    if args.window is not None:
+        raise _bad("--window", f"{args.alert} has no window (it is one trade)")
+    candidates: list[float] = []
+    if args.threshold is not None:
+        if args.alert != "WhaleTrade":
+            raise _bad("--threshold", f"{args.alert} has no threshold (any trade of a wallet)")
+        try:
+            candidates = [float(v) for v in args.threshold.split(",") if v.strip()]
+        except ValueError:
+            raise _bad("--threshold", f"{args.threshold!r} is not a list of numbers") from None
+        if not candidates or any(v <= 0 for v in candidates):
+            raise _bad("--threshold", "give one or more trade sizes (USDC, dollars), each > 0")
+    days = settings.tune.days if args.days is None else args.days
+    if days <= 0:
+        raise _bad("--days", "must be more than zero")
+    since, until = _span(args, days)
+    replay = asyncio.run(_load_trades(settings, alerting, args.alert, since, until, candidates))
+    outcome = replay.run()
+    signals = settings.signals
+    if not outcome.routes:  # nothing was sent: the route such an alert would take
+        sample = {"alertname": args.alert, "area": "signals", "venue": VENUES[0]}
+        outcome.routes = {r.path: r for r in alerting.routes(sample)}
+    venues = {venue: {"whale": row.pop("threshold_pp"), **row}
+              for venue, row in outcome.windows().items()}  # fmt: skip
+    report: dict[str, Any] = {
+        "alert": args.alert,
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "days": round(outcome.days, 3),
+        "signal": {
+            "whale": replay.whales(),
+            "wallets": len(signals.wallets),
+            "watched_markets": len(replay.own_whale),
+            "cooldown_seconds": signals.cooldown.total_seconds(),
+            "max_per_minute": signals.max_per_minute,
+            "resolve_after_seconds": signals.resolve_after.total_seconds(),
+        },
+        "routes": _routes(outcome.routes),
+        **outcome.summary(),
+        "venues": venues,
+        "top_markets": outcome.top_markets(args.top),
+        "sources": list(alerting.sources[1:]),
+        "boundaries": [
+            "Trades are replayed as stored: one the exporter missed (a gap in its polls) was "
+            "not notified, and one it saw late was notified late.",
+            "The minute's budget (signals.max_per_minute) is shared with the signals not "
+            "replayed (listings, resolutions, liquidity gaps, volume spikes).",
+            *BOUNDARIES[3:],
+        ],
+    }
+    for top in report["top_markets"]:
+        top.pop("windows", None)
+    if candidates:
+        report["what_if"] = {"rows": what_if_trades(replay, candidates)}
+    if args.json:
+        report["sent"] = outcome.listed()
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        _print_trades(report)
+    return 0
+
+
+async def _load_trades(
+    settings: Settings,
+    alerting: Alerting,
+    alert: str,
+    since: datetime,
+    until: datetime,
+    candidates: list[float],
+) -> TradeReplay:
+    from exporter.storage.database import Database
+    from exporter.storage.db import create_pool
+    from exporter.tuning import load_trade_replay
+
+    pool = create_pool(settings.database)
+    await pool.open(wait=True)
+    try:
+        return await load_trade_replay(
+            Database(pool), settings, alerting, alert, since, until, candidates
+        )
+    finally:
+        await pool.close()
+
+
+def _print_trades(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    signal = report["signal"]
+    whales = ", ".join(f"{v} ≥ {size:,.0f}" for v, size in signal["whale"].items()) or "off"
+    console.print(
+        f"[bold]{report['alert']}[/bold] replayed over {report['days']:g} days of stored trades "
+        f"({report['since'][:16]} → {report['until'][:16]} UTC)\n"
+        f"  whale sizes: {whales}; watched wallets {signal['wallets']}; cooldown "
+        f"{signal['cooldown_seconds']:g} s a market; at most {signal['max_per_minute']} a "
+        f"minute; each ends after {signal['resolve_after_seconds']:g} s"
+    )
+    _print_routes(console, report["routes"])
+    _print_summary(console, report)
+    table = Table(title="Per venue", title_justify="left")
+    for column in ("Venue", "Whale size", "Notifications", "Per day", "Busiest day", "Markets"):
+        table.add_column(column, justify="left" if column == "Venue" else "right")
+    for venue, row in report["venues"].items():
+        day = row["busiest_day"]
+        table.add_row(
+            venue, f"{row['whale']:,.0f}", str(row["notifications"]), f"{row['per_day_mean']:g}",
+            f"{day['date'] or '-'} ({day['notifications']})", str(row["markets"]),
+        )  # fmt: skip
+    console.print(table)
+    _print_top(console, report["top_markets"], with_windows=False)
+    if "what_if" in report:
+        table = Table(title="What if the whale size were…", title_justify="left")
+        for column in ("Whale size", "Notifications", "Per day", "Busiest day"):
+            table.add_column(column, justify="right")
+        for row in report["what_if"]["rows"]:
+            day = row["busiest_day"]
+            table.add_row(
+                f"{row['threshold']:,.0f}", str(row["notifications"]), f"{row['per_day_mean']:g}",
+                f"{day['date'] or '-'} ({day['notifications']})",
+            )  # fmt: skip
+        console.print(table)
 
 
 def _moment(flag: str, text: str) -> datetime:
@@ -225,19 +388,8 @@ def _print(report: dict[str, Any]) -> None:
         f"{rule['keep_firing_for_seconds']:g} s; watched markets with their own: "
         f"{rule['watched_markets']}"
     )
-    for route in report["routes"]:
-        console.print(
-            f"  routed to [bold]{route['receiver']}[/bold] ({route['route']}), grouped by "
-            f"{', '.join(route['group_by'])}: group_wait {route['group_wait_seconds']:g} s, "
-            f"group_interval {route['group_interval_seconds']:g} s, repeat "
-            f"{route['repeat_interval_seconds']:g} s"
-        )
-    busiest = report["busiest_day"]
-    console.print(
-        f"\n[bold]{report['notifications']}[/bold] notifications: "
-        f"{report['per_day_mean']:g} a day on average, busiest "
-        f"{busiest['date'] or '-'} with {busiest['notifications']}"
-    )
+    _print_routes(console, report["routes"])
+    _print_summary(console, report)
     table = Table(title="Per window (the notifications each window was new in)",
                   title_justify="left")  # fmt: skip
     for column in ("Window", "Threshold", "Notifications", "Per day", "Busiest day", "Markets"):
@@ -250,14 +402,7 @@ def _print(report: dict[str, Any]) -> None:
             str(row["markets"]),
         )  # fmt: skip
     console.print(table)
-    if report["top_markets"]:
-        top = Table(title="Markets that would have fired most", title_justify="left")
-        for column in ("Market", "Venue", "Category", "Notifications", "Windows"):
-            top.add_column(column, overflow="fold", max_width=56 if column == "Market" else None)
-        for m in report["top_markets"]:
-            top.add_row(m["title"], m["venue"], m["category"], str(m["notifications"]),
-                        ", ".join(m["windows"]))  # fmt: skip
-        console.print(top)
+    _print_top(console, report["top_markets"], with_windows=True)
     if "what_if" in report:
         what = report["what_if"]
         table = Table(title=f"What if {what['window']}'s threshold were…", title_justify="left")
@@ -276,3 +421,37 @@ def _print(report: dict[str, Any]) -> None:
 
 
 __all__ = ["add_parser", "run_tune"]
+
+
+def _print_routes(console: Console, routes: list[dict[str, Any]]) -> None:
+    for route in routes:
+        console.print(
+            f"  routed to [bold]{route['receiver']}[/bold] ({route['route']}), grouped by "
+            f"{', '.join(route['group_by'])}: group_wait {route['group_wait_seconds']:g} s, "
+            f"group_interval {route['group_interval_seconds']:g} s, repeat "
+            f"{route['repeat_interval_seconds']:g} s"
+        )
+
+
+def _print_summary(console: Console, report: dict[str, Any]) -> None:
+    busiest = report["busiest_day"]
+    console.print(
+        f"\n[bold]{report['notifications']}[/bold] notifications: "
+        f"{report['per_day_mean']:g} a day on average, busiest "
+        f"{busiest['date'] or '-'} with {busiest['notifications']}"
+    )
+
+
+def _print_top(console: Console, markets: list[dict[str, Any]], *, with_windows: bool) -> None:
+    from rich.table import Table
+
+    if not markets:
+        return
+    top = Table(title="Markets that would have fired most", title_justify="left")
+    columns = ["Market", "Venue", "Category", "Notifications"]
+    for column in [*columns, "Windows"] if with_windows else columns:
+        top.add_column(column, overflow="fold", max_width=56 if column == "Market" else None)
+    for m in markets:
+        cells = [m["title"], m["venue"], m["category"], str(m["notifications"])]
+        top.add_row(*cells, *([", ".join(m["windows"])] if with_windows else []))
+    console.print(top)

@@ -40,16 +40,18 @@ import yaml
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.config import Settings, TuneConfig, parse_duration, window_label
+from exporter.config import Settings, SignalsConfig, TuneConfig, parse_duration, window_label
 from exporter.errors import ConfigError
 from exporter.storage.database import Database
 from exporter.storage.tuning import (
     Eligibility,
     OutcomeInfo,
     Span,
+    TradeRow,
     hourly,
     latest_refresh,
     move_spans,
+    notable_trades,
     outcome_info,
     outcome_rows,
     stored_extent,
@@ -812,10 +814,13 @@ class Replay:
 
 @dataclass
 class Outcome:
+    """What a replay sent. An alert's key is ``market|window`` (MarketMoveLarge) or
+    ``market|venue|trade`` (the trade signals); ``thresholds`` are per window, or per venue."""
+
     sent: list[Sent]
     markets: dict[str, MarketMoves]
     thresholds: dict[str, float]
-    replay: Replay
+    replay: Replay | TradeReplay
     routes: dict[str, Route]
 
     @property
@@ -850,10 +855,10 @@ class Outcome:
         sent = self.messages()
         found: dict[str, dict[str, Any]] = {}
         for window, threshold in self.thresholds.items():
-            mine = [s for s in sent if any(k.endswith(f"|{window}") for k in s.new)]
+            mine = [s for s in sent if any(k.split("|")[1] == window for k in s.new)]
             found[window] = {"threshold_pp": threshold, **self.summary(mine)}
             found[window]["markets"] = len(
-                {k.split("|")[0] for s in mine for k in s.new if k.endswith(f"|{window}")}
+                {k.split("|")[0] for s in mine for k in s.new if k.split("|")[1] == window}
             )
         return found
 
@@ -878,7 +883,7 @@ class Outcome:
         for s in self.messages():
             markets = {k.split("|")[0] for k in s.firing}
             for k in s.new:
-                market, window = k.split("|")
+                market, window = k.split("|")[:2]
                 windows[market].add(window)
             for market in markets:
                 counts[market] += 1
@@ -894,6 +899,123 @@ class Outcome:
                 "windows": sorted(windows[market_id], key=_window_order),
             })  # fmt: skip
         return top
+
+
+TRADE_ALERTS = {"WhaleTrade": "whale", "WalletTrade": "wallet"}
+"""The signals ``movers tune`` replays: alert name -> signal (exporter/signals.py)."""
+
+
+@dataclass
+class TradeReplay:
+    """The stored trades that could have been a WhaleTrade or a WalletTrade, and the signals'
+    settings that decide which were: each venue's whale size (a watched market's own
+    instead), the watched wallets, the per-market cooldown, the minute's budget and how long
+    an alert lasts (``resolve_after``). The exporter posts each to Alertmanager, whose route
+    for it groups and times it."""
+
+    alert: str
+    trades: list[TradeRow]
+    signals: SignalsConfig
+    alerting: Alerting
+    since: datetime
+    until: datetime
+    own_whale: dict[str, float] = field(default_factory=dict)
+    """A watched market's own whale size, by market id."""
+
+    def whales(self, threshold: float | None = None) -> dict[str, float]:
+        """Each venue's whale size (``threshold`` instead, for a what-if); a venue switched
+        off (null) has none."""
+        sizes = {"polymarket": self.signals.whale.polymarket, "kalshi": self.signals.whale.kalshi}
+        return {v: (size if threshold is None else threshold)
+                for v, size in sizes.items() if size is not None}  # fmt: skip
+
+    def run(self, threshold: float | None = None) -> Outcome:
+        """The notifications with these whale sizes (default: the settings')."""
+        whales = self.whales(threshold)
+        wallets = self.signals.wallets
+        cooldown = self.signals.cooldown.total_seconds()
+        cooling: dict[tuple[str, str], float] = {}
+        budget: list[float] = []
+        firings: list[Firing] = []
+        routes: dict[str, Route] = {}
+        markets: dict[str, MarketMoves] = {}
+        wanted = TRADE_ALERTS[self.alert]
+        for trade in self.trades:
+            if trade.trader is not None and trade.trader in wallets:
+                signal = "wallet"
+            else:
+                limit = self.own_whale.get(trade.market_id, whales.get(trade.venue))
+                if limit is None or trade.notional < limit - 1e-9:
+                    continue
+                signal = "whale"
+            # As Signals.admit: a market's next of a signal waits the cooldown; at most
+            # max_per_minute of all signals a minute.
+            if cooling.get((signal, trade.market_id), float("-inf")) > trade.at:
+                continue
+            budget = [t for t in budget if t > trade.at - 60]
+            if len(budget) >= self.signals.max_per_minute:
+                continue
+            budget.append(trade.at)
+            cooling[(signal, trade.market_id)] = trade.at + cooldown
+            if signal != wanted:
+                continue
+            labels = {"alertname": self.alert, "area": "signals", "severity": "info",
+                      "signal": signal, "venue": trade.venue, "market_id": trade.market_id,
+                      "category": trade.category, "title": trade.title,
+                      "trade_id": trade.trade_id}  # fmt: skip
+            markets.setdefault(trade.market_id, MarketMoves(
+                trade.market_id, trade.venue, trade.category, trade.title, {}))  # fmt: skip
+            for route in self.alerting.routes(labels):
+                routes[route.path] = route
+                names = sorted(labels) if route.group_by is None else route.group_by
+                group = (route.path, tuple(labels.get(n, "") for n in names))
+                end = trade.at + self.signals.resolve_after.total_seconds()
+                key = f"{trade.market_id}|{trade.venue}|{trade.trade_id}"
+                firings.append(Firing(key, group, trade.at, end))
+        return Outcome(notifications(firings, routes), markets, whales, self, routes)
+
+
+async def load_trade_replay(
+    database: Database,
+    settings: Settings,
+    alerting: Alerting,
+    alert: str,
+    since: datetime,
+    until: datetime,
+    candidates: Sequence[float] = (),
+) -> TradeReplay:
+    """The stored trades from ``since`` to ``until`` that could be ``alert`` (WhaleTrade or
+    WalletTrade) with the settings' whale sizes, the watchlists' or ``candidates``; raises
+    :class:`NoHistory` when no trade is stored in that time."""
+    signals = settings.signals
+    async with database.connection() as conn:
+        own: dict[str, float] = {}
+        for venue in VENUES:
+            entries = [w for w in getattr(settings.venues, venue).watchlist if w.whale]
+            found = await watched_markets(conn, [w.market for w in entries])
+            for entry in entries:
+                for market_id in found.get(entry.market, []):
+                    assert entry.whale is not None
+                    own[market_id] = entry.whale
+        sizes = [s for s in (signals.whale.polymarket, signals.whale.kalshi) if s is not None]
+        floor = min([*sizes, *candidates, *own.values()], default=math.inf)
+        # Every signal spends the minute's budget: whales and wallets are read together.
+        trades = await notable_trades(conn, since, until, floor, list(signals.wallets))
+        if not trades:
+            stored = await (await conn.execute(
+                "SELECT 1 FROM trades WHERE time >= %s AND time < %s LIMIT 1", (since, until)
+            )).fetchone()  # fmt: skip
+            if stored is None:
+                raise NoHistory(
+                    [("history", f"no stored trades between {since:%Y-%m-%d %H:%M} and "
+                      f"{until:%Y-%m-%d %H:%M} UTC: run the exporter first")], "input",
+                )  # fmt: skip
+    return TradeReplay(alert, trades, signals, alerting, since, until, own)
+
+
+def what_if_trades(replay: TradeReplay, candidates: Sequence[float]) -> list[dict[str, Any]]:
+    """The notifications with each candidate whale size (every venue that has one)."""
+    return [{"threshold": value, **replay.run(value).summary()} for value in candidates]
 
 
 def _window_order(label: str) -> float:
@@ -953,6 +1075,7 @@ VENUES = ("polymarket", "kalshi")
 __all__ = [
     "ALERT",
     "BOUNDARIES",
+    "TRADE_ALERTS",
     "Alerting",
     "Firing",
     "MarketMoves",
@@ -961,11 +1084,13 @@ __all__ = [
     "Replay",
     "Route",
     "Sent",
+    "TradeReplay",
     "TuneJob",
     "above",
     "alerting_files",
     "episodes",
     "load_replay",
+    "load_trade_replay",
     "move_segments",
     "notifications",
     "read_alerting",
@@ -975,6 +1100,7 @@ __all__ = [
     "staleness_reach",
     "unix",
     "what_if",
+    "what_if_trades",
     "without",
 ]
 

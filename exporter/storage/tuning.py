@@ -165,6 +165,18 @@ CROSS JOIN LATERAL (
 ORDER BY s.outcome_id, s.time
 """
 
+_TRADES = """
+SELECT extract(epoch FROM t.time)::float8, t.venue, t.trade_id,
+       coalesce(m.market_id, t.outcome_id), coalesce(m.title, t.outcome_id),
+       coalesce(m.category, 'Other'), t.price * t.size, lower(t.trader)
+FROM trades t
+LEFT JOIN outcomes o ON o.outcome_id = t.outcome_id
+LEFT JOIN markets m ON m.market_id = o.market_id
+WHERE t.time >= %(since)s AND t.time < %(until)s
+  AND (t.price * t.size >= %(floor)s OR lower(t.trader) = ANY(%(wallets)s::text[]))
+ORDER BY t.time, t.venue, t.trade_id
+"""
+
 _INFO = """
 SELECT o.outcome_id, m.market_id, m.venue, m.category, m.title, m.end_time,
        m.market_id = ANY(%(watched)s::text[]), m.volume_24h
@@ -303,3 +315,33 @@ async def outcome_info(
             await conn.execute(_INFO, {"outcomes": list(outcomes), "watched": list(watched)})
         ).fetchall()
     return {r[0]: OutcomeInfo(*r) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRow:
+    """A stored trade that could notify: when (unix seconds), where, its market and size."""
+
+    at: float
+    venue: str
+    trade_id: str
+    market_id: str
+    title: str
+    category: str
+    notional: float
+    trader: str | None
+
+
+async def notable_trades(
+    conn: psycopg.AsyncConnection[Any],
+    since: datetime,
+    until: datetime,
+    floor: float,
+    wallets: Sequence[str],
+) -> list[TradeRow]:
+    """The trades from ``since`` to ``until`` of at least ``floor`` notional (price times size),
+    or by one of ``wallets``, in time order, with their markets (a trade of an outcome not
+    stored yet: its outcome id, as the exporter labels it)."""
+    params = {"since": since, "until": until, "floor": floor, "wallets": list(wallets)}
+    async with lent(conn), conn.cursor() as cur:
+        await cur.execute(_TRADES, params)
+        return [TradeRow(*r) for r in await cur.fetchall()]

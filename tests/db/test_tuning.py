@@ -223,6 +223,60 @@ def test_a_smaller_move_with_more_volume_takes_the_only_export_place(pg: Databas
     assert asyncio.run(notified()) == {"kalshi:SMALL": 1}
 
 
+FUND = "0x" + "ab" * 20
+
+
+def test_stored_trades_give_the_whale_and_wallet_notifications_the_settings_send(
+    pg: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whale sizes, the per-market cooldown, a watched wallet and the signals' route, as
+    `movers tune --alert WhaleTrade|WalletTrade` replays them, with a what-if of sizes."""
+    prepare_schema(_settings(pg))
+    with pg.connect(autocommit=True) as conn:
+        (k,) = _market(conn, "kalshi", "K", outcomes=1)
+        p, _ = _market(conn, "polymarket", "P")
+        trades = [
+            (k, "kalshi", -170, 15_000, None),  # a whale
+            (k, "kalshi", -165, 12_000, None),  # within K's 10-minute cooldown: held back
+            (k, "kalshi", -150, 11_000, None),  # after it: a whale again
+            (k, "kalshi", -100, 6_000, None),  # under 10,000: a whale only at 5,000
+            (p, "polymarket", -120, 30_000, None),
+            (p, "polymarket", -60, 50, FUND),  # the watched wallet: any size
+        ]
+        for i, (oid, venue, minutes, notional, trader) in enumerate(trades):
+            conn.execute(
+                "INSERT INTO trades (time, outcome_id, venue, trade_id, price, size, side, trader)"
+                " VALUES (%s, %s, %s, %s, 0.5, %s, 'buy', %s)",
+                (NOW + timedelta(minutes=minutes), oid, venue, f"t{i}", 2 * notional, trader),
+            )
+    config = _config(tmp_path, pg, f"signals:\n  wallets:\n    '{FUND}': Fund\n")
+    common = ("--json", "--days", "1", "--until", NOW.isoformat())
+    code, out, err = _tune(config, "--alert", "WhaleTrade", *common, "--threshold",
+                           "5000,20000", capsys=capsys)  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["notifications"] == 3
+    assert {v: r["notifications"] for v, r in report["venues"].items()} == {
+        "polymarket": 1, "kalshi": 2,
+    }  # fmt: skip
+    assert report["routes"][0]["group_by"] == ["alertname", "venue", "market_id"]
+    assert [(m["market_id"], m["notifications"]) for m in report["top_markets"]] == [
+        ("kalshi:K", 2), ("polymarket:P", 1),
+    ]  # fmt: skip
+    rows = {r["threshold"]: r["notifications"] for r in report["what_if"]["rows"]}
+    assert rows == {5000: 4, 20000: 1}
+    code, out, err = _tune(config, "--alert", "WalletTrade", *common, capsys=capsys)
+    assert code == 0, err
+    wallet = json.loads(out)
+    assert wallet["notifications"] == 1
+    assert wallet["sent"][0]["markets"] == [{"market_id": "polymarket:P", "title": "Market P"}]
+    code, out, _ = _tune(config, "--alert", "WhaleTrade", "--days", "1", "--until",
+                         NOW.isoformat(), capsys=capsys)  # fmt: skip
+    assert code == 0
+    for shown in ("3 notifications", "kalshi ≥ 10,000", "Market K", "routed to markets"):
+        assert shown in out
+
+
 def test_a_scripted_history_gives_what_the_shipped_files_send(
     scripted: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -268,6 +322,11 @@ def test_a_scripted_history_gives_what_the_shipped_files_send(
         (["--until", "2020-01-01T00:00:00Z"], "no stored prices between 2019-12-25"),
         (["--rules", "/nonexistent"], "/nonexistent: no such folder"),
         (["--since", "2026-11-21T00:00:00", "--until", "2026-11-20T00:00:00"], "is not before"),
+        (["--alert", "LiquidityGap"], "LiquidityGap is not replayed"),
+        (["--alert", "WhaleTrade", "--window", "5m"], "WhaleTrade has no window"),
+        (["--alert", "WalletTrade", "--threshold", "5"], "WalletTrade has no threshold"),
+        (["--alert", "WhaleTrade", "--threshold", "-3"], "each > 0"),
+        (["--alert", "WhaleTrade"], "no stored trades between"),
     ],
 )
 def test_bad_input_exits_2_naming_the_problem(
