@@ -26,7 +26,7 @@ from exporter.errors import ConfigError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from exporter.tuning import Alerting, Replay, Route, TradeReplay
+    from exporter.tuning import Alerting, Replay, Route, SurgeReplay, TradeReplay
 
 ALERT = "MarketMoveLarge"
 VENUES = ("polymarket", "kalshi")
@@ -44,7 +44,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tune.add_argument(
         "--alert",
         default=ALERT,
-        help=f"the alert to replay: {ALERT} (default), WhaleTrade or WalletTrade",
+        help=f"the alert to replay: {ALERT} (default), CategorySurge, WhaleTrade or WalletTrade",
     )
     tune.add_argument(
         "--days", type=float, default=None, help="days of history (default: tune.days, 7)"
@@ -57,8 +57,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tune.add_argument(
         "--threshold",
         default=None,
-        help="candidate thresholds, comma-separated: pp for --window (e.g. 5,8,10,15); for "
-        "WhaleTrade, trade sizes (e.g. 10000,25000)",
+        help="candidate thresholds for --window, comma-separated: pp (e.g. 5,8,10,15), or for "
+        "CategorySurge moved markets (e.g. 3,5,8); for WhaleTrade, trade sizes (10000,25000)",
     )
     tune.add_argument("--top", type=int, default=10, help="markets listed (default 10)")
     tune.add_argument(
@@ -92,9 +92,11 @@ def run_tune(settings: Settings, args: argparse.Namespace) -> int:
     manager = args.alertmanager or default_manager
     if args.alert in TRADE_ALERTS:
         return _run_trades(settings, args, read_alerting(rules, manager))
+    if args.alert == "CategorySurge":
+        return _run_surge(settings, args, read_alerting(rules, manager))
     if args.alert != ALERT:
         known = _alert_names(rules)
-        replayed = ", ".join([ALERT, *TRADE_ALERTS])
+        replayed = ", ".join([ALERT, "CategorySurge", *TRADE_ALERTS])
         if args.alert in known or args.alert in SIGNALS:
             raise _bad("--alert", f"{args.alert} is not replayed (movers tune replays {replayed})")
         raise _bad(
@@ -182,6 +184,156 @@ def _span(args: argparse.Namespace, days: float) -> tuple[datetime, datetime]:
     if since >= until:
         raise _bad("--since", f"{since.isoformat()} is not before --until {until.isoformat()}")
     return since, until
+
+
+def _run_surge(settings: Settings, args: argparse.Namespace, alerting: Alerting) -> int:
+    """``--alert CategorySurge``: the stored moves through the category aggregates' count and
+    the rule's count, share and timers."""
+    import orjson
+
+    from exporter.tuning import BOUNDARIES
+
+    if alerting.surge is None:
+        raise _bad("--alert", f"no rule alerts CategorySurge in {args.rules or 'the rules'}")
+    counts = alerting.surge.counts
+    candidates: list[float] = []
+    if args.threshold is not None and args.window is None:
+        raise _bad("--threshold", "needs --window: the window whose count is tried")
+    if args.window is not None:
+        if args.window not in counts or args.window not in settings.movers.labels:
+            raise _bad("--window", f"{args.window!r} is not a window CategorySurge has a count "
+                       f"for (thresholds.yml: {', '.join(counts)})")  # fmt: skip
+        if args.threshold is None:
+            raise _bad("--window", "needs --threshold: the candidate counts of moved markets")
+        try:
+            candidates = [float(v) for v in args.threshold.split(",") if v.strip()]
+        except ValueError:
+            raise _bad("--threshold", f"{args.threshold!r} is not a list of numbers") from None
+        if not candidates or any(v < 1 for v in candidates):
+            raise _bad("--threshold", "give one or more counts of moved markets, each ≥ 1")
+    days = settings.tune.days if args.days is None else args.days
+    if days <= 0:
+        raise _bad("--days", "must be more than zero")
+    since, until = _span(args, days)
+    replay = asyncio.run(_load_surge(settings, alerting, since, until))
+    outcome = replay.run()
+    if not outcome.routes:
+        sample = {**alerting.surge.rule_labels, "alertname": "CategorySurge",
+                  "window": next(iter(counts))}  # fmt: skip
+        outcome.routes = {r.path: r for r in alerting.routes(sample)}
+    windows = {w: {"moved_markets": row.pop("threshold_pp"), **row}
+               for w, row in outcome.windows().items()}  # fmt: skip
+    for row in windows.values():
+        row["categories"] = row.pop("markets")
+    report: dict[str, Any] = {
+        "alert": "CategorySurge",
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "days": round(outcome.days, 3),
+        "rule": {
+            "moved_markets": counts,
+            "share": alerting.surge.share,
+            "category_threshold_pp": settings.movers.category_threshold_pp,
+            "for_seconds": alerting.surge.for_seconds,
+            "keep_firing_for_seconds": alerting.surge.keep_firing_seconds,
+        },
+        "routes": _routes(outcome.routes),
+        **outcome.summary(),
+        "windows": windows,
+        "top_categories": [
+            {
+                "category": m["market_id"],
+                "notifications": m["notifications"],
+                "windows": m["windows"],
+            }
+            for m in outcome.top_markets(args.top)
+        ],
+        "sources": list(alerting.sources),
+        "boundaries": [
+            "A category's size (the markets its share is of) is the open markets passing the "
+            "filters that have a price in the span, counted as of now.",
+            *BOUNDARIES,
+        ],
+    }
+    if candidates:
+        rows = []
+        for value in candidates:
+            tried = replay.run({**counts, args.window: value})
+            new = tried.windows()[args.window]["notifications"]
+            rows.append({"moved_markets": value, **tried.summary(), "window_notifications": new})
+        report["what_if"] = {"window": args.window, "rows": rows}
+    if args.json:
+        report["sent"] = outcome.listed()
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        _print_surge(report)
+    return 0
+
+
+async def _load_surge(
+    settings: Settings, alerting: Alerting, since: datetime, until: datetime
+) -> SurgeReplay:
+    from exporter.storage.database import Database
+    from exporter.storage.db import create_pool
+    from exporter.tuning import load_surge_replay
+
+    pool = create_pool(settings.database)
+    await pool.open(wait=True)
+    try:
+        return await load_surge_replay(Database(pool), settings, alerting, since, until)
+    finally:
+        await pool.close()
+
+
+def _print_surge(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    rule = report["rule"]
+    counts = ", ".join(f"{w} ≥ {n:g}" for w, n in rule["moved_markets"].items())
+    console.print(
+        f"[bold]{report['alert']}[/bold] replayed over {report['days']:g} days of stored prices "
+        f"({report['since'][:16]} → {report['until'][:16]} UTC)\n"
+        f"  moved markets (|move| ≥ {rule['category_threshold_pp']:g} pp): {counts}, and at "
+        f"least {100 * rule['share']:g} % of the category; for {rule['for_seconds']:g} s, "
+        f"keep_firing_for {rule['keep_firing_for_seconds']:g} s"
+    )
+    _print_routes(console, report["routes"])
+    _print_summary(console, report)
+    table = Table(title="Per window", title_justify="left")
+    for column in ("Window", "Moved markets", "Notifications", "Per day", "Busiest day",
+                   "Categories"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "Window" else "right")
+    for window, row in report["windows"].items():
+        day = row["busiest_day"]
+        table.add_row(
+            window, f"{row['moved_markets']:g}", str(row["notifications"]),
+            f"{row['per_day_mean']:g}", f"{day['date'] or '-'} ({day['notifications']})",
+            str(row["categories"]),
+        )  # fmt: skip
+    console.print(table)
+    if report["top_categories"]:
+        top = Table(title="Categories that would have fired most", title_justify="left")
+        for column in ("Category", "Notifications", "Windows"):
+            top.add_column(column)
+        for c in report["top_categories"]:
+            top.add_row(c["category"], str(c["notifications"]), ", ".join(c["windows"]))
+        console.print(top)
+    if "what_if" in report:
+        what = report["what_if"]
+        table = Table(title=f"What if {what['window']}'s count were…", title_justify="left")
+        for column in ("Moved markets", "Notifications", "Per day", "Busiest day",
+                       f"New in {what['window']}"):  # fmt: skip
+            table.add_column(column, justify="right")
+        for row in what["rows"]:
+            day = row["busiest_day"]
+            table.add_row(
+                f"{row['moved_markets']:g}", str(row["notifications"]),
+                f"{row['per_day_mean']:g}", f"{day['date'] or '-'} ({day['notifications']})",
+                str(row["window_notifications"]),
+            )  # fmt: skip
+        console.print(table)
 
 
 def _run_trades(settings: Settings, args: argparse.Namespace, alerting: Alerting) -> int:

@@ -48,6 +48,7 @@ from exporter.storage.tuning import (
     OutcomeInfo,
     Span,
     TradeRow,
+    category_sizes,
     hourly,
     latest_refresh,
     move_spans,
@@ -214,11 +215,29 @@ class Alerting:
     chat_receivers: frozenset[str]
     """Receivers that message someone (not only the exporter's alert history)."""
     sources: tuple[str, ...]
+    surge: Surge | None = None
+    """CategorySurge as the files define it (None: no such rule)."""
 
     def routes(self, labels: Mapping[str, str]) -> list[Route]:
         """The routes of an alert that reach a chat (Discord, Slack, …)."""
         return [r for r in routes_for(self.root, labels) if r.receiver in self.chat_receivers]
 
+
+@dataclass(frozen=True, slots=True)
+class Surge:
+    """What the files say about CategorySurge: per window, the moved markets of a category that
+    fire it, and the share of the category's ranked markets they must be; its timers."""
+
+    counts: dict[str, float]
+    share: float
+    for_seconds: float
+    keep_firing_seconds: float
+    rule_labels: dict[str, str]
+
+
+SURGE = "CategorySurge"
+SURGE_COUNT_RECORD = "movers:alert_threshold_category_moved_markets"
+SURGE_SHARE_RECORD = "movers:alert_threshold_category_moved_share"
 
 _VECTOR = re.compile(r"\s*vector\(\s*([0-9.eE+-]+)\s*\)\s*")
 
@@ -230,6 +249,9 @@ def read_alerting(rules: Path, alertmanager: Path) -> Alerting:
         raise _problem(str(rules), "no such folder (the alert rules: alertmanager/rules)")
     thresholds: dict[str, float] = {}
     rule: dict[str, Any] | None = None
+    surge_rule: dict[str, Any] | None = None
+    counts: dict[str, float] = {}
+    share = 0.0
     sources: list[str] = []
     for path in sorted(rules.glob("*.yml")) + sorted(rules.glob("*.yaml")):
         data = _load_yaml(path)
@@ -247,6 +269,19 @@ def read_alerting(rules: Path, alertmanager: Path) -> Alerting:
                     thresholds[str(window)] = float(found.group(1))
                 if item.get("alert") == ALERT:
                     rule = dict(item, _where=where)
+                if item.get("alert") == SURGE:
+                    surge_rule = dict(item, _where=where)
+                if item.get("record") in (SURGE_COUNT_RECORD, SURGE_SHARE_RECORD):
+                    found = _VECTOR.fullmatch(str(item.get("expr", "")))
+                    if found is None:
+                        raise _problem(where, f"{item['record']} must be `vector(<number>)`")
+                    window = (item.get("labels") or {}).get("window")
+                    if item["record"] == SURGE_SHARE_RECORD:
+                        share = float(found.group(1))
+                    elif window is None:
+                        raise _problem(where, f"{SURGE_COUNT_RECORD} needs a window label")
+                    else:
+                        counts[str(window)] = float(found.group(1))
     if rule is None:
         raise _problem(str(rules), f"no rule alerts {ALERT}")
     if not thresholds:
@@ -275,6 +310,17 @@ def read_alerting(rules: Path, alertmanager: Path) -> Alerting:
         root=root,
         chat_receivers=frozenset(chat),
         sources=tuple(sources),
+        surge=None
+        if surge_rule is None
+        else Surge(
+            counts=counts,
+            share=share,
+            for_seconds=_duration(surge_rule.get("for"), f"{surge_rule['_where']}.for"),
+            keep_firing_seconds=_duration(
+                surge_rule.get("keep_firing_for"), f"{surge_rule['_where']}.keep_firing_for"
+            ),
+            rule_labels={str(k): str(v) for k, v in (surge_rule.get("labels") or {}).items()},
+        ),
     )
 
 
@@ -820,7 +866,7 @@ class Outcome:
     sent: list[Sent]
     markets: dict[str, MarketMoves]
     thresholds: dict[str, float]
-    replay: Replay | TradeReplay
+    replay: Replay | TradeReplay | SurgeReplay
     routes: dict[str, Route]
 
     @property
@@ -899,6 +945,123 @@ class Outcome:
                 "windows": sorted(windows[market_id], key=_window_order),
             })  # fmt: skip
         return top
+
+
+@dataclass
+class SurgeReplay:
+    """Per window, each eligible outcome's stretches of a move of at least
+    ``movers.category_threshold_pp`` (what the category aggregates count as moved), and each
+    category's size: the inputs of CategorySurge."""
+
+    moved: dict[str, list[tuple[float, float, str]]]
+    """Per window: ``(start, end, category)`` of each outcome's moved stretch."""
+    sizes: dict[str, int]
+    alerting: Alerting
+    since: datetime
+    until: datetime
+    every: float = 0.0
+    phase: float = 0.0
+
+    def run(self, counts: Mapping[str, float] | None = None) -> Outcome:
+        """The notifications with these moved-market counts per window (default: the
+        files')."""
+        surge = self.alerting.surge
+        assert surge is not None
+        current = dict(surge.counts if counts is None else counts)
+        firings: list[Firing] = []
+        routes: dict[str, Route] = {}
+        categories: dict[str, MarketMoves] = {}
+        for window, count in current.items():
+            by_category: dict[str, list[tuple[float, int]]] = defaultdict(list)
+            for start, end, category in self.moved.get(window, []):
+                by_category[category] += [(start, 1), (end, -1)]
+            for category, changes in by_category.items():
+                size = self.sizes.get(category, 0)
+                stretches = episodes(
+                    sampled(_surging(changes, count, surge.share, size), self.every,
+                            self.phase),
+                    surge.for_seconds, surge.keep_firing_seconds,
+                )  # fmt: skip
+                if not stretches:
+                    continue
+                labels = {**surge.rule_labels, "alertname": SURGE, "window": window,
+                          "category": category}  # fmt: skip
+                categories.setdefault(category, MarketMoves(category, "", category, category, {}))
+                for route in self.alerting.routes(labels):
+                    routes[route.path] = route
+                    names = sorted(labels) if route.group_by is None else route.group_by
+                    group = (route.path, tuple(labels.get(n, "") for n in names))
+                    firings += [Firing(f"{category}|{window}", group, s, e) for s, e in stretches]
+        return Outcome(notifications(firings, routes), categories, current, self, routes)
+
+
+def _surging(
+    changes: list[tuple[float, int]], count: float, share: float, size: int
+) -> list[tuple[float, float]]:
+    """Where at least ``count`` outcomes moved at once, and at least ``share`` of ``size``."""
+    found: list[tuple[float, float]] = []
+    moved, since = 0, None
+    changes.sort()
+    for k, (at, step) in enumerate(changes):
+        moved += step
+        if k + 1 < len(changes) and changes[k + 1][0] == at:
+            continue  # every change at this instant first
+        holds = moved >= count - 1e-9 and size > 0 and moved / size >= share - 1e-9
+        if holds and since is None:
+            since = at
+        elif not holds and since is not None:
+            found.append((since, at))
+            since = None
+    return found
+
+
+async def load_surge_replay(
+    database: Database,
+    settings: Settings,
+    alerting: Alerting,
+    since: datetime,
+    until: datetime,
+) -> SurgeReplay:
+    """The stored moves from ``since`` to ``until`` that the category aggregates count as
+    moved, in the windows CategorySurge has a count for; raises :class:`NoHistory` when nothing
+    is stored in that time."""
+    movers = settings.movers
+    surge = alerting.surge
+    if surge is None:
+        raise _problem(alerting.sources[0], f"no rule alerts {SURGE}")
+    widths = {label: width for label, width in movers.labels.items() if label in surge.counts}
+    if not widths:
+        raise _problem(alerting.sources[0], f"no {SURGE_COUNT_RECORD} names a window of "
+                       f"movers.windows ({', '.join(movers.labels)})")  # fmt: skip
+    filters = {v: getattr(movers.filters, v) for v in VENUES}
+    eligibility = Eligibility(VENUES, [filters[v].min_volume_24h for v in VENUES], ())
+    async with database.connection() as conn:
+        if await stored_extent(conn, since, until) is None:
+            raise NoHistory(
+                [("history", f"no stored prices between {since:%Y-%m-%d %H:%M} and "
+                  f"{until:%Y-%m-%d %H:%M} UTC: run the exporter (or `movers backfill`) first")],
+                "input",
+            )  # fmt: skip
+        refreshed = await latest_refresh(conn)
+        floor = movers.category_threshold_pp
+        hours = hourly(since, until)
+        spans = await move_spans(
+            conn, eligibility=eligibility, windows=widths,
+            bars={label: dict.fromkeys(hours, floor) for label in widths},
+            staleness=movers.staleness, since=since, until=until,
+        )  # fmt: skip
+        reads = spans_to_reads(((f"{s.outcome_id}|{s.window}", s.start, s.end) for s in spans),
+                               staleness_reach(widths, movers.staleness))  # fmt: skip
+        rows = await outcome_rows(conn, reads)
+        info = await outcome_info(conn, sorted({s.outcome_id for s in spans}), ())
+        sizes = await category_sizes(conn, eligibility, since, until)
+    pieces = _pieces(spans, rows, info, dict.fromkeys(widths, floor), widths, settings)
+    moved = {label: [(a, b, info[o].category) for a, b, o, _ in found]
+             for label, found in pieces.items()}  # fmt: skip
+    return SurgeReplay(
+        moved, sizes, alerting, since, until, every=movers.every.total_seconds(),
+        phase=unix(refreshed) if refreshed else 0.0,
+    )  # fmt: skip
 
 
 TRADE_ALERTS = {"WhaleTrade": "whale", "WalletTrade": "wallet"}
@@ -1075,6 +1238,7 @@ VENUES = ("polymarket", "kalshi")
 __all__ = [
     "ALERT",
     "BOUNDARIES",
+    "SURGE",
     "TRADE_ALERTS",
     "Alerting",
     "Firing",
@@ -1084,12 +1248,15 @@ __all__ = [
     "Replay",
     "Route",
     "Sent",
+    "Surge",
+    "SurgeReplay",
     "TradeReplay",
     "TuneJob",
     "above",
     "alerting_files",
     "episodes",
     "load_replay",
+    "load_surge_replay",
     "load_trade_replay",
     "move_segments",
     "notifications",

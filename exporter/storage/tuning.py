@@ -345,3 +345,35 @@ async def notable_trades(
     async with lent(conn), conn.cursor() as cur:
         await cur.execute(_TRADES, params)
         return [TradeRow(*r) for r in await cur.fetchall()]
+
+
+_CATEGORY_SIZES = """
+WITH filters AS (
+    SELECT * FROM unnest(%(venues)s::text[], %(min_volume)s::float8[]) AS f (venue, min_volume)
+), multi AS (
+    SELECT DISTINCT market_id FROM outcomes WHERE position >= 2
+)
+SELECT m.category, count(*)
+FROM outcomes o
+JOIN markets m ON m.market_id = o.market_id AND m.status = 'open'
+JOIN filters f ON f.venue = m.venue
+LEFT JOIN multi x ON x.market_id = o.market_id
+WHERE (o.position = 0 OR x.market_id IS NOT NULL)
+  AND coalesce(m.volume_24h, 0) >= f.min_volume
+  AND EXISTS (SELECT 1 FROM snapshots s WHERE s.outcome_id = o.outcome_id
+              AND s.time >= %(since)s AND s.time < %(until)s)
+GROUP BY m.category
+"""
+
+
+async def category_sizes(
+    conn: psycopg.AsyncConnection[Any], eligibility: Eligibility, since: datetime, until: datetime
+) -> dict[str, int]:
+    """Per category, the outcomes its aggregates count (open, passing the volume filter, the
+    first of a two-outcome market or any of a larger one) that have a price in the span."""
+    params = {"venues": list(eligibility.venues), "min_volume": list(eligibility.min_volume),
+              "since": since, "until": until}  # fmt: skip
+    async with lent(conn), conn.cursor() as cur:
+        await cur.execute("SET LOCAL jit = off")
+        await cur.execute(_CATEGORY_SIZES, params)
+        return {str(r[0]): int(r[1]) for r in await cur.fetchall()}

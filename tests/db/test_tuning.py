@@ -223,6 +223,46 @@ def test_a_smaller_move_with_more_volume_takes_the_only_export_place(pg: Databas
     assert asyncio.run(notified()) == {"kalshi:SMALL": 1}
 
 
+def test_markets_of_a_category_moving_together_give_the_surges_the_files_send(
+    pg: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Five of six Politics markets move 6 pp at once: 5 moved markets over 15m (the files'
+    count) and 83 % of the category fire CategorySurge once (its group's one message); 1h's
+    count of 8 is not reached. A what-if of 15m's count."""
+    prepare_schema(_settings(pg))
+    minutes = range(-180, 1)
+    with pg.connect(autocommit=True) as conn:
+        for i in range(6):
+            (oid,) = _market(conn, "kalshi", f"C{i}", outcomes=1)
+            jump = -100 if i < 5 else 99_999
+            _prices(conn, oid, [(NOW + timedelta(minutes=m), 0.56 if m >= jump else 0.50, 0.02)
+                                for m in minutes])  # fmt: skip
+    config = _config(tmp_path, pg)
+    code, out, err = _tune(config, "--alert", "CategorySurge", "--json", "--days", "1",
+                           "--until", NOW.isoformat(), "--window", "15m", "--threshold",
+                           "3,6", capsys=capsys)  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["notifications"] == 1
+    assert {w: r["notifications"] for w, r in report["windows"].items()} == {"15m": 1, "1h": 0}
+    assert report["top_categories"] == [
+        {"category": "Politics", "notifications": 1, "windows": ["15m"]}
+    ]
+    assert report["routes"][0]["group_by"] == ["alertname", "category", "window"]
+    fired = datetime.fromisoformat(report["sent"][0]["at"])
+    # The jump, the rule's 2 minutes, the group's 30 s wait (and a refresh's 15 s at most).
+    assert (
+        timedelta(seconds=150) <= fired - (NOW - timedelta(minutes=100)) <= timedelta(seconds=165)
+    )
+    rows = {r["moved_markets"]: r["window_notifications"] for r in report["what_if"]["rows"]}
+    assert rows == {3: 1, 6: 0}
+    code, out, _ = _tune(config, "--alert", "CategorySurge", "--days", "1", "--until",
+                         NOW.isoformat(), capsys=capsys)  # fmt: skip
+    assert code == 0
+    assert "15m ≥ 5" in out
+    assert "Politics" in out
+
+
 FUND = "0x" + "ab" * 20
 
 
@@ -315,7 +355,11 @@ def test_a_scripted_history_gives_what_the_shipped_files_send(
     ("args", "message"),
     [
         (["--alert", "Nope"], "no alert 'Nope'"),
-        (["--alert", "CategorySurge"], "CategorySurge is not replayed"),
+        (["--alert", "VolumeSpike"], "VolumeSpike is not replayed"),
+        (
+            ["--alert", "CategorySurge", "--window", "5m", "--threshold", "3"],
+            "'5m' is not a window CategorySurge has a count for",
+        ),
         (["--window", "2m", "--threshold", "3"], "'2m' is not a window the exporter computes"),
         (["--window", "5m", "--threshold", "five"], "'five' is not a list of numbers"),
         (["--threshold", "5"], "needs --window"),
