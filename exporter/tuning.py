@@ -1273,29 +1273,51 @@ __all__ = [
 
 
 class TuneJob(Collector):
-    """The replay of the last ``tune.days`` with the files' thresholds, every ``tune.every``:
+    """The replays of the last ``tune.days`` with the files' thresholds and the signals'
+    settings (MarketMoveLarge, CategorySurge, WhaleTrade, WalletTrade), every ``tune.every``:
     what the Alerts dashboard shows beside what was sent (``movers tune`` prints the same)."""
 
     def __init__(self, database: Database, settings: Settings, files: tuple[Path, Path]) -> None:
         self.database = database
         self.settings = settings
         self.files = files
-        self.windows: dict[str, dict[str, Any]] = {}
-        self.total: dict[str, Any] | None = None
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+        """Per alert and window (``all``: every message), the replay's summary."""
         self.computed_at: datetime | None = None
 
     async def run(self, now: datetime | None = None) -> dict[str, Any]:
         alerting = read_alerting(*self.files)
+        settings = self.settings
         until = now or datetime.now(UTC)
-        since = until - timedelta(days=self.settings.tune.days)
+        since = until - timedelta(days=settings.tune.days)
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+        def keep(alert: str, outcome: Outcome) -> None:
+            rows[(alert, "all")] = outcome.summary()
+            if alert in (ALERT, SURGE):
+                rows.update({(alert, w): row for w, row in outcome.windows().items()})
+
         try:
-            replay = await load_replay(self.database, self.settings, alerting, since, until)
+            replay = await load_replay(self.database, settings, alerting, since, until)
         except NoHistory:
-            replay = Replay([], alerting, self.settings.movers.export.min_abs_move_pp, since, until)
-        outcome = replay.run()
-        self.total, self.windows = outcome.summary(), outcome.windows()
-        self.computed_at = until
-        return {"notifications": self.total["notifications"], "markets": len(replay.markets)}
+            replay = Replay([], alerting, settings.movers.export.min_abs_move_pp, since, until)
+        keep(ALERT, replay.run())
+        if alerting.surge is not None and set(alerting.surge.counts) & set(settings.movers.labels):
+            try:
+                surge = await load_surge_replay(self.database, settings, alerting, since, until)
+            except NoHistory:
+                surge = SurgeReplay({}, {}, alerting, since, until)
+            keep(SURGE, surge.run())
+        for alert in TRADE_ALERTS:
+            try:
+                trades = await load_trade_replay(
+                    self.database, settings, alerting, alert, since, until
+                )
+            except NoHistory:
+                trades = TradeReplay(alert, [], settings.signals, alerting, since, until)
+            keep(alert, trades.run())
+        self.rows, self.computed_at = rows, until
+        return {f"{a} {w}": r["notifications"] for (a, w), r in rows.items() if w == "all"}
 
     def collect(self) -> Iterator[Metric]:
         labels = ["alertname", "window"]
@@ -1315,10 +1337,10 @@ class TuneJob(Collector):
             "movers_tune_computed_timestamp_seconds", "When the alert replay shown was computed."
         )
         # Empty until the first replay (a minute after start): no zeros that were never counted.
-        if self.total is not None and self.computed_at is not None:
-            for window, row in {"all": self.total, **self.windows}.items():
-                mean.add_metric([ALERT, window], row["per_day_mean"])
-                busiest.add_metric([ALERT, window], row["busiest_day"]["notifications"])
+        if self.computed_at is not None:
+            for (alert, window), row in self.rows.items():
+                mean.add_metric([alert, window], row["per_day_mean"])
+                busiest.add_metric([alert, window], row["busiest_day"]["notifications"])
             computed.add_metric([], self.computed_at.timestamp())
         yield mean
         yield busiest

@@ -67,19 +67,20 @@ def build() -> board.Dashboard:
             .value_mode(common.BarGaugeValueMode.COLOR).sizing(common.BarGaugeSizing.AUTO),
             title,
             f"{what} The exporter replays the last tune.days (7) of stored prices through "
-            "MarketMoveLarge with the thresholds, for/keep_firing_for and Alertmanager routes of "
-            "the files as they are now, every hour; `movers tune` prints the same and tries "
-            "other thresholds (README, Alert tuning). all: every message; a window: the "
-            "messages it was new in.",
-            [prom(f'max by (window) ({metric}{{alertname="MarketMoveLarge"}})', "{{window}}",
+            "MarketMoveLarge and CategorySurge with the thresholds, for/keep_firing_for and "
+            "Alertmanager routes of the files as they are now, and the stored trades through "
+            "WhaleTrade and WalletTrade with the signals' settings, every hour; `movers tune` "
+            "prints the same and tries other thresholds (README, Alert tuning). all: every "
+            "message; a window: the messages it was new in.",
+            [prom(f"max by (alertname, window) ({metric})", "{{alertname}} {{window}}",
                   instant=True)],
             source=PROM, unit="short", decimals=decimals,
             no_value="Not replayed yet (a minute after the exporter starts, then hourly)",
         )
         for title, what, metric, decimals in (
-            ("MarketMoveLarge a day at today's thresholds",
+            ("Alerts a day at today's thresholds",
              "Notifications a day on average.", "movers_tune_notifications_per_day", 1),
-            ("MarketMoveLarge on the busiest day at today's thresholds",
+            ("Alerts on the busiest day at today's thresholds",
              "Notifications on the busiest UTC day.", "movers_tune_busiest_day_notifications", 0),
         )
     ]  # fmt: skip

@@ -389,7 +389,7 @@ def test_the_exporter_s_hourly_replay_is_what_tune_prints(
     files = {"rules": str(RULES), "alertmanager": str(ALERTMANAGER)}
     settings = scripted.settings(movers={"filters": VENUE_FILTERS}, tune=files)
 
-    async def replayed() -> dict[tuple[str, str], float]:
+    async def replayed() -> dict[tuple[str, str, str], float]:
         pool = create_pool(settings.database)
         await pool.open(wait=True)
         try:
@@ -400,16 +400,25 @@ def test_the_exporter_s_hourly_replay_is_what_tune_prints(
         finally:
             await pool.close()
         return {
-            (s.name, s.labels["window"]): s.value
+            (s.name, s.labels["alertname"], s.labels["window"]): s.value
             for family in job.collect() for s in family.samples if "window" in s.labels
         }  # fmt: skip
 
     gauges = asyncio.run(replayed())
+    per_day, busiest = "movers_tune_notifications_per_day", "movers_tune_busiest_day_notifications"
     code, out, _ = _tune(_config(tmp_path, scripted), "--json", "--until", NOW.isoformat(),
                          capsys=capsys)  # fmt: skip
     assert code == 0
     report = json.loads(out)
-    assert gauges[("movers_tune_notifications_per_day", "all")] == report["per_day_mean"] == 0.43
-    assert gauges[("movers_tune_busiest_day_notifications", "all")] == 3
+    assert gauges[(per_day, "MarketMoveLarge", "all")] == report["per_day_mean"] == 0.43
+    assert gauges[(busiest, "MarketMoveLarge", "all")] == 3
     for window, row in report["windows"].items():
-        assert gauges[("movers_tune_notifications_per_day", window)] == row["per_day_mean"]
+        assert gauges[(per_day, "MarketMoveLarge", window)] == row["per_day_mean"]
+    code, out, _ = _tune(_config(tmp_path, scripted), "--alert", "CategorySurge", "--json",
+                         "--until", NOW.isoformat(), capsys=capsys)  # fmt: skip
+    assert code == 0
+    surge = json.loads(out)
+    assert gauges[(per_day, "CategorySurge", "all")] == surge["per_day_mean"]
+    assert {w for a, w in [k[1:] for k in gauges] if a == "CategorySurge"} == {"all", "15m", "1h"}
+    # No trade stored: the trade signals' replays count none.
+    assert gauges[(per_day, "WhaleTrade", "all")] == gauges[(per_day, "WalletTrade", "all")] == 0
