@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from exporter.alerts import AlertHistory
 from exporter.categories import Categories, load_categories
 from exporter.config import Settings
+from exporter.config.pairs import load_pairs
 from exporter.endpoints import metrics_app
 from exporter.errors import StorageError
 from exporter.ingest.backfill import Backfill, BackfillCollector, plan_of
@@ -34,6 +35,7 @@ from exporter.ingest.polymarket_trades_stream import PolymarketTradesStreamer
 from exporter.ingest.streams import StreamCollector
 from exporter.metrics import build_registry
 from exporter.movers import MoversJob, MoversRefresher
+from exporter.pairs import PairsJob
 from exporter.signals import Signals
 from exporter.storage.database import Database
 from exporter.storage.db import connect_async, create_pool, prepare_schema
@@ -94,6 +96,7 @@ class Ingest:
     signals: Signals | None = None
     watches: WatchCollector | None = None
     tune: TuneJob | None = None
+    pairs: PairsJob | None = None
 
     def streams(self) -> list[PolymarketStreamer | KalshiStreamer]:
         """The price streams."""
@@ -130,6 +133,8 @@ class Ingest:
             found.append(self.watches)
         if self.tune is not None:
             found.append(self.tune)
+        if self.pairs is not None:
+            found.append(self.pairs)
         return found
 
     def backfill_schedule(
@@ -166,6 +171,8 @@ class Ingest:
                 ("kalshi_prices", kx.refresh_prices, kconfig.prices_every.total_seconds()),
                 ("kalshi_trades", kx.collect_trades, kconfig.trades_every.total_seconds()),
             ]
+        if self.pairs is not None:
+            plan.append(("pairs", self.pairs.run, settings.pairs.every.total_seconds()))
         return plan
 
     def tune_schedule(
@@ -200,7 +207,7 @@ class Ingest:
 
 
 DATABASE_CHECK_SECONDS = 30
-FIRST_RUN = {"refresh": 20.0, "backfill": 15.0, "tuning": 60.0}
+FIRST_RUN = {"refresh": 20.0, "backfill": 15.0, "tuning": 60.0, "pairs": 15.0}
 """Seconds after start of a job's first run, by the name's end (others: 5 s): the movers refresh
 once some prices are in, the backfill once outcomes have their first live row."""
 
@@ -265,6 +272,9 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     movers.refresher.watched = lambda: [
         f"{venue}:{market}" for venue, hot in hot_sets.items() for market in hot.watches
     ]
+    # Without a file too: its first run empties the table of pairs a removed file left.
+    pairs = load_pairs(settings.pairs.file)  # a typo fails at start, naming the key
+    ingest.pairs = PairsJob(Database(writer.pool), settings, pairs)
     if settings.tune.every is not None:
         ingest.tune = TuneJob(Database(writer.pool), settings, alerting_files(settings.tune))
     if settings.backfill.enabled:

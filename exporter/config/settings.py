@@ -9,6 +9,7 @@ from pydantic import model_validator
 from exporter.config.backfill import BackfillConfig
 from exporter.config.database import DatabaseConfig
 from exporter.config.movers import MoversConfig, window_label
+from exporter.config.pairs import PairsConfig
 from exporter.config.service import (
     AlertsConfig,
     CategoriesConfig,
@@ -33,6 +34,7 @@ class Settings(_Section):
     backfill: BackfillConfig = BackfillConfig()
     signals: SignalsConfig = SignalsConfig()
     tune: TuneConfig = TuneConfig()
+    pairs: PairsConfig = PairsConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
