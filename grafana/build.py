@@ -21,6 +21,7 @@ if str(HERE) not in sys.path:
 from boards import (  # noqa: E402
     alerts,
     category_trends,
+    cross_venue,
     hot_markets,
     ingest_health,
     market_detail,
@@ -41,6 +42,7 @@ DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
     "alerts.json": alerts.build,
     "signals.json": signals.build,
     "hot-markets.json": hot_markets.build,
+    "cross-venue.json": cross_venue.build,
 }
 
 

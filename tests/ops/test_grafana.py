@@ -79,11 +79,11 @@ def test_checked_in_dashboards_are_what_the_generator_writes() -> None:
 def test_dashboards_reference_datasources_by_uid_and_use_current_panels() -> None:
     uids = _datasource_uids()
     boards = dashboards()
-    assert len(boards) == 8
+    assert len(boards) == 9
     assert len({b["uid"] for b in boards.values()}) == len(boards)
     titles = {b["title"] for b in boards.values()}
     assert titles == {"Top Movers", "Category Trends", "Market Detail", "Ingest Health",
-                      "Traders", "Alerts", "Signals", "Hot Markets"}  # fmt: skip
+                      "Traders", "Alerts", "Signals", "Hot Markets", "Cross-venue"}  # fmt: skip
     for name, board in boards.items():
         text = (REPO / "grafana" / "dashboards" / name).read_text()
         assert "${DS_" not in text
@@ -172,8 +172,17 @@ async def _fill(db: Database, folder: Path) -> None:
         config = folder / "movers.yaml"
         database = {"prepared_statements": not db.shared_session,
                     "write_concurrency": 1 if db.shared_session else 2}  # fmt: skip
+        # Two cross-venue pairs of the simulator's markets (one inverse) for Cross-venue.
+        kalshi = [m for m in sim.world.kalshi_markets if not m.event.multivariate]
+        pairs = folder / "pairs.yaml"
+        pairs.write_text(yaml.safe_dump({"pairs": [
+            {"polymarket": sim.world.poly_markets[0].condition_id, "kalshi": kalshi[0].ticker},
+            {"polymarket": sim.world.poly_markets[1].condition_id, "kalshi": kalshi[1].ticker,
+             "orientation": "inverse", "label": "An inverse pair"},
+        ]}))  # fmt: skip
         config.write_text(yaml.safe_dump({
             "database": database, "venues": venues, "logging": {"format": "json"},
+            "pairs": {"file": str(pairs)},
             "movers": {"filters": {v: {"min_volume_24h": 0, "max_spread": None}
                                    for v in ("polymarket", "kalshi")}},
         }))  # fmt: skip
