@@ -26,7 +26,7 @@ from exporter.errors import ConfigError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from exporter.tuning import Alerting, Replay, Route, SurgeReplay, TradeReplay
+    from exporter.tuning import Alerting, Replay, Route, SurgeReplay, TradeReplay, VolumeReplay
 
 ALERT = "MarketMoveLarge"
 VENUES = ("polymarket", "kalshi")
@@ -44,7 +44,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     tune.add_argument(
         "--alert",
         default=ALERT,
-        help=f"the alert to replay: {ALERT} (default), CategorySurge, WhaleTrade or WalletTrade",
+        help=f"the alert to replay: {ALERT} (default), CategorySurge, WhaleTrade, WalletTrade "
+        "or VolumeSpike",
     )
     tune.add_argument(
         "--days", type=float, default=None, help="days of history (default: tune.days, 7)"
@@ -58,7 +59,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--threshold",
         default=None,
         help="candidate thresholds for --window, comma-separated: pp (e.g. 5,8,10,15), or for "
-        "CategorySurge moved markets (e.g. 3,5,8); for WhaleTrade, trade sizes (10000,25000)",
+        "CategorySurge moved markets (e.g. 3,5,8); for WhaleTrade, trade sizes (10000,25000); "
+        "for VolumeSpike, factors of the median (3,5,10)",
     )
     tune.add_argument("--top", type=int, default=10, help="markets listed (default 10)")
     tune.add_argument(
@@ -90,13 +92,13 @@ def run_tune(settings: Settings, args: argparse.Namespace) -> int:
     default_rules, default_manager = alerting_files(settings.tune)
     rules = args.rules or default_rules
     manager = args.alertmanager or default_manager
-    if args.alert in TRADE_ALERTS:
+    if args.alert in TRADE_ALERTS or args.alert == "VolumeSpike":
         return _run_trades(settings, args, read_alerting(rules, manager))
     if args.alert == "CategorySurge":
         return _run_surge(settings, args, read_alerting(rules, manager))
     if args.alert != ALERT:
         known = _alert_names(rules)
-        replayed = ", ".join([ALERT, "CategorySurge", *TRADE_ALERTS])
+        replayed = ", ".join([ALERT, "CategorySurge", *TRADE_ALERTS, "VolumeSpike"])
         if args.alert in known or args.alert in SIGNALS:
             raise _bad("--alert", f"{args.alert} is not replayed (movers tune replays {replayed})")
         raise _bad(
@@ -343,25 +345,34 @@ def _run_trades(settings: Settings, args: argparse.Namespace, alerting: Alerting
 
     from exporter.tuning import BOUNDARIES, what_if_trades
 
+    volume = args.alert == "VolumeSpike"
     if args.window is not None:
-        raise _bad("--window", f"{args.alert} has no window (it is one trade)")
+        raise _bad("--window", f"{args.alert} has no window to choose (signals.volume.window)"
+                   if volume else f"{args.alert} has no window (it is one trade)")  # fmt: skip
     candidates: list[float] = []
     if args.threshold is not None:
-        if args.alert != "WhaleTrade":
+        if args.alert == "WalletTrade":
             raise _bad("--threshold", f"{args.alert} has no threshold (any trade of a wallet)")
         try:
             candidates = [float(v) for v in args.threshold.split(",") if v.strip()]
         except ValueError:
             raise _bad("--threshold", f"{args.threshold!r} is not a list of numbers") from None
+        if volume and (not candidates or any(v <= 1 for v in candidates)):
+            raise _bad("--threshold", "give one or more factors of the median, each > 1")
         if not candidates or any(v <= 0 for v in candidates):
             raise _bad("--threshold", "give one or more trade sizes (USDC, dollars), each > 0")
     days = settings.tune.days if args.days is None else args.days
     if days <= 0:
         raise _bad("--days", "must be more than zero")
     since, until = _span(args, days)
+    signals = settings.signals
+    if volume:
+        return _report_volume(
+            args, alerting, asyncio.run(_load_volume(settings, alerting, since, until,
+                                                     candidates)), candidates,
+        )  # fmt: skip
     replay = asyncio.run(_load_trades(settings, alerting, args.alert, since, until, candidates))
     outcome = replay.run()
-    signals = settings.signals
     if not outcome.routes:  # nothing was sent: the route such an alert would take
         sample = {"alertname": args.alert, "area": "signals", "venue": VENUES[0]}
         outcome.routes = {r.path: r for r in alerting.routes(sample)}
@@ -405,6 +416,83 @@ def _run_trades(settings: Settings, args: argparse.Namespace, alerting: Alerting
     return 0
 
 
+def _report_volume(
+    args: argparse.Namespace, alerting: Alerting, replay: VolumeReplay, candidates: list[float]
+) -> int:
+    import orjson
+
+    from exporter.tuning import BOUNDARIES
+
+    signals = replay.signals
+    outcome = replay.run()
+    if not outcome.routes:
+        sample = {"alertname": args.alert, "area": "signals", "venue": VENUES[0]}
+        outcome.routes = {r.path: r for r in alerting.routes(sample)}
+    venues = {venue: {"floor": row.pop("threshold_pp"), **row}
+              for venue, row in outcome.windows().items()}  # fmt: skip
+    config = signals.volume
+    report: dict[str, Any] = {
+        "alert": args.alert,
+        "since": replay.since.isoformat(),
+        "until": replay.until.isoformat(),
+        "days": round(outcome.days, 3),
+        "signal": {
+            "factor": config.factor,
+            "window_seconds": config.window.total_seconds(),
+            "baseline_seconds": config.baseline.total_seconds(),
+            "floor": replay.floors(),
+            "every_seconds": config.every.total_seconds(),
+            "cooldown_seconds": max(signals.cooldown, config.window).total_seconds(),
+            "max_per_minute": signals.max_per_minute,
+            "resolve_after_seconds": signals.resolve_after.total_seconds(),
+        },
+        "routes": _routes(outcome.routes),
+        **outcome.summary(),
+        "venues": venues,
+        "top_markets": outcome.top_markets(args.top),
+        "sources": list(alerting.sources[1:]),
+        "boundaries": [
+            "The volume check is replayed every signals.volume.every from the replay's start; "
+            "the exporter's own instants fall elsewhere in each interval.",
+            "The minute's budget (signals.max_per_minute) is shared with the other signals.",
+            *BOUNDARIES[3:],
+        ],
+    }
+    for top in report["top_markets"]:
+        top.pop("windows", None)
+    if candidates:
+        report["what_if"] = {
+            "rows": [{"threshold": f, **replay.run(f).summary()} for f in candidates]
+        }
+    if args.json:
+        report["sent"] = outcome.listed()
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        _print_trades(report)
+    return 0
+
+
+async def _load_volume(
+    settings: Settings,
+    alerting: Alerting,
+    since: datetime,
+    until: datetime,
+    candidates: list[float],
+) -> VolumeReplay:
+    from exporter.storage.database import Database
+    from exporter.storage.db import create_pool
+    from exporter.tuning import load_volume_replay
+
+    pool = create_pool(settings.database)
+    await pool.open(wait=True)
+    try:
+        return await load_volume_replay(
+            Database(pool), settings, alerting, since, until, candidates
+        )
+    finally:
+        await pool.close()
+
+
 async def _load_trades(
     settings: Settings,
     alerting: Alerting,
@@ -433,35 +521,42 @@ def _print_trades(report: dict[str, Any]) -> None:
 
     console = Console()
     signal = report["signal"]
-    whales = ", ".join(f"{v} ≥ {size:,.0f}" for v, size in signal["whale"].items()) or "off"
+    size_key = "floor" if "factor" in signal else "whale"
+    sizes = ", ".join(f"{v} ≥ {n:,.0f}" for v, n in signal[size_key].items()) or "off"
+    what = (f"{signal['factor']:g} times the median of its {signal['window_seconds']:g} s windows "
+            f"over {signal['baseline_seconds']:g} s, and at least {sizes}" if size_key == "floor"
+            else f"whale sizes: {sizes}; watched wallets {signal['wallets']}")  # fmt: skip
     console.print(
         f"[bold]{report['alert']}[/bold] replayed over {report['days']:g} days of stored trades "
         f"({report['since'][:16]} → {report['until'][:16]} UTC)\n"
-        f"  whale sizes: {whales}; watched wallets {signal['wallets']}; cooldown "
-        f"{signal['cooldown_seconds']:g} s a market; at most {signal['max_per_minute']} a "
-        f"minute; each ends after {signal['resolve_after_seconds']:g} s"
+        f"  {what}; cooldown {signal['cooldown_seconds']:g} s a market; at most "
+        f"{signal['max_per_minute']} a minute; each ends after "
+        f"{signal['resolve_after_seconds']:g} s"
     )
     _print_routes(console, report["routes"])
     _print_summary(console, report)
     table = Table(title="Per venue", title_justify="left")
-    for column in ("Venue", "Whale size", "Notifications", "Per day", "Busiest day", "Markets"):
+    heading = "Floor" if size_key == "floor" else "Whale size"
+    for column in ("Venue", heading, "Notifications", "Per day", "Busiest day", "Markets"):
         table.add_column(column, justify="left" if column == "Venue" else "right")
     for venue, row in report["venues"].items():
         day = row["busiest_day"]
         table.add_row(
-            venue, f"{row['whale']:,.0f}", str(row["notifications"]), f"{row['per_day_mean']:g}",
+            venue, f"{row[size_key]:,.0f}", str(row["notifications"]), f"{row['per_day_mean']:g}",
             f"{day['date'] or '-'} ({day['notifications']})", str(row["markets"]),
         )  # fmt: skip
     console.print(table)
     _print_top(console, report["top_markets"], with_windows=False)
     if "what_if" in report:
-        table = Table(title="What if the whale size were…", title_justify="left")
-        for column in ("Whale size", "Notifications", "Per day", "Busiest day"):
+        tried = "factor" if size_key == "floor" else "whale size"
+        table = Table(title=f"What if the {tried} were…", title_justify="left")
+        for column in (tried.capitalize(), "Notifications", "Per day", "Busiest day"):
             table.add_column(column, justify="right")
         for row in report["what_if"]["rows"]:
             day = row["busiest_day"]
             table.add_row(
-                f"{row['threshold']:,.0f}", str(row["notifications"]), f"{row['per_day_mean']:g}",
+                f"{row['threshold']:,.{1 if size_key == 'floor' else 0}f}",
+                str(row["notifications"]), f"{row['per_day_mean']:g}",
                 f"{day['date'] or '-'} ({day['notifications']})",
             )  # fmt: skip
         console.print(table)

@@ -43,6 +43,7 @@ from prometheus_client.registry import Collector
 from exporter.config import Settings, SignalsConfig, TuneConfig, parse_duration, window_label
 from exporter.errors import ConfigError
 from exporter.storage.database import Database
+from exporter.storage.signals import SignalStore, VolumeSpike
 from exporter.storage.tuning import (
     Eligibility,
     OutcomeInfo,
@@ -866,7 +867,7 @@ class Outcome:
     sent: list[Sent]
     markets: dict[str, MarketMoves]
     thresholds: dict[str, float]
-    replay: Replay | TradeReplay | SurgeReplay
+    replay: Replay | TradeReplay | SurgeReplay | VolumeReplay
     routes: dict[str, Route]
 
     @property
@@ -1138,6 +1139,89 @@ class TradeReplay:
         return Outcome(notifications(firings, routes), markets, whales, self, routes)
 
 
+@dataclass
+class VolumeReplay:
+    """The volume spikes the exporter's own check (the same query, ``signals.volume``) finds at
+    each of its instants (every ``volume.every``) over the stored trades, and the signals'
+    settings that decide which were sent: the factor, the per-market cooldown (at least the
+    window), the minute's budget and ``resolve_after``."""
+
+    spikes: list[tuple[float, VolumeSpike]]
+    signals: SignalsConfig
+    alerting: Alerting
+    since: datetime
+    until: datetime
+
+    def floors(self) -> dict[str, float]:
+        floor = self.signals.volume.floor
+        sizes = {"polymarket": floor.polymarket, "kalshi": floor.kalshi}
+        return {v: size for v, size in sizes.items() if size is not None}
+
+    def run(self, factor: float | None = None) -> Outcome:
+        """The notifications with this factor (default: the settings')."""
+        factor = self.signals.volume.factor if factor is None else factor
+        cooldown = max(self.signals.cooldown, self.signals.volume.window).total_seconds()
+        cooling: dict[str, float] = {}
+        budget: list[float] = []
+        firings: list[Firing] = []
+        routes: dict[str, Route] = {}
+        markets: dict[str, MarketMoves] = {}
+        for at, spike in self.spikes:
+            if spike.volume < factor * spike.median - 1e-9:
+                continue
+            if cooling.get(spike.market_id, float("-inf")) > at:
+                continue
+            budget = [t for t in budget if t > at - 60]
+            if len(budget) >= self.signals.max_per_minute:
+                continue
+            budget.append(at)
+            cooling[spike.market_id] = at + cooldown
+            labels = {"alertname": "VolumeSpike", "area": "signals", "severity": "info",
+                      "signal": "volume", "venue": spike.venue, "market_id": spike.market_id,
+                      "category": spike.category, "title": spike.title}  # fmt: skip
+            markets.setdefault(spike.market_id, MarketMoves(
+                spike.market_id, spike.venue, spike.category, spike.title, {}))  # fmt: skip
+            for route in self.alerting.routes(labels):
+                routes[route.path] = route
+                names = sorted(labels) if route.group_by is None else route.group_by
+                group = (route.path, tuple(labels.get(n, "") for n in names))
+                end = at + self.signals.resolve_after.total_seconds()
+                key = f"{spike.market_id}|{spike.venue}|{at:.0f}"
+                firings.append(Firing(key, group, at, end))
+        return Outcome(notifications(firings, routes), markets, self.floors(), self, routes)
+
+
+async def load_volume_replay(
+    database: Database,
+    settings: Settings,
+    alerting: Alerting,
+    since: datetime,
+    until: datetime,
+    candidates: Sequence[float] = (),
+) -> VolumeReplay:
+    """The exporter's volume check at each of its instants from ``since`` to ``until`` (every
+    ``signals.volume.every``; none before ``min_history`` of trades), with the lowest factor of
+    the settings' and ``candidates``; raises :class:`NoHistory` when no trade is stored."""
+    config = settings.signals.volume
+    store = SignalStore(database)
+    oldest, _ = await store.trade_span()
+    if oldest is None:
+        raise NoHistory(
+            [("history", "no stored trades: run the exporter first")], "input"
+        )  # fmt: skip
+    floors = {"polymarket": config.floor.polymarket, "kalshi": config.floor.kalshi}
+    factor = min([config.factor, *candidates])
+    spikes: list[tuple[float, VolumeSpike]] = []
+    at = since
+    while at < until:
+        if at - oldest >= config.min_history:
+            buckets = int(min(config.baseline, at - oldest) / config.window) - 1
+            found = await store.volume_spikes(at, config.window, max(buckets, 1), factor, floors)
+            spikes += [(unix(at), spike) for spike in found]
+        at += config.every
+    return VolumeReplay(spikes, settings.signals, alerting, since, until)
+
+
 async def load_trade_replay(
     database: Database,
     settings: Settings,
@@ -1252,12 +1336,14 @@ __all__ = [
     "SurgeReplay",
     "TradeReplay",
     "TuneJob",
+    "VolumeReplay",
     "above",
     "alerting_files",
     "episodes",
     "load_replay",
     "load_surge_replay",
     "load_trade_replay",
+    "load_volume_replay",
     "move_segments",
     "notifications",
     "read_alerting",

@@ -223,6 +223,35 @@ def test_a_smaller_move_with_more_volume_takes_the_only_export_place(pg: Databas
     assert asyncio.run(notified()) == {"kalshi:SMALL": 1}
 
 
+def test_a_volume_spike_is_replayed_by_the_exporter_s_own_check(
+    pg: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two days of $1,000 an hour, then $12,000 within ten minutes: the volume check (every
+    5 minutes, the same query as the exporter's) finds it at 12 times the median; the market's
+    cooldown (at least the 1 h window) makes it one notification. A what-if of factors."""
+    prepare_schema(_settings(pg))
+    with pg.connect(autocommit=True) as conn:
+        (k,) = _market(conn, "kalshi", "K", outcomes=1)
+        trades = [(NOW - timedelta(hours=h, minutes=30), 1_000) for h in range(50)]
+        trades += [(NOW - timedelta(minutes=m), 4_000) for m in (180, 175, 170)]
+        for i, (at, notional) in enumerate(trades):
+            conn.execute(
+                "INSERT INTO trades (time, outcome_id, venue, trade_id, price, size, side)"
+                " VALUES (%s, %s, 'kalshi', %s, 0.5, %s, 'buy')",
+                (at, k, f"v{i}", 2 * notional),
+            )
+    code, out, err = _tune(_config(tmp_path, pg), "--alert", "VolumeSpike", "--json", "--days",
+                           "1", "--until", NOW.isoformat(), "--threshold", "3,20",
+                           capsys=capsys)  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["notifications"] == 1
+    # The check that saw the third trade, and the signals route's group_wait (5 s).
+    assert report["sent"][0]["at"] == (NOW - timedelta(minutes=170, seconds=-5)).isoformat()
+    assert report["signal"]["cooldown_seconds"] == 3600
+    assert {r["threshold"]: r["notifications"] for r in report["what_if"]["rows"]} == {3: 1, 20: 0}
+
+
 def test_markets_of_a_category_moving_together_give_the_surges_the_files_send(
     pg: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -355,7 +384,7 @@ def test_a_scripted_history_gives_what_the_shipped_files_send(
     ("args", "message"),
     [
         (["--alert", "Nope"], "no alert 'Nope'"),
-        (["--alert", "VolumeSpike"], "VolumeSpike is not replayed"),
+        (["--alert", "MarketListed"], "MarketListed is not replayed"),
         (
             ["--alert", "CategorySurge", "--window", "5m", "--threshold", "3"],
             "'5m' is not a window CategorySurge has a count for",
@@ -371,6 +400,8 @@ def test_a_scripted_history_gives_what_the_shipped_files_send(
         (["--alert", "WalletTrade", "--threshold", "5"], "WalletTrade has no threshold"),
         (["--alert", "WhaleTrade", "--threshold", "-3"], "each > 0"),
         (["--alert", "WhaleTrade"], "no stored trades between"),
+        (["--alert", "VolumeSpike", "--threshold", "0.5"], "factors of the median, each > 1"),
+        (["--alert", "VolumeSpike"], "no stored trades"),
     ],
 )
 def test_bad_input_exits_2_naming_the_problem(
