@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from exporter.config import Settings
 from exporter.errors import ConfigError
@@ -26,8 +27,10 @@ from exporter.errors import ConfigError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from exporter.tuning import Alerting, Replay, Route, SurgeReplay, TradeReplay, VolumeReplay
+    from exporter.storage.database import Database
+    from exporter.tuning import Alerting, Outcome, Route, VolumeReplay
 
+T = TypeVar("T")
 ALERT = "MarketMoveLarge"
 VENUES = ("polymarket", "kalshi")
 
@@ -85,9 +88,15 @@ def _bad(flag: str, why: str) -> ConfigError:
 
 def run_tune(settings: Settings, args: argparse.Namespace) -> int:
     # Imported here: the `movers` command loads no database driver until a command needs one.
-    import orjson
 
-    from exporter.tuning import BOUNDARIES, TRADE_ALERTS, alerting_files, read_alerting, what_if
+    from exporter.tuning import (
+        BOUNDARIES,
+        TRADE_ALERTS,
+        alerting_files,
+        load_replay,
+        read_alerting,
+        what_if,
+    )
 
     default_rules, default_manager = alerting_files(settings.tune)
     rules = args.rules or default_rules
@@ -108,9 +117,7 @@ def run_tune(settings: Settings, args: argparse.Namespace) -> int:
         )
     alerting = read_alerting(rules, manager)
     windows = settings.movers.labels
-    days = settings.tune.days if args.days is None else args.days
-    if days <= 0:
-        raise _bad("--days", "must be more than zero")
+    days = _days(settings, args)
     candidates: list[float] = []
     if args.threshold is not None and args.window is None:
         raise _bad("--threshold", "needs --window: the window whose threshold is tried")
@@ -130,7 +137,10 @@ def run_tune(settings: Settings, args: argparse.Namespace) -> int:
         if not candidates or any(not 0 < v <= 100 for v in candidates):
             raise _bad("--threshold", "give one or more thresholds in pp, each in (0, 100]")
     since, until = _span(args, days)
-    replay = asyncio.run(_load(settings, alerting, since, until, args.window, candidates))
+    replay = _loaded(
+        settings,
+        lambda db: load_replay(db, settings, alerting, since, until, args.window, candidates),
+    )
     outcome = replay.run()
     if not outcome.routes:  # nothing fired: the route an alert would take
         sample = {**alerting.rule_labels, "alertname": ALERT, "venue": VENUES[0],
@@ -160,12 +170,7 @@ def run_tune(settings: Settings, args: argparse.Namespace) -> int:
             "window": args.window,
             "rows": what_if(replay, args.window, candidates),
         }
-    if args.json:
-        report["sent"] = outcome.listed()
-        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    else:
-        _print(report)
-    return 0
+    return _emit(args, report, outcome, _print)
 
 
 SIGNALS = (
@@ -180,6 +185,47 @@ SIGNALS = (
 """The alerts the exporter posts itself (exporter/signals.py)."""
 
 
+def _emit(
+    args: argparse.Namespace,
+    report: dict[str, Any],
+    outcome: Outcome,
+    show: Callable[[dict[str, Any]], None],
+) -> int:
+    """The report as one JSON document (with every predicted notification), or as tables."""
+    if args.json:
+        import orjson
+
+        report["sent"] = outcome.listed()
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        show(report)
+    return 0
+
+
+def _days(settings: Settings, args: argparse.Namespace) -> float:
+    days = settings.tune.days if args.days is None else args.days
+    if days <= 0:
+        raise _bad("--days", "must be more than zero")
+    return float(days)
+
+
+def _loaded(settings: Settings, load: Callable[[Database], Awaitable[T]]) -> T:
+    """What ``load`` reads with a pool of the configured database (closed afterwards)."""
+
+    async def run() -> T:
+        from exporter.storage.database import Database
+        from exporter.storage.db import create_pool
+
+        pool = create_pool(settings.database)
+        await pool.open(wait=True)
+        try:
+            return await load(Database(pool))
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
 def _span(args: argparse.Namespace, days: float) -> tuple[datetime, datetime]:
     until = _moment("--until", args.until) if args.until else datetime.now(UTC)
     since = _moment("--since", args.since) if args.since else until - timedelta(days=days)
@@ -191,9 +237,8 @@ def _span(args: argparse.Namespace, days: float) -> tuple[datetime, datetime]:
 def _run_surge(settings: Settings, args: argparse.Namespace, alerting: Alerting) -> int:
     """``--alert CategorySurge``: the stored moves through the category aggregates' count and
     the rule's count, share and timers."""
-    import orjson
 
-    from exporter.tuning import BOUNDARIES
+    from exporter.tuning import BOUNDARIES, load_surge_replay
 
     if alerting.surge is None:
         raise _bad("--alert", f"no rule alerts CategorySurge in {args.rules or 'the rules'}")
@@ -213,11 +258,9 @@ def _run_surge(settings: Settings, args: argparse.Namespace, alerting: Alerting)
             raise _bad("--threshold", f"{args.threshold!r} is not a list of numbers") from None
         if not candidates or any(v < 1 for v in candidates):
             raise _bad("--threshold", "give one or more counts of moved markets, each ≥ 1")
-    days = settings.tune.days if args.days is None else args.days
-    if days <= 0:
-        raise _bad("--days", "must be more than zero")
+    days = _days(settings, args)
     since, until = _span(args, days)
-    replay = asyncio.run(_load_surge(settings, alerting, since, until))
+    replay = _loaded(settings, lambda db: load_surge_replay(db, settings, alerting, since, until))
     outcome = replay.run()
     if not outcome.routes:
         sample = {**alerting.surge.rule_labels, "alertname": "CategorySurge",
@@ -264,27 +307,7 @@ def _run_surge(settings: Settings, args: argparse.Namespace, alerting: Alerting)
             new = tried.windows()[args.window]["notifications"]
             rows.append({"moved_markets": value, **tried.summary(), "window_notifications": new})
         report["what_if"] = {"window": args.window, "rows": rows}
-    if args.json:
-        report["sent"] = outcome.listed()
-        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    else:
-        _print_surge(report)
-    return 0
-
-
-async def _load_surge(
-    settings: Settings, alerting: Alerting, since: datetime, until: datetime
-) -> SurgeReplay:
-    from exporter.storage.database import Database
-    from exporter.storage.db import create_pool
-    from exporter.tuning import load_surge_replay
-
-    pool = create_pool(settings.database)
-    await pool.open(wait=True)
-    try:
-        return await load_surge_replay(Database(pool), settings, alerting, since, until)
-    finally:
-        await pool.close()
+    return _emit(args, report, outcome, _print_surge)
 
 
 def _print_surge(report: dict[str, Any]) -> None:
@@ -324,26 +347,16 @@ def _print_surge(report: dict[str, Any]) -> None:
         console.print(top)
     if "what_if" in report:
         what = report["what_if"]
-        table = Table(title=f"What if {what['window']}'s count were…", title_justify="left")
-        for column in ("Moved markets", "Notifications", "Per day", "Busiest day",
-                       f"New in {what['window']}"):  # fmt: skip
-            table.add_column(column, justify="right")
-        for row in what["rows"]:
-            day = row["busiest_day"]
-            table.add_row(
-                f"{row['moved_markets']:g}", str(row["notifications"]),
-                f"{row['per_day_mean']:g}", f"{day['date'] or '-'} ({day['notifications']})",
-                str(row["window_notifications"]),
-            )  # fmt: skip
-        console.print(table)
+        _print_what_if(console, f"What if {what['window']}'s count were…", "Moved markets",
+                       what["rows"], lambda row: f"{row['moved_markets']:g}",
+                       what["window"])  # fmt: skip
 
 
 def _run_trades(settings: Settings, args: argparse.Namespace, alerting: Alerting) -> int:
     """``--alert WhaleTrade`` or ``WalletTrade``: the stored trades through the signals'
     settings and the route Alertmanager gives them."""
-    import orjson
 
-    from exporter.tuning import BOUNDARIES, what_if_trades
+    from exporter.tuning import BOUNDARIES, load_trade_replay, load_volume_replay, what_if_trades
 
     volume = args.alert == "VolumeSpike"
     if args.window is not None:
@@ -361,17 +374,19 @@ def _run_trades(settings: Settings, args: argparse.Namespace, alerting: Alerting
             raise _bad("--threshold", "give one or more factors of the median, each > 1")
         if not candidates or any(v <= 0 for v in candidates):
             raise _bad("--threshold", "give one or more trade sizes (USDC, dollars), each > 0")
-    days = settings.tune.days if args.days is None else args.days
-    if days <= 0:
-        raise _bad("--days", "must be more than zero")
+    days = _days(settings, args)
     since, until = _span(args, days)
     signals = settings.signals
     if volume:
-        return _report_volume(
-            args, alerting, asyncio.run(_load_volume(settings, alerting, since, until,
-                                                     candidates)), candidates,
-        )  # fmt: skip
-    replay = asyncio.run(_load_trades(settings, alerting, args.alert, since, until, candidates))
+        volume_replay = _loaded(
+            settings,
+            lambda db: load_volume_replay(db, settings, alerting, since, until, candidates),
+        )
+        return _report_volume(args, alerting, volume_replay, candidates)
+    replay = _loaded(
+        settings,
+        lambda db: load_trade_replay(db, settings, alerting, args.alert, since, until, candidates),
+    )
     outcome = replay.run()
     if not outcome.routes:  # nothing was sent: the route such an alert would take
         sample = {"alertname": args.alert, "area": "signals", "venue": VENUES[0]}
@@ -408,18 +423,12 @@ def _run_trades(settings: Settings, args: argparse.Namespace, alerting: Alerting
         top.pop("windows", None)
     if candidates:
         report["what_if"] = {"rows": what_if_trades(replay, candidates)}
-    if args.json:
-        report["sent"] = outcome.listed()
-        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    else:
-        _print_trades(report)
-    return 0
+    return _emit(args, report, outcome, _print_trades)
 
 
 def _report_volume(
     args: argparse.Namespace, alerting: Alerting, replay: VolumeReplay, candidates: list[float]
 ) -> int:
-    import orjson
 
     from exporter.tuning import BOUNDARIES
 
@@ -464,55 +473,7 @@ def _report_volume(
         report["what_if"] = {
             "rows": [{"threshold": f, **replay.run(f).summary()} for f in candidates]
         }
-    if args.json:
-        report["sent"] = outcome.listed()
-        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    else:
-        _print_trades(report)
-    return 0
-
-
-async def _load_volume(
-    settings: Settings,
-    alerting: Alerting,
-    since: datetime,
-    until: datetime,
-    candidates: list[float],
-) -> VolumeReplay:
-    from exporter.storage.database import Database
-    from exporter.storage.db import create_pool
-    from exporter.tuning import load_volume_replay
-
-    pool = create_pool(settings.database)
-    await pool.open(wait=True)
-    try:
-        return await load_volume_replay(
-            Database(pool), settings, alerting, since, until, candidates
-        )
-    finally:
-        await pool.close()
-
-
-async def _load_trades(
-    settings: Settings,
-    alerting: Alerting,
-    alert: str,
-    since: datetime,
-    until: datetime,
-    candidates: list[float],
-) -> TradeReplay:
-    from exporter.storage.database import Database
-    from exporter.storage.db import create_pool
-    from exporter.tuning import load_trade_replay
-
-    pool = create_pool(settings.database)
-    await pool.open(wait=True)
-    try:
-        return await load_trade_replay(
-            Database(pool), settings, alerting, alert, since, until, candidates
-        )
-    finally:
-        await pool.close()
+    return _emit(args, report, outcome, _print_trades)
 
 
 def _print_trades(report: dict[str, Any]) -> None:
@@ -549,17 +510,10 @@ def _print_trades(report: dict[str, Any]) -> None:
     _print_top(console, report["top_markets"], with_windows=False)
     if "what_if" in report:
         tried = "factor" if size_key == "floor" else "whale size"
-        table = Table(title=f"What if the {tried} were…", title_justify="left")
-        for column in (tried.capitalize(), "Notifications", "Per day", "Busiest day"):
-            table.add_column(column, justify="right")
-        for row in report["what_if"]["rows"]:
-            day = row["busiest_day"]
-            table.add_row(
-                f"{row['threshold']:,.{1 if size_key == 'floor' else 0}f}",
-                str(row["notifications"]), f"{row['per_day_mean']:g}",
-                f"{day['date'] or '-'} ({day['notifications']})",
-            )  # fmt: skip
-        console.print(table)
+        digits = 1 if size_key == "floor" else 0
+        _print_what_if(console, f"What if the {tried} were…", tried.capitalize(),
+                       report["what_if"]["rows"], lambda row: f"{row['threshold']:,.{digits}f}",
+                       None)  # fmt: skip
 
 
 def _moment(flag: str, text: str) -> datetime:
@@ -599,28 +553,6 @@ def _routes(routes: dict[str, Route]) -> list[dict[str, Any]]:
     ]
 
 
-async def _load(
-    settings: Settings,
-    alerting: Alerting,
-    since: datetime,
-    until: datetime,
-    window: str | None,
-    candidates: list[float],
-) -> Replay:
-    from exporter.storage.database import Database
-    from exporter.storage.db import create_pool
-    from exporter.tuning import load_replay
-
-    pool = create_pool(settings.database)
-    await pool.open(wait=True)
-    try:
-        return await load_replay(
-            Database(pool), settings, alerting, since, until, window, candidates
-        )
-    finally:
-        await pool.close()
-
-
 def _print(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -652,18 +584,9 @@ def _print(report: dict[str, Any]) -> None:
     _print_top(console, report["top_markets"], with_windows=True)
     if "what_if" in report:
         what = report["what_if"]
-        table = Table(title=f"What if {what['window']}'s threshold were…", title_justify="left")
-        for column in ("Threshold", "Notifications", "Per day", "Busiest day",
-                       f"New in {what['window']}"):  # fmt: skip
-            table.add_column(column, justify="right")
-        for row in what["rows"]:
-            day = row["busiest_day"]
-            table.add_row(
-                f"{row['threshold_pp']:g} pp", str(row["notifications"]),
-                f"{row['per_day_mean']:g}", f"{day['date'] or '-'} ({day['notifications']})",
-                str(row["window_notifications"]),
-            )  # fmt: skip
-        console.print(table)
+        _print_what_if(console, f"What if {what['window']}'s threshold were…", "Threshold",
+                       what["rows"], lambda row: f"{row['threshold_pp']:g} pp",
+                       what["window"])  # fmt: skip
     console.print("\n[dim]Not replayed: " + " ".join(report["boundaries"]) + "[/dim]")
 
 
@@ -702,3 +625,26 @@ def _print_top(console: Console, markets: list[dict[str, Any]], *, with_windows:
         cells = [m["title"], m["venue"], m["category"], str(m["notifications"])]
         top.add_row(*cells, *([", ".join(m["windows"])] if with_windows else []))
     console.print(top)
+
+
+def _print_what_if(
+    console: Console,
+    title: str,
+    heading: str,
+    rows: list[dict[str, Any]],
+    shown: Callable[[dict[str, Any]], str],
+    window: str | None,
+) -> None:
+    """A what-if table: per candidate, the notifications (and those ``window`` was new in)."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    columns = [heading, "Notifications", "Per day", "Busiest day"]
+    for column in [*columns, f"New in {window}"] if window else columns:
+        table.add_column(column, justify="right")
+    for row in rows:
+        day = row["busiest_day"]
+        cells = [shown(row), str(row["notifications"]), f"{row['per_day_mean']:g}",
+                 f"{day['date'] or '-'} ({day['notifications']})"]  # fmt: skip
+        table.add_row(*cells, *([str(row["window_notifications"])] if window else []))
+    console.print(table)
