@@ -46,16 +46,24 @@ T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 JUMP, CALM, STALL = 600, 1200, 1800
 """Simulated seconds of the scripted events."""
 OPEN = {"min_volume_24h": 0, "max_spread": None}
+PAIR_LABEL = "Duarte signs, on both venues"
+
+
+def _kalshi(world: World) -> list[Any]:
+    return [m for m in world.kalshi_markets if not m.event.multivariate]
 
 
 def _scenario() -> tuple[Any, World]:
     base = {"seed": 21, "universe": {"polymarket": 100, "kalshi": 100}}
     world = World(load_scenario(base), T0)
-    kalshi = next(m for m in world.kalshi_markets if not m.event.multivariate)
+    kalshi, paired = _kalshi(world)[:2]
     timeline = [
         {"at": JUMP, "jump": {"venue": "polymarket", "market": 3, "from": 0.30, "to": 0.42}},
         {"at": JUMP, "jump": {"venue": "kalshi", "market": kalshi.ticker, "from": 0.60,
                               "to": 0.45}},
+        # The Polymarket market's pair on Kalshi stays near 30¢: the jump opens a 12 pp spread.
+        {"at": JUMP, "jump": {"venue": "kalshi", "market": paired.ticker, "from": 0.30,
+                              "to": 0.30}},
         {"at": CALM, "jump": {"venue": "kalshi", "market": kalshi.ticker, "to": 0.60}},
         {"at": STALL, "for": "1d", "server_error": {"venue": "polymarket", "status": 503}},
         # The stream goes quiet too (sockets open, no market data), or it would keep prices coming.
@@ -113,7 +121,7 @@ def _shorten_rules(folder: Path) -> Path:
         data = yaml.safe_load(path.read_text())
         for group in data["groups"]:
             for rule in group["rules"]:
-                if rule.get("alert") in ("MarketMoveLarge", "IngestStale"):
+                if rule.get("alert") in ("MarketMoveLarge", "IngestStale", "PairDivergence"):
                     rule["for"] = "2s"
                     if "keep_firing_for" in rule:
                         rule["keep_firing_for"] = "1s"
@@ -144,6 +152,10 @@ def _fast_alertmanager(path: Path) -> None:
     routes = [config["route"], *config["route"]["routes"]]
     for route in routes:
         route |= {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "3s"}
+    for route in config["route"]["routes"]:
+        for sub in route.get("routes") or []:
+            if 'alertname = "PairDivergence"' in sub.get("matchers", []):
+                sub["group_wait"] = "1s"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -199,8 +211,12 @@ async def test_a_jump_is_notified_in_discord_and_slack_resolves_and_a_stall_inhi
 ) -> None:
     scenario, world = _scenario()
     poly = world.poly_markets[3]
-    kalshi = next(m for m in world.kalshi_markets if not m.event.multivariate)
+    kalshi, paired = _kalshi(world)[:2]
     poly_id, kalshi_id = f"polymarket:{poly.condition_id}", f"kalshi:{kalshi.ticker}"
+    # The jumping Polymarket market and a Kalshi market that stays: a cross-venue pair.
+    (tmp_path / "pairs.yaml").write_text(yaml.safe_dump({"pairs": [
+        {"polymarket": poly.condition_id, "kalshi": paired.ticker, "label": PAIR_LABEL},
+    ]}))  # fmt: skip
     prepare_schema(pg.settings())
     _seed_history(pg, {f"polymarket:{poly.tokens[0]}": 0.30, kalshi_id: 0.60})
     chat = ChatStandIn()
@@ -237,6 +253,7 @@ async def _run(
             "venues": venues,
             "movers": {"windows": ["5m"], "every": "1s",
                        "filters": {"polymarket": OPEN, "kalshi": OPEN}},
+            "pairs": {"file": str(tmp_path / "pairs.yaml"), "every": "1s"},
             # The Alerts dashboard's replay, soon enough for its panels to have data here.
             "tune": {"every": "5s", "rules": str(REPO / "alertmanager" / "rules"),
                      "alertmanager": str(REPO / "alertmanager" / "alertmanager.yml")},
@@ -319,6 +336,16 @@ async def _scenario_plays_out(
         )  # fmt: skip
     discord = next(b for p, b in chat.received if p == "/discord/markets")
     assert len(discord["embeds"][0]["title"]) <= 256
+    # The pair: Polymarket jumped, its Kalshi twin stayed near 30¢: PairDivergence, with both
+    # prices and both links, in each markets channel.
+    for path in ("/discord/markets", "/slack/markets"):
+        text = await chat.wait_for(
+            path, lambda t: PAIR_LABEL in t and "pp apart" in t, 30, f"{path}: the pair apart",
+        )  # fmt: skip
+        assert "PairDivergence" in text
+        assert re.search(r"\+1[12]\.\d pp apart", text), text
+        assert "polymarket.com" in text, text
+        assert "kalshi.com" in text, text
 
     # The Kalshi market calms (back where it started): the alert resolves, in the history only
     # (market moves send no resolved message).
