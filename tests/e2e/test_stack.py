@@ -508,7 +508,9 @@ def _grafana_sql(grafana: dict[str, Any], network: Network, shared: bool) -> Non
     span = TimeRange(now - timedelta(hours=1), now)
     with psycopg.connect(**conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
         for name, board in dashboards().items():
-            if name == "ingest-health.json":
+            # Ingest Health reads Prometheus; the demo lists no cross-venue pairs yet (the
+            # Grafana test runs Cross-venue's queries on both databases with two pairs).
+            if name in ("ingest-health.json", "cross-venue.json"):
                 continue
             values = resolve_variables(board, conn, span, timescale=True, all_selected=True)
             for panel in panels(board):
