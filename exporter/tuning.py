@@ -533,6 +533,23 @@ def _group_notifications(
             flush += route.group_interval
 
 
+def _routed(
+    alerting: Alerting,
+    labels: Mapping[str, str],
+    key: str,
+    stretches: Iterable[tuple[float, float]],
+    firings: list[Firing],
+    routes: dict[str, Route],
+) -> None:
+    """An alert's firing stretches, in the group each chat route it takes puts it in."""
+    spans = list(stretches)
+    for route in alerting.routes(labels):
+        routes[route.path] = route
+        names = sorted(labels) if route.group_by is None else route.group_by
+        group = (route.path, tuple(labels.get(n, "") for n in names))
+        firings += [Firing(key, group, start, end) for start, end in spans]
+
+
 Piece = tuple[float, float, str, float]
 """A stretch of one outcome's move over a window: start, end, outcome id, move in pp."""
 
@@ -850,12 +867,8 @@ class Replay:
                     "window": window,
                     "category": market.category,
                 }
-                for route in self.alerting.routes(labels):
-                    routes[route.path] = route
-                    names = sorted(labels) if route.group_by is None else route.group_by
-                    group = (route.path, tuple(labels.get(n, "") for n in names))
-                    key = f"{market.market_id}|{window}"
-                    firings += [Firing(key, group, s, e) for s, e in stretches]
+                _routed(self.alerting, labels, f"{market.market_id}|{window}", stretches,
+                        firings, routes)  # fmt: skip
         return Outcome(notifications(firings, routes), by_market, current, self, routes)
 
 
@@ -988,11 +1001,7 @@ class SurgeReplay:
                 labels = {**surge.rule_labels, "alertname": SURGE, "window": window,
                           "category": category}  # fmt: skip
                 categories.setdefault(category, MarketMoves(category, "", category, category, {}))
-                for route in self.alerting.routes(labels):
-                    routes[route.path] = route
-                    names = sorted(labels) if route.group_by is None else route.group_by
-                    group = (route.path, tuple(labels.get(n, "") for n in names))
-                    firings += [Firing(f"{category}|{window}", group, s, e) for s, e in stretches]
+                _routed(self.alerting, labels, f"{category}|{window}", stretches, firings, routes)
         return Outcome(notifications(firings, routes), categories, current, self, routes)
 
 
@@ -1129,13 +1138,9 @@ class TradeReplay:
                       "trade_id": trade.trade_id}  # fmt: skip
             markets.setdefault(trade.market_id, MarketMoves(
                 trade.market_id, trade.venue, trade.category, trade.title, {}))  # fmt: skip
-            for route in self.alerting.routes(labels):
-                routes[route.path] = route
-                names = sorted(labels) if route.group_by is None else route.group_by
-                group = (route.path, tuple(labels.get(n, "") for n in names))
-                end = trade.at + self.signals.resolve_after.total_seconds()
-                key = f"{trade.market_id}|{trade.venue}|{trade.trade_id}"
-                firings.append(Firing(key, group, trade.at, end))
+            end = trade.at + self.signals.resolve_after.total_seconds()
+            key = f"{trade.market_id}|{trade.venue}|{trade.trade_id}"
+            _routed(self.alerting, labels, key, [(trade.at, end)], firings, routes)
         return Outcome(notifications(firings, routes), markets, whales, self, routes)
 
 
@@ -1181,13 +1186,9 @@ class VolumeReplay:
                       "category": spike.category, "title": spike.title}  # fmt: skip
             markets.setdefault(spike.market_id, MarketMoves(
                 spike.market_id, spike.venue, spike.category, spike.title, {}))  # fmt: skip
-            for route in self.alerting.routes(labels):
-                routes[route.path] = route
-                names = sorted(labels) if route.group_by is None else route.group_by
-                group = (route.path, tuple(labels.get(n, "") for n in names))
-                end = at + self.signals.resolve_after.total_seconds()
-                key = f"{spike.market_id}|{spike.venue}|{at:.0f}"
-                firings.append(Firing(key, group, at, end))
+            end = at + self.signals.resolve_after.total_seconds()
+            key = f"{spike.market_id}|{spike.venue}|{at:.0f}"
+            _routed(self.alerting, labels, key, [(at, end)], firings, routes)
         return Outcome(notifications(firings, routes), markets, self.floors(), self, routes)
 
 
