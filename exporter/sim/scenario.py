@@ -6,6 +6,7 @@ their path)::
     seed: 7
     speed: 10                      # simulated seconds per real second
     universe: {polymarket: 200, kalshi: 300}
+    pairs: {count: 20, lookalikes: 20}   # Kalshi twins of Polymarket markets, and decoys
     timeline:
       - at: 30s
         jump: {venue: polymarket, market: 3, from: 0.42, to: 0.61}
@@ -185,6 +186,19 @@ class Universe(_Strict):
     kalshi: int = Field(default=300, ge=0, le=500_000)
 
 
+class Pairs(_Strict):
+    """Cross-venue pairs: Kalshi markets asking the question of a Polymarket market (its twin,
+    worded the Kalshi way, ending within a day or two, priced the same and following it), and
+    lookalikes that a matcher must not pair (the same subject with another number, or ending
+    months apart). A twin is ``"twin:N"`` in a timeline entry (Kalshi; its Polymarket market
+    under ``venue: polymarket``): a jump pins it, so it stops following and the pair diverges."""
+
+    count: int = Field(default=0, ge=0, le=10_000)
+    lookalikes: int = Field(default=0, ge=0, le=10_000)
+    inverse_share: float = Field(default=0.3, ge=0, le=1)
+    """Share of twins (and lookalikes) asking the opposite question (Kalshi's YES is NO)."""
+
+
 class Websocket(_Strict):
     polymarket_ping_timeout: Duration = timedelta(seconds=15)
     """Real seconds a Polymarket socket may go without a ``PING`` before the server closes it."""
@@ -197,6 +211,7 @@ class Scenario(_Strict):
     """Simulated start time (aware); default: when the simulator starts."""
     speed: float = Field(default=1.0, gt=0, le=3600)
     universe: Universe = Universe()
+    pairs: Pairs = Pairs()
     websocket: Websocket = Websocket()
     timeline: list[Entry] = []
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from exporter.sim.scenario import AddMarkets, Close, Gap, Jump, Scenario, ScriptedTrade
+from exporter.sim.scenario import AddMarkets, Close, Gap, Jump, Pairs, Scenario, ScriptedTrade
 
 MOVE_RATE = 0.004
 """Chance per market per simulated second that it moves: about a fifth of markets move in any
@@ -104,6 +104,31 @@ _THINGS = {
     "Weather & Climate": "reach {n}°F",
     "World": "hold summit {n}",
 }
+_OPPOSITES = {
+    "Politics": "veto the {n} bill",
+    "Elections": "lose the {n} primary",
+    "Sports": "lose game {n}",
+    "Crypto": "see BTC below ${n}k",
+    "Economics": "see CPI below {n}",
+    "Finance": "close below {n}",
+    "Tech & Science": "delay release {n}",
+    "Culture": "miss the chart in week {n}",
+    "Weather & Climate": "stay below {n}°F",
+    "World": "cancel summit {n}",
+}
+"""The opposite question of each of :data:`_THINGS` (what an inverse twin asks)."""
+_KALSHI_CATEGORY_OF = {
+    "Politics": "Politics",
+    "Elections": "Elections",
+    "Sports": "Sports",
+    "Crypto": "Crypto",
+    "Economics": "Economics",
+    "Finance": "Financials",
+    "Tech & Science": "Science and Technology",
+    "Culture": "Entertainment",
+    "Weather & Climate": "Climate and Weather",
+    "World": "World",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,12 +179,16 @@ class SimMarket:
     salt: int
     result: int | None = None
     pinned: bool = False
+    leader: SimMarket | None = None
+    """A twin's Polymarket market, whose price it follows (oriented) until a jump pins it."""
+    inverse: bool = False
+    """A twin asking the opposite question: it follows ``1 - price``."""
     history: deque[tuple[float, int, int, int | None]] = field(
         default_factory=lambda: deque(maxlen=HISTORY_KEPT)
     )
     opening: tuple[int, int, int | None] = (0, 0, None)
     """``(bid, ask, last)`` at the simulator's start: where the past ends."""
-    _past: Past | None = None
+    _past: Past | MirrorPast | None = None
     trades: list[SimTrade] = field(default_factory=list)
     static: dict[str, object] = field(default_factory=dict)
     """Wire fields that never change (dates, ids), rendered once by the venue modules."""
@@ -199,9 +228,13 @@ class SimMarket:
         """The opening quote changed (a scenario set it): the past ends elsewhere now."""
         self._past = None
 
-    def past(self, origin: datetime) -> Past:
+    def past(self, origin: datetime) -> Past | MirrorPast:
         if self._past is None:
-            self._past = Past(self, self.born(origin))
+            self._past = (
+                Past(self, self.born(origin))
+                if self.leader is None
+                else MirrorPast(self, self.leader.past(origin))
+            )
         return self._past
 
     def quote_then(self, seconds: float, origin: datetime) -> tuple[int, int, int | None] | None:
@@ -279,8 +312,50 @@ class Past:
 
     def traded(self, minute: int, salt: int) -> float:
         """Contracts traded during a past minute: none in most minutes."""
-        draw = mix(salt ^ (minute & _MASK))
-        return 0.0 if draw % 3 else float(1 + draw % 500)
+        return _past_traded(minute, salt)
+
+
+class MirrorPast:
+    """A twin's past: its leader's quotes, oriented, on the twin's grid with its own spread."""
+
+    __slots__ = ("inverse", "leader", "spread", "tick")
+
+    def __init__(self, twin: SimMarket, leader: Past | MirrorPast) -> None:
+        self.leader = leader
+        self.inverse = twin.inverse
+        self.tick = twin.base_tick_m
+        self.spread = twin.opening[1] - twin.opening[0]
+
+    def quote(self, minute: int) -> tuple[int, int, int | None]:
+        bid, ask, _ = self.leader.quote(minute)
+        return _centred((bid + ask) / 2, self.inverse, self.tick, self.spread)
+
+    def traded(self, minute: int, salt: int) -> float:
+        return _past_traded(minute, salt)
+
+
+def _past_traded(minute: int, salt: int) -> float:
+    draw = mix(salt ^ (minute & _MASK))
+    return 0.0 if draw % 3 else float(1 + draw % 500)
+
+
+def _centred(mid: float, inverse: bool, tick: int, spread: int) -> tuple[int, int, int]:
+    """``(bid, ask, last)`` of a ``spread`` wide quote on a ``tick`` grid around ``mid`` (or
+    around ``1 - mid`` when ``inverse``); the last trade mid-spread."""
+    centre = MILLI - mid if inverse else mid
+    bid = round((centre - spread / 2) / tick) * tick
+    bid = min(max(bid, tick), MILLI - tick - spread)
+    return bid, bid + spread, bid + spread // (2 * tick) * tick
+
+
+@dataclass(frozen=True, slots=True)
+class Twin:
+    """A cross-venue pair of the world: a Kalshi market asking a Polymarket market's question
+    (its first outcome's), or the opposite one when ``inverse``."""
+
+    polymarket: PolyMarket
+    kalshi: KalshiMarket
+    inverse: bool
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -295,6 +370,8 @@ class PolyEvent:
     neg_risk_id: str
     created: datetime
     end: datetime
+    number: int = 0
+    """The number in the event's question (which bill, primary, game, level)."""
     markets: list[PolyMarket] = field(default_factory=list)
 
     @property
@@ -401,6 +478,12 @@ class World:
         self._salt = seed_of(self.seed, "salt")
         self._add_polymarket(scenario.universe.polymarket)
         self._add_kalshi(scenario.universe.kalshi)
+        self.twins: list[Twin] = []
+        self.lookalikes: list[KalshiMarket] = []
+        self._add_pairs(scenario.pairs)
+        self._followers: dict[str, list[KalshiMarket]] = {}
+        for twin in self.twins:
+            self._followers.setdefault(twin.polymarket.key, []).append(twin.kalshi)
         self.by_token: dict[str, tuple[PolyMarket, int]] = {}
         self.by_key: dict[str, SimMarket] = {}
         self._index()
@@ -425,6 +508,8 @@ class World:
                     market.history.append((0.0, market.bid_m, market.ask_m, market.last_m))
                     market.opening = (market.bid_m, market.ask_m, market.last_m)
                     market.forget_past()
+                    for follower in self._followers.get(market.key, ()):
+                        self._recentre(follower)
             elif entry.close is not None:  # open until the scenario closes it
                 market = self.market(entry.close.venue, entry.close.market)
                 market.status, market.result = "open", None
@@ -444,6 +529,12 @@ class World:
         markets: list[PolyMarket] | list[KalshiMarket] = (
             self.poly_markets if venue == "polymarket" else self.kalshi_markets
         )
+        if isinstance(ref, str) and ref.startswith("twin:"):
+            number = ref.removeprefix("twin:")
+            if not number.isdigit() or int(number) >= len(self.twins):
+                raise LookupError(f"no {ref!r}: the world has {len(self.twins)} twins")
+            twin = self.twins[int(number)]
+            return twin.polymarket if venue == "polymarket" else twin.kalshi
         if isinstance(ref, int):
             if not 0 <= ref < len(markets):
                 raise LookupError(f"{venue} has no market number {ref} ({len(markets)} exist)")
@@ -523,6 +614,7 @@ class World:
                 neg_risk_id="0x" + digest(self.seed, "negrisk", e_index).hex(),
                 created=created,
                 end=end,
+                number=number,
             )
             self.poly_events.append(event)
             for j in range(size):
@@ -651,6 +743,117 @@ class World:
                 added.append(market)
         return added
 
+    def _add_pairs(self, pairs: Pairs) -> None:
+        """The scenario's twins and lookalikes (:class:`Pairs`), each a one-market Kalshi event
+        of its own, in one shuffled sequence so that nothing but the question tells them apart."""
+        leaders = [m for m in self.poly_markets if m.trading]
+        if not leaders:
+            return
+        rng = random.Random(seed_of(self.seed, "pairs"))
+        # The labelled set is unambiguous by construction: a twin's market asks a question no
+        # other Polymarket market asks within a fortnight, and a lookalike asks none at all.
+        asked: dict[tuple[str, str, int], list[datetime]] = {}
+        for m in leaders:
+            asked.setdefault(_asks(m, m.event.number), []).append(m.end)
+
+        def unique(m: PolyMarket, number: int, end: datetime, more: int = 0) -> bool:
+            close = [e for e in asked.get(_asks(m, number), ()) if abs(e - end) < _FORTNIGHT]
+            return len(close) <= more
+
+        alone = [m for m in leaders if unique(m, m.event.number, m.end, more=1)]
+        plans = [(m, True) for m in rng.sample(alone, min(pairs.count, len(alone)))]
+        plans += [(rng.choice(leaders), False) for _ in range(pairs.lookalikes)]
+        rng.shuffle(plans)
+        for leader, twin in plans:
+            inverse = rng.random() < pairs.inverse_share
+            number = leader.event.number
+            end = leader.end + timedelta(days=rng.uniform(-1.5, 1.5))
+            for _ in range(0 if twin else 50):
+                if unique(leader, number, end):
+                    break
+                number, end = leader.event.number, leader.end
+                if rng.random() < 0.6:  # another level, bill, game
+                    number += rng.choice((-1, 1)) * rng.randint(1, 15)
+                    number = number if number >= 2 else number + 20
+                else:  # the same question, months apart
+                    end = leader.end + timedelta(days=rng.uniform(45, 200))
+            else:
+                if not twin:
+                    continue  # no question left to ask (a tiny universe)
+            market = self._add_question(leader, number, max(end, self.start + timedelta(1)), rng)
+            if twin:
+                market.leader, market.inverse = leader, inverse
+                market.ask_m = market.bid_m + market.tick_m * rng.choice((1, 1, 2))
+                self._recentre(market)
+                self.twins.append(Twin(leader, market, inverse))
+            else:
+                self.lookalikes.append(market)
+            thing = (_OPPOSITES if inverse else _THINGS)[leader.event.category].format(n=number)
+            subject = leader.group_title
+            if subject:
+                title = (
+                    f"Will {subject} {thing}?" if rng.random() < 0.5 else f"{subject} to {thing}?"
+                )
+            else:
+                title = f"{leader.event.category}: will it {thing}?"
+            market.title = market.event.title = title
+
+    def _recentre(self, twin: KalshiMarket) -> None:
+        """A twin's opening quote, history and past on its leader's opening price (the
+        scenario set where the leader starts)."""
+        leader = twin.leader
+        assert leader is not None
+        mid = (leader.bid_m + leader.ask_m) / 2
+        quote = _centred(mid, twin.inverse, twin.tick_m, twin.ask_m - twin.bid_m)
+        twin.bid_m, twin.ask_m, twin.last_m = quote
+        twin.history.clear()
+        twin.history.append((0.0, *quote))
+        twin.opening = quote
+        twin.forget_past()
+
+    def _add_question(
+        self, leader: PolyMarket, number: int, end: datetime, rng: random.Random
+    ) -> KalshiMarket:
+        """A one-market Kalshi event in the category of ``leader``'s (titled by the caller)."""
+        category = _KALSHI_CATEGORY_OF[leader.event.category]
+        code = f"KX{KALSHI_CATEGORIES[category]}Q"
+        series = self._kalshi_series(code, category, f"{category} questions", rng)
+        ticker = f"{code}-{len(self.kalshi_events)}"  # no date: the same every start
+        event = KalshiEvent(
+            ticker=ticker, series=series, title="", sub_title=f"Before {end:%b %-d, %Y}",
+            mutually_exclusive=False, multivariate=False,
+        )  # fmt: skip
+        series.events.append(event)
+        self.kalshi_events.append(event)
+        tick, bid, ask, depth = self._initial_quote(rng, 0.8)
+        volume = float(round(rng.paretovariate(1.1) * 1000))
+        index = len(self.kalshi_markets)
+        market = KalshiMarket(
+            venue="kalshi",
+            index=index,
+            key=f"{ticker}-N{number}",
+            title="",
+            status="open",
+            **_quote(tick, bid, ask, depth),
+            volume=volume,
+            volume_24h=float(round(volume * rng.uniform(0.01, 0.1))),
+            liquidity=0.0,
+            open_interest=float(round(volume * rng.uniform(0.1, 0.6))),
+            created=min(leader.created + timedelta(days=rng.uniform(0, 5)), self.start),
+            end=end,
+            salt=mix(self._salt ^ (index << 1 | 1)),
+            market_uuid=_uuid(mix(self._salt + 2 * index), mix(self._salt + 2 * index + 1)),
+            event=event,
+            yes_sub_title=f"Before {end:%b %-d, %Y}",
+            structure="linear_cent" if tick == 10 else "deci_cent",
+            kalshi_status="active",
+        )
+        market.history.append((0.0, bid, ask, market.last_m))
+        market.opening = (bid, ask, market.last_m)
+        event.markets.append(market)
+        self.kalshi_markets.append(market)
+        return market
+
     def _kalshi_series(
         self, ticker: str, category: str, title: str, rng: random.Random
     ) -> KalshiSeries:
@@ -680,6 +883,7 @@ class World:
         return changes
 
     def _play(self, second: int, changes: list[Change]) -> None:
+        first = len(changes)
         for action in self._actions.get(second, ()):
             self._apply(action, second, changes)
         for venue in ("polymarket", "kalshi"):
@@ -691,8 +895,30 @@ class World:
             moves = int(expected) + (1 if rng.random() < expected - int(expected) else 0)
             for _ in range(moves):
                 market = candidates[rng.randrange(len(candidates))]
-                if not market.pinned:
+                if not market.pinned and market.leader is None:
                     self._move(market, rng, second + rng.random() * 0.999, changes)
+        if self._followers:
+            for change in changes[first:]:
+                for twin in self._followers.get(change.market.key, ()):
+                    if not twin.pinned and twin.trading:
+                        self._follow(twin, change.seconds, changes)
+
+    def _follow(self, twin: SimMarket, at: float, changes: list[Change]) -> None:
+        """A twin's quote moves to its leader's price (oriented), trading there."""
+        leader = twin.leader
+        assert leader is not None
+        spread = twin.ask_m - twin.bid_m
+        bid, ask, last = _centred(
+            (leader.bid_m + leader.ask_m) / 2, twin.inverse, twin.tick_m, spread
+        )
+        if (bid, ask) == (twin.bid_m, twin.ask_m):
+            return
+        before = _state(twin)
+        twin.bid_m, twin.ask_m = bid, ask
+        rng = random.Random(seed_of(self.seed, "follow", twin.key, at))
+        trades = self._trade(twin, rng, at, last, buy=bid > before[0])
+        twin.history.append((at, bid, ask, twin.last_m))
+        changes.append(Change(twin, at, before, _state(twin), trades))
 
     def _apply(self, action: object, second: int, changes: list[Change]) -> None:
         if isinstance(action, Jump):
@@ -856,6 +1082,14 @@ class World:
         if len(market.trades) > 2000:
             del market.trades[:1000]
         return made
+
+
+_FORTNIGHT = timedelta(days=14)
+
+
+def _asks(market: PolyMarket, number: int) -> tuple[str, str, int]:
+    """What a Polymarket market's question turns on: its topic, subject and number."""
+    return market.event.category, market.group_title, number
 
 
 def _quote(tick: int, bid: int, ask: int, depth: int) -> dict[str, Any]:

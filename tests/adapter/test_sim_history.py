@@ -170,3 +170,65 @@ async def test_kalshi_historical_split(sim: Simulator) -> None:
     refused = await _call("GET", f"{rest}/historical/markets/{open_one.key}/candlesticks",
                           params=params)  # fmt: skip
     assert refused.status_code == 404
+
+
+async def test_a_twin_follows_its_market_now_and_in_the_past_until_a_jump_pins_it() -> None:
+    """Cross-venue twins: the Kalshi market's price is its Polymarket market's (1 - it when it
+    asks the opposite question) in the served past and as the world moves, within a tick and
+    the two spreads; a scripted jump pins the twin, which then stays while its market moves."""
+    scenario = load_scenario({
+        "seed": 8, "universe": {"polymarket": 120, "kalshi": 60},
+        "pairs": {"count": 12, "lookalikes": 6, "inverse_share": 0.5},
+        "timeline": [{"at": "20m", "jump": {"venue": "kalshi", "market": "twin:1", "to": 0.5}}],
+    })  # fmt: skip
+    async with Simulator(scenario, clock=ManualClock(START)) as sim:
+        assert sim.urls is not None
+        world = sim.world
+        assert len(world.twins) == 12
+        assert len(world.lookalikes) == 6
+        assert {t.inverse for t in world.twins} == {True, False}
+        assert world.market("kalshi", "twin:1") is world.twins[1].kalshi
+        assert world.market("polymarket", "twin:1") is world.twins[1].polymarket
+        with pytest.raises(LookupError, match="12 twins"):
+            world.market("kalshi", "twin:12")
+
+        def apart(twin: Any) -> float:
+            """Thousandths between the twin's mid and its market's (oriented)."""
+            leader, kalshi = twin.polymarket, twin.kalshi
+            mid = (leader.bid_m + leader.ask_m) / 2
+            return abs((1000 - mid if twin.inverse else mid) - (kalshi.bid_m + kalshi.ask_m) / 2)
+
+        followed = [t for i, t in enumerate(world.twins) if i != 1]
+        moved = {t.kalshi.key: (t.kalshi.bid_m, t.kalshi.ask_m) for t in followed}
+        sim.advance(3600)
+        assert all(apart(t) <= 10 for t in followed), [apart(t) for t in followed]
+        assert any((t.kalshi.bid_m, t.kalshi.ask_m) != moved[t.kalshi.key] for t in followed)
+        pinned = world.twins[1]
+        assert (pinned.kalshi.bid_m + pinned.kalshi.ask_m) / 2 == 500
+        # The pinned twin stays where the jump left it, whatever its market does.
+        assert all(q[1:3] == (pinned.kalshi.bid_m, pinned.kalshi.ask_m)
+                   for q in pinned.kalshi.history if q[0] > 1200)  # fmt: skip
+
+        # The served past: the twin's hourly candles close where its market's price was.
+        twin = next(t for t in followed if (START - t.kalshi.created).days > 3)
+        now = int(sim.clock.now().timestamp())
+        start = now - 2 * DAY
+        candles = (await _call("GET", f"{sim.urls.kalshi_rest}/markets/candlesticks", params={
+            "market_tickers": twin.kalshi.ticker, "start_ts": start, "end_ts": now - 2 * 3600,
+            "period_interval": 60,
+        })).json()["markets"][0]["candlesticks"]  # fmt: skip
+        points = (await _call("GET", f"{sim.urls.clob}/prices-history", params={
+            "market": twin.polymarket.tokens[0], "startTs": start, "endTs": now, "fidelity": 60,
+        })).json()["history"]  # fmt: skip
+        price = {p["t"]: p["p"] for p in points}
+        compared = 0
+        for candle in candles:
+            end = candle["end_period_ts"]
+            if end not in price or end > START.timestamp():
+                continue
+            mid = (float(candle["yes_bid"]["close_dollars"])
+                   + float(candle["yes_ask"]["close_dollars"])) / 2  # fmt: skip
+            theirs = 1 - price[end] if twin.inverse else price[end]
+            assert abs(mid - theirs) <= 0.02, (end, mid, theirs)
+            compared += 1
+        assert compared >= 24
