@@ -10,6 +10,7 @@ import structlog
 import yaml
 
 from exporter import __version__
+from exporter import pairs_command as pairs_cli
 from exporter import tune_command as tune_cli
 from exporter.config import Settings, format_duration, load_settings, redacted, secret_values
 from exporter.config.backfill import FIDELITIES
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     sim_cli.add_parser(commands)
     _add_backfill(commands)
     tune_cli.add_parser(commands)
+    pairs_cli.add_parser(commands)
     return parser
 
 
@@ -130,4 +132,6 @@ def _dispatch(command: str, settings: Settings, args: argparse.Namespace) -> int
         return run_backfill(settings, args)
     if command == "tune":
         return tune_cli.run_tune(settings, args)
+    if command == "pairs":
+        return pairs_cli.run_pairs(settings, args)
     return start(settings, once=bool(args.once))

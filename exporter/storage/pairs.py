@@ -103,3 +103,38 @@ async def latest_prices(
             await conn.execute(_LATEST, {"outcomes": list(outcomes), "since": since})
         ).fetchall()
     return {r[0]: (r[1], r[2]) for r in rows}
+
+
+_OPEN = """
+SELECT m.venue, m.native_id, m.slug, m.title, m.category, m.end_time, m.url, o.name
+FROM markets m
+CROSS JOIN LATERAL (
+    SELECT name FROM outcomes WHERE market_id = m.market_id ORDER BY position LIMIT 1
+) o
+WHERE m.status = 'open' AND m.venue = ANY(%(venues)s)
+  AND (%(category)s::text IS NULL OR m.category = %(category)s::text)
+ORDER BY m.venue, m.market_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenMarket:
+    """An open market as ``movers pairs suggest`` compares them: its reference (condition id
+    or ticker), slug, title, category, end and first outcome's name."""
+
+    venue: str
+    native_id: str
+    slug: str | None
+    title: str
+    category: str | None
+    end: datetime | None
+    url: str | None
+    outcome: str
+
+
+async def open_markets(database: Database, category: str | None = None) -> list[OpenMarket]:
+    """Every open Polymarket and Kalshi market (of ``category`` when given)."""
+    params = {"venues": ["polymarket", "kalshi"], "category": category}
+    async with database.connection() as conn:
+        rows = await (await conn.execute(_OPEN, params)).fetchall()
+    return [OpenMarket(*row) for row in rows]
