@@ -20,5 +20,8 @@ if [ "${1:-}" = "run" ] && [ -n "${MOVERS_SIMULATOR:-}" ] \
   export MOVERS__VENUES__POLYMARKET__WS_URL="ws://$sim:8701/ws/market"
   export MOVERS__VENUES__KALSHI__REST_URL="http://$sim:8703/trade-api/v2"
   export MOVERS__VENUES__KALSHI__WS_URL="ws://$sim:8703/trade-api/ws/v2"
+  # The demo's cross-venue pairs (twins in the simulated world), unless the environment names
+  # a pairs file of its own.
+  export MOVERS__PAIRS__FILE="${MOVERS__PAIRS__FILE:-scenarios/demo-pairs.yaml}"
 fi
 exec movers "$@"

@@ -22,9 +22,10 @@ import websockets
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from exporter.config.pairs import load_pairs
 from exporter.errors import ConfigError
 from exporter.sim import ManualClock, Simulator, load_scenario
-from exporter.sim.world import KalshiMarket, PolyMarket
+from exporter.sim.world import KalshiMarket, PolyMarket, World
 from tests.support.venues import recorded_lines, shape_problems
 
 START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -270,6 +271,25 @@ def test_the_demo_scenario_loads() -> None:
     scenario = load_scenario(ROOT / "scenarios" / "demo.yaml")
     assert scenario.timeline
     assert scenario.speed >= 1
+
+
+def test_the_demo_pairs_file_names_the_demo_worlds_twins_and_one_diverges() -> None:
+    """scenarios/demo-pairs.yaml (what the demo profile's exporter watches) lists twins of the
+    demo world, each oriented as the world made it; the first is 15 pp apart from 3m on."""
+    world = World(load_scenario(ROOT / "scenarios" / "demo.yaml"), START)
+    twins = {(t.polymarket.slug, t.polymarket.outcomes[0], t.kalshi.key): t for t in world.twins}
+    pairs = load_pairs(ROOT / "scenarios" / "demo-pairs.yaml")
+    assert len(pairs) >= 5
+    for pair in pairs:
+        twin = twins[pair.polymarket, pair.outcome, pair.kalshi]
+        assert pair.orientation == ("inverse" if twin.inverse else "same"), pair
+    first = world.twins[0]
+    assert (pairs[0].polymarket, pairs[0].kalshi) == (first.polymarket.slug, first.kalshi.key)
+    world.advance_to(4 * 60)
+    poly = (first.polymarket.bid_m + first.polymarket.ask_m) / 2000
+    kalshi = (first.kalshi.bid_m + first.kalshi.ask_m) / 2000
+    spread = poly - (1 - kalshi if first.inverse else kalshi)
+    assert abs(spread) >= 0.1, spread
 
 
 # --- websockets ---------------------------------------------------------------------------------

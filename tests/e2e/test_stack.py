@@ -28,6 +28,7 @@ import psycopg
 import pytest
 import yaml
 
+from exporter.config.pairs import load_pairs
 from exporter.sim import load_scenario
 from exporter.sim.world import PolyMarket, World
 from tests.support.alerting import ChatStandIn, matched, predicted_moves
@@ -265,7 +266,7 @@ async def _run(
     jumps = {
         e.jump.venue: (world.market(e.jump.venue, e.jump.market), e.jump.from_)
         for e in scenario.entries("jump")
-        if e.jump is not None and e.jump.from_ is not None
+        if e.jump is not None and e.jump.from_ is not None and isinstance(e.jump.market, int)
     }
     (poly, poly_from), (kalshi, kalshi_from) = jumps["polymarket"], jumps["kalshi"]
     assert isinstance(poly, PolyMarket)
@@ -378,6 +379,20 @@ async def _run(
         for path, mark in (("/discord/markets", discord), ("/slack/markets", slack)):
             await chat.wait_for(path, _marked(mark, found), 300, f"{path}: {what}")
     print(f"signals notified {time.monotonic() - sim_started:.0f} s after the simulator started")
+    # The demo's cross-venue divergence (twin 0 of scenarios/demo.yaml, 15 pp apart from 3m;
+    # the entry point points pairs.file at scenarios/demo-pairs.yaml) reaches both apps after
+    # PairDivergence's 5 minutes, with both prices and both links.
+    demo_pair = load_pairs(REPO / "scenarios" / "demo-pairs.yaml")[0]
+    assert demo_pair.label
+    for path in ("/discord/markets", "/slack/markets"):
+        text = await chat.wait_for(
+            path, lambda t: demo_pair.label in t and "pp apart" in t, 420,
+            f"{path}: the demo pair apart",
+        )  # fmt: skip
+        assert "polymarket.com/" in text, text
+        assert "kalshi.com/" in text, text
+        assert re.search(r"-1[45]\.\d pp", text), text
+    print(f"pair notified {time.monotonic() - sim_started:.0f} s after the simulator started")
     # The image's own healthcheck (the Dockerfile's HEALTHCHECK) passes on the running exporter,
     # as Docker counts it: healthy unless --retries (3) probes in a row, --interval apart, fail
     # (the WASM server, one session for every connection, can hold a probe's database check).
@@ -508,9 +523,7 @@ def _grafana_sql(grafana: dict[str, Any], network: Network, shared: bool) -> Non
     span = TimeRange(now - timedelta(hours=1), now)
     with psycopg.connect(**conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
         for name, board in dashboards().items():
-            # Ingest Health reads Prometheus; the demo lists no cross-venue pairs yet (the
-            # Grafana test runs Cross-venue's queries on both databases with two pairs).
-            if name in ("ingest-health.json", "cross-venue.json"):
+            if name == "ingest-health.json":  # Prometheus's
                 continue
             values = resolve_variables(board, conn, span, timescale=True, all_selected=True)
             for panel in panels(board):

@@ -183,3 +183,4 @@ def test_outside_the_demo_profile_the_exporter_does_not_wait_for_a_simulator(
     assert (tmp_path / "movers-args").read_text().split() == ["run"]
     assert calls.read_text().splitlines() == ["hosts simulator"]
     assert "MOVERS__VENUES__" not in result.stdout
+    assert "MOVERS__PAIRS__FILE" not in result.stdout  # the demo's pairs file: demo only
