@@ -87,3 +87,7 @@ class StorageRejected(StorageError):
 
 class SchemaError(StorageError):
     """The database schema or server capabilities do not match what the exporter needs."""
+
+
+class NotLeader(StorageError):
+    """A singleton job's write from a collector that does not hold the lease (any more)."""

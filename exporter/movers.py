@@ -197,6 +197,11 @@ class MoversJob(Collector):
         self.config = refresher.config
         self.view = MoversView()
 
+    def forget(self) -> None:
+        """Export nothing until the next refresh (this collector stopped leading: another's
+        ranking is the one that counts)."""
+        self.view = MoversView()
+
     async def run(self, now: datetime | None = None) -> dict[str, Any]:
         result = await self.refresher.refresh(now)
         export = self.config.export

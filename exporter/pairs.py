@@ -65,6 +65,10 @@ class PairsJob(Collector):
         self._kept: tuple[PairRow, ...] | None = None
         self._warned: set[tuple[str, str]] = set()
 
+    def forget(self) -> None:
+        """Export nothing until the next run (this collector stopped leading)."""
+        self.states, self.counts = [], Counter()
+
     async def run(self, now: datetime | None = None) -> dict[str, int]:
         moment = now or datetime.now(UTC)
         references = [("polymarket", p.polymarket) for p in self.pairs]

@@ -33,6 +33,7 @@ from exporter.ingest.polymarket import PolymarketIngest
 from exporter.ingest.polymarket_stream import PolymarketStreamer
 from exporter.ingest.polymarket_trades_stream import PolymarketTradesStreamer
 from exporter.ingest.streams import StreamCollector
+from exporter.leadership import Leadership
 from exporter.metrics import build_registry
 from exporter.movers import MoversJob, MoversRefresher
 from exporter.pairs import PairsJob
@@ -41,6 +42,7 @@ from exporter.storage.database import Database
 from exporter.storage.db import connect_async, create_pool, prepare_schema
 from exporter.storage.health import DatabaseFigures
 from exporter.storage.history import HistoryStore
+from exporter.storage.lease import FencedDatabase, Lease
 from exporter.storage.maintenance import apply_retention, run_rollups
 from exporter.storage.migrate import MigrationReport, Mode
 from exporter.storage.signals import SignalStore
@@ -97,6 +99,7 @@ class Ingest:
     watches: WatchCollector | None = None
     tune: TuneJob | None = None
     pairs: PairsJob | None = None
+    leadership: Leadership | None = None
 
     def streams(self) -> list[PolymarketStreamer | KalshiStreamer]:
         """The price streams."""
@@ -135,6 +138,8 @@ class Ingest:
             found.append(self.tune)
         if self.pairs is not None:
             found.append(self.pairs)
+        if self.leadership is not None:
+            found.append(self.leadership)
         return found
 
     def backfill_schedule(
@@ -200,6 +205,8 @@ class Ingest:
         return plan
 
     async def aclose(self) -> None:
+        if self.leadership is not None:
+            await self.leadership.lease.release()
         for client in self.clients:
             await client.aclose()
         if self.signals is not None and self.signals.client is not None:
@@ -238,9 +245,13 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
                 settings.venues.kalshi.stream, settings.venues.kalshi.ws_url, kalshi.hot,
                 kalshi_client.signer, kalshi.refresh_tickers, writer, rejects,
             )  # fmt: skip
+    # The jobs that work on the whole database run on one collector at a time: their writes
+    # are fenced by the lease (a collector that lost it cannot write).
+    lease = Lease(settings.database, settings.cluster.collector)
+    fenced = FencedDatabase(writer.pool, lease)
     movers = MoversJob(
         MoversRefresher(
-            Database(writer.pool),
+            fenced,
             settings.movers,
             settings.storage.retention.snapshots,
             settings.database.write_concurrency,
@@ -250,6 +261,7 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     # already have moved past: it reads again from the oldest.
     writer.stored_listeners.append(movers.refresher.rows_stored)
     ingest = Ingest(Jobs(), rejects, categories, writer, polymarket, kalshi, clients, movers)
+    ingest.leadership = Leadership(lease)
     if polymarket is not None and settings.venues.polymarket.stream.enabled:
         ingest.polymarket_stream = streamer
     if polymarket is not None and settings.venues.polymarket.trades_stream.enabled:
@@ -274,9 +286,10 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     ]
     # Without a file too: its first run empties the table of pairs a removed file left.
     pairs = load_pairs(settings.pairs.file)  # a typo fails at start, naming the key
-    ingest.pairs = PairsJob(Database(writer.pool), settings, pairs)
+    ingest.pairs = PairsJob(fenced, settings, pairs)
+    ingest.leadership.on_follow += [movers.forget, ingest.pairs.forget]
     if settings.tune.every is not None:
-        ingest.tune = TuneJob(Database(writer.pool), settings, alerting_files(settings.tune))
+        ingest.tune = TuneJob(fenced, settings, alerting_files(settings.tune))
     if settings.backfill.enabled:
         store = HistoryStore(Database(writer.pool), writer.mode)
         if polymarket is not None:
@@ -335,12 +348,19 @@ async def _run_once(
     """One pass of every job, one movers refresh, flush. Exit 1 when no enabled venue could be
     read at all, or rows could not be stored."""
     readable: dict[str, bool] = {}
+    leadership = ingest.leadership
+    assert leadership is not None
+    await ingest.jobs.run("lease", leadership.keep)
     for name, job, _ in ingest.schedule(settings):
-        ok = await ingest.jobs.run(name, job)
+        ok = await ingest.jobs.run(name, leadership.gate(name, job))
         venue = name.split("_", 1)[0]
         readable[venue] = readable.get(venue, False) or ok
-    await ingest.jobs.run("movers_refresh", ingest.movers.run)
-    result = await maintain(pool, settings, report.mode)
+    await ingest.jobs.run("movers_refresh", leadership.gate("movers_refresh", ingest.movers.run))
+    result = (
+        await maintain(pool, settings, report.mode)
+        if leadership.lease.leading
+        else {"maintenance": "another collector leads"}
+    )
     stored = await _flush(ingest.writer, settings, within=SHUTDOWN_SECONDS)
     log.info(
         "one pass done",
@@ -405,6 +425,18 @@ async def _run_forever(
         return figures
 
     await ingest.jobs.run("database_check", check_database)
+    leadership = ingest.leadership
+    assert leadership is not None
+    await ingest.jobs.run("lease", leadership.keep)
+    scheduler.add_job(
+        ingest.jobs.run,
+        "interval",
+        args=("lease", leadership.keep),
+        seconds=settings.cluster.lease_every.total_seconds(),
+        max_instances=1,
+        coalesce=True,
+        id="lease",
+    )
     scheduler.add_job(
         ingest.jobs.run,
         "interval",
@@ -423,7 +455,7 @@ async def _run_forever(
         scheduler.add_job(
             ingest.jobs.run,
             "interval",
-            args=("maintenance", maintenance),
+            args=("maintenance", leadership.gate("maintenance", maintenance)),
             seconds=settings.storage.maintenance_every.total_seconds(),
             max_instances=1,
             coalesce=True,
@@ -448,6 +480,7 @@ async def _run_forever(
             running.pop(task, None)
 
     for index, (name, job, every) in enumerate(plan):
+        job = leadership.gate(name, job)
         if name.endswith("_discovery"):
             job = _then(job, lambda: database.refresh(pool))  # market counts change now
         # Discovery at once; the others a little later, after it has found markets; the

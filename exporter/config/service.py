@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -34,6 +35,17 @@ class LoggingConfig(_Section):
 class CategoriesConfig(_Section):
     file: Path | None = None
     """A YAML mapping merged over the shipped one (exporter/categories.yaml)."""
+
+
+class ClusterConfig(_Section):
+    """Several collectors on one database (README, Running several collectors)."""
+
+    collector: str = Field(default_factory=socket.gethostname, min_length=1, max_length=200)
+    """This collector's name in the ``leases`` table, logs and ``movers_leader`` (default: the
+    host name, which compose and Kubernetes make unique)."""
+    lease_every: PositiveDuration = timedelta(seconds=10)
+    """How often a collector checks the lease (keeps it, or takes it when free): a leader that
+    dies is replaced within this."""
 
 
 class TuneConfig(_Section):

@@ -13,6 +13,7 @@ from exporter.config.pairs import PairsConfig
 from exporter.config.service import (
     AlertsConfig,
     CategoriesConfig,
+    ClusterConfig,
     LoggingConfig,
     MetricsConfig,
     TuneConfig,
@@ -35,6 +36,7 @@ class Settings(_Section):
     signals: SignalsConfig = SignalsConfig()
     tune: TuneConfig = TuneConfig()
     pairs: PairsConfig = PairsConfig()
+    cluster: ClusterConfig = ClusterConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

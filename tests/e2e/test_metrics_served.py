@@ -112,6 +112,8 @@ async def test_exported_series_stay_under_a_thousand_whatever_the_universe(pg: D
     try:
         writer = Writer.from_settings(pool, report.mode, settings)
         ingest = build_ingest(settings, writer)
+        assert ingest.leadership is not None
+        assert (await ingest.leadership.keep())["leading"]  # the refresh is the leader's
         result = await ingest.movers.run()
         assert result["movers"] >= 4 * 2 * len(categories) * settings.movers.keep
         for client in ingest.clients:
