@@ -1,6 +1,7 @@
 """Which collector runs the singleton jobs when several share one database.
 
-Every collector ingests; one at a time also runs the jobs that work on the whole database (the
+Every collector ingests (its shard of the markets, or every market with one shard); one at a
+time also runs the jobs that work on the whole database (the
 movers refresh, the pairs, the alert-tuning replay, the market and volume signals, the
 maintenance and backfill passes): the holder of the lease (:mod:`exporter.storage.lease`). A
 follower checks every ``cluster.lease_every`` and takes over when the lease is free (its holder
@@ -22,13 +23,18 @@ from exporter.storage.lease import Lease
 log = structlog.get_logger("exporter.leadership")
 
 SINGLETONS = ("movers_refresh", "maintenance", "signals_markets", "signals_volume",
-              "alert_tuning", "pairs", "polymarket_backfill", "kalshi_backfill")  # fmt: skip
+              "alert_tuning", "pairs")  # fmt: skip
 """The jobs only the leader runs."""
+BACKFILLS = ("polymarket_backfill", "kalshi_backfill")
+"""The leader's too while every collector ingests every market; each collector's own when they
+share the markets out (each fills the history of what it owns)."""
 
 
 class Leadership(Collector):
-    def __init__(self, lease: Lease) -> None:
+    def __init__(self, lease: Lease, shard: int = 0, shards: int = 1) -> None:
         self.lease = lease
+        self.shard, self.shards = shard, shards
+        self.singletons = frozenset(SINGLETONS + (BACKFILLS if shards == 1 else ()))
         self._was: bool | None = None
         self.on_follow: list[Callable[[], None]] = []
         """What to forget when this collector stops leading (the gauges of the singleton jobs:
@@ -52,7 +58,7 @@ class Leadership(Collector):
 
     def gate(self, name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
         """``job`` when ``name`` is a singleton: run only while this collector leads."""
-        if name not in SINGLETONS:
+        if name not in self.singletons:
             return job
 
         async def led() -> Any:
@@ -77,3 +83,13 @@ class Leadership(Collector):
         )
         elections.add_metric([], float(self.lease.elections))
         yield elections
+        yield GaugeMetricFamily(
+            "movers_shard_index",
+            "The shard of the markets this collector owns (cluster.shard.index).",
+            value=self.shard,
+        )
+        yield GaugeMetricFamily(
+            "movers_shard_count",
+            "Shards the markets are shared out in (cluster.shard.count).",
+            value=self.shards,
+        )

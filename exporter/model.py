@@ -8,6 +8,8 @@ exceed 64-bit integers). Prices are probabilities in 0..1, times aware UTC.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -44,6 +46,20 @@ def market_id(venue: Venue, native_id: str) -> str:
 def outcome_id(venue: Venue, native_id: str) -> str:
     """``polymarket:<token id>`` or ``kalshi:<ticker>`` (Kalshi: the YES side)."""
     return f"{venue.value}:{native_id}"
+
+
+def shard_of(venue: Venue | str, native_id: str, count: int) -> int:
+    """The shard (0 to ``count - 1``) owning a market: a stable hash of its venue and native id,
+    the same in every process, machine and release (never Python's ``hash``)."""
+    key = f"{Venue(venue).value}:{native_id}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % count
+
+
+def owner(venue: Venue, index: int, count: int) -> Callable[[str], bool]:
+    """Whether shard ``index`` of ``count`` owns a market of ``venue`` (by native id)."""
+    if count == 1:
+        return lambda _native: True
+    return lambda native: shard_of(venue, native, count) == index
 
 
 def native_of(record_id: str) -> str:

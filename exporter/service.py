@@ -35,6 +35,7 @@ from exporter.ingest.polymarket_trades_stream import PolymarketTradesStreamer
 from exporter.ingest.streams import StreamCollector
 from exporter.leadership import Leadership
 from exporter.metrics import build_registry
+from exporter.model import Venue, owner
 from exporter.movers import MoversJob, MoversRefresher
 from exporter.pairs import PairsJob
 from exporter.signals import Signals
@@ -223,13 +224,15 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     categories = load_categories(settings.categories.file)
     rejects = Rejects()
     clients: list[PolymarketClient | KalshiClient] = []
+    shard, shards = settings.cluster.shard_index, settings.cluster.shard.count
     polymarket = None
     if settings.venues.polymarket.enabled:
         client = PolymarketClient(settings.venues.polymarket)
         clients.append(client)
         polymarket = PolymarketIngest(
-            settings.venues.polymarket, client, writer, categories, rejects
-        )
+            settings.venues.polymarket, client, writer, categories, rejects,
+            owner(Venue.POLYMARKET, shard, shards),
+        )  # fmt: skip
         if settings.venues.polymarket.stream.enabled:
             streamer = PolymarketStreamer(
                 settings.venues.polymarket, polymarket.hot, client, writer, rejects
@@ -239,7 +242,10 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     if settings.venues.kalshi.enabled:
         kalshi_client = KalshiClient(settings.venues.kalshi)
         clients.append(kalshi_client)
-        kalshi = KalshiIngest(settings.venues.kalshi, kalshi_client, writer, categories, rejects)
+        kalshi = KalshiIngest(
+            settings.venues.kalshi, kalshi_client, writer, categories, rejects,
+            owner(Venue.KALSHI, shard, shards),
+        )  # fmt: skip
         if settings.venues.kalshi.stream.enabled and kalshi_client.signer is not None:
             kalshi_streamer = KalshiStreamer(
                 settings.venues.kalshi.stream, settings.venues.kalshi.ws_url, kalshi.hot,
@@ -261,7 +267,7 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     # already have moved past: it reads again from the oldest.
     writer.stored_listeners.append(movers.refresher.rows_stored)
     ingest = Ingest(Jobs(), rejects, categories, writer, polymarket, kalshi, clients, movers)
-    ingest.leadership = Leadership(lease)
+    ingest.leadership = Leadership(lease, shard, shards)
     if polymarket is not None and settings.venues.polymarket.stream.enabled:
         ingest.polymarket_stream = streamer
     if polymarket is not None and settings.venues.polymarket.trades_stream.enabled:

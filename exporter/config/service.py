@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
-from exporter.config.types import PositiveDuration, _Section
+from exporter.config.types import PositiveDuration, _keyed, _Section
 
 
 class MetricsConfig(_Section):
@@ -37,6 +38,16 @@ class CategoriesConfig(_Section):
     """A YAML mapping merged over the shipped one (exporter/categories.yaml)."""
 
 
+class ShardConfig(_Section):
+    """This collector's share of the markets: those whose stable hash modulo ``count`` is
+    ``index`` (README, Running several collectors)."""
+
+    index: int | Literal["auto"] = 0
+    """0 to ``count - 1``; ``auto``: the number ending ``cluster.collector`` (a StatefulSet's
+    ``movers-2`` is shard 2)."""
+    count: int = Field(default=1, ge=1, le=64)
+
+
 class ClusterConfig(_Section):
     """Several collectors on one database (README, Running several collectors)."""
 
@@ -46,6 +57,26 @@ class ClusterConfig(_Section):
     lease_every: PositiveDuration = timedelta(seconds=10)
     """How often a collector checks the lease (keeps it, or takes it when free): a leader that
     dies is replaced within this."""
+    shard: ShardConfig = ShardConfig()
+
+    @property
+    def shard_index(self) -> int:
+        """The shard this collector owns (``shard.index`` resolved)."""
+        if self.shard.index != "auto":
+            return self.shard.index
+        found = re.search(r"(\d+)$", self.collector)
+        return int(found.group(1)) if found else -1
+
+    @model_validator(mode="after")
+    def _shard_fits(self) -> ClusterConfig:
+        index = self.shard_index
+        if index < 0:
+            why = f"auto, but the collector name {self.collector!r} does not end in a number"
+            raise _keyed([("shard.index", why)])
+        if index >= self.shard.count:
+            why = f"{index} is not below shard.count ({self.shard.count})"
+            raise _keyed([("shard.index", why)])
+        return self
 
 
 class TuneConfig(_Section):

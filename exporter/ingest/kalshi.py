@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -41,8 +41,12 @@ class KalshiIngest:
         writer: Writer,
         categories: Categories,
         rejects: Rejects,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self.config = config
+        self.owns = owns or (lambda _ticker: True)
+        """Whether this collector's shard owns a market (ticker): it lists, prices and follows
+        only those (README, Running several collectors)."""
         self.client = client
         self.writer = writer
         self.categories = categories
@@ -86,7 +90,7 @@ class KalshiIngest:
 
         async for page, received in cursor_pages(fetch, lambda page: page.cursor):
             markets = self.rejects.each(self._parse, page.markets or [], received)
-            yield [p for p in markets if not p.multivariate]
+            yield [p for p in markets if not p.multivariate and self.owns(p.market.native_id)]
         if tickers is None:
             self.last_sweep_seconds = time.monotonic() - started
 
@@ -123,7 +127,8 @@ class KalshiIngest:
     async def _settle_vanished(self, listed: set[str]) -> int:
         """Markets stored as open that the open listing no longer carries: their status now
         (``closed``, ``determined``, ``finalized`` …), or ``delisted`` when gone."""
-        vanished = sorted(await self.writer.open_market_ids(VENUE) - listed)
+        stored = {t for t in await self.writer.open_market_ids(VENUE) if self.owns(t)}
+        vanished = sorted(stored - listed)
         found: set[str] = set()
         for i in range(0, len(vanished), TICKERS_PER_CALL):
             async for parsed in self._sweep(
@@ -173,7 +178,7 @@ class KalshiIngest:
         call covers every market; per-ticker calls would not fit the budget)."""
         if not self._mark_loaded:
             marks = await self.writer.newest_trades(VENUE)
-            self.trade_mark = max(marks.values(), default=None)
+            self.trade_mark = max((t for k, t in marks.items() if self.owns(k)), default=None)
             self._mark_loaded = True
         hot = {f"{VENUE.value}:{t}" for t in self.hot}
         min_ts = int(self.trade_mark.timestamp()) if self.trade_mark else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
@@ -50,8 +50,12 @@ class PolymarketIngest:
         writer: Writer,
         categories: Categories,
         rejects: Rejects,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self.config = config
+        self.owns = owns or (lambda _condition: True)
+        """Whether this collector's shard owns a market (condition id): it lists, prices and
+        follows only those (README, Running several collectors)."""
         self.client = client
         self.writer = writer
         self.categories = categories
@@ -74,7 +78,7 @@ class PolymarketIngest:
             for event in self.rejects.each(decode_event, page.events):
                 context = event_context(event, self.categories.polymarket)
                 parsed += self.rejects.each(_gamma_market, event.markets or [], received, context)
-            yield parsed, received
+            yield [p for p in parsed if self.owns(p.market.native_id)], received
 
     async def discover(self) -> dict[str, int]:
         """Upsert every open market and its outcomes (with Gamma's prices for the long tail);
@@ -109,7 +113,7 @@ class PolymarketIngest:
     async def _settle_vanished(self, listed: set[str]) -> int:
         """Markets stored as open that the open listing no longer carries: look them up
         (closed markets are only served with ``closed=true``) and store what they became."""
-        stored = await self.writer.open_market_ids(VENUE)
+        stored = {c for c in await self.writer.open_market_ids(VENUE) if self.owns(c)}
         vanished = sorted(stored - listed)
         found: set[str] = set()
         for i in range(0, len(vanished), LOOKUP_BATCH):
@@ -165,7 +169,8 @@ class PolymarketIngest:
     async def collect_trades(self) -> dict[str, int]:
         """New trades of the hot set, newest first back to the newest one already stored."""
         if not self._marks_loaded:
-            self.trade_marks = await self.writer.newest_trades(VENUE)
+            stored = await self.writer.newest_trades(VENUE)
+            self.trade_marks = {c: t for c, t in stored.items() if self.owns(c)}
             self._marks_loaded = True
         owner = self.hot.market_of
         markets = self.hot.markets

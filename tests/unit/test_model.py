@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from exporter.model import Snapshot, Venue, displayed_price, market_id, outcome_id, venue_of
+from exporter.config import load_settings
+from exporter.errors import ConfigError
+from exporter.model import (
+    Snapshot,
+    Venue,
+    displayed_price,
+    market_id,
+    outcome_id,
+    owner,
+    shard_of,
+    venue_of,
+)
 from exporter.storage.changes import ChangeFilter
 from exporter.storage.checks import check_snapshot
 from exporter.storage.maintenance import ceil_time, floor_time
@@ -90,3 +102,34 @@ def test_bucket_bounds_are_utc_aligned() -> None:
     assert floor_time(moment, timedelta(days=1)) == datetime(2026, 11, 20, tzinfo=UTC)
     assert ceil_time(moment, timedelta(minutes=1)) == datetime(2026, 11, 20, 13, 48, tzinfo=UTC)
     assert ceil_time(T0, timedelta(minutes=1)) == T0
+
+
+def test_a_markets_shard_is_stable_and_the_shards_even() -> None:
+    """The owner of a market must never change between releases or machines (a change would
+    move every market to another collector): these values are fixed."""
+    assert shard_of("polymarket", "0xabc", 3) == 2
+    assert shard_of(Venue.KALSHI, "KXFED-25DEC-T4", 3) == 2
+    assert shard_of("kalshi", "KXFED-25DEC-T4", 64) == 36
+    counts = Counter(shard_of("kalshi", f"T{i}", 3) for i in range(30_000))
+    assert all(9_500 < n < 10_500 for n in counts.values()), counts
+    mine = owner(Venue.KALSHI, 2, 3)
+    assert mine("KXFED-25DEC-T4")
+    assert not owner(Venue.KALSHI, 0, 3)("KXFED-25DEC-T4")
+    assert owner(Venue.KALSHI, 0, 1)("anything")
+
+
+def test_a_shard_index_past_the_count_or_an_auto_name_without_a_number_fails_naming_it() -> None:
+    settings = load_settings(None, environ={
+        "MOVERS__CLUSTER__COLLECTOR": "movers-2", "MOVERS__CLUSTER__SHARD__INDEX": "auto",
+        "MOVERS__CLUSTER__SHARD__COUNT": "3",
+    })  # fmt: skip
+    assert settings.cluster.shard_index == 2
+    for env, why in (
+        ({"MOVERS__CLUSTER__SHARD__INDEX": "3", "MOVERS__CLUSTER__SHARD__COUNT": "3"},
+         "3 is not below shard.count (3)"),
+        ({"MOVERS__CLUSTER__SHARD__INDEX": "auto", "MOVERS__CLUSTER__COLLECTOR": "host"},
+         "does not end in a number"),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError, match=r"cluster\.shard\.index") as raised:
+            load_settings(None, environ=env)
+        assert why in str(raised.value)
