@@ -381,7 +381,7 @@ async def _run(
     print(f"signals notified {time.monotonic() - sim_started:.0f} s after the simulator started")
     # The demo's cross-venue divergence (twin 0 of scenarios/demo.yaml, 15 pp apart from 3m;
     # the entry point points pairs.file at scenarios/demo-pairs.yaml) reaches both apps after
-    # PairDivergence's 5 minutes, with both prices and both links.
+    # PairDivergence's 3 minutes, with both prices and both links.
     demo_pair = load_pairs(REPO / "scenarios" / "demo-pairs.yaml")[0]
     assert demo_pair.label
     for path in ("/discord/markets", "/slack/markets"):
