@@ -222,6 +222,8 @@ once some prices are in, the backfill once outcomes have their first live row.""
 
 def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     categories = load_categories(settings.categories.file)
+    # The pairs file: a typo fails at start, naming the key; its markets are always hot.
+    pairs = load_pairs(settings.pairs.file)
     rejects = Rejects()
     clients: list[PolymarketClient | KalshiClient] = []
     shard, shards = settings.cluster.shard_index, settings.cluster.shard.count
@@ -231,7 +233,7 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
         clients.append(client)
         polymarket = PolymarketIngest(
             settings.venues.polymarket, client, writer, categories, rejects,
-            owner(Venue.POLYMARKET, shard, shards),
+            owner(Venue.POLYMARKET, shard, shards), frozenset(p.polymarket for p in pairs),
         )  # fmt: skip
         if settings.venues.polymarket.stream.enabled:
             streamer = PolymarketStreamer(
@@ -244,7 +246,7 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
         clients.append(kalshi_client)
         kalshi = KalshiIngest(
             settings.venues.kalshi, kalshi_client, writer, categories, rejects,
-            owner(Venue.KALSHI, shard, shards),
+            owner(Venue.KALSHI, shard, shards), frozenset(p.kalshi for p in pairs),
         )  # fmt: skip
         if settings.venues.kalshi.stream.enabled and kalshi_client.signer is not None:
             kalshi_streamer = KalshiStreamer(
@@ -291,7 +293,6 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
         f"{venue}:{market}" for venue, hot in hot_sets.items() for market in hot.watches
     ]
     # Without a file too: its first run empties the table of pairs a removed file left.
-    pairs = load_pairs(settings.pairs.file)  # a typo fails at start, naming the key
     ingest.pairs = PairsJob(fenced, settings, pairs)
     ingest.leadership.on_follow += [movers.forget, ingest.pairs.forget]
     if settings.tune.every is not None:

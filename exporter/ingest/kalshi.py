@@ -42,8 +42,11 @@ class KalshiIngest:
         categories: Categories,
         rejects: Rejects,
         owns: Callable[[str], bool] | None = None,
+        paired: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config
+        self.paired = paired
+        """Markets of the cross-venue pairs (tickers): always hot."""
         self.owns = owns or (lambda _ticker: True)
         """Whether this collector's shard owns a market (ticker): it lists, prices and follows
         only those (README, Running several collectors)."""
@@ -118,7 +121,7 @@ class KalshiIngest:
         }
         self.hot.choose(
             {t: Known((t,), volume) for t, volume in volumes.items()},
-            hot_set(volumes, self.config.hot_size, set(watches)),
+            hot_set(volumes, self.config.hot_size, set(watches) | (self.paired & set(volumes))),
             watches,
         )
         counts["hot"] = len(self.hot)

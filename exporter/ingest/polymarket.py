@@ -51,8 +51,12 @@ class PolymarketIngest:
         categories: Categories,
         rejects: Rejects,
         owns: Callable[[str], bool] | None = None,
+        paired: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config
+        self.paired = paired
+        """Markets of the cross-venue pairs (slugs or condition ids): always hot, so both sides
+        of a pair are as fresh as the venues allow."""
         self.owns = owns or (lambda _condition: True)
         """Whether this collector's shard owns a market (condition id): it lists, prices and
         follows only those (README, Running several collectors)."""
@@ -102,10 +106,10 @@ class PolymarketIngest:
             for c, k in seen.items()
             if c in watched or k.slug in watched
         }
+        paired = {c for c, k in seen.items() if c in self.paired or k.slug in self.paired}
+        volumes = {c: k.volume_24h for c, k in seen.items()}
         self.hot.choose(
-            seen,
-            hot_set({c: k.volume_24h for c, k in seen.items()}, self.config.hot_size, set(watches)),
-            watches,
+            seen, hot_set(volumes, self.config.hot_size, set(watches) | paired), watches
         )
         counts["hot"] = len(self.hot)
         return counts

@@ -9,12 +9,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from exporter.config.pairs import load_pairs
 from exporter.pairs import PairsJob
+from exporter.service import build_ingest
+from exporter.sim import ManualClock, Simulator, load_scenario
 from exporter.storage.database import Database as Pooled
 from exporter.storage.db import create_pool, prepare_schema
 from tests.support.databases import Database
+from tests.support.ingest import migrated_writer
 
 pytestmark = pytest.mark.db
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -155,3 +159,36 @@ def test_a_pairs_file_typo_fails_naming_the_key(tmp_path: Path, text: str, messa
         load_pairs(path)
     with pytest.raises(ConfigError, match=r"pairs\.file"):
         load_pairs(tmp_path / "missing.yaml")
+
+
+async def test_the_markets_of_the_pairs_are_always_hot(pg: Database, tmp_path: Path) -> None:
+    """Both sides of a pair as fresh as the venues allow: discovery puts the paired markets in
+    the hot set (streamed and polled at the hot cadence) whatever their volume."""
+    scenario = load_scenario({
+        "seed": 9, "universe": {"polymarket": 30, "kalshi": 40},
+        "pairs": {"count": 3, "lookalikes": 0},
+    })  # fmt: skip
+    async with Simulator(scenario, clock=ManualClock(NOW)) as sim:
+        assert sim.urls is not None
+        venues = sim.urls.venues()
+        for venue in ("polymarket", "kalshi"):
+            venues[venue] |= {"hot_size": 1, "stream": {"enabled": False}}
+        path = tmp_path / "pairs.yaml"
+        twins = sim.world.twins
+        path.write_text(yaml.safe_dump({"pairs": [
+            {"polymarket": t.polymarket.slug, "kalshi": t.kalshi.key} for t in twins
+        ]}))  # fmt: skip
+        settings = pg.settings(venues=venues, pairs={"file": str(path)})
+        async with migrated_writer(settings) as writer:
+            ingest = build_ingest(settings, writer)
+            try:
+                assert ingest.polymarket is not None
+                assert ingest.kalshi is not None
+                await ingest.polymarket.discover()
+                await ingest.kalshi.discover()
+                poly_hot, kalshi_hot = set(ingest.polymarket.hot), set(ingest.kalshi.hot)
+            finally:
+                await ingest.aclose()
+    assert {t.polymarket.key for t in twins} <= poly_hot
+    assert {t.kalshi.key for t in twins} <= kalshi_hot
+    assert len(poly_hot) <= 1 + len(twins)  # the top one by volume, and the pairs'
