@@ -35,39 +35,22 @@ def test_a_title_is_reduced_to_its_question() -> None:
 
 
 def test_suggestions_pair_the_same_question_and_orient_the_opposite_one() -> None:
+    day = timedelta(days=1)
     markets = [
         _market("polymarket", "0xa", "Will Chen win the 42 primary?"),
         _market("polymarket", "0xb", "Will Duarte win the 42 primary?"),
-        _market(
-            "polymarket",
-            "0xc",
-            "Crypto: see BTC above $57k by September 15?",
-            end=END + timedelta(days=100),
-            category="Crypto",
-        ),
-        _market(
-            "kalshi",
-            "KX-A",
-            "Chen to win the 42 primary? — Before Mar 4, 2027",
-            end=END + timedelta(days=1),
-        ),
-        _market(
-            "kalshi",
-            "KX-C",
-            "Crypto: will it see BTC below $57k? — Before Sep 16, 2027",
-            end=END + timedelta(days=101),
-            category="Crypto",
-        ),
+        _market("polymarket", "0xc", "Crypto: see BTC above $57k by September 15?",
+                end=END + 100 * day, category="Crypto"),
+        _market("kalshi", "KX-A", "Chen to win the 42 primary? — Before Mar 4, 2027",
+                end=END + day),
+        _market("kalshi", "KX-C", "Crypto: will it see BTC below $57k? — Before Sep 16, 2027",
+                end=END + 101 * day, category="Crypto"),
         # Lookalikes: another number; the same question months later; another name.
         _market("kalshi", "KX-N", "Chen to win the 43 primary? — Before Mar 3, 2027"),
-        _market(
-            "kalshi",
-            "KX-L",
-            "Will Duarte win the 42 primary? — Before Aug 3, 2027",
-            end=END + timedelta(days=150),
-        ),
+        _market("kalshi", "KX-L", "Will Duarte win the 42 primary? — Before Aug 3, 2027",
+                end=END + 150 * day),
         _market("kalshi", "KX-O", "Will Okafor win the 42 primary? — Before Mar 3, 2027"),
-    ]
+    ]  # fmt: skip
     found = suggest(markets)
     got = {(s.polymarket.native_id, s.kalshi.native_id, s.orientation) for s in found}
     assert got == {("0xa", "KX-A", "same"), ("0xc", "KX-C", "inverse")}
