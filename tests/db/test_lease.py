@@ -60,7 +60,8 @@ async def test_one_leader_a_free_lease_is_taken_and_a_lost_one_cannot_write(
         async with fenced_a.transaction() as conn:
             await conn.execute("INSERT INTO written VALUES ('a', 1)")
             with pg.connect(autocommit=True) as admin:
-                admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+                # Terminating is a signal: wait for the backend (and its lock) to be gone.
+                admin.execute("SELECT pg_terminate_backend(%s, 10000)", (backend,))
             taking = asyncio.create_task(b.hold())
             await asyncio.sleep(1.0)
             assert not taking.done()  # the election waits for the fence

@@ -28,7 +28,7 @@ SECRETS = {"MOVERS_DATABASE_URL": "postgresql://movers@db:5432/movers",
 
 
 def _documents() -> dict[str, dict[str, Any]]:
-    docs = list(yaml.safe_load_all((KUBERNETES / "movers.yaml").read_text()))
+    docs = list(yaml.safe_load_all((KUBERNETES / "collectors.yaml").read_text()))
     return {d["kind"]: d for d in docs}
 
 
