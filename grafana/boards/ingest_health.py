@@ -128,11 +128,24 @@ def build() -> board.Dashboard:
               "Alerts stored in the alert history per second, by status.",
               "sum by (status) (rate(movers_alert_notifications_total[$__rate_interval]))",
               "{{status}}", "short", no_value="No alert notifications yet"), 12),
+        (states("Leader",
+                "Which collector holds the lease and runs the singleton jobs (movers refresh, "
+                "pairs, tuning, market signals, maintenance): one at a time (README, Running "
+                "several collectors). NoLeader fires when none does.",
+                "movers_leader", "{{collector}}")
+         .mappings(value_map(**{"0": ("follower", "blue"), "1": ("leader", "green")})), 6),
+        (rate("Shards collected",
+              "Distinct shards of the markets the answering collectors cover, and how many "
+              "there are (cluster.shard.count); ShardMissing fires when fewer are covered.",
+              'label_replace(count(count_values("shard", movers_shard_index)), "shards", '
+              '"covered", "", "") or label_replace(max(movers_shard_count), "shards", "in all", '
+              '"", "")',
+              "{{shards}}", "short"), 6),
     ]  # fmt: skip
     built = dashboard(
         "movers-ingest", "Ingest Health",
         "The exporter's own health from Prometheus: lag, requests, errors, rows, buffer, jobs, "
-        "history backfill.",
+        "history backfill, collectors.",
         refresh="30s", time_from="now-3h",
     )  # fmt: skip
     for panel, width in panels:
