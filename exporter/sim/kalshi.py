@@ -266,10 +266,16 @@ class KalshiRest:
         event_ticker = request.query.get("event_ticker")
         series_ticker = request.query.get("series_ticker")
         wanted = STATUS_FILTER.get(status or "")
+        # Close-time bounds (unix seconds, both inclusive): what a collector sweeping one slice
+        # of the listing asks.
+        after = int_param(request, "min_close_ts", 0, _bad)
+        before = int_param(request, "max_close_ts", 0, _bad)
         picked = [
             m
             for m in world.kalshi_markets
             if (wanted is None or m.kalshi_status in wanted)
+            and (not after or int(m.end.timestamp()) >= after)
+            and (not before or int(m.end.timestamp()) <= before)
             and (mve is None or m.event.multivariate == (mve == "only"))
             and (not tickers or m.ticker in tickers)
             and (event_ticker is None or m.event.ticker == event_ticker)

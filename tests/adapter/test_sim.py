@@ -128,6 +128,33 @@ async def test_kalshi_cursor_walks_the_whole_universe_once(sim: Simulator) -> No
     assert too_big.status_code == 400
 
 
+async def test_kalshi_close_time_bounds_split_the_listing_without_gap_or_overlap(
+    sim: Simulator,
+) -> None:
+    """``min_close_ts``/``max_close_ts`` (inclusive): three slices of the open listing hold every
+    open market once, each closing within its bounds."""
+    assert sim.urls is not None
+    url = f"{sim.urls.kalshi_rest}/markets"
+    base = {"limit": 1000, "status": "open", "mve_filter": "exclude"}
+    async with httpx.AsyncClient() as client:
+        everything = [m["ticker"] for m in (await _json(client, url, **base))["markets"]]
+        closes = sorted(m.end.timestamp() for m in sim.world.kalshi_markets)
+        cut = [int(closes[len(closes) // 3]), int(closes[2 * len(closes) // 3])]
+        slices = [
+            await _json(client, url, **base, max_close_ts=cut[0]),
+            await _json(client, url, **base, min_close_ts=cut[0] + 1, max_close_ts=cut[1]),
+            await _json(client, url, **base, min_close_ts=cut[1] + 1),
+        ]
+        bad = await client.get(url, params={"min_close_ts": "soon"})
+    found = [m["ticker"] for part in slices for m in part["markets"]]
+    assert sorted(found) == sorted(everything)
+    assert all(len(part["markets"]) for part in slices)
+    closing = {m.key: int(m.end.timestamp()) for m in sim.world.kalshi_markets}
+    assert all(closing[m["ticker"]] <= cut[0] for m in slices[0]["markets"])
+    assert all(closing[m["ticker"]] > cut[1] for m in slices[2]["markets"])
+    assert bad.status_code == 400
+
+
 # --- determinism --------------------------------------------------------------------------------
 
 
