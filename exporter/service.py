@@ -247,6 +247,7 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
         kalshi = KalshiIngest(
             settings.venues.kalshi, kalshi_client, writer, categories, rejects,
             owner(Venue.KALSHI, shard, shards), frozenset(p.kalshi for p in pairs),
+            (shard, shards),
         )  # fmt: skip
         if settings.venues.kalshi.stream.enabled and kalshi_client.signer is not None:
             kalshi_streamer = KalshiStreamer(

@@ -13,7 +13,7 @@ from exporter.categories import Categories
 from exporter.config import KalshiConfig
 from exporter.ingest.common import Rejects, cursor_pages, hot_set
 from exporter.ingest.hot import HotSet, Known
-from exporter.model import MarketStatus, Trade, Venue
+from exporter.model import MarketStatus, Trade, Venue, shard_of
 from exporter.normalize.kalshi import (
     EventInfo,
     KalshiMarketsPage,
@@ -43,8 +43,20 @@ class KalshiIngest:
         rejects: Rejects,
         owns: Callable[[str], bool] | None = None,
         paired: frozenset[str] = frozenset(),
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.config = config
+        self.shard = shard
+        """``(index, count)``: with several shards the price sweep reads one slice of the
+        listing (:attr:`sliced`) instead of all of it."""
+        self.sliced: tuple[int | None, int | None] | None = None
+        """This shard's slice of the open listing by close time (unix seconds, both inclusive;
+        None: unbounded), from the last discovery; None with one shard, or before."""
+        self.listed: frozenset[str] = frozenset()
+        """Every open market the last discovery listed, whoever owns it (several shards)."""
+        self.hot_anywhere: frozenset[str] = frozenset()
+        """Every shard's hot set (their owners poll and stream them): the slice sweep skips
+        them."""
         self.paired = paired
         """Markets of the cross-venue pairs (tickers): always hot."""
         self.owns = owns or (lambda _ticker: True)
@@ -84,16 +96,27 @@ class KalshiIngest:
         return parse_market(market, received, event, category)
 
     async def _sweep(
-        self, *, tickers: list[str] | None = None, status: str | None = "open"
+        self,
+        *,
+        tickers: list[str] | None = None,
+        status: str | None = "open",
+        every: bool = False,
+        closing: tuple[int | None, int | None] = (None, None),
     ) -> AsyncIterator[list[ParsedMarket]]:
+        """The listing's markets (but combos), this shard's only unless ``every``."""
         started = time.monotonic()
 
         def fetch(cursor: str) -> Awaitable[tuple[KalshiMarketsPage, datetime]]:
-            return self.client.markets_page(cursor, status=status, tickers=tickers)
+            return self.client.markets_page(cursor, status=status, tickers=tickers,
+                                            closing=closing)  # fmt: skip
 
         async for page, received in cursor_pages(fetch, lambda page: page.cursor):
             markets = self.rejects.each(self._parse, page.markets or [], received)
-            yield [p for p in markets if not p.multivariate and self.owns(p.market.native_id)]
+            yield [
+                p
+                for p in markets
+                if not p.multivariate and (every or self.owns(p.market.native_id))
+            ]
         if tickers is None:
             self.last_sweep_seconds = time.monotonic() - started
 
@@ -102,7 +125,18 @@ class KalshiIngest:
         await self._load_series_and_events()
         volumes: dict[str, float] = {}
         counts = {"markets": 0, "snapshots": 0}
-        async for parsed in self._sweep():
+        sharded = self.shard[1] > 1
+        listed: dict[str, float] = {}
+        closes: list[int] = []
+        async for parsed in self._sweep(every=sharded):
+            if sharded:  # the whole listing: the slices, and every shard's hot set
+                for p in parsed:
+                    if p.market.status is MarketStatus.OPEN:
+                        listed[p.market.native_id] = p.market.volume_24h or 0.0
+                        self.event_of[p.market.native_id] = p.market.event_id or ""
+                        if p.market.end_time is not None:
+                            closes.append(int(p.market.end_time.timestamp()))
+                parsed = [p for p in parsed if self.owns(p.market.native_id)]
             await self.writer.upsert_markets([p.market for p in parsed])
             await self.writer.upsert_outcomes([p.outcome for p in parsed])
             counts["markets"] += len(parsed)
@@ -110,9 +144,12 @@ class KalshiIngest:
                 if p.market.status is MarketStatus.OPEN:
                     volumes[p.market.native_id] = p.market.volume_24h or 0.0
                     self.event_of[p.market.native_id] = p.market.event_id or ""
-            snapshots = [p.snapshot for p in parsed if p.snapshot is not None]
-            counts["snapshots"] += (await self.writer.write_snapshots(snapshots)).written
+            if not sharded:  # sharded, the slice sweep prices every market, once
+                snapshots = [p.snapshot for p in parsed if p.snapshot is not None]
+                counts["snapshots"] += (await self.writer.write_snapshots(snapshots)).written
         counts["gone"] = await self._settle_vanished(set(volumes))
+        if sharded:
+            self._share_out(listed, closes)
         watched = self.config.watched
         watches = {
             t: watched.get(t) or watched[self.event_of.get(t, "")]
@@ -126,6 +163,28 @@ class KalshiIngest:
         )
         counts["hot"] = len(self.hot)
         return counts
+
+    def _share_out(self, listed: dict[str, float], closes: list[int]) -> None:
+        """From the whole open listing: this shard's slice of it by close time (the same
+        boundaries on every shard: quantiles of the close times, on the hour) and every shard's
+        hot set (the same rule on every shard, as each would choose its own)."""
+        index, count = self.shard
+        closes.sort()
+        cuts = [closes[len(closes) * k // count] // 3600 * 3600 for k in range(1, count)]
+        self.sliced = (
+            (cuts[index - 1] if index > 0 else None, cuts[index] - 1 if index < count - 1 else None)
+            if closes
+            else None
+        )
+        self.listed = frozenset(listed)
+        watched = self.config.watched
+        always = {t for t in listed if t in watched or self.event_of.get(t) in watched}
+        always |= self.paired & set(listed)
+        hot: set[str] = set()
+        for shard in range(count):
+            theirs = {t: v for t, v in listed.items() if shard_of(VENUE, t, count) == shard}
+            hot.update(hot_set(theirs, self.config.hot_size, always & set(theirs)))
+        self.hot_anywhere = frozenset(hot)
 
     async def _settle_vanished(self, listed: set[str]) -> int:
         """Markets stored as open that the open listing no longer carries: their status now
@@ -150,8 +209,21 @@ class KalshiIngest:
     # --- prices ---------------------------------------------------------------------------------
 
     async def refresh_prices(self) -> dict[str, Any]:
-        """Every known open market's quote, from ``/markets`` pages."""
+        """Every known open market's quote, from ``/markets`` pages; with several shards, every
+        market of this shard's slice of the listing but those some shard keeps hot."""
         written = 0
+        if self.sliced is not None:
+            skip, listed = self.hot_anywhere, self.listed
+            async for parsed in self._sweep(every=True, closing=self.sliced):
+                snapshots = [
+                    p.snapshot
+                    for p in parsed
+                    if p.snapshot
+                    and p.market.native_id in listed
+                    and p.market.native_id not in skip
+                ]
+                written += (await self.writer.write_snapshots(snapshots)).written
+            return {"snapshots": written, "sweep_seconds": self.last_sweep_seconds}
         async for parsed in self._sweep():
             snapshots = [
                 p.snapshot for p in parsed if p.snapshot and p.market.native_id in self.hot.known

@@ -3,6 +3,7 @@ the one the Polymarket sweep test runs on both servers)."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,14 @@ import pytest
 import yaml
 
 from exporter.categories import load_categories
-from exporter.model import displayed_price
+from exporter.ingest.common import Rejects
+from exporter.ingest.kalshi import KalshiIngest
+from exporter.model import Venue, displayed_price, owner
 from exporter.sim import ManualClock, RealClock, Simulator, load_scenario
 from exporter.sim.world import KalshiMarket
+from exporter.venues.kalshi.client import KalshiClient
 from tests.support.databases import Database
-from tests.support.ingest import kalshi_ingest, kalshi_venues
+from tests.support.ingest import kalshi_ingest, kalshi_venues, migrated_writer
 from tests.support.running import run_once
 
 pytestmark = pytest.mark.db
@@ -131,3 +135,42 @@ async def test_trades_from_the_tape_resume_from_the_newest_stored(pg: Database) 
         assert {t.trade_id for t in sim.world.trades if t.seconds >= newest_first_run
                 and t.market.key in set(restarted.hot)} <= ids  # fmt: skip
         assert ids <= served
+
+
+async def test_three_shards_sweep_three_slices_of_the_listing_each_market_once(
+    pg: Database,
+) -> None:
+    """With several shards each collector's price sweep reads one slice of the listing by close
+    time (the same boundaries on every shard); together the slices price every open market that
+    no shard keeps hot exactly once."""
+    scenario = load_scenario({"seed": 31, "universe": {"polymarket": 0, "kalshi": 400}})
+    async with Simulator(scenario, clock=ManualClock(START)) as sim:
+        sim.advance(600)
+        settings = pg.settings(venues=kalshi_venues(sim, hot_size=5))
+        shards: list[KalshiIngest] = []
+        async with contextlib.AsyncExitStack() as stack:
+            for index in range(3):
+                writer = await stack.enter_async_context(migrated_writer(settings))
+                client = KalshiClient(settings.venues.kalshi)
+                stack.push_async_callback(client.aclose)
+                shard = KalshiIngest(
+                    settings.venues.kalshi, client, writer, load_categories(), Rejects(),
+                    owner(Venue.KALSHI, index, 3), shard=(index, 3),
+                )  # fmt: skip
+                await shard.discover()
+                shards.append(shard)
+            assert len({(s.listed, s.hot_anywhere) for s in shards}) == 1  # all agree
+            slices = [s.sliced for s in shards]
+            assert slices[0] is not None and slices[0][0] is None  # noqa: PT018
+            assert slices[2] is not None and slices[2][1] is None  # noqa: PT018
+            pages = sim.truth.responses[("kalshi /markets", 200)]
+            for shard in shards:
+                await shard.refresh_prices()
+            swept = sim.truth.responses[("kalshi /markets", 200)] - pages
+        rows = dict(_query(pg, "SELECT outcome_id, count(*) FROM snapshots GROUP BY 1"))
+    hot = shards[0].hot_anywhere
+    expected = {f"kalshi:{t}" for t in shards[0].listed - hot}
+    assert set(rows) == expected
+    assert set(rows.values()) == {1}
+    assert len(hot) == 15  # five a shard
+    assert swept == 3  # one request a slice (400 markets, 1,000 a page)

@@ -158,15 +158,25 @@ class KalshiClient:
         return await self._get("/events", params, _EVENTS)
 
     async def markets_page(
-        self, cursor: str, *, status: str | None = "open", tickers: list[str] | None = None
+        self,
+        cursor: str,
+        *,
+        status: str | None = "open",
+        tickers: list[str] | None = None,
+        closing: tuple[int | None, int | None] = (None, None),
     ) -> tuple[KalshiMarketsPage, datetime]:
         """``GET /markets``; combos are excluded (a page can otherwise be all empty combos).
+        ``closing``: close-time bounds in unix seconds (``min_close_ts``, ``max_close_ts``).
         Each market is left as bytes for the parser."""
         params: dict[str, Any] = {"limit": MARKETS_PAGE, "mve_filter": "exclude"}
         if status:
             params["status"] = status
         if tickers:
             params["tickers"] = ",".join(tickers)
+        if closing[0] is not None:
+            params["min_close_ts"] = closing[0]
+        if closing[1] is not None:
+            params["max_close_ts"] = closing[1]
         if cursor:
             params["cursor"] = cursor
         return await self._get("/markets", params, _MARKETS)
