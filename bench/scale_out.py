@@ -1,15 +1,16 @@
 """Scale out: Kalshi's price sweep of a 150,000-market universe by one collector, and by three
 shards at once, each with a budget of its own (as from three addresses).
 
-``python -m bench.scale_out [--markets 150000] [--rps 5]`` starts the simulator in a process of
-its own (the venue is a separate server), then: one collector discovers the listing and times
-its price sweep (``kalshi_prices``: every open market's quote from ``/markets`` pages); three
-collectors, shards 0, 1 and 2 of 3, discover it (each reads the whole listing: the slices'
-boundaries and every shard's hot set come from it) and time their price sweeps run at once,
-each reading its slice of the listing by close time. The rows are counted, not stored (the
-writer's own speed is ``bench.writer_vs_copy``'s): the write load of the three shards is their
-rows per price cycle against the writer's measured rows per second. Target: the three-shard
-sweep in at most 1/2.5 of one collector's time. Results: bench/results/scale_out.json.
+``python -m bench.scale_out [--markets 150000] [--rps R]`` (default: Kalshi's shipped budget)
+starts the simulator in a process of its own (the venue is a separate server). One collector
+discovers the listing and times its price sweep (``kalshi_prices``: every open market's quote
+from ``/markets`` pages); three collectors, shards 0, 1 and 2 of 3, discover it (each reads the
+whole listing: the slices' boundaries and every shard's hot set come from it) and time their
+price sweeps run at once, each reading its slice of the listing by close time. The rows are
+counted, not stored (the writer's own speed is ``bench.writer_vs_copy``'s): the write load of
+the three shards is their rows per price cycle against the writer's measured rows per second.
+Target: the three-shard sweep in at most 1/2.5 of one collector's time. Results:
+bench/results/scale_out.json.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ async def measure(kalshi: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def run(markets: int, rps: float) -> dict[str, Any]:
+def run(markets: int, rps: float | None) -> dict[str, Any]:
     base = free_port() // 10 * 10 % 50_000 + 10_000
     folder = Path(tempfile.mkdtemp(prefix="movers-scale-"))
     scenario = folder / "scenario.yaml"
@@ -134,6 +135,8 @@ def run(markets: int, rps: float) -> dict[str, Any]:
     )  # fmt: skip
     kalshi: dict[str, Any] = dict(sim_config(base)["kalshi"])  # type: ignore[call-overload]
     kalshi |= {"requests_per_second": rps, "stream": {"enabled": False}}
+    if rps is None:
+        del kalshi["requests_per_second"]  # the shipped budget
     try:
         deadline = time.monotonic() + 600
         while True:
@@ -148,13 +151,17 @@ def run(markets: int, rps: float) -> dict[str, Any]:
     finally:
         sim.terminate()
         sim.wait(60)
-    return {"universe": markets, "requests_per_second_each": rps, **result}
+    budget = validate_settings({"venues": {"kalshi": kalshi}}).venues.kalshi.budget
+    return {"universe": markets, "requests_per_second_each": budget, **result}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--markets", type=int, default=150_000)
-    parser.add_argument("--rps", type=float, default=5.0)
+    parser.add_argument(
+        "--rps", type=float, default=None,
+        help="each collector's Kalshi budget (default: the shipped one, 3/s without a key)",
+    )  # fmt: skip
     args = parser.parse_args()
     write_result("scale_out", run(args.markets, args.rps))
 
