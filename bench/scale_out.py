@@ -4,11 +4,12 @@ shards at once, each with a budget of its own (as from three addresses).
 ``python -m bench.scale_out [--markets 150000] [--rps R]`` (default: Kalshi's shipped budget)
 starts the simulator in a process of its own (the venue is a separate server). One collector
 discovers the listing and times its price sweep (``kalshi_prices``: every open market's quote
-from ``/markets`` pages); three collectors, shards 0, 1 and 2 of 3, discover it (each reads the
-whole listing: the slices' boundaries and every shard's hot set come from it) and time their
-price sweeps run at once, each reading its slice of the listing by close time. The rows are
-counted, not stored (the writer's own speed is ``bench.writer_vs_copy``'s): the write load of
-the three shards is their rows per price cycle against the writer's measured rows per second.
+from ``/markets`` pages); three collectors, shards 0, 1 and 2 of 3: the leader discovers the
+listing for all (the others read it back, here from memory as they would from the database),
+then their price sweeps run at once, each reading its slice of the listing by close time. The
+rows are counted, not stored (the writer's own speed is ``bench.writer_vs_copy``'s): the write
+load of the three shards is their rows per price cycle against the writer's measured rows per
+second.
 Target: the three-shard sweep in at most 1/2.5 of one collector's time. Results:
 bench/results/scale_out.json.
 """
@@ -34,19 +35,27 @@ from exporter.categories import load_categories
 from exporter.config import validate_settings
 from exporter.ingest.common import Rejects
 from exporter.ingest.kalshi import KalshiIngest
-from exporter.model import Venue, owner
+from exporter.model import MarketStatus, Venue, owner
 from exporter.venues.kalshi.client import KalshiClient
 from tests.support.servers import free_port
 
 
 class _CountingWriter:
-    """What the Kalshi jobs write, counted and dropped."""
+    """What the Kalshi jobs write, counted and dropped; the markets' listing kept in ``store``
+    (shared by the collectors, as their database is), for the followers to read back."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: dict[str, tuple[Any, ...]]) -> None:
         self.snapshots = 0
+        self.store = store
 
     async def upsert_markets(self, rows: Any) -> int:
+        for m in rows:
+            if m.status is MarketStatus.OPEN:
+                self.store[m.native_id] = (m.native_id, m.volume_24h, m.end_time, m.event_id)
         return len(rows)
+
+    async def open_listing(self, venue: Venue) -> list[tuple[Any, ...]]:
+        return list(self.store.values())
 
     async def upsert_outcomes(self, rows: Any) -> int:
         return len(rows)
@@ -62,10 +71,12 @@ class _CountingWriter:
         return None
 
 
-def _ingest(venues: dict[str, Any], index: int, count: int) -> tuple[KalshiIngest, Any]:
+def _ingest(
+    venues: dict[str, Any], index: int, count: int, store: dict[str, tuple[Any, ...]]
+) -> tuple[KalshiIngest, Any]:
     settings = validate_settings({"venues": {"polymarket": {"enabled": False}, **venues}})
     config = settings.venues.kalshi
-    writer = _CountingWriter()
+    writer = _CountingWriter(store)
     ingest = KalshiIngest(
         config, KalshiClient(config), writer, load_categories(), Rejects(),  # type: ignore[arg-type]
         owner(Venue.KALSHI, index, count), shard=(index, count),
@@ -81,7 +92,7 @@ async def _sweep(ingests: list[KalshiIngest]) -> float:
 
 async def measure(kalshi: dict[str, Any]) -> dict[str, Any]:
     venues = {"kalshi": kalshi}
-    one, one_writer = _ingest(venues, 0, 1)
+    one, one_writer = _ingest(venues, 0, 1, {})
     started = time.perf_counter()
     await one.discover()
     discovery_one = time.perf_counter() - started
@@ -90,10 +101,12 @@ async def measure(kalshi: dict[str, Any]) -> dict[str, Any]:
     rows_one = one_writer.snapshots
     await one.client.aclose()
 
-    built = [_ingest(venues, i, 3) for i in range(3)]
+    store: dict[str, tuple[Any, ...]] = {}
+    built = [_ingest(venues, i, 3, store) for i in range(3)]
     shards = [ingest for ingest, _ in built]
     started = time.perf_counter()
-    await asyncio.gather(*(s.discover() for s in shards))
+    await shards[0].discover()  # the leader lists the venue for everyone
+    await asyncio.gather(*(s.refresh_listing() for s in shards[1:]))
     discovery_three = time.perf_counter() - started
     for _, writer in built:
         writer.snapshots = 0

@@ -25,6 +25,8 @@ log = structlog.get_logger("exporter.leadership")
 SINGLETONS = ("movers_refresh", "maintenance", "signals_markets", "signals_volume",
               "alert_tuning", "pairs")  # fmt: skip
 """The jobs only the leader runs."""
+SHARED_DISCOVERIES = ("kalshi_discovery",)
+"""With several shards the leader lists the venue and stores it all; the others read it back."""
 BACKFILLS = ("polymarket_backfill", "kalshi_backfill")
 """The leader's too while every collector ingests every market; each collector's own when they
 share the markets out (each fills the history of what it owns)."""
@@ -34,7 +36,7 @@ class Leadership(Collector):
     def __init__(self, lease: Lease, shard: int = 0, shards: int = 1) -> None:
         self.lease = lease
         self.shard, self.shards = shard, shards
-        self.singletons = frozenset(SINGLETONS + (BACKFILLS if shards == 1 else ()))
+        self.singletons = frozenset(SINGLETONS + (BACKFILLS if shards == 1 else SHARED_DISCOVERIES))
         self._was: bool | None = None
         self.on_follow: list[Callable[[], None]] = []
         """What to forget when this collector stops leading (the gauges of the singleton jobs:

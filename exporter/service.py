@@ -173,6 +173,12 @@ class Ingest:
         if kx is not None:
             plan += [
                 ("kalshi_discovery", kx.discover, kconfig.discovery_every.total_seconds()),
+            ]
+            if kx.shard[1] > 1:  # the leader lists the venue, every shard reads it back
+                plan.append(
+                    ("kalshi_listing", kx.refresh_listing, kconfig.prices_every.total_seconds())
+                )
+            plan += [
                 ("kalshi_hot", kx.refresh_hot, kconfig.hot_every.total_seconds()),
                 ("kalshi_prices", kx.refresh_prices, kconfig.prices_every.total_seconds()),
                 ("kalshi_trades", kx.collect_trades, kconfig.trades_every.total_seconds()),

@@ -121,22 +121,15 @@ class KalshiIngest:
             self.last_sweep_seconds = time.monotonic() - started
 
     async def discover(self) -> dict[str, int]:
-        """Series (categories), events (titles), then every open non-combo market."""
+        """Series (categories), events (titles), then every open non-combo market. With several
+        shards the leader alone runs it and stores the whole listing, which the others read back
+        (:meth:`refresh_listing`): the venue is listed once, not once a shard."""
         await self._load_series_and_events()
         volumes: dict[str, float] = {}
         counts = {"markets": 0, "snapshots": 0}
         sharded = self.shard[1] > 1
-        listed: dict[str, float] = {}
         closes: list[int] = []
         async for parsed in self._sweep(every=sharded):
-            if sharded:  # the whole listing: the slices, and every shard's hot set
-                for p in parsed:
-                    if p.market.status is MarketStatus.OPEN:
-                        listed[p.market.native_id] = p.market.volume_24h or 0.0
-                        self.event_of[p.market.native_id] = p.market.event_id or ""
-                        if p.market.end_time is not None:
-                            closes.append(int(p.market.end_time.timestamp()))
-                parsed = [p for p in parsed if self.owns(p.market.native_id)]
             await self.writer.upsert_markets([p.market for p in parsed])
             await self.writer.upsert_outcomes([p.outcome for p in parsed])
             counts["markets"] += len(parsed)
@@ -144,12 +137,34 @@ class KalshiIngest:
                 if p.market.status is MarketStatus.OPEN:
                     volumes[p.market.native_id] = p.market.volume_24h or 0.0
                     self.event_of[p.market.native_id] = p.market.event_id or ""
+                    if p.market.end_time is not None:
+                        closes.append(int(p.market.end_time.timestamp()))
             if not sharded:  # sharded, the slice sweep prices every market, once
                 snapshots = [p.snapshot for p in parsed if p.snapshot is not None]
                 counts["snapshots"] += (await self.writer.write_snapshots(snapshots)).written
-        counts["gone"] = await self._settle_vanished(set(volumes))
-        if sharded:
+        counts["gone"] = await self._settle_vanished(set(volumes), every=sharded)
+        counts["hot"] = self._choose(volumes, closes)
+        return counts
+
+    async def refresh_listing(self) -> dict[str, int]:
+        """With several shards: the open listing as the leader's discovery stored it, for this
+        shard's slice and hot set (read every ``prices_every``, so a new market is priced within
+        a cycle of its discovery)."""
+        volumes: dict[str, float] = {}
+        closes: list[int] = []
+        for ticker, volume, end, event in await self.writer.open_listing(VENUE):
+            volumes[ticker] = volume or 0.0
+            self.event_of[ticker] = event or ""
+            if end is not None:
+                closes.append(int(end.timestamp()))
+        return {"markets": len(volumes), "hot": self._choose(volumes, closes)}
+
+    def _choose(self, listed: dict[str, float], closes: list[int]) -> int:
+        """The hot set among this shard's markets of ``listed`` (ticker -> 24 h volume); with
+        several shards, the slices and every shard's hot set too. The size of the hot set."""
+        if self.shard[1] > 1:
             self._share_out(listed, closes)
+        volumes = {t: v for t, v in listed.items() if self.owns(t)}
         watched = self.config.watched
         watches = {
             t: watched.get(t) or watched[self.event_of.get(t, "")]
@@ -161,8 +176,7 @@ class KalshiIngest:
             hot_set(volumes, self.config.hot_size, set(watches) | (self.paired & set(volumes))),
             watches,
         )
-        counts["hot"] = len(self.hot)
-        return counts
+        return len(self.hot)
 
     def _share_out(self, listed: dict[str, float], closes: list[int]) -> None:
         """From the whole open listing: this shard's slice of it by close time (the same
@@ -186,15 +200,16 @@ class KalshiIngest:
             hot.update(hot_set(theirs, self.config.hot_size, always & set(theirs)))
         self.hot_anywhere = frozenset(hot)
 
-    async def _settle_vanished(self, listed: set[str]) -> int:
-        """Markets stored as open that the open listing no longer carries: their status now
-        (``closed``, ``determined``, ``finalized`` …), or ``delisted`` when gone."""
-        stored = {t for t in await self.writer.open_market_ids(VENUE) if self.owns(t)}
+    async def _settle_vanished(self, listed: set[str], *, every: bool = False) -> int:
+        """Markets stored as open that the open listing no longer carries (this shard's, or
+        ``every`` one): their status now (``closed``, ``determined``, ``finalized`` …), or
+        ``delisted`` when gone."""
+        stored = {t for t in await self.writer.open_market_ids(VENUE) if every or self.owns(t)}
         vanished = sorted(stored - listed)
         found: set[str] = set()
         for i in range(0, len(vanished), TICKERS_PER_CALL):
             async for parsed in self._sweep(
-                tickers=vanished[i : i + TICKERS_PER_CALL], status=None
+                tickers=vanished[i : i + TICKERS_PER_CALL], status=None, every=every
             ):
                 for p in parsed:
                     found.add(p.market.native_id)

@@ -375,6 +375,19 @@ class Writer:
             )
             return {row[0] for row in await cur.fetchall()}
 
+    async def open_listing(
+        self, venue: Venue
+    ) -> list[tuple[str, float | None, datetime | None, str | None]]:
+        """The venue's open markets as the last discovery stored them, whoever discovered them:
+        ``(native id, 24 h volume, end time, event id)``."""
+        async with self._connection() as conn:
+            cur = await conn.execute(
+                "SELECT native_id, volume_24h, end_time, event_id FROM markets"
+                " WHERE venue = %s AND status = 'open'",
+                (venue.value,),
+            )
+            return list(await cur.fetchall())
+
     async def set_status(
         self, market_id: str, status: MarketStatus, observed_at: datetime | None
     ) -> None:

@@ -140,9 +140,10 @@ async def test_trades_from_the_tape_resume_from_the_newest_stored(pg: Database) 
 async def test_three_shards_sweep_three_slices_of_the_listing_each_market_once(
     pg: Database,
 ) -> None:
-    """With several shards each collector's price sweep reads one slice of the listing by close
-    time (the same boundaries on every shard); together the slices price every open market that
-    no shard keeps hot exactly once."""
+    """With several shards the leader lists the venue once and stores it all; the other shards
+    read it back from the database. Each collector's price sweep reads one slice of the listing
+    by close time (the same boundaries on every shard); together the slices price every open
+    market that no shard keeps hot exactly once."""
     scenario = load_scenario({"seed": 31, "universe": {"polymarket": 0, "kalshi": 400}})
     async with Simulator(scenario, clock=ManualClock(START)) as sim:
         sim.advance(600)
@@ -157,8 +158,12 @@ async def test_three_shards_sweep_three_slices_of_the_listing_each_market_once(
                     settings.venues.kalshi, client, writer, load_categories(), Rejects(),
                     owner(Venue.KALSHI, index, 3), shard=(index, 3),
                 )  # fmt: skip
-                await shard.discover()
                 shards.append(shard)
+            listings = sim.truth.responses[("kalshi /markets", 200)]
+            await shards[0].discover()  # the leader's
+            listings = sim.truth.responses[("kalshi /markets", 200)] - listings
+            for shard in shards[1:]:
+                await shard.refresh_listing()
             assert len({(s.listed, s.hot_anywhere) for s in shards}) == 1  # all agree
             slices = [s.sliced for s in shards]
             assert slices[0] is not None and slices[0][0] is None  # noqa: PT018
@@ -173,4 +178,6 @@ async def test_three_shards_sweep_three_slices_of_the_listing_each_market_once(
     assert set(rows) == expected
     assert set(rows.values()) == {1}
     assert len(hot) == 15  # five a shard
+    assert all(len(s.hot) == 5 for s in shards)
+    assert listings == 1  # the listing read once (400 markets: one page), not once a shard
     assert swept == 3  # one request a slice (400 markets, 1,000 a page)

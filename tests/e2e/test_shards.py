@@ -14,6 +14,7 @@ import yaml
 
 from exporter.model import shard_of
 from exporter.sim import ManualClock, Simulator, load_scenario
+from exporter.storage.lease import Lease
 from tests.support.databases import Database, Server, fresh
 from tests.support.running import run_once
 
@@ -62,16 +63,32 @@ async def test_three_shards_store_what_one_collector_stores(
             code, err = await run_once(one.url, _config(sim, tmp_path, "alone", 0, 1))
             assert code == 0, err[-3000:]
             alone = _stored(one)
+            # Shard 0 leads (it lists Kalshi for everyone); then another collector holds the
+            # lease, so shards 1 and 2 follow: they read Kalshi's listing back from the database.
+            other = Lease(shared.settings().database, "another collector")
+            series = ("kalshi /series", 200)  # what a Kalshi discovery asks first
             for shard in range(SHARDS):
+                before = sim.truth.responses[series]
                 config = _config(sim, tmp_path, f"movers-{shard}", shard, SHARDS)
                 code, err = await run_once(shared.url, config)
                 assert code == 0, err[-3000:]
-                # This shard stored its own markets only.
+                listed = sim.truth.responses[series] - before
+                if shard == 0:
+                    assert listed == 1
+                    assert await other.hold()
+                else:  # no Kalshi discovery of its own
+                    assert '"event": "following"' in err, err[-2000:]
+                    assert listed == 0
+                # Polymarket: this shard stored its own markets only. Kalshi: the leader stores
+                # the whole listing for every shard.
                 with shared.connect() as conn:
-                    ids = [r[0] for r in conn.execute("SELECT market_id FROM markets")]
+                    ids = [r[0] for r in conn.execute(
+                        "SELECT market_id FROM markets WHERE venue = 'polymarket'"
+                    )]  # fmt: skip
                 owners = {shard_of(*i.split(":", 1), SHARDS) for i in ids}
                 assert owners == set(range(shard + 1)), (shard, owners)
             together = _stored(shared)
+            await other.release()
     assert alone["markets"]
     assert alone["prices"]
     assert alone["trades"]
