@@ -356,7 +356,7 @@ def _run_trades(settings: Settings, args: argparse.Namespace, alerting: Alerting
     """``--alert WhaleTrade`` or ``WalletTrade``: the stored trades through the signals'
     settings and the route Alertmanager gives them."""
 
-    from exporter.tuning import BOUNDARIES, load_trade_replay, load_volume_replay, what_if_trades
+    from exporter.tuning import load_trade_replay, load_volume_replay, what_if_trades
 
     volume = args.alert == "VolumeSpike"
     if args.window is not None:
@@ -388,39 +388,20 @@ def _run_trades(settings: Settings, args: argparse.Namespace, alerting: Alerting
         lambda db: load_trade_replay(db, settings, alerting, args.alert, since, until, candidates),
     )
     outcome = replay.run()
-    if not outcome.routes:  # nothing was sent: the route such an alert would take
-        sample = {"alertname": args.alert, "area": "signals", "venue": VENUES[0]}
-        outcome.routes = {r.path: r for r in alerting.routes(sample)}
-    venues = {venue: {"whale": row.pop("threshold_pp"), **row}
-              for venue, row in outcome.windows().items()}  # fmt: skip
-    report: dict[str, Any] = {
-        "alert": args.alert,
-        "since": since.isoformat(),
-        "until": until.isoformat(),
-        "days": round(outcome.days, 3),
-        "signal": {
-            "whale": replay.whales(),
-            "wallets": len(signals.wallets),
-            "watched_markets": len(replay.own_whale),
-            "cooldown_seconds": signals.cooldown.total_seconds(),
-            "max_per_minute": signals.max_per_minute,
-            "resolve_after_seconds": signals.resolve_after.total_seconds(),
-        },
-        "routes": _routes(outcome.routes),
-        **outcome.summary(),
-        "venues": venues,
-        "top_markets": outcome.top_markets(args.top),
-        "sources": list(alerting.sources[1:]),
-        "boundaries": [
-            "Trades are replayed as stored: one the exporter missed (a gap in its polls) was "
-            "not notified, and one it saw late was notified late.",
-            "The minute's budget (signals.max_per_minute) is shared with the signals not "
-            "replayed (listings, resolutions, liquidity gaps, volume spikes).",
-            *BOUNDARIES[3:],
-        ],
+    signal = {
+        "whale": replay.whales(),
+        "wallets": len(signals.wallets),
+        "watched_markets": len(replay.own_whale),
+        "cooldown_seconds": signals.cooldown.total_seconds(),
+        "max_per_minute": signals.max_per_minute,
+        "resolve_after_seconds": signals.resolve_after.total_seconds(),
     }
-    for top in report["top_markets"]:
-        top.pop("windows", None)
+    report = _signal_report(args, alerting, outcome, (since, until), "whale", signal, [
+        "Trades are replayed as stored: one the exporter missed (a gap in its polls) was "
+        "not notified, and one it saw late was notified late.",
+        "The minute's budget (signals.max_per_minute) is shared with the signals not "
+        "replayed (listings, resolutions, liquidity gaps, volume spikes).",
+    ])  # fmt: skip
     if candidates:
         report["what_if"] = {"rows": what_if_trades(replay, candidates)}
     return _emit(args, report, outcome, _print_trades)
@@ -430,50 +411,66 @@ def _report_volume(
     args: argparse.Namespace, alerting: Alerting, replay: VolumeReplay, candidates: list[float]
 ) -> int:
 
-    from exporter.tuning import BOUNDARIES
-
     signals = replay.signals
     outcome = replay.run()
-    if not outcome.routes:
-        sample = {"alertname": args.alert, "area": "signals", "venue": VENUES[0]}
-        outcome.routes = {r.path: r for r in alerting.routes(sample)}
-    venues = {venue: {"floor": row.pop("threshold_pp"), **row}
-              for venue, row in outcome.windows().items()}  # fmt: skip
     config = signals.volume
-    report: dict[str, Any] = {
-        "alert": args.alert,
-        "since": replay.since.isoformat(),
-        "until": replay.until.isoformat(),
-        "days": round(outcome.days, 3),
-        "signal": {
-            "factor": config.factor,
-            "window_seconds": config.window.total_seconds(),
-            "baseline_seconds": config.baseline.total_seconds(),
-            "floor": replay.floors(),
-            "every_seconds": config.every.total_seconds(),
-            "cooldown_seconds": max(signals.cooldown, config.window).total_seconds(),
-            "max_per_minute": signals.max_per_minute,
-            "resolve_after_seconds": signals.resolve_after.total_seconds(),
-        },
-        "routes": _routes(outcome.routes),
-        **outcome.summary(),
-        "venues": venues,
-        "top_markets": outcome.top_markets(args.top),
-        "sources": list(alerting.sources[1:]),
-        "boundaries": [
-            "The volume check is replayed every signals.volume.every from the replay's start; "
-            "the exporter's own instants fall elsewhere in each interval.",
-            "The minute's budget (signals.max_per_minute) is shared with the other signals.",
-            *BOUNDARIES[3:],
-        ],
+    signal = {
+        "factor": config.factor,
+        "window_seconds": config.window.total_seconds(),
+        "baseline_seconds": config.baseline.total_seconds(),
+        "floor": replay.floors(),
+        "every_seconds": config.every.total_seconds(),
+        "cooldown_seconds": max(signals.cooldown, config.window).total_seconds(),
+        "max_per_minute": signals.max_per_minute,
+        "resolve_after_seconds": signals.resolve_after.total_seconds(),
     }
-    for top in report["top_markets"]:
-        top.pop("windows", None)
+    span = (replay.since, replay.until)
+    report = _signal_report(args, alerting, outcome, span, "floor", signal, [
+        "The volume check is replayed every signals.volume.every from the replay's start; "
+        "the exporter's own instants fall elsewhere in each interval.",
+        "The minute's budget (signals.max_per_minute) is shared with the other signals.",
+    ])  # fmt: skip
     if candidates:
         report["what_if"] = {
             "rows": [{"threshold": f, **replay.run(f).summary()} for f in candidates]
         }
     return _emit(args, report, outcome, _print_trades)
+
+
+def _signal_report(
+    args: argparse.Namespace,
+    alerting: Alerting,
+    outcome: Outcome,
+    span: tuple[datetime, datetime],
+    floor: str,
+    signal: dict[str, Any],
+    boundaries: list[str],
+) -> dict[str, Any]:
+    """The report of a replayed signal (whale and wallet trades, volume spikes): its settings,
+    routes, counts per venue (each venue's floor under ``floor``) and top markets."""
+    from exporter.tuning import BOUNDARIES
+
+    if not outcome.routes:  # nothing was sent: the route such an alert would take
+        sample = {"alertname": args.alert, "area": "signals", "venue": VENUES[0]}
+        outcome.routes = {r.path: r for r in alerting.routes(sample)}
+    venues = {venue: {floor: row.pop("threshold_pp"), **row}
+              for venue, row in outcome.windows().items()}  # fmt: skip
+    report: dict[str, Any] = {
+        "alert": args.alert,
+        "since": span[0].isoformat(),
+        "until": span[1].isoformat(),
+        "days": round(outcome.days, 3),
+        "signal": signal,
+        "routes": _routes(outcome.routes),
+        **outcome.summary(),
+        "venues": venues,
+        "top_markets": outcome.top_markets(args.top),
+        "sources": list(alerting.sources[1:]),
+        "boundaries": [*boundaries, *BOUNDARIES[3:]],
+    }
+    for top in report["top_markets"]:
+        top.pop("windows", None)
+    return report
 
 
 def _print_trades(report: dict[str, Any]) -> None:
