@@ -50,6 +50,10 @@ def test_suggestions_pair_the_same_question_and_orient_the_opposite_one() -> Non
         _market("kalshi", "KX-L", "Will Duarte win the 42 primary? — Before Aug 3, 2027",
                 end=END + 150 * day),
         _market("kalshi", "KX-O", "Will Okafor win the 42 primary? — Before Mar 3, 2027"),
+        # The same wording, another level: no pair.
+        _market("polymarket", "0xd", "Will Rossi reach 31°F?", category="Weather"),
+        _market("kalshi", "KX-R", "Will Rossi reach 32°F? — Before Mar 3, 2027",
+                category="Weather"),
     ]  # fmt: skip
     found = suggest(markets)
     got = {(s.polymarket.native_id, s.kalshi.native_id, s.orientation) for s in found}
