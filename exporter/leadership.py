@@ -25,8 +25,9 @@ log = structlog.get_logger("exporter.leadership")
 SINGLETONS = ("movers_refresh", "maintenance", "signals_markets", "signals_volume",
               "alert_tuning", "pairs")  # fmt: skip
 """The jobs only the leader runs."""
-SHARED_DISCOVERIES = ("kalshi_discovery",)
-"""With several shards the leader lists the venue and stores it all; the others read it back."""
+SHARED_DISCOVERIES = ("polymarket_discovery", "kalshi_discovery", "kalshi_trades")
+"""With several shards the leader lists each venue and stores it all, the others read it back;
+and it reads Kalshi's trade tape (one feed for every market) for every shard's hot set."""
 BACKFILLS = ("polymarket_backfill", "kalshi_backfill")
 """The leader's too while every collector ingests every market; each collector's own when they
 share the markets out (each fills the history of what it owns)."""

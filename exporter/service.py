@@ -163,8 +163,14 @@ class Ingest:
         plan: list[tuple[str, Callable[[], Awaitable[Any]], float]] = []
         pm, config = self.polymarket, settings.venues.polymarket
         if pm is not None:
+            plan.append(
+                ("polymarket_discovery", pm.discover, config.discovery_every.total_seconds())
+            )
+            if pm.shard[1] > 1:  # the leader lists the venue, every shard reads it back
+                plan.append(
+                    ("polymarket_listing", pm.refresh_listing, config.tail_every.total_seconds())
+                )
             plan += [
-                ("polymarket_discovery", pm.discover, config.discovery_every.total_seconds()),
                 ("polymarket_hot", pm.refresh_hot, config.hot_every.total_seconds()),
                 ("polymarket_tail", pm.refresh_tail, config.tail_every.total_seconds()),
                 ("polymarket_trades", pm.collect_trades, config.trades_every.total_seconds()),
@@ -240,6 +246,7 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
         polymarket = PolymarketIngest(
             settings.venues.polymarket, client, writer, categories, rejects,
             owner(Venue.POLYMARKET, shard, shards), frozenset(p.polymarket for p in pairs),
+            (shard, shards),
         )  # fmt: skip
         if settings.venues.polymarket.stream.enabled:
             streamer = PolymarketStreamer(
@@ -302,6 +309,8 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     # Without a file too: its first run empties the table of pairs a removed file left.
     ingest.pairs = PairsJob(fenced, settings, pairs)
     ingest.leadership.on_follow += [movers.forget, ingest.pairs.forget]
+    if kalshi is not None:
+        ingest.leadership.on_follow.append(kalshi.forget_trade_mark)
     if settings.tune.every is not None:
         ingest.tune = TuneJob(fenced, settings, alerting_files(settings.tune))
     if settings.backfill.enabled:

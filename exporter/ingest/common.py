@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from exporter.errors import ExporterError, ParseError
+from exporter.model import Venue, shard_of
 
 log = structlog.get_logger("exporter")
 R = TypeVar("R")
@@ -95,6 +96,46 @@ def hot_set(volumes: dict[str, float], size: int, always: set[str]) -> list[str]
     hot = sorted(volumes, key=lambda k: volumes[k], reverse=True)[:size]
     chosen = set(hot)
     return hot + sorted(k for k in always if k not in chosen)
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One shard's part of a venue's whole open listing (several shards): the slice of it by end
+    time its price sweep reads, and every shard's hot set (their owners poll and stream those,
+    so a slice sweep skips them)."""
+
+    start: int | None
+    """The slice's first end time (unix seconds, on the hour; None: unbounded)."""
+    stop: int | None
+    """The next slice's first end time (exclusive; None: unbounded)."""
+    hot_anywhere: frozenset[str]
+
+
+def share_out(
+    venue: Venue,
+    listed: dict[str, float],
+    ends: list[int],
+    shard: tuple[int, int],
+    hot_size: int,
+    always: set[str],
+) -> Share:
+    """Shard ``(index, count)``'s share of the open listing ``listed`` (id -> 24 h volume) whose
+    end times are ``ends`` (unix seconds). Every shard computes the same boundaries from the same
+    listing: quantiles of the end times rounded down to the hour (so that a listing a little
+    older or newer gives the same slices), and the same hot sets (each shard's top ``hot_size``
+    by volume plus the ``always`` ones it owns, as each would choose its own)."""
+    index, count = shard
+    ends = sorted(ends)
+    cuts = [ends[len(ends) * k // count] // 3600 * 3600 for k in range(1, count)] if ends else []
+    hot: set[str] = set()
+    for one in range(count):
+        theirs = {k: v for k, v in listed.items() if shard_of(venue, k, count) == one}
+        hot.update(hot_set(theirs, hot_size, always & set(theirs)))
+    return Share(
+        cuts[index - 1] if 0 < index <= len(cuts) else None,
+        cuts[index] if index < len(cuts) else None,
+        frozenset(hot),
+    )
 
 
 @dataclass

@@ -11,9 +11,9 @@ import msgspec
 
 from exporter.categories import Categories
 from exporter.config import KalshiConfig
-from exporter.ingest.common import Rejects, cursor_pages, hot_set
+from exporter.ingest.common import Rejects, cursor_pages, hot_set, share_out
 from exporter.ingest.hot import HotSet, Known
-from exporter.model import MarketStatus, Trade, Venue, shard_of
+from exporter.model import MarketStatus, Trade, Venue
 from exporter.normalize.kalshi import (
     EventInfo,
     KalshiMarketsPage,
@@ -152,9 +152,10 @@ class KalshiIngest:
         a cycle of its discovery)."""
         volumes: dict[str, float] = {}
         closes: list[int] = []
-        for ticker, volume, end, event in await self.writer.open_listing(VENUE):
-            volumes[ticker] = volume or 0.0
-            self.event_of[ticker] = event or ""
+        for market in await self.writer.open_listing(VENUE):
+            ticker, end = market.native_id, market.end_time
+            volumes[ticker] = market.volume_24h or 0.0
+            self.event_of[ticker] = market.event_id or ""
             if end is not None:
                 closes.append(int(end.timestamp()))
         return {"markets": len(volumes), "hot": self._choose(volumes, closes)}
@@ -179,26 +180,17 @@ class KalshiIngest:
         return len(self.hot)
 
     def _share_out(self, listed: dict[str, float], closes: list[int]) -> None:
-        """From the whole open listing: this shard's slice of it by close time (the same
-        boundaries on every shard: quantiles of the close times, on the hour) and every shard's
-        hot set (the same rule on every shard, as each would choose its own)."""
-        index, count = self.shard
-        closes.sort()
-        cuts = [closes[len(closes) * k // count] // 3600 * 3600 for k in range(1, count)]
-        self.sliced = (
-            (cuts[index - 1] if index > 0 else None, cuts[index] - 1 if index < count - 1 else None)
-            if closes
-            else None
-        )
-        self.listed = frozenset(listed)
+        """This shard's slice of the whole open listing by close time and every shard's hot set
+        (:func:`~exporter.ingest.common.share_out`)."""
         watched = self.config.watched
         always = {t for t in listed if t in watched or self.event_of.get(t) in watched}
         always |= self.paired & set(listed)
-        hot: set[str] = set()
-        for shard in range(count):
-            theirs = {t: v for t, v in listed.items() if shard_of(VENUE, t, count) == shard}
-            hot.update(hot_set(theirs, self.config.hot_size, always & set(theirs)))
-        self.hot_anywhere = frozenset(hot)
+        share = share_out(VENUE, listed, closes, self.shard, self.config.hot_size, always)
+        self.sliced = (
+            (share.start, share.stop - 1 if share.stop is not None else None) if closes else None
+        )
+        self.listed = frozenset(listed)
+        self.hot_anywhere = share.hot_anywhere
 
     async def _settle_vanished(self, listed: set[str], *, every: bool = False) -> int:
         """Markets stored as open that the open listing no longer carries (this shard's, or
@@ -263,14 +255,19 @@ class KalshiIngest:
 
     # --- trades ---------------------------------------------------------------------------------
 
-    async def collect_trades(self) -> dict[str, int]:
+    async def collect_trades(self) -> dict[str, Any]:
         """The hot set's new trades from the global tape, from the newest one stored on (one
-        call covers every market; per-ticker calls would not fit the budget)."""
+        call covers every market; per-ticker calls would not fit the budget). With several
+        shards the leader alone reads the tape, once for every shard's hot set."""
+        sharded = self.shard[1] > 1
+        if sharded and not self.listed:
+            return {"trades": 0, "skipped": "the listing is not read yet"}
         if not self._mark_loaded:
             marks = await self.writer.newest_trades(VENUE)
-            self.trade_mark = max((t for k, t in marks.items() if self.owns(k)), default=None)
+            mine = (t for k, t in marks.items() if sharded or self.owns(k))
+            self.trade_mark = max(mine, default=None)
             self._mark_loaded = True
-        hot = {f"{VENUE.value}:{t}" for t in self.hot}
+        hot = {f"{VENUE.value}:{t}" for t in (self.hot_anywhere if sharded else self.hot)}
         min_ts = int(self.trade_mark.timestamp()) if self.trade_mark else None
         trades: list[Trade] = []
         newest: datetime | None = None
@@ -289,3 +286,8 @@ class KalshiIngest:
         if newest is not None and (self.trade_mark is None or newest > self.trade_mark):
             self.trade_mark = newest
         return {"trades": written}
+
+    def forget_trade_mark(self) -> None:
+        """Stopped leading: the tape mark goes stale while another leader reads it; read it
+        again from the database on leading again."""
+        self._mark_loaded = False

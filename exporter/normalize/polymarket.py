@@ -106,6 +106,8 @@ class GammaEvent(msgspec.Struct, frozen=True):
     slug: Any = None
     tags: Any = None
     markets: list[msgspec.Raw] | None = None
+    endDate: Any = None
+    """Only whether there is one is read: Gamma's ``end_date_min/max`` filter on it."""
 
 
 class GammaEventsPage(msgspec.Struct, frozen=True):

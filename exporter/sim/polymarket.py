@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -218,7 +218,7 @@ def _event_summary(event: PolyEvent, world: World, now: float) -> dict[str, Any]
         "resolutionSource": "",
         "startDate": iso(event.created),
         "creationDate": iso(event.created),
-        "endDate": iso(event.end),
+        "endDate": iso(event.end) if event.dated else None,
         "image": IMAGE,
         "icon": IMAGE,
         "active": True,
@@ -359,9 +359,15 @@ def _select_events(request: web.Request, world: World) -> list[PolyEvent]:
     tag = request.query.get("tag_id")
     tag_slug = request.query.get("tag_slug")
     ids = set(list_param(request, "id", "id[]"))
+    ending_after = _time_param(request, "end_date_min")
+    ending_before = _time_param(request, "end_date_max")
     picked = []
     for e in world.poly_events:
         if closed is not None and e.closed != closed:
+            continue
+        if (ending_after or ending_before) and not e.dated:
+            continue  # no end date: no end date filter matches it
+        if (ending_after and e.end < ending_after) or (ending_before and e.end > ending_before):
             continue
         if tag and all(t[0] != tag for t in e.tags):
             continue
@@ -371,6 +377,18 @@ def _select_events(request: web.Request, world: World) -> list[PolyEvent]:
             continue
         picked.append(e)
     return _ordered(request, picked, _EVENT_ORDER)
+
+
+def _time_param(request: web.Request, name: str) -> datetime | None:
+    """An ISO date-time filter (``end_date_min`` …); a bad one is Gamma's 400."""
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise _bad(f"invalid {name}: {raw!r}") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class Gamma:

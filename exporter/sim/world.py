@@ -372,6 +372,8 @@ class PolyEvent:
     end: datetime
     number: int = 0
     """The number in the event's question (which bill, primary, game, level)."""
+    dated: bool = True
+    """Whether Gamma states the event's end date (``endDate`` null otherwise; a test sets it)."""
     markets: list[PolyMarket] = field(default_factory=list)
 
     @property

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, LiteralString, TypeVar
+from typing import Any, LiteralString, NamedTuple, TypeVar
 
 import psycopg
 import structlog
@@ -80,6 +80,19 @@ class WriteResult:
 RETRY_AFTER = 5.0
 """While rows are held, seconds between attempts to reach the database again (writes in between
 go straight to the backlog instead of waiting for a connection)."""
+
+
+class Listed(NamedTuple):
+    """An open market of the stored listing (:meth:`Writer.open_listing`)."""
+
+    native_id: str
+    volume_24h: float | None
+    end_time: datetime | None
+    event_id: str | None
+    liquidity: float | None
+    slug: str | None
+    assets: list[str]
+    """Its outcomes' native ids by position (Polymarket's tokens; Kalshi's ticker)."""
 
 
 class Writer:
@@ -375,18 +388,18 @@ class Writer:
             )
             return {row[0] for row in await cur.fetchall()}
 
-    async def open_listing(
-        self, venue: Venue
-    ) -> list[tuple[str, float | None, datetime | None, str | None]]:
-        """The venue's open markets as the last discovery stored them, whoever discovered them:
-        ``(native id, 24 h volume, end time, event id)``."""
+    async def open_listing(self, venue: Venue) -> list[Listed]:
+        """The venue's open markets as the last discovery stored them, whoever discovered them,
+        with their outcomes' native ids in order."""
         async with self._connection() as conn:
             cur = await conn.execute(
-                "SELECT native_id, volume_24h, end_time, event_id FROM markets"
-                " WHERE venue = %s AND status = 'open'",
+                "SELECT m.native_id, m.volume_24h, m.end_time, m.event_id, m.liquidity, m.slug,"
+                " array_agg(o.native_id ORDER BY o.position)"
+                " FROM markets m JOIN outcomes o ON o.market_id = m.market_id"
+                " WHERE m.venue = %s AND m.status = 'open' GROUP BY m.market_id",
                 (venue.value,),
             )
-            return list(await cur.fetchall())
+            return [Listed(*row) for row in await cur.fetchall()]
 
     async def set_status(
         self, market_id: str, status: MarketStatus, observed_at: datetime | None

@@ -7,7 +7,9 @@ The main sweep runs on both servers; the fault and trade scenarios run on native
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,11 +17,19 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.ingest.common import Jobs
-from exporter.model import displayed_price
+from exporter.categories import load_categories
+from exporter.ingest.common import Jobs, Rejects
+from exporter.ingest.polymarket import PolymarketIngest
+from exporter.model import Venue, displayed_price, owner, shard_of
 from exporter.sim import ManualClock, RealClock, Simulator, load_scenario
+from exporter.venues.polymarket.client import PolymarketClient
 from tests.support.databases import Database
-from tests.support.ingest import POLYMARKET_RETRY, polymarket_ingest, polymarket_settings
+from tests.support.ingest import (
+    POLYMARKET_RETRY,
+    migrated_writer,
+    polymarket_ingest,
+    polymarket_settings,
+)
 from tests.support.running import run_once
 
 pytestmark = pytest.mark.db
@@ -223,3 +233,76 @@ def test_jobs_count_failures_and_recover() -> None:
     state = jobs.states["hot"]
     assert dict(state.runs) == {"failed": 1, "ok": 1}
     assert not state.failing
+
+
+async def test_three_shards_list_once_and_sweep_three_slices_of_the_events(pg: Database) -> None:
+    """With several shards the leader lists Gamma once and stores every market; the other shards
+    read the listing back. Each tail sweep reads one slice of the open events by end date (the
+    same boundaries on every shard); together the slices price every open market that no shard
+    keeps hot exactly once, and the leader's discovery prices the markets of an event without an
+    end date (no slice's filter matches it)."""
+    scenario = load_scenario({"seed": 23, "universe": {"polymarket": 150, "kalshi": 0}})
+    async with Simulator(scenario, clock=ManualClock(START)) as sim:
+        sim.advance(600)
+        undated = next(e for e in sim.world.poly_events if not e.closed and len(e.markets) > 1)
+        undated.dated = False
+        settings = polymarket_settings(pg, sim, hot_size=4, stream={"enabled": False})
+        shards: list[PolymarketIngest] = []
+        events = ("gamma /events/keyset", 200)
+        async with contextlib.AsyncExitStack() as stack:
+            for index in range(3):
+                writer = await stack.enter_async_context(migrated_writer(settings))
+                client = PolymarketClient(settings.venues.polymarket)
+                stack.push_async_callback(client.aclose)
+                shards.append(PolymarketIngest(
+                    settings.venues.polymarket, client, writer, load_categories(), Rejects(),
+                    owner(Venue.POLYMARKET, index, 3), shard=(index, 3),
+                ))  # fmt: skip
+            before = sim.truth.responses[events]
+            await shards[0].discover()  # the leader's
+            listed_pages = sim.truth.responses[events] - before
+            after_discovery = dict(
+                _query(pg, "SELECT outcome_id, count(*) FROM snapshots GROUP BY 1")
+            )
+            for shard in shards:
+                await shard.refresh_listing()
+            assert len({(s.listed, s.hot_anywhere, s.sliced is None) for s in shards}) == 1
+            slices = [s.sliced for s in shards]
+            assert all(s is not None for s in slices)
+            assert slices[0][0] is None and slices[2][1] is None  # type: ignore[index]  # noqa: PT018
+            before = sim.truth.responses[events]
+            for shard in shards:
+                await shard.refresh_tail()
+            swept_pages = sim.truth.responses[events] - before
+            tokens = dict(_query(pg, "SELECT m.native_id, array_agg(o.outcome_id) FROM outcomes o"
+                                 " JOIN markets m USING (market_id) WHERE m.status = 'open'"
+                                 " GROUP BY 1"))  # fmt: skip
+            # Each open market in exactly one slice (change-only storage would hide a second
+            # reading of the same price), the undated event's in none.
+            read: Counter[str] = Counter()
+            for shard in shards:
+                sweep = shard._sweep(every=True, ending=shard.sliced)  # noqa: SLF001
+                async for parsed, _ in sweep:
+                    read.update(p.market.native_id for p in parsed if p.market.native_id in tokens)
+        rows = dict(_query(pg, "SELECT outcome_id, count(*) FROM snapshots GROUP BY 1"))
+    hot = shards[0].hot_anywhere
+    assert len(hot) == 12  # four a shard
+    assert all(len(s.hot) == 4 and set(s.hot) <= hot for s in shards)
+    # The whole open listing, each shard's hot set among its own markets.
+    assert shards[0].listed == set(tokens) == {m.key for m in sim.world.open_markets("polymarket")}
+    for index, shard in enumerate(shards):
+        assert {shard_of(Venue.POLYMARKET, c, 3) for c in shard.hot} == {index}
+    expected = {o for c, outcomes in tokens.items() if c not in hot for o in outcomes}
+    assert set(rows) == expected
+    assert set(rows.values()) == {1}  # once: no slice overlaps another or the discovery
+    # The undated event's markets were priced by the discovery, not by a slice.
+    undated_outcomes = {
+        o for m in undated.markets if m.key in tokens and m.key not in hot for o in tokens[m.key]
+    }
+    assert undated_outcomes
+    assert set(after_discovery) == undated_outcomes
+    undated_markets = {m.key for m in undated.markets}
+    assert set(read) == set(tokens) - undated_markets
+    assert set(read.values()) == {1}
+    assert listed_pages >= 1
+    assert swept_pages == 3  # one page a slice: the events were read once in all

@@ -1,8 +1,9 @@
 """Markets shared out among collectors (README, Running several collectors): three collectors,
 shards 0, 1 and 2 of 3, each a `movers run --once` against the simulator and one database,
 store together exactly what one collector stores in another (no duplicate, no gap), each only
-its own share of the markets; Kalshi's price sweep read in three slices of the listing by close
-time (a gap or an overlap between the slices would lose or double prices)."""
+its own share of the markets; the leader lists both venues for all of them, and the price
+sweeps (Kalshi's markets, Polymarket's events) read three slices of the listing by end time (a
+gap or an overlap between the slices would lose or double prices)."""
 
 from __future__ import annotations
 
@@ -63,30 +64,29 @@ async def test_three_shards_store_what_one_collector_stores(
             code, err = await run_once(one.url, _config(sim, tmp_path, "alone", 0, 1))
             assert code == 0, err[-3000:]
             alone = _stored(one)
-            # Shard 0 leads (it lists Kalshi for everyone); then another collector holds the
-            # lease, so shards 1 and 2 follow: they read Kalshi's listing back from the database.
+            # Shard 0 leads (it lists both venues for everyone); then another collector holds
+            # the lease, so shards 1 and 2 follow: they read the listings back from the database.
             other = Lease(shared.settings().database, "another collector")
             series = ("kalshi /series", 200)  # what a Kalshi discovery asks first
+            tape = ("kalshi /markets/trades", 200)  # one feed: the leader reads it for all
             for shard in range(SHARDS):
-                before = sim.truth.responses[series]
+                before = sim.truth.responses[series], sim.truth.responses[tape]
                 config = _config(sim, tmp_path, f"movers-{shard}", shard, SHARDS)
                 code, err = await run_once(shared.url, config)
                 assert code == 0, err[-3000:]
-                listed = sim.truth.responses[series] - before
+                listed = sim.truth.responses[series] - before[0]
+                taped = sim.truth.responses[tape] - before[1]
                 if shard == 0:
-                    assert listed == 1
+                    assert (listed, taped) == (1, 1)
                     assert await other.hold()
-                else:  # no Kalshi discovery of its own
+                else:  # no discovery of its own, nor Kalshi's tape
                     assert '"event": "following"' in err, err[-2000:]
-                    assert listed == 0
-                # Polymarket: this shard stored its own markets only. Kalshi: the leader stores
-                # the whole listing for every shard.
+                    assert (listed, taped) == (0, 0)
+                # The leader stores both venues' whole listings for every shard.
                 with shared.connect() as conn:
-                    ids = [r[0] for r in conn.execute(
-                        "SELECT market_id FROM markets WHERE venue = 'polymarket'"
-                    )]  # fmt: skip
+                    ids = [r[0] for r in conn.execute("SELECT market_id FROM markets")]
                 owners = {shard_of(*i.split(":", 1), SHARDS) for i in ids}
-                assert owners == set(range(shard + 1)), (shard, owners)
+                assert owners == set(range(SHARDS)), (shard, owners)
             together = _stored(shared)
             await other.release()
     assert alone["markets"]

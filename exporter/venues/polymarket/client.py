@@ -6,7 +6,7 @@ I/O only: each call returns the decoded payload and its receive time; parsing li
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -59,11 +59,20 @@ class PolymarketClient:
         )
 
     async def events_page(
-        self, cursor: str | None, *, closed: bool = False, limit: int = EVENTS_PAGE
+        self,
+        cursor: str | None,
+        *,
+        closed: bool = False,
+        limit: int = EVENTS_PAGE,
+        ending: tuple[datetime | None, datetime | None] = (None, None),
     ) -> tuple[GammaEventsPage, datetime]:
         """One page of ``GET /events/keyset`` (offset paging fails past 2,000), its events
-        left as bytes for the parser."""
+        left as bytes for the parser; ``ending``: only events whose end date is within these
+        bounds (both inclusive; None: unbounded)."""
         params: dict[str, Any] = {"limit": limit, "closed": str(closed).lower()}
+        for name, bound in zip(("end_date_min", "end_date_max"), ending, strict=True):
+            if bound is not None:
+                params[name] = bound.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         if cursor:
             params["after_cursor"] = cursor
         page, received = await self.http.request(
