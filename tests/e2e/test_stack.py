@@ -12,16 +12,14 @@ has it (the demo's jumps come seconds after the simulator starts)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -32,7 +30,7 @@ from exporter.config.pairs import load_pairs
 from exporter.sim import load_scenario
 from exporter.sim.world import PolyMarket, World
 from tests.support.alerting import ChatStandIn, matched, predicted_moves
-from tests.support.databases import REPO, Database, Server, fresh
+from tests.support.databases import REPO, Database, Server
 from tests.support.grafana import (
     TimeRange,
     dashboards,
@@ -52,6 +50,7 @@ from tests.support.stack import (
     alertmanager_command,
     binaries,
     compose_config,
+    compose_database,
     prometheus_command,
     run_healthcheck,
     wait_http,
@@ -86,32 +85,6 @@ def user_env(hooks: str, **overrides: str) -> dict[str, str]:
         "ALERTS_WEBHOOK_TOKEN": TOKEN,
         **overrides,
     }
-
-
-@contextlib.contextmanager
-def compose_database(server: Server, env: dict[str, Any]) -> Iterator[tuple[Database, str]]:
-    """The timescaledb service: a clean database on the test server, with the user, password
-    and database the image's init creates from compose's POSTGRES_* (the WASM server accepts any
-    user and password). Yields it and its host:port."""
-    with fresh(server) as database:
-        parts = urlsplit(database.url)
-        where = f"{parts.hostname}:{parts.port}"
-        if database.shared_session:
-            yield database, where
-            return
-        user, name = env["POSTGRES_USER"], env["POSTGRES_DB"]
-        with psycopg.connect(database.url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'DROP ROLE IF EXISTS "{user}"')
-            conn.execute(
-                f"CREATE ROLE \"{user}\" LOGIN SUPERUSER PASSWORD '{env['POSTGRES_PASSWORD']}'"
-            )
-            conn.execute(f'CREATE DATABASE "{name}" OWNER "{user}"')
-        try:
-            yield database, where
-        finally:
-            with psycopg.connect(database.url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _seed(url: str, password: str, shared: bool, prices: dict[str, float]) -> None:
@@ -574,3 +547,171 @@ async def test_with_only_discord_set_alerts_reach_discord_and_nothing_fails(
             am.stop()
     finally:
         await chat.stop()
+
+
+# --- several collectors (docker-compose.collectors.yml) --------------------------------------
+# The override with the demo profile, under the shipped Prometheus (README, Running several
+# collectors): Prometheus finds the two extra collectors through the file the override mounts;
+# the mover gauges come from the leader alone; a collector that stops makes ShardMissing fire
+# (after its two minutes) while NoLeader stays quiet. The extra collectors listen where their
+# containers would: an address of their own (127.0.0.2 and 127.0.0.3 stand for exporter-1 and
+# exporter-2), on the port every collector uses. In this file so that the tests that listen on
+# the shipped ports run one after another (scripts/test runs files on two workers).
+
+COLLECTORS = {"exporter": "127.0.0.1", "exporter-1": "127.0.0.2", "exporter-2": "127.0.0.3"}
+COLLECTORS_ENV = {
+    "POSTGRES_PASSWORD": "collectors-pg",
+    "GRAFANA_DB_PASSWORD": "collectors-grafana",
+    "GRAFANA_ADMIN_PASSWORD": "collectors-admin",
+}
+
+
+async def _prom_query(client: httpx.AsyncClient, expr: str) -> list[dict[str, Any]]:
+    response = await client.get(f"{PROMETHEUS}/api/v1/query", params={"query": expr})
+    response.raise_for_status()
+    result: list[dict[str, Any]] = response.json()["data"]["result"]
+    return result
+
+
+async def _prom_value(client: httpx.AsyncClient, expr: str) -> float | None:
+    result = await _prom_query(client, expr)
+    return float(result[0]["value"][1]) if result else None
+
+
+async def _prom_alerts(client: httpx.AsyncClient) -> dict[str, list[dict[str, Any]]]:
+    response = await client.get(f"{PROMETHEUS}/api/v1/alerts")
+    response.raise_for_status()
+    found: dict[str, list[dict[str, Any]]] = {}
+    for alert in response.json()["data"]["alerts"]:
+        found.setdefault(alert["labels"]["alertname"], []).append(alert)
+    return found
+
+
+async def _until(
+    what: str, within: float, check: Any, processes: list[Process], seen: object = None
+) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        for process in processes:
+            process.alive()
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within} s (last: {result!r}, {seen})")
+        await asyncio.sleep(2)
+
+
+@pytest.mark.timeout(600)
+async def test_three_collectors_under_prometheus_and_a_stopped_shard_alerts(
+    image: Image, postgres_server: Server, tmp_path: Path
+) -> None:
+    overrides = ("docker-compose.collectors.yml",)
+    services = compose_config(COLLECTORS_ENV, tmp_path, "demo", overrides=overrides)["services"]
+    assert {n for n in services if n.startswith("exporter")} == set(COLLECTORS)
+    with compose_database(postgres_server, services["timescaledb"]["environment"]) as (_, where):
+        network = Network(database=where, hosts=dict(COLLECTORS))
+        # The collectors' mounts (./config at /etc/movers …), the same for all three.
+        shutil.rmtree(image.path("/etc/movers"), ignore_errors=True)
+        Container(image.root, network).mount(services["exporter"])
+        processes: list[Process] = []
+        try:
+            await _run_collectors(image, services, network, tmp_path, processes)
+        finally:
+            for process in reversed(processes):
+                process.stop()
+            shutil.rmtree(image.path("/etc/movers"), ignore_errors=True)
+            shutil.rmtree(image.path("/etc/alerting"), ignore_errors=True)
+
+
+async def _run_collectors(
+    image: Image,
+    services: dict[str, Any],
+    network: Network,
+    tmp_path: Path,
+    processes: list[Process],
+) -> None:
+    simulator = services["simulator"]
+    processes.append(Process(
+        "simulator", image.command([network.rewrite(a) for a in simulator["command"]]),
+        None, tmp_path / "simulator.log", cwd=image.path(image.workdir),
+    ))  # fmt: skip
+    wait_http("http://127.0.0.1:8700/tags", processes[-1])
+
+    # Prometheus with the shipped configuration and rules, and the override's target file.
+    prom_fs = Container(tmp_path / "prometheus-fs", network, binaries())
+    command = prometheus_command(services["prometheus"], prom_fs)
+    processes.append(Process("prometheus", command, None, tmp_path / "prometheus.log"))
+    wait_http(f"{PROMETHEUS}/-/ready", processes[-1])
+
+    envs = {name: network.rewrite_env(services[name]["environment"]) for name in COLLECTORS}
+    migrated = image.run(["migrate"], envs["exporter"])
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+    collectors: dict[str, Process] = {}
+    for name, address in COLLECTORS.items():
+        # Each on its own address, as in its container (the image listens on 0.0.0.0).
+        env = envs[name] | {"MOVERS__METRICS__HOST": address}
+        collectors[name] = Process(
+            name, image.command(None, env), None, tmp_path / f"{name}.log",
+            cwd=image.path(image.workdir),
+        )  # fmt: skip
+        processes.append(collectors[name])
+    for name, address in COLLECTORS.items():
+        wait_http(f"http://{address}:9464/metrics", collectors[name], within=120)
+
+    async with httpx.AsyncClient(timeout=10) as client:
+        # Prometheus scrapes all three: the shards covered, one leader.
+        async def covered() -> bool:
+            up = await _prom_value(client, 'count(up{job="movers"} == 1)')
+            shards = await _prom_value(client, 'count(count_values("shard", movers_shard_index))')
+            leading = await _prom_value(client, "sum(movers_leader)")
+            # Nor pending: evaluated before all three were scraped, it may be at first.
+            missing = "ShardMissing" in await _prom_alerts(client)
+            seen.update(up=up, shards=shards, leading=leading, missing=missing)
+            return up == 3 and shards == 3 and leading == 1 and not missing
+
+        seen: dict[str, float | None] = {}
+
+        await _until("three collectors scraped, one leading", 120, covered, processes, seen)
+        leaders = await _prom_query(client, "movers_leader == 1")
+        (leader,) = [r["metric"]["collector"] for r in leaders]
+
+        # A follower stops: its shard is not collected any more.
+        stopped = next(n for n in COLLECTORS if n != leader)
+        processes.remove(collectors[stopped])
+        collectors[stopped].stop()
+        since = time.monotonic()
+
+        async def gone() -> bool:
+            try:
+                await client.get(f"http://{COLLECTORS[stopped]}:9464/metrics")
+            except httpx.ConnectError:
+                return True
+            except httpx.HTTPError:
+                pass  # still stopping
+            return False
+
+        await _until(f"{stopped} stops serving", 30, gone, processes)
+
+        # Meanwhile the mover gauges come from the leader only, once its refresh has run.
+        async def ranked() -> list[dict[str, Any]]:
+            return await _prom_query(client, "count by (instance) (movers_market_move_ratio)")
+
+        exporting = await _until("the leader exports movers", 110, ranked, processes)
+        instances = [r["metric"]["instance"] for r in exporting]
+        assert instances == [f"{COLLECTORS[leader]}:9464"], exporting
+
+        async def shard_missing() -> list[dict[str, Any]]:
+            return [a for a in (await _prom_alerts(client)).get("ShardMissing", [])
+                    if a["state"] == "firing"]  # fmt: skip
+
+        (alert,) = await _until("ShardMissing fires", 240, shard_missing, processes)
+        waited = time.monotonic() - since
+        print(f"ShardMissing fired {waited:.0f} s after {stopped} stopped")
+        assert waited >= 120  # its `for: 2m`
+        assert alert["annotations"]["summary"] == "2 of 3 shards are collected"
+        assert alert["labels"]["severity"] == "warning"
+        alerts = await _prom_alerts(client)
+        assert "NoLeader" not in alerts, alerts["NoLeader"]
+        down = [a["labels"]["instance"] for a in alerts.get("ExporterDown", [])]
+        assert down == [f"{COLLECTORS[stopped]}:9464"], down

@@ -5,7 +5,9 @@ stack cannot drift from docker-compose.yml).
 Only two things are rewritten, as the container network and mounts would have them:
 - host names: a service's name (``exporter:9464``, ``alertmanager:9093``, ``timescaledb:5432``,
   a bare ``simulator``) becomes 127.0.0.1 (the database: the test server's address), and
-  ``0.0.0.0`` listeners become 127.0.0.1;
+  ``0.0.0.0`` listeners become 127.0.0.1; services that listen on the same port as another (the
+  extra collectors of docker-compose.collectors.yml) get a loopback address of their own, as
+  their containers have (:attr:`Network.hosts`);
 - mount paths: each bind mount's files are copied under a folder that stands in for the
   container's ``/`` (``/etc/prometheus``, ``/etc/alertmanager``, ``/run/alertmanager``, …), and
   the container paths in the commands and in those files point there; an image's own binary
@@ -23,11 +25,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 import yaml
 
 from tests.support.alerting import TOOLS, tool
+from tests.support.databases import Database, Server, fresh
 from tests.support.image import Image, rebase_paths
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,9 +40,12 @@ ENV_EXAMPLE = REPO / ".env.example"
 SERVICES = ("timescaledb", "exporter", "simulator", "prometheus", "alertmanager", "grafana")
 
 
-def compose_config(env: Mapping[str, str], folder: Path, *profiles: str) -> dict[str, Any]:
-    """`docker-compose config` of the shipped file with ``env`` as the ``.env`` file (written
-    from .env.example with ``env``'s values filled in)."""
+def compose_config(
+    env: Mapping[str, str], folder: Path, *profiles: str, overrides: Sequence[str] = ()
+) -> dict[str, Any]:
+    """`docker-compose config` of the shipped file (and the shipped ``overrides``, e.g.
+    ``docker-compose.collectors.yml``) with ``env`` as the ``.env`` file (written from
+    .env.example with ``env``'s values filled in)."""
     text = ENV_EXAMPLE.read_text()
     for key, value in env.items():
         line = f"{key}={value}"
@@ -49,8 +57,9 @@ def compose_config(env: Mapping[str, str], folder: Path, *profiles: str) -> dict
     binary = shutil.which("docker-compose")
     assert binary, "docker-compose is missing: run scripts/setup"
     flags = [arg for p in profiles for arg in ("--profile", p)]
+    files = [arg for f in ("docker-compose.yml", *overrides) for arg in ("-f", str(REPO / f))]
     result = subprocess.run(
-        [binary, "--project-directory", str(REPO), "-f", str(REPO / "docker-compose.yml"),
+        [binary, "--project-directory", str(REPO), *files,
          "--env-file", str(env_file), *flags, "config"],
         capture_output=True, text=True, check=False, timeout=60, cwd=REPO,
     )  # fmt: skip
@@ -61,13 +70,19 @@ def compose_config(env: Mapping[str, str], folder: Path, *profiles: str) -> dict
 
 @dataclass
 class Network:
-    """Where each service's name points: 127.0.0.1, the database at its test address."""
+    """Where each service's name points: 127.0.0.1, the database at its test address, and a
+    service that listens on the same port as another (the extra collectors of
+    docker-compose.collectors.yml) at a loopback address of its own, as its container's."""
 
     database: str
     """host:port of the test's TimescaleDB."""
+    hosts: dict[str, str] = field(default_factory=dict)
+    """Services at another loopback address than 127.0.0.1 (``exporter-1`` -> 127.0.0.2)."""
 
     def rewrite(self, text: str) -> str:
         text = re.sub(r"\btimescaledb:5432\b", self.database, text)
+        for name, address in self.hosts.items():
+            text = re.sub(rf"(?<![\w.-]){re.escape(name)}:(\d+)\b", rf"{address}:\1", text)
         text = re.sub(rf"\b({'|'.join(SERVICES)}):(\d+)\b", r"127.0.0.1:\2", text)
         return text.replace("0.0.0.0", "127.0.0.1")
 
@@ -75,7 +90,10 @@ class Network:
         out = {}
         for key, value in env.items():
             text = "" if value is None else str(value)
-            out[key] = "127.0.0.1" if text in SERVICES else self.rewrite(text)
+            if key.endswith("__COLLECTOR"):  # a collector's name, which may be its service's
+                out[key] = text
+            else:
+                out[key] = "127.0.0.1" if text in SERVICES else self.rewrite(text)
         return out
 
 
@@ -114,6 +132,8 @@ class Container:
                     where.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(source, where)
                     copied.append(where)
+                    # Its folder too: a glob there (a file_sd path) finds the mounted file.
+                    self.targets.append(str(Path(target).parent))
             else:
                 where.mkdir(parents=True, exist_ok=True)
         for target in service.get("tmpfs", []):
@@ -198,6 +218,32 @@ def binaries() -> dict[str, str]:
         "/bin/alertmanager": str(TOOLS / "alertmanager"),
         "/bin/prometheus": str(TOOLS / "prometheus"),
     }
+
+
+@contextlib.contextmanager
+def compose_database(server: Server, env: dict[str, Any]) -> Iterator[tuple[Database, str]]:
+    """The timescaledb service: a clean database on the test server, with the user, password
+    and database the image's init creates from compose's POSTGRES_* (the WASM server accepts any
+    user and password). Yields it and its host:port."""
+    with fresh(server) as database:
+        parts = urlsplit(database.url)
+        where = f"{parts.hostname}:{parts.port}"
+        if database.shared_session:
+            yield database, where
+            return
+        user, name = env["POSTGRES_USER"], env["POSTGRES_DB"]
+        with psycopg.connect(database.url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE IF EXISTS "{user}"')
+            conn.execute(
+                f"CREATE ROLE \"{user}\" LOGIN SUPERUSER PASSWORD '{env['POSTGRES_PASSWORD']}'"
+            )
+            conn.execute(f'CREATE DATABASE "{name}" OWNER "{user}"')
+        try:
+            yield database, where
+        finally:
+            with psycopg.connect(database.url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextlib.contextmanager
