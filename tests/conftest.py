@@ -27,6 +27,8 @@ from tests.support.image import remove as remove_image
 from tests.support.servers import ServerUnavailable, native_postgres, wasm_timescale
 
 TIERS = ("unit", "adapter", "db", "ops", "e2e")
+LONGEST = "test_stack.py"
+"""The stack tests: about eight minutes of waiting on the shipped timings."""
 HERE = Path(__file__).resolve().parent
 
 
@@ -111,3 +113,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(getattr(pytest.mark, tier))
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.db)
+    # The longest file first: on two workers (scripts/test) the other takes the rest meanwhile.
+    items.sort(key=lambda item: item.path.name != LONGEST)
