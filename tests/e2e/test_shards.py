@@ -69,19 +69,24 @@ async def test_three_shards_store_what_one_collector_stores(
             other = Lease(shared.settings().database, "another collector")
             series = ("kalshi /series", 200)  # what a Kalshi discovery asks first
             tape = ("kalshi /markets/trades", 200)  # one feed: the leader reads it for all
+            # Gamma's events (one page at this size): the leader's discovery reads them all, and
+            # each shard's tail sweep its slice.
+            events = ("gamma /events/keyset", 200)
             for shard in range(SHARDS):
-                before = sim.truth.responses[series], sim.truth.responses[tape]
+                asked = [sim.truth.responses[k] for k in (series, tape, events)]
                 config = _config(sim, tmp_path, f"movers-{shard}", shard, SHARDS)
                 code, err = await run_once(shared.url, config)
                 assert code == 0, err[-3000:]
-                listed = sim.truth.responses[series] - before[0]
-                taped = sim.truth.responses[tape] - before[1]
+                listed, taped, paged = (
+                    sim.truth.responses[k] - n
+                    for k, n in zip((series, tape, events), asked, strict=True)
+                )
                 if shard == 0:
-                    assert (listed, taped) == (1, 1)
+                    assert (listed, taped, paged) == (1, 1, 2)
                     assert await other.hold()
-                else:  # no discovery of its own, nor Kalshi's tape
+                else:  # no discovery of its own, nor Kalshi's tape: its slice only
                     assert '"event": "following"' in err, err[-2000:]
-                    assert (listed, taped) == (0, 0)
+                    assert (listed, taped, paged) == (0, 0, 1)
                 # The leader stores both venues' whole listings for every shard.
                 with shared.connect() as conn:
                     ids = [r[0] for r in conn.execute("SELECT market_id FROM markets")]

@@ -190,6 +190,20 @@ def _demo_slug(index: int) -> str:
     return market.slug
 
 
+def _simulator(image: Image, service: dict[str, Any], network: Network, tmp_path: Path) -> Process:
+    """The simulator service's command, from the image, once it answers."""
+    process = Process(
+        "simulator", image.command([network.rewrite(a) for a in service["command"]]),
+        None, tmp_path / "simulator.log", cwd=image.path(image.workdir),
+    )  # fmt: skip
+    try:
+        wait_http("http://127.0.0.1:8700/tags", process)
+    except AssertionError:
+        process.stop()
+        raise
+    return process
+
+
 def shutil_rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
@@ -206,11 +220,7 @@ async def _run(
 ) -> None:
     # The simulator: the demo profile's command, from the image; its own healthcheck passes.
     simulator = services["simulator"]
-    processes.append(Process(
-        "simulator", image.command([network.rewrite(a) for a in simulator["command"]]),
-        None, tmp_path / "simulator.log", cwd=image.path(image.workdir),
-    ))  # fmt: skip
-    wait_http("http://127.0.0.1:8700/tags", processes[-1])
+    processes.append(_simulator(image, simulator, network, tmp_path))
     assert run_healthcheck(simulator["healthcheck"]["test"], image, network) == 0
     sim_started = time.monotonic()
 
@@ -631,12 +641,7 @@ async def _run_collectors(
     tmp_path: Path,
     processes: list[Process],
 ) -> None:
-    simulator = services["simulator"]
-    processes.append(Process(
-        "simulator", image.command([network.rewrite(a) for a in simulator["command"]]),
-        None, tmp_path / "simulator.log", cwd=image.path(image.workdir),
-    ))  # fmt: skip
-    wait_http("http://127.0.0.1:8700/tags", processes[-1])
+    processes.append(_simulator(image, services["simulator"], network, tmp_path))
 
     # Prometheus with the shipped configuration and rules, and the override's target file.
     prom_fs = Container(tmp_path / "prometheus-fs", network, binaries())
