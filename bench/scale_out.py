@@ -36,6 +36,7 @@ from exporter.config import validate_settings
 from exporter.ingest.common import Rejects
 from exporter.ingest.kalshi import KalshiIngest
 from exporter.model import MarketStatus, Venue, owner
+from exporter.storage.writer import Listed
 from exporter.venues.kalshi.client import KalshiClient
 from tests.support.servers import free_port
 
@@ -44,17 +45,25 @@ class _CountingWriter:
     """What the Kalshi jobs write, counted and dropped; the markets' listing kept in ``store``
     (shared by the collectors, as their database is), for the followers to read back."""
 
-    def __init__(self, store: dict[str, tuple[Any, ...]]) -> None:
+    def __init__(self, store: dict[str, Listed]) -> None:
         self.snapshots = 0
         self.store = store
 
     async def upsert_markets(self, rows: Any) -> int:
         for m in rows:
             if m.status is MarketStatus.OPEN:
-                self.store[m.native_id] = (m.native_id, m.volume_24h, m.end_time, m.event_id)
+                self.store[m.native_id] = Listed(
+                    m.native_id,
+                    m.volume_24h,
+                    m.end_time,
+                    m.event_id,
+                    m.liquidity,
+                    m.slug,
+                    [m.native_id],
+                )
         return len(rows)
 
-    async def open_listing(self, venue: Venue) -> list[tuple[Any, ...]]:
+    async def open_listing(self, venue: Venue) -> list[Listed]:
         return list(self.store.values())
 
     async def upsert_outcomes(self, rows: Any) -> int:
@@ -72,7 +81,7 @@ class _CountingWriter:
 
 
 def _ingest(
-    venues: dict[str, Any], index: int, count: int, store: dict[str, tuple[Any, ...]]
+    venues: dict[str, Any], index: int, count: int, store: dict[str, Listed]
 ) -> tuple[KalshiIngest, Any]:
     settings = validate_settings({"venues": {"polymarket": {"enabled": False}, **venues}})
     config = settings.venues.kalshi
@@ -101,7 +110,7 @@ async def measure(kalshi: dict[str, Any]) -> dict[str, Any]:
     rows_one = one_writer.snapshots
     await one.client.aclose()
 
-    store: dict[str, tuple[Any, ...]] = {}
+    store: dict[str, Listed] = {}
     built = [_ingest(venues, i, 3, store) for i in range(3)]
     shards = [ingest for ingest, _ in built]
     started = time.perf_counter()
