@@ -25,7 +25,7 @@ log = structlog.get_logger("exporter.leadership")
 SINGLETONS = ("movers_refresh", "maintenance", "signals_markets", "signals_volume",
               "alert_tuning", "pairs")  # fmt: skip
 """The jobs only the leader runs."""
-SHARED_DISCOVERIES = ("polymarket_discovery", "kalshi_discovery", "kalshi_trades")
+SHARDED_LEADER_JOBS = ("polymarket_discovery", "kalshi_discovery", "kalshi_trades")
 """With several shards the leader lists each venue and stores it all, the others read it back;
 and it reads Kalshi's trade tape (one feed for every market) for every shard's hot set."""
 BACKFILLS = ("polymarket_backfill", "kalshi_backfill")
@@ -37,7 +37,8 @@ class Leadership(Collector):
     def __init__(self, lease: Lease, shard: int = 0, shards: int = 1) -> None:
         self.lease = lease
         self.shard, self.shards = shard, shards
-        self.singletons = frozenset(SINGLETONS + (BACKFILLS if shards == 1 else SHARED_DISCOVERIES))
+        alone = BACKFILLS if shards == 1 else SHARDED_LEADER_JOBS
+        self.singletons = frozenset(SINGLETONS + alone)
         self._was: bool | None = None
         self.on_follow: list[Callable[[], None]] = []
         """What to forget when this collector stops leading (the gauges of the singleton jobs:

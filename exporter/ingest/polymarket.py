@@ -102,13 +102,12 @@ class PolymarketIngest:
             undated: set[str] = set()
             for event in self.rejects.each(decode_event, page.events):
                 context = event_context(event, self.categories.polymarket)
-                markets = self.rejects.each(_gamma_market, event.markets or [], received, context)
-                if isinstance(event.endDate, str) and event.endDate:
-                    parsed += markets
-                else:
-                    for market in markets:
-                        undated.add(market.market.native_id)
-                        parsed.append(market)
+                markets = list(
+                    self.rejects.each(_gamma_market, event.markets or [], received, context)
+                )
+                if not (isinstance(event.endDate, str) and event.endDate):
+                    undated.update(p.market.native_id for p in markets)
+                parsed += markets
             yield [p for p in parsed if every or self.owns(p.market.native_id)], undated
 
     async def discover(self) -> dict[str, int]:
