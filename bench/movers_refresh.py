@@ -96,6 +96,9 @@ def populate(
             {"real": real_ids},
         )
         # Bulk load without the indexes, then build them once.
+        key = conn.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+                           " WHERE conname = 'snapshots_pkey'").fetchone()  # fmt: skip
+        assert key is not None
         conn.execute("ALTER TABLE snapshots DROP CONSTRAINT snapshots_pkey")
         conn.execute("DROP INDEX snapshots_time_idx")
         for day in range(days):
@@ -126,7 +129,7 @@ def populate(
                 {"lo": lo, "hi": lo + timedelta(days=1), "hot": HOT},
             )
             print(f"  day {day + 1}/{days} loaded", flush=True)
-        conn.execute("ALTER TABLE snapshots ADD PRIMARY KEY (outcome_id, time)")
+        conn.execute(f"ALTER TABLE snapshots ADD CONSTRAINT snapshots_pkey {key[0]}")
         conn.execute("CREATE INDEX snapshots_time_idx ON snapshots (time DESC)")
         conn.execute("VACUUM ANALYZE")
         row = conn.execute("SELECT count(*) FROM snapshots").fetchone()

@@ -46,6 +46,7 @@ from exporter.storage.database import Database
 from exporter.storage.signals import SignalStore, VolumeSpike
 from exporter.storage.tuning import (
     Eligibility,
+    MoveBounds,
     OutcomeInfo,
     Span,
     TradeRow,
@@ -690,20 +691,22 @@ async def load_replay(
             options += [t[label] for t in own.values() if label in t]
             floors[label] = min(options)
         eligibility = Eligibility(VENUES, [filters[v].min_volume_24h for v in VENUES], watched)
-        reach = staleness_reach(widths, movers.staleness)
         hours = hourly(since, until)
+
+        # Both reads narrow with the same daily ranges and hourly extremes, read once.
+        bounds = MoveBounds(
+            conn, eligibility=eligibility, windows=widths, staleness=movers.staleness,
+            since=since, until=until, least=min(min_abs, *floors.values()),
+        )  # fmt: skip
 
         async def read(
             bars: Mapping[str, Mapping[datetime, float]], weigh: bool, least: float
         ) -> tuple[list[Span], dict[str, list[Row]], dict[str, OutcomeInfo]]:
-            spans = await move_spans(
-                conn, eligibility=eligibility, windows=widths, bars=bars,
-                staleness=movers.staleness, since=since, until=until, weighted=weigh,
-                min_abs=least,
-            )  # fmt: skip
+            spans = await move_spans(bounds, bars, weighted=weigh, min_abs=least)
             reads = spans_to_reads(
-                ((f"{s.outcome_id}|{s.window}", s.start, s.end) for s in spans), reach
-            )
+                ((f"{s.outcome_id}|{s.window}", s.start, s.end) for s in spans), widths,
+                movers.staleness,
+            )  # fmt: skip
             rows = await outcome_rows(conn, reads)
             info = await outcome_info(conn, sorted({s.outcome_id for s in spans}), watched)
             return spans, rows, info
@@ -1055,13 +1058,18 @@ async def load_surge_replay(
         refreshed = await latest_refresh(conn)
         floor = movers.category_threshold_pp
         hours = hourly(since, until)
-        spans = await move_spans(
-            conn, eligibility=eligibility, windows=widths,
-            bars={label: dict.fromkeys(hours, floor) for label in widths},
-            staleness=movers.staleness, since=since, until=until,
-        )  # fmt: skip
+        bounds = MoveBounds(
+            conn,
+            eligibility=eligibility,
+            windows=widths,
+            staleness=movers.staleness,
+            since=since,
+            until=until,
+            least=floor,
+        )
+        spans = await move_spans(bounds, {label: dict.fromkeys(hours, floor) for label in widths})
         reads = spans_to_reads(((f"{s.outcome_id}|{s.window}", s.start, s.end) for s in spans),
-                               staleness_reach(widths, movers.staleness))  # fmt: skip
+                               widths, movers.staleness)  # fmt: skip
         rows = await outcome_rows(conn, reads)
         info = await outcome_info(conn, sorted({s.outcome_id for s in spans}), ())
         sizes = await category_sizes(conn, eligibility, since, until)
@@ -1292,16 +1300,22 @@ def unix(moment: datetime) -> float:
 
 
 def spans_to_reads(
-    spans: Iterable[tuple[str, datetime, datetime]], reach: Mapping[str, timedelta]
+    spans: Iterable[tuple[str, datetime, datetime]],
+    widths: Mapping[str, timedelta],
+    staleness: timedelta,
 ) -> list[tuple[str, datetime, datetime]]:
-    """Each outcome's row reads: its spans widened back by what a window and the staleness
-    reach (``reach`` per window), merged where they overlap."""
-    widened: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    """Each outcome's row reads for its spans (keys ``outcome|window``), merged where they
+    overlap: a window's move from ``start`` to ``end`` needs the prices then and now, so the rows
+    of ``[start - staleness, end)`` and of the same a window earlier (with the last row before
+    each read, which :func:`outcome_rows` adds). A row between the two cannot be the price now
+    or then of an instant of the span, nor make either go stale in it."""
+    pieces: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     for key, start, end in spans:
         outcome, window = key.rsplit("|", 1)
-        widened[outcome].append((start - reach[window], end))
+        width = widths[window]
+        pieces[outcome] += [(start - staleness, end), (start - width - staleness, end - width)]
     reads = []
-    for outcome, parts in widened.items():
+    for outcome, parts in pieces.items():
         parts.sort()
         lo, hi = parts[0]
         for start, end in parts[1:]:
@@ -1312,10 +1326,6 @@ def spans_to_reads(
                 lo, hi = start, end
         reads.append((outcome, lo, hi))
     return reads
-
-
-def staleness_reach(windows: Mapping[str, timedelta], staleness: timedelta) -> dict[str, timedelta]:
-    return {label: width + staleness for label, width in windows.items()}
 
 
 VENUES = ("polymarket", "kalshi")
@@ -1351,7 +1361,6 @@ __all__ = [
     "routes_for",
     "sampled",
     "spans_to_reads",
-    "staleness_reach",
     "unix",
     "what_if",
     "what_if_trades",

@@ -2,21 +2,24 @@
 enough to matter, and the prices inside them.
 
 Replaying a week of 150,000 outcomes price by price would read every stored row. Most of them
-cannot matter: a move of ``m`` pp over a window needs a price range of ``m`` pp within the window
-(and the staleness before it). So the read narrows in two steps on the OHLC views, which cover
-every stored row (materialised below the watermark, computed live above it):
+cannot matter: a move of ``m`` pp over a window needs a price now and a price a window earlier
+``m`` pp apart. So the read narrows in two steps on the OHLC views, which cover every stored row
+(materialised below the watermark, computed live above it), read once per replay
+(:class:`MoveBounds`):
 
-1. ``ohlc_1d``: the outcome-days whose range, with the days a window and the staleness reach back
-   over, could reach the lowest bar asked about;
-2. ``ohlc_1h`` of those outcomes: per window, the hours whose range over the hours the window
-   reaches back over could reach that window's bar for the hour, merged into spans.
+1. ``ohlc_1d``: the outcomes with a day whose range, with the days a window and the staleness
+   reach back over, could hold the smallest move asked about;
+2. ``ohlc_1h`` of those outcomes, read into arrays: per window and hour, the largest move the
+   hourly highs and lows allow between the hours the price now can come from and those the price
+   a window before can come from (:func:`bands`); the hours where that reaches the window's bar
+   for the hour are merged into spans.
 
 A bar is a move in pp (``weighted`` false: the moves that could alert), or a score, the move
 times the outcome's weight ``ln(1 + volume_24h)`` as the refresh ranks (``weighted``: the moves
 that could take an alerting move's place in the export), given per window and hour; an hour
-without a bar is not read. Only the rows of the spans (and the staleness and window before them)
-are then read. Both steps only drop hours where no move could reach the bar, so nothing that
-could matter is missed.
+without a bar is not read. Only the rows the spans' moves compare are then read, from the
+primary key's index alone (migration 0013). Both steps only drop hours where no move could
+reach the bar, so nothing that could matter is missed.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import psycopg
-from psycopg import sql
+from numpy.typing import NDArray
 
 from exporter.storage.database import lent
 
@@ -69,40 +73,20 @@ class OutcomeInfo:
     volume_24h: float | None
 
 
-def _interval(text: str) -> sql.Composed:
-    return sql.SQL("interval {}").format(sql.Literal(text))
+def bands(width: timedelta, staleness: timedelta) -> tuple[int, int]:
+    """The hourly buckets, as hours before an hour's own, that hold the prices a window's move
+    compares with the price now at an instant of the hour (oldest, newest): those of
+    ``(t - width - staleness, t - width]`` for ``t`` in the hour."""
+    return math.ceil((width + staleness) / HOUR), math.floor(width / HOUR)
 
 
-def spans_sql(widths: Sequence[timedelta], staleness: timedelta) -> sql.Composed:
-    """The two narrowing steps for these windows (in this order: ``%(labels)s`` names them;
-    ``%(bar_labels)s``, ``%(bar_hours)s`` and ``%(bar_values)s`` give each window's bar per
-    hour)."""
-    reach_days = math.ceil((max(widths) + staleness) / DAY)
-
-    def hours(width: timedelta) -> sql.Composed:
-        return _interval(f"{math.ceil((width + staleness) / HOUR)} hours")
-
-    ranges = sql.SQL(",\n           ").join(
-        sql.SQL(
-            "max(h.high) OVER (PARTITION BY h.outcome_id ORDER BY h.bucket RANGE BETWEEN {k}"
-            " PRECEDING AND CURRENT ROW) - min(h.low) OVER (PARTITION BY h.outcome_id ORDER BY"
-            " h.bucket RANGE BETWEEN {k} PRECEDING AND CURRENT ROW) AS r{i}"
-        ).format(k=hours(width), i=sql.Literal(i))
-        for i, width in enumerate(widths, start=1)
-    )
-    picks = sql.SQL(",\n                  ").join(
-        sql.SQL("r{i}").format(i=sql.Literal(i)) for i in range(1, len(widths) + 1)
-    )
-    return sql.SQL(
-        """
+_DAYS = """
 WITH filters AS (
     SELECT * FROM unnest(%(venues)s::text[], %(min_volume)s::float8[]) AS f (venue, min_volume)
 ), multi AS (
     SELECT DISTINCT market_id FROM outcomes WHERE position >= 2
 ), eligible AS MATERIALIZED (
-    SELECT o.outcome_id,
-           CASE WHEN %(weighted)s THEN ln(1 + greatest(coalesce(m.volume_24h, 0), 0))
-                ELSE 1 END AS weight
+    SELECT o.outcome_id, ln(1 + greatest(coalesce(m.volume_24h, 0), 0)) AS weight
     FROM outcomes o
     JOIN markets m ON m.market_id = o.market_id
     JOIN filters f ON f.venue = m.venue
@@ -110,45 +94,203 @@ WITH filters AS (
     WHERE (o.position = 0 OR x.market_id IS NOT NULL)
       AND (m.market_id = ANY(%(watched)s::text[])
            OR coalesce(m.volume_24h, 0) >= f.min_volume)
-), bars AS (
-    SELECT * FROM unnest(%(bar_labels)s::text[], %(bar_hours)s::timestamptz[],
-                         %(bar_values)s::float8[]) AS b (label, hour, bar)
-), days AS MATERIALIZED (
-    -- Outcomes with a day whose range, with the days before it a window reaches, could hold
-    -- the smallest move asked about.
-    SELECT DISTINCT outcome_id, weight FROM (
-        SELECT d.outcome_id, e.weight,
-               max(d.high) OVER w - min(d.low) OVER w AS range
-        FROM ohlc_1d d JOIN eligible e ON e.outcome_id = d.outcome_id
-        WHERE d.bucket >= %(since)s - {reach} AND d.bucket < %(until)s
-        WINDOW w AS (PARTITION BY d.outcome_id ORDER BY d.bucket
-                     RANGE BETWEEN {reach} PRECEDING AND CURRENT ROW)
-    ) r
-    WHERE 100 * r.range >= %(min_abs)s - 1e-9
-      AND 100 * r.range * r.weight >= (SELECT min(bar) FROM bars) - 1e-9
-), hours AS (
-    SELECT h.outcome_id, h.bucket, d.weight,
-           {ranges}
-    FROM ohlc_1h h JOIN days d ON d.outcome_id = h.outcome_id
-    WHERE h.bucket >= %(since)s - {reach} AND h.bucket < %(until)s
-), flagged AS (
-    SELECT h.outcome_id, w.label, h.bucket
-    FROM hours h
-    CROSS JOIN LATERAL unnest(%(labels)s::text[], ARRAY[{picks}]) AS w (label, range)
-    JOIN bars b ON b.label = w.label AND b.hour = h.bucket
-    WHERE 100 * w.range >= %(min_abs)s - 1e-9 AND 100 * w.range * h.weight >= b.bar - 1e-9
-), islands AS (
-    SELECT outcome_id, label, bucket,
-           bucket - row_number() OVER (PARTITION BY outcome_id, label ORDER BY bucket)
-                    * interval '1 hour' AS island
-    FROM flagged
 )
-SELECT outcome_id, label, min(bucket) AS start, max(bucket) + interval '1 hour' AS end
-FROM islands
-GROUP BY outcome_id, label, island
-ORDER BY outcome_id, label, start
+-- Each outcome's largest range over a day and the days before it a window reaches: no move of
+-- any window can be larger.
+SELECT outcome_id, weight, max(range) FROM (
+    SELECT d.outcome_id, e.weight,
+           max(d.high) OVER w - min(d.low) OVER w AS range
+    FROM ohlc_1d d JOIN eligible e ON e.outcome_id = d.outcome_id
+    WHERE d.bucket >= %(since)s - %(reach)s AND d.bucket < %(until)s
+    WINDOW w AS (PARTITION BY d.outcome_id ORDER BY d.bucket
+                 RANGE BETWEEN %(reach)s PRECEDING AND CURRENT ROW)
+) r
+GROUP BY outcome_id, weight
+HAVING 100 * max(range) >= %(least)s - 1e-9
 """
-    ).format(reach=_interval(f"{reach_days} days"), ranges=ranges, picks=picks)
+
+_HOURS = """
+SELECT h.outcome_id,
+       string_agg(int4send(((extract(epoch FROM h.bucket) - %(base)s) / 3600)::int4)
+                  || float8send(h.high) || float8send(h.low), ''::bytea)
+FROM ohlc_1h h
+WHERE h.outcome_id = ANY(%(outcomes)s::text[]) AND h.bucket >= %(lo)s AND h.bucket < %(hi)s
+GROUP BY h.outcome_id
+"""
+_HOUR_ROW = np.dtype([("h", ">i4"), ("high", ">f8"), ("low", ">f8")])
+_BATCH = 20_000
+"""Outcomes whose hours one statement reads (20 bytes an hour, about 3 KB an outcome-week)."""
+_CHUNK = 4_096
+"""Outcomes whose spans are computed at once (bounds the arrays: a few MB each)."""
+
+
+def _frame(
+    values: NDArray[np.float64], oldest: int, newest: int, high: bool
+) -> NDArray[np.float64]:
+    """Per hour (column), the largest (``high``) or smallest value of the hours ``oldest`` to
+    ``newest`` before it; ±infinity where there is none."""
+    found = np.full_like(values, -np.inf if high else np.inf)
+    pick = np.maximum if high else np.minimum
+    for k in range(newest, oldest + 1):
+        if k == 0:
+            pick(found, values, out=found)
+        elif k < values.shape[1]:
+            pick(found[:, k:], values[:, :-k], out=found[:, k:])
+    return found
+
+
+class MoveBounds:
+    """What the replay narrows its reads with, read once however many reads it makes: each
+    eligible outcome's weight and largest range over the days a window reaches (``ohlc_1d``),
+    then, for the outcomes a read could need, their hourly highs and lows (``ohlc_1h``), read
+    on first use and kept.
+
+    A move at an instant of hour ``h`` is a price now (the hours the staleness reaches back to
+    ``h``) less a price then (:func:`bands`), so it is at most the larger of "highest now less
+    lowest then" and "highest then less lowest now": an hour where that cannot reach a window's
+    bar is not read. Both steps only drop hours where no move could reach the bar."""
+
+    def __init__(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        eligibility: Eligibility,
+        windows: Mapping[str, timedelta],
+        staleness: timedelta,
+        since: datetime,
+        until: datetime,
+        least: float,
+    ) -> None:
+        self.conn = conn
+        self.eligibility = eligibility
+        self.windows = dict(windows)
+        self.staleness = staleness
+        self.since = since
+        self.until = until
+        self.least = least
+        """The smallest move (pp) any read will ask about: outcomes that never range that far
+        are never read."""
+        self.reach = max(bands(w, staleness)[0] for w in self.windows.values())
+        first = math.floor(since.timestamp() / 3600) * 3600
+        self.first = first
+        self.base = first - self.reach * 3600
+        self.hours = max(math.ceil((until.timestamp() - self.base) / 3600), 1)
+        self._days: dict[str, tuple[float, float]] | None = None
+        self._row: dict[str, int] = {}
+        self._high = np.empty((0, self.hours))
+        self._low = np.empty((0, self.hours))
+
+    async def days(self) -> dict[str, tuple[float, float]]:
+        """Per outcome that could move ``least`` pp: its volume weight, its largest range."""
+        if self._days is None:
+            reach = timedelta(days=math.ceil(self.reach * HOUR / DAY))
+            params = {
+                "venues": list(self.eligibility.venues),
+                "min_volume": list(self.eligibility.min_volume),
+                "watched": list(self.eligibility.watched),
+                "since": self.since,
+                "until": self.until,
+                "reach": reach,
+                "least": self.least,
+            }
+            async with lent(self.conn), self.conn.cursor() as cur:
+                # Its row estimates are far too high (window frames over views), so the planner
+                # would compile it with JIT: seconds of compiling for a statement that runs in
+                # less.
+                await cur.execute("SET LOCAL jit = off")
+                await cur.execute(_DAYS, params)
+                self._days = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+        return self._days
+
+    async def _read_hours(self, outcomes: Sequence[str]) -> None:
+        missing = [o for o in outcomes if o not in self._row]
+        lo = datetime.fromtimestamp(self.base, UTC)
+        for k in range(0, len(missing), _BATCH):
+            batch = missing[k : k + _BATCH]
+            high = np.full((len(batch), self.hours), -np.inf)
+            low = np.full((len(batch), self.hours), np.inf)
+            params = {"outcomes": batch, "base": float(self.base), "lo": lo, "hi": self.until}
+            async with lent(self.conn), self.conn.cursor() as cur:
+                await cur.execute("SET LOCAL jit = off")
+                await cur.execute(_HOURS, params)
+                rows = await cur.fetchall()
+            index = {o: n for n, o in enumerate(batch)}
+            for outcome, data in rows:
+                found = np.frombuffer(data, dtype=_HOUR_ROW)
+                found = found[(found["h"] >= 0) & (found["h"] < self.hours)]
+                high[index[outcome], found["h"]] = found["high"]
+                low[index[outcome], found["h"]] = found["low"]
+            start = len(self._row)
+            self._row.update({o: start + n for n, o in enumerate(batch)})
+            self._high = np.vstack([self._high, high])
+            self._low = np.vstack([self._low, low])
+
+    async def spans(
+        self,
+        bars: Mapping[str, Mapping[datetime, float]],
+        *,
+        weighted: bool = False,
+        min_abs: float = 0.0,
+    ) -> list[Span]:
+        """The spans of every eligible outcome and window where a move of at least ``min_abs``
+        pp could reach the window's bar for the hour (``bars``: per window, hour start to bar; a
+        move in pp, or with ``weighted`` a score), evaluated from ``since`` to ``until``."""
+        labels = [label for label in self.windows if bars.get(label)]
+        if not labels:
+            return []
+        least_bar = min(min(bars[label].values()) for label in labels)
+        picked = []
+        for outcome, (weight, widest) in (await self.days()).items():
+            score = 100 * widest * (weight if weighted else 1.0)
+            if 100 * widest >= min_abs - 1e-9 and score >= least_bar - 1e-9:
+                picked.append(outcome)
+        picked.sort()
+        if not picked:
+            return []
+        await self._read_hours(picked)
+        days = await self.days()
+        columns = self.hours - self.reach
+        hour_bars = {}
+        for label in labels:
+            row = np.full(columns, np.inf)
+            for hour, bar in bars[label].items():
+                col = round((hour.timestamp() - self.first) / 3600)
+                if 0 <= col < columns:
+                    row[col] = bar
+            hour_bars[label] = row
+        now = (math.ceil(self.staleness / HOUR), 0)
+        found: list[Span] = []
+        for k in range(0, len(picked), _CHUNK):
+            chunk = picked[k : k + _CHUNK]
+            rows = [self._row[o] for o in chunk]
+            high, low = self._high[rows], self._low[rows]
+            weights = np.array([days[o][0] if weighted else 1.0 for o in chunk])[:, None]
+            now_high = _frame(high, *now, True)[:, self.reach :]
+            now_low = _frame(low, *now, False)[:, self.reach :]
+            for label in labels:
+                oldest, newest = bands(self.windows[label], self.staleness)
+                then_high = _frame(high, oldest, newest, True)[:, self.reach :]
+                then_low = _frame(low, oldest, newest, False)[:, self.reach :]
+                move = 100 * np.maximum(now_high - then_low, then_high - now_low)
+                flags = (move >= min_abs - 1e-9) & (move * weights >= hour_bars[label] - 1e-9)
+                found += self._runs(chunk, label, flags)
+        found.sort(key=lambda s: (s.outcome_id, s.window, s.start))
+        return found
+
+    def _runs(self, outcomes: Sequence[str], label: str, flags: NDArray[np.bool_]) -> list[Span]:
+        """The flagged hours of each outcome merged into spans, cut to ``since`` and ``until``."""
+        edges = np.diff(np.pad(flags.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+        starts = np.nonzero(edges == 1)
+        ends = np.nonzero(edges == -1)[1]
+        spans = []
+        for row, start, end in zip(starts[0], starts[1], ends, strict=True):
+            lo = datetime.fromtimestamp(self.first + 3600 * int(start), UTC)
+            hi = datetime.fromtimestamp(self.first + 3600 * int(end), UTC)
+            if hi > self.since:
+                spans.append(
+                    Span(outcomes[int(row)], label, max(lo, self.since), min(hi, self.until))
+                )
+        return spans
 
 
 _ROWS = """
@@ -240,46 +382,15 @@ def hourly(since: datetime, until: datetime) -> list[datetime]:
 
 
 async def move_spans(
-    conn: psycopg.AsyncConnection[Any],
-    *,
-    eligibility: Eligibility,
-    windows: dict[str, timedelta],
+    bounds: MoveBounds,
     bars: Mapping[str, Mapping[datetime, float]],
-    staleness: timedelta,
-    since: datetime,
-    until: datetime,
+    *,
     weighted: bool = False,
     min_abs: float = 0.0,
 ) -> list[Span]:
-    """The spans of every eligible outcome and window where a move of at least ``min_abs`` pp
-    could reach the window's bar for the hour (``bars``: per window, hour start to bar; a move
-    in pp, or with ``weighted`` a score), evaluated from ``since`` to ``until``."""
-    labels = list(windows)
-    flat = [(label, hour, bar) for label in labels for hour, bar in bars.get(label, {}).items()]
-    if not flat:
-        return []
-    statement = spans_sql([windows[label] for label in labels], staleness)
-    params = {
-        "venues": list(eligibility.venues),
-        "min_volume": list(eligibility.min_volume),
-        "watched": list(eligibility.watched),
-        "since": since,
-        "until": until,
-        "labels": labels,
-        "bar_labels": [f[0] for f in flat],
-        "bar_hours": [f[1] for f in flat],
-        "bar_values": [f[2] for f in flat],
-        "weighted": weighted,
-        "min_abs": min_abs,
-    }
-    async with lent(conn), conn.cursor() as cur:
-        await cur.execute("SET LOCAL work_mem = '256MB'")
-        # Its row estimates are far too high (window frames over views), so the planner would
-        # compile it with JIT: seconds of compiling for a statement that runs in less.
-        await cur.execute("SET LOCAL jit = off")
-        await cur.execute(statement, params)
-        rows = await cur.fetchall()
-    return [Span(r[0], r[1], max(r[2], since), min(r[3], until)) for r in rows if r[3] > since]
+    """One read's spans (:meth:`MoveBounds.spans`), a function of its own so that the
+    benchmark can time the reads one by one."""
+    return await bounds.spans(bars, weighted=weighted, min_abs=min_abs)
 
 
 async def outcome_rows(

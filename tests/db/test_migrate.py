@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from exporter.errors import SchemaError
 from exporter.storage.db import prepare_schema
 from exporter.storage.migrate import Capabilities, Mode, choose_mode, discover, migrate, sql_dir
+from exporter.storage.tuning import _ROWS
 from tests.support.databases import REPO, Database
 
 pytestmark = pytest.mark.db
@@ -146,6 +147,31 @@ def test_apache_only_rung_uses_hypertables_without_aggregates(ts: Database) -> N
         assert _public_relations(conn) == PUBLIC
     assert {"snapshots", "trades"} <= hypertables
     assert caggs == (0,)
+
+
+def test_the_replay_reads_stored_prices_from_the_key_alone(pg: Database) -> None:
+    """`movers tune` reads a week of prices outcome by outcome: with price, bid and ask in the
+    primary key's index (0013) those reads touch no table page."""
+    prepare_schema(pg.settings())
+    with pg.connect(autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO snapshots (time, outcome_id, price, bid, ask)"
+            " SELECT now() - k * interval '1 minute', 'o' || k % 50, 0.5, 0.49, 0.51"
+            " FROM generate_series(1, 5000) k"
+        )
+        conn.execute("VACUUM ANALYZE snapshots")
+        conn.execute("SET enable_seqscan = off")
+        conn.execute("SET enable_bitmapscan = off")
+        plan = "\n".join(
+            r[0] for r in conn.execute(
+                "EXPLAIN " + _ROWS,
+                {"outcomes": ["o1", "o2"], "los": [datetime(2026, 1, 1, tzinfo=UTC)] * 2,
+                 "his": [datetime(2100, 1, 1, tzinfo=UTC)] * 2},
+            ).fetchall()
+        )  # fmt: skip
+    # The rows of each read (the one before it may come from the time index on so few rows).
+    assert "Index Only Scan using snapshots_pkey" in plan, plan
+    assert "Index Scan using snapshots_pkey" not in plan, plan
 
 
 def test_timescale_objects_and_policies(ts: Database) -> None:

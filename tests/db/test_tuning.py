@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import shutil
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +21,14 @@ from exporter.config import Settings
 from exporter.storage.database import Database as Pooled
 from exporter.storage.db import connect_async, create_pool, prepare_schema
 from exporter.storage.movers import naive_movers
-from exporter.tuning import TuneJob, alerting_files, load_replay, read_alerting
+from exporter.storage.tuning import Eligibility, MoveBounds
+from exporter.tuning import (
+    TuneJob,
+    alerting_files,
+    load_replay,
+    move_segments,
+    read_alerting,
+)
 from tests.support.databases import Database
 
 pytestmark = pytest.mark.db
@@ -148,6 +157,96 @@ def test_the_replayed_move_at_any_instant_is_the_exporter_s(db: Database, tmp_pa
         assert "kalshi:WATCH" in markets  # watched: whatever the filters say
 
     asyncio.run(check())
+
+
+def test_the_hours_read_hold_every_instant_a_move_reaches_its_bar(db: Database) -> None:
+    """The replay reads rows only in the spans its hourly bounds give: for random prices with
+    jumps and silences, windows from 5 minutes to a day and staleness not a whole hour or more
+    than one, every instant where the exact move (every stored row) reaches its window's bar for
+    the hour, a move or a score, lies in a span."""
+    settings = _settings(db)
+    prepare_schema(settings)
+    rng = random.Random(11)
+    start, until = NOW - timedelta(days=3), NOW
+    since = NOW - timedelta(days=2) + timedelta(minutes=17)
+    history: dict[str, list[tuple[float, float, float | None]]] = {}
+    volumes: dict[str, float] = {}
+    with db.connect(autocommit=True) as conn:
+        for n in range(8):
+            volumes[f"kalshi:K{n}-0"] = volume = rng.choice([150, 5_000, 2_000_000])
+            [oid] = _market(conn, "kalshi", f"K{n}", outcomes=1, volume=volume)
+            price, t, rows = rng.uniform(0.3, 0.7), start, []
+            while t < until:
+                step = rng.choice([0.0, 0.003, -0.003, 0.01, -0.01, 0.12, -0.12])
+                price = min(0.98, max(0.02, price + step))
+                rows.append((t, round(price, 3), 0.02))
+                t += timedelta(minutes=rng.choice([1, 4, 15, 40, 75, 130]))
+            _prices(conn, oid, rows)
+            history[oid] = [(r[0].timestamp(), r[1], 0.02) for r in rows]
+        # Still all day, a step at midnight: no single day ranges at all.
+        volumes["kalshi:STEP-0"] = 5_000
+        [oid] = _market(conn, "kalshi", "STEP", outcomes=1, volume=5_000)
+        midnight = NOW.replace(hour=0) - timedelta(days=1)
+        steps = [(start + timedelta(minutes=10 * k), 0.02) for k in range(432)]
+        rows = [(t, 0.40 if t < midnight else 0.56, spread) for t, spread in steps]
+        _prices(conn, oid, rows)
+        history[oid] = [(r[0].timestamp(), r[1], 0.02) for r in rows]
+    windows = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1),
+               "3h": timedelta(hours=3), "24h": timedelta(hours=24)}  # fmt: skip
+    hours = [since.replace(minute=0) + timedelta(hours=h) for h in range(49)]
+    bars = {label: {h: rng.choice([6.0, 9.0, 15.0]) for h in hours if rng.random() < 0.8}
+            for label in windows}  # fmt: skip
+    eligibility = Eligibility(("polymarket", "kalshi"), [0.0, 0.0], [])
+
+    async def check(staleness: timedelta, weighted: bool) -> int:
+        scale = {o: math.log1p(v) if weighted else 1.0 for o, v in volumes.items()}
+        score_bars = {label: {h: bar * (10 if weighted else 1) for h, bar in by_hour.items()}
+                      for label, by_hour in bars.items()}  # fmt: skip
+        async with await connect_async(settings.database) as conn:
+            bounds = MoveBounds(
+                conn,
+                eligibility=eligibility,
+                windows=windows,
+                staleness=staleness,
+                since=since,
+                until=until,
+                least=3.0,
+            )
+            spans = await bounds.spans(score_bars, weighted=weighted, min_abs=3.0)
+        covered: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+        for span in spans:
+            covered[(span.outcome_id, span.window)].append((span.start.timestamp(),
+                                                            span.end.timestamp()))  # fmt: skip
+        reached = 0
+        for oid, rows in history.items():
+            for label, width in windows.items():
+                segments = move_segments(
+                    rows, width=width.total_seconds(), lo=since.timestamp(),
+                    hi=until.timestamp(), staleness=staleness.total_seconds(), floor=3.0,
+                    max_spread=None,
+                )  # fmt: skip
+                for a, b, move in segments:
+                    # Each hour of the segment, against that hour's bar.
+                    hour = math.floor(a / 3600) * 3600
+                    while hour < b:
+                        lo, hi = max(a, hour), min(b, hour + 3600)
+                        moment = datetime.fromtimestamp(hour, UTC)
+                        bar = score_bars[label].get(moment)
+                        if bar is not None and abs(move) * scale[oid] >= bar - 1e-9:
+                            reached += 1
+                            assert any(s <= lo and hi <= e for s, e in covered[(oid, label)]), (
+                                oid,
+                                label,
+                                moment,
+                                move,
+                                staleness,
+                            )
+                        hour += 3600
+        return reached
+
+    for staleness in (timedelta(minutes=50), timedelta(hours=1), timedelta(minutes=100)):
+        for weighted in (False, True):
+            assert asyncio.run(check(staleness, weighted)) > 20
 
 
 def _config(tmp_path: Path, db: Database, extra: str = "") -> Path:
