@@ -571,19 +571,30 @@ def exported(
     if not ranked:
         return kept
     cuts = sorted({t for p in ranked for t in (p[0], p[1])})
+
+    # The refresh's ranking order (movers_ranked.sql): best score, then largest |move|, then id.
+    def key(i: int) -> tuple[float, float, str]:
+        _, _, outcome, move = ranked[i]
+        return -abs(move) * weights.get(outcome, 1.0), -abs(move), outcome
+
+    order = sorted(range(len(ranked)), key=key)
+    rank = [0] * len(ranked)
+    for position, i in enumerate(order):
+        rank[i] = position
     starts: dict[float, list[int]] = defaultdict(list)
+    ends: dict[float, list[int]] = defaultdict(list)
     for i, p in enumerate(ranked):
-        starts[p[0]].append(i)
-    active: set[int] = set()
+        if p[1] > p[0]:
+            starts[p[0]].append(rank[i])
+            ends[p[1]].append(rank[i])
+    active: list[int] = []  # the ranks of the pieces present, best first
     open_since: dict[int, float] = {}
     for k, at in enumerate(cuts[:-1]):
-        active = {i for i in active if ranked[i][1] > at}
-        active.update(starts.get(at, ()))
-        if len(active) <= limit:
-            top = active
-        else:
-            top = set(sorted(active, key=lambda i: -abs(ranked[i][3]) * weights.get(
-                ranked[i][2], 1.0))[:limit])  # fmt: skip
+        for r in ends.get(at, ()):
+            del active[bisect.bisect_left(active, r)]
+        for r in starts.get(at, ()):
+            bisect.insort(active, r)
+        top = {order[r] for r in active[:limit]}
         for i in list(open_since):
             if i not in top:
                 kept.append((open_since.pop(i), at, ranked[i][2], ranked[i][3]))

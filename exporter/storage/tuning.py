@@ -410,7 +410,7 @@ async def outcome_rows(
         await cur.execute("SET LOCAL jit = off")  # as in move_spans
         await cur.execute(_ROWS, params)
         previous: tuple[str, float] | None = None
-        async for outcome_id, at, price, spread in cur:
+        for outcome_id, at, price, spread in await cur.fetchall():
             if previous == (outcome_id, at):
                 continue  # the row before a read can be the last of the read before it
             previous = (outcome_id, at)

@@ -224,6 +224,33 @@ def test_only_what_the_export_keeps_can_alert() -> None:
     assert (50.0, 150.0, "mid", 6.0) in kept
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_the_export_at_each_instant_is_the_refresh_s_ranking(seed: int) -> None:
+    """At every instant, what ``exported`` keeps is the ``limit`` best of the moves present in
+    the refresh's order (movers_ranked.sql): score, then |move|, then the outcome's id, so equal
+    scores are settled as the exporter settles them."""
+    import random
+
+    rng = random.Random(seed)
+    limit, pieces = 3, []
+    weights = {f"o{i}": rng.choice([1.0, 2.0]) for i in range(12)}
+    for outcome in weights:
+        at = float(rng.randrange(0, 600, 60))
+        while at < 3600:
+            length = float(rng.choice([60, 120, 300, 900]))
+            pieces.append(
+                (at, min(at + length, 3600.0), outcome, rng.choice([-8.0, 4.0, 6.0, 8.0]))
+            )
+            at += length + rng.choice([0.0, 0.0, 120.0])
+    kept = exported(pieces, weights=weights, watched=frozenset(), limit=limit, min_abs=3.0)
+    for k in range(120):
+        moment = 15.0 + 30 * k
+        present = [p for p in pieces if p[0] <= moment < p[1]]
+        present.sort(key=lambda p: (-abs(p[3]) * weights[p[2]], -abs(p[3]), p[2]))
+        expected = sorted((p[2], p[3]) for p in present[:limit])
+        assert sorted((p[2], p[3]) for p in kept if p[0] <= moment < p[1]) == expected, moment
+
+
 def test_the_cap_bar_is_the_limit_th_best_present_all_hour_else_the_lowest() -> None:
     pieces = [
         (0.0, 3600.0, "a", 10.0),  # score 10, all hour
