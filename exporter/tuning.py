@@ -368,7 +368,9 @@ def move_segments(
         return []
     times = [r[0] for r in rows]
     cuts = {lo}
-    for t in times:
+    # Only a row from a window and the staleness before ``lo`` up to ``hi`` can cut the span.
+    first = bisect.bisect_right(times, lo - width - staleness)
+    for t in times[first : bisect.bisect_left(times, hi)]:
         for cut in (t, t + width, t + staleness, t + width + staleness):
             if lo < cut < hi:
                 cuts.add(cut)
@@ -531,6 +533,14 @@ def _group_notifications(
             present = [a for a in present if a.end > flush]
             if not present:
                 break
+            # Skip the flushes where nothing can change: no alert joins or ends, no repeat due.
+            coming = alerts[pending].start if pending < len(alerts) else math.inf
+            ending = min(a.end for a in present)
+            while True:
+                after = flush + route.group_interval
+                if coming <= after or after >= ending or after - last >= route.repeat_interval:
+                    break
+                flush = after
             flush += route.group_interval
 
 
