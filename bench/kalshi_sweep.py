@@ -38,7 +38,12 @@ async def fetch_pages(url: str) -> list[bytes]:
     pages, cursor = [], ""
     async with httpx.AsyncClient(timeout=60) as client:
         while True:
-            params = {"limit": 1000, "status": "open", "mve_filter": "exclude", "cursor": cursor}
+            params: dict[str, str | int] = {
+                "limit": 1000,
+                "status": "open",
+                "mve_filter": "exclude",
+                "cursor": cursor,
+            }
             response = await client.get(f"{url}/markets", params=params)
             pages.append(response.content)
             cursor = orjson.loads(response.content)["cursor"]
@@ -84,9 +89,9 @@ async def run(markets: int) -> dict[str, Any]:
         ingest = KalshiIngest(
             settings.venues.kalshi,
             client,
-            _NullWriter(),
+            _NullWriter(),  # type: ignore[arg-type]
             load_categories(),
-            Rejects(),  # type: ignore[arg-type]
+            Rejects(),
         )
         ingest.hot.choose({m.key: Known((m.key,), 0.0) for m in sim.world.kalshi_markets}, [])
         started = time.perf_counter()

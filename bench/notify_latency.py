@@ -237,7 +237,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                                 raise SystemExit(f"{process.args[0]} exited: see {folder}")
                     with psycopg.connect(server.url) as conn:
                         rows = conn.execute("SELECT market_id, title FROM markets").fetchall()
-                        titles = dict(rows)
+                        titles: dict[str, str] = dict(rows)
                 finally:
                     _stop(processes)
     finally:
@@ -246,8 +246,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     (folder / "messages.json").write_text(json.dumps(recorder.messages, indent=1))
 
     prefixes: dict[str, int] = {}
-    for title in titles.values():
-        prefixes[title[:60]] = prefixes.get(title[:60], 0) + 1
+    for name in titles.values():
+        prefixes[name[:60]] = prefixes.get(name[:60], 0) + 1
     found: dict[str, list[float]] = {"streamed": [], "polled": []}
     missed: dict[str, int] = {"streamed": 0, "polled": 0}
     ambiguous = 0

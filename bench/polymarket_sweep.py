@@ -105,9 +105,9 @@ async def run(markets: int) -> dict[str, Any]:
         ingest = PolymarketIngest(
             settings.venues.polymarket,
             client,
-            _NullWriter(),
+            _NullWriter(),  # type: ignore[arg-type]
             categories,
-            Rejects(),  # type: ignore[arg-type]
+            Rejects(),
         )
         started = time.perf_counter()
         result = await ingest.discover()
