@@ -718,6 +718,7 @@ async def load_replay(
         bounds = MoveBounds(
             conn, eligibility=eligibility, windows=widths, staleness=movers.staleness,
             since=since, until=until, least=min(min_abs, *floors.values()),
+            database=concurrent(database, settings),
         )  # fmt: skip
 
         async def read(
@@ -1087,6 +1088,7 @@ async def load_surge_replay(
             since=since,
             until=until,
             least=floor,
+            database=concurrent(database, settings),
         )
         spans = await move_spans(bounds, {label: dict.fromkeys(hours, floor) for label in widths})
         reads = spans_to_reads(((f"{s.outcome_id}|{s.window}", s.start, s.end) for s in spans),
@@ -1314,6 +1316,12 @@ def what_if(replay: Replay, window: str, candidates: Sequence[float]) -> list[di
             "window_notifications": outcome.windows()[window]["notifications"],
         })  # fmt: skip
     return rows
+
+
+def concurrent(database: Database, settings: Settings) -> Database | None:
+    """Where the replay may take a second connection to read at once (``None``: a server whose
+    sessions are shared, ``database.write_concurrency`` 1, takes one statement at a time)."""
+    return database if settings.database.write_concurrency > 1 else None
 
 
 def unix(moment: datetime) -> float:

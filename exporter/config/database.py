@@ -24,8 +24,9 @@ class DatabaseConfig(_Section):
     """Rows per insert statement; a bigger write is split into statements of this size."""
     write_concurrency: int = Field(default=2, ge=1, le=64)
     """Statements of one big write in flight at once, each on its own pooled connection; the
-    movers refresh also splits its outcomes into this many shares, ranked at once. 1 on a server
-    whose sessions are shared."""
+    movers refresh also splits its outcomes into this many shares, ranked at once, and with 2 or
+    more ``movers tune`` reads its hourly extremes in two halves at once. 1 on a server whose
+    sessions are shared."""
     password: SecretStr | None = None
     """The database password, passed to the server beside ``url`` (so it needs no URL escaping);
     only from ``MOVERS_DATABASE_PASSWORD``. A password in ``url`` is used when this is unset."""
