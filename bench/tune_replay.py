@@ -7,9 +7,10 @@ does (4/5 Polymarket, two per market; 1/5 Kalshi; a row every 10 minutes, a row 
 500 hottest), with prices that drift as markets do: most barely move, three in ten swing by up
 to 10 pp over days, one in fifty jumps 15 pp once a week (and back at the week's turn). Then it
 runs the rollups (the exporter's maintenance keeps them current; not timed), and times the
-replay of the whole span through MarketMoveLarge as `alertmanager/` ships it, and the same with
-``--window 5m --threshold 3,5,8,10,15``. Results: bench/results/tune_replay.json. Targets: a
-7-day replay of 150,000 outcomes in at most 30 s; the what-if in not much more.
+replay of the whole span through MarketMoveLarge as `alertmanager/` ships it (right after the
+server starts, then again), and the same with ``--window 5m --threshold 3,5,8,10,15``.
+Results: bench/results/tune_replay.json. Targets: a 7-day replay of 150,000 outcomes in at most
+30 s; the what-if in not much more.
 """
 
 from __future__ import annotations
@@ -91,6 +92,13 @@ async def replay(url: str, days: int, now: datetime) -> dict[str, Any]:
         seconds = time.perf_counter() - started
         reads = {name: round(value, 2) for name, value in spent.items()}
         print(f"replay {seconds:.1f} s; reads {reads}", flush=True)
+        # The same again: the server was just started, so the first read found nothing cached.
+        spent.update(dict.fromkeys(spent, 0.0))
+        started = time.perf_counter()
+        (await load_replay(Database(pool), settings, alerting, since, now)).run()
+        warm_seconds = time.perf_counter() - started
+        warm_reads = {name: round(value, 2) for name, value in spent.items()}
+        print(f"replay again {warm_seconds:.1f} s; reads {warm_reads}", flush=True)
         started = time.perf_counter()
         again = await load_replay(Database(pool), settings, alerting, since, now, "5m", CANDIDATES)
         rows = what_if(again, "5m", CANDIDATES)
@@ -106,8 +114,10 @@ async def replay(url: str, days: int, now: datetime) -> dict[str, Any]:
     return {
         "replay_seconds": round(seconds, 2),
         "replay_read_seconds": reads,
+        "replay_again_seconds": round(warm_seconds, 2),
+        "replay_again_read_seconds": warm_reads,
         "what_if_seconds": round(what_if_seconds, 2),
-        "what_if_over_replay": round(what_if_seconds / seconds, 2),
+        "what_if_over_replay": round(what_if_seconds / warm_seconds, 2),
         "hourly_replay_seconds": round(job_seconds, 2),
         "markets_with_moves": len(loaded.markets),
         "notifications": outcome.summary()["notifications"],

@@ -123,13 +123,16 @@ _BATCH = 100_000
 """Outcomes whose hours one statement reads (20 bytes an hour, about 3 KB an outcome-week).
 Each statement scans the hours of every outcome in the span (the outcome filter is a hash
 lookup a row, cheaper than an index descent an outcome), so a replay makes as few as it can."""
+MARGIN = 1e-4
+"""Added to every hourly bound (pp): more than the single-precision rounding of two prices of
+at most 1 (2 x 6e-8, x 100), so the arrays never make a bound smaller than the stored prices'."""
 _CHUNK = 4_096
 """Outcomes whose spans are computed at once (bounds the arrays: a few MB each)."""
 
 
 def _frame(
-    values: NDArray[np.float64], oldest: int, newest: int, high: bool
-) -> NDArray[np.float64]:
+    values: NDArray[np.float32], oldest: int, newest: int, high: bool
+) -> NDArray[np.float32]:
     """Per hour (column), the largest (``high``) or smallest value of the hours ``oldest`` to
     ``newest`` before it; ±infinity where there is none."""
     found = np.full_like(values, -np.inf if high else np.inf)
@@ -183,8 +186,9 @@ class MoveBounds:
         self.hours = max(math.ceil((until.timestamp() - self.base) / 3600), 1)
         self._days: dict[str, tuple[float, float]] | None = None
         self._row: dict[str, int] = {}
-        self._high = np.empty((0, self.hours))
-        self._low = np.empty((0, self.hours))
+        # Single precision halves the arrays; MARGIN makes up for its rounding.
+        self._high = np.empty((0, self.hours), dtype=np.float32)
+        self._low = np.empty((0, self.hours), dtype=np.float32)
 
     async def days(self) -> dict[str, tuple[float, float]]:
         """Per outcome that could move ``least`` pp: its volume weight, its largest range."""
@@ -216,12 +220,19 @@ class MoveBounds:
         halves = [(self.base, middle), (middle, self.until.timestamp())]
         for k in range(0, len(missing), _BATCH):
             batch = missing[k : k + _BATCH]
-            high = np.full((len(batch), self.hours), -np.inf)
-            low = np.full((len(batch), self.hours), np.inf)
+            high = np.full((len(batch), self.hours), -np.inf, dtype=np.float32)
+            low = np.full((len(batch), self.hours), np.inf, dtype=np.float32)
+            index = {o: n for n, o in enumerate(batch)}
 
             async def read(
-                conn: psycopg.AsyncConnection[Any], lo: float, hi: float, batch: list[str] = batch
-            ) -> list[tuple[str, bytes]]:
+                conn: psycopg.AsyncConnection[Any],
+                lo: float,
+                hi: float,
+                batch: list[str] = batch,
+                index: dict[str, int] = index,
+                high: NDArray[np.float32] = high,
+                low: NDArray[np.float32] = low,
+            ) -> None:
                 params = {
                     "outcomes": batch,
                     "base": float(self.base),
@@ -234,22 +245,18 @@ class MoveBounds:
                     # of which 28,000 could move: 210 MB for both halves), not spilled to disk.
                     await cur.execute("SET LOCAL work_mem = '128MB'")
                     await cur.execute(_HOURS, params)
-                    return await cur.fetchall()
-
-            if self.database is None:
-                answers = [await read(self.conn, halves[0][0], halves[1][1])]
-            else:
-                async with self.database.connection() as other:
-                    answers = list(
-                        await asyncio.gather(read(self.conn, *halves[0]), read(other, *halves[1]))
-                    )
-            index = {o: n for n, o in enumerate(batch)}
-            for rows in answers:
+                    rows = await cur.fetchall()
                 for outcome, data in rows:
                     found = np.frombuffer(data, dtype=_HOUR_ROW)
                     found = found[(found["h"] >= 0) & (found["h"] < self.hours)]
                     high[index[outcome], found["h"]] = found["high"]
                     low[index[outcome], found["h"]] = found["low"]
+
+            if self.database is None:
+                await read(self.conn, halves[0][0], halves[1][1])
+            else:
+                async with self.database.connection() as other:
+                    await asyncio.gather(read(self.conn, *halves[0]), read(other, *halves[1]))
             start = len(self._row)
             self._row.update({o: start + n for n, o in enumerate(batch)})
             self._high = np.vstack([self._high, high])
@@ -301,7 +308,7 @@ class MoveBounds:
                 oldest, newest = bands(self.windows[label], self.staleness)
                 then_high = _frame(high, oldest, newest, True)[:, self.reach :]
                 then_low = _frame(low, oldest, newest, False)[:, self.reach :]
-                move = 100 * np.maximum(now_high - then_low, then_high - now_low)
+                move = 100 * np.maximum(now_high - then_low, then_high - now_low) + MARGIN
                 flags = (move >= min_abs - 1e-9) & (move * weights >= hour_bars[label] - 1e-9)
                 found += self._runs(chunk, label, flags)
         found.sort(key=lambda s: (s.outcome_id, s.window, s.start))

@@ -192,11 +192,20 @@ def test_the_hours_read_hold_every_instant_a_move_reaches_its_bar(db: Database) 
         rows = [(t, 0.40 if t < midnight else 0.56, spread) for t, spread in steps]
         _prices(conn, oid, rows)
         history[oid] = [(r[0].timestamp(), r[1], 0.02) for r in rows]
+        # A move of exactly a bar, 8 pp, whose prices single precision rounds 2e-6 pp closer.
+        volumes["kalshi:EDGE-0"] = 5_000
+        [oid] = _market(conn, "kalshi", "EDGE", outcomes=1, volume=5_000)
+        step = since + timedelta(hours=30, minutes=7)
+        rows = [(t, 0.62 if t < step else 0.70, spread) for t, spread in steps]
+        _prices(conn, oid, rows)
+        history[oid] = [(r[0].timestamp(), r[1], 0.02) for r in rows]
     windows = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1),
                "3h": timedelta(hours=3), "24h": timedelta(hours=24)}  # fmt: skip
     hours = [since.replace(minute=0) + timedelta(hours=h) for h in range(49)]
     bars = {label: {h: rng.choice([6.0, 9.0, 15.0]) for h in hours if rng.random() < 0.8}
             for label in windows}  # fmt: skip
+    for label in windows:
+        bars[label][step.replace(minute=0)] = 8.0
     eligibility = Eligibility(("polymarket", "kalshi"), [0.0, 0.0], [])
 
     async def check(staleness: timedelta, weighted: bool) -> int:
