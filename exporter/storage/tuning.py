@@ -213,54 +213,50 @@ class MoveBounds:
         return self._days
 
     async def _read_hours(self, outcomes: Sequence[str]) -> None:
+        """The hourly highs and lows of ``outcomes`` not read yet, added to the arrays."""
         missing = [o for o in outcomes if o not in self._row]
-        # The hours are read in two halves of the span at once, on the replay's connection and
-        # one more from the pool when it has one: two server processes scan half the rows each.
+        if not missing:
+            return
+        start = len(self._row)
+        self._row.update({o: start + n for n, o in enumerate(missing)})
+        shape = (len(missing), self.hours)
+        self._high = np.vstack([self._high, np.full(shape, -np.inf, dtype=np.float32)])
+        self._low = np.vstack([self._low, np.full(shape, np.inf, dtype=np.float32)])
+        # Two halves of the span at once, on the replay's connection and one more from the pool
+        # when it has one: two server processes scan half the rows each.
         middle = self.base + self.hours // 2 * 3600
-        halves = [(self.base, middle), (middle, self.until.timestamp())]
         for k in range(0, len(missing), _BATCH):
             batch = missing[k : k + _BATCH]
-            high = np.full((len(batch), self.hours), -np.inf, dtype=np.float32)
-            low = np.full((len(batch), self.hours), np.inf, dtype=np.float32)
-            index = {o: n for n, o in enumerate(batch)}
-
-            async def read(
-                conn: psycopg.AsyncConnection[Any],
-                lo: float,
-                hi: float,
-                batch: list[str] = batch,
-                index: dict[str, int] = index,
-                high: NDArray[np.float32] = high,
-                low: NDArray[np.float32] = low,
-            ) -> None:
-                params = {
-                    "outcomes": batch,
-                    "base": float(self.base),
-                    "lo": datetime.fromtimestamp(lo, UTC),
-                    "hi": datetime.fromtimestamp(hi, UTC),
-                }
-                async with lent(conn), conn.cursor() as cur:
-                    await cur.execute("SET LOCAL jit = off")
-                    # The answer is grouped in memory: about 12 KB an outcome (150,000 outcomes,
-                    # of which 28,000 could move: 210 MB for both halves), not spilled to disk.
-                    await cur.execute("SET LOCAL work_mem = '128MB'")
-                    await cur.execute(_HOURS, params)
-                    rows = await cur.fetchall()
-                for outcome, data in rows:
-                    found = np.frombuffer(data, dtype=_HOUR_ROW)
-                    found = found[(found["h"] >= 0) & (found["h"] < self.hours)]
-                    high[index[outcome], found["h"]] = found["high"]
-                    low[index[outcome], found["h"]] = found["low"]
-
             if self.database is None:
-                await read(self.conn, halves[0][0], halves[1][1])
+                await self._read_half(self.conn, batch, self.base, self.until.timestamp())
             else:
                 async with self.database.connection() as other:
-                    await asyncio.gather(read(self.conn, *halves[0]), read(other, *halves[1]))
-            start = len(self._row)
-            self._row.update({o: start + n for n, o in enumerate(batch)})
-            self._high = np.vstack([self._high, high])
-            self._low = np.vstack([self._low, low])
+                    await asyncio.gather(
+                        self._read_half(self.conn, batch, self.base, middle),
+                        self._read_half(other, batch, middle, self.until.timestamp()),
+                    )
+
+    async def _read_half(
+        self, conn: psycopg.AsyncConnection[Any], outcomes: list[str], lo: float, hi: float
+    ) -> None:
+        params = {
+            "outcomes": outcomes,
+            "base": float(self.base),
+            "lo": datetime.fromtimestamp(lo, UTC),
+            "hi": datetime.fromtimestamp(hi, UTC),
+        }
+        async with lent(conn), conn.cursor() as cur:
+            await cur.execute("SET LOCAL jit = off")
+            # The answer is grouped in memory: about 12 KB an outcome (150,000 outcomes, of
+            # which 28,000 could move: 210 MB for both halves), not spilled to disk.
+            await cur.execute("SET LOCAL work_mem = '128MB'")
+            await cur.execute(_HOURS, params)
+            rows = await cur.fetchall()
+        for outcome, data in rows:
+            found = np.frombuffer(data, dtype=_HOUR_ROW)
+            found = found[(found["h"] >= 0) & (found["h"] < self.hours)]
+            self._high[self._row[outcome], found["h"]] = found["high"]
+            self._low[self._row[outcome], found["h"]] = found["low"]
 
     async def spans(
         self,
@@ -276,8 +272,9 @@ class MoveBounds:
         if not labels:
             return []
         least_bar = min(min(bars[label].values()) for label in labels)
+        days = await self.days()
         picked = []
-        for outcome, (weight, widest) in (await self.days()).items():
+        for outcome, (weight, widest) in days.items():
             score = 100 * widest * (weight if weighted else 1.0)
             if 100 * widest >= min_abs - 1e-9 and score >= least_bar - 1e-9:
                 picked.append(outcome)
@@ -285,7 +282,6 @@ class MoveBounds:
         if not picked:
             return []
         await self._read_hours(picked)
-        days = await self.days()
         columns = self.hours - self.reach
         hour_bars = {}
         for label in labels:
@@ -444,7 +440,7 @@ async def outcome_rows(
         "his": [r[2] for r in reads],
     }
     async with lent(conn), conn.cursor() as cur:
-        await cur.execute("SET LOCAL jit = off")  # as in move_spans
+        await cur.execute("SET LOCAL jit = off")  # as in MoveBounds.days
         await cur.execute(_ROWS, params)
         previous: tuple[str, float] | None = None
         for outcome_id, at, price, spread in await cur.fetchall():
