@@ -68,9 +68,13 @@ async def _roll(
     store = sql.Identifier("movers_internal", f"{level}_store")
     compute = sql.Identifier("movers_internal", f"{level}_compute")
     async with conn.transaction():
+        # NO KEY: one rollup of a level at a time, while the late rows written meanwhile still
+        # note themselves (their invalidation's foreign key only shares the key; FOR UPDATE
+        # would hold them, and the writes with them, for the whole re-roll: minutes after a
+        # backfill).
         cur = await conn.execute(
             "SELECT CASE WHEN isfinite(watermark) THEN watermark END"
-            " FROM movers_internal.rollup_state WHERE name = %s FOR UPDATE",
+            " FROM movers_internal.rollup_state WHERE name = %s FOR NO KEY UPDATE",
             (level,),
         )
         row = await cur.fetchone()

@@ -7,6 +7,7 @@ including the newest buckets that only the real-time part covers, and late rows 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,9 @@ import psycopg
 import pytest
 
 from exporter.model import Snapshot
+from exporter.storage.database import Database as Facade
 from exporter.storage.db import create_pool, prepare_schema
+from exporter.storage.history import HistoryStore
 from exporter.storage.maintenance import apply_retention, floor_time, run_rollups
 from exporter.storage.migrate import Mode
 from exporter.storage.writer import Writer
@@ -201,3 +204,49 @@ async def test_exporter_retention_keeps_aggregates(pg: Database) -> None:
         minutes = conn.execute("SELECT count(*) FROM ohlc_1m").fetchone()
     assert raw == (8,)
     assert minutes == (11,)
+
+
+async def test_late_rows_are_noted_while_a_rollup_runs(pg: Database) -> None:
+    """A rollup re-rolling days of backfilled history runs for minutes in one transaction:
+    the late rows written meanwhile (a flush after an outage, the backfill's note of its range)
+    are noted without waiting for it, and the next rollup takes them in."""
+    settings = pg.settings()
+    report = prepare_schema(settings, force_mode=Mode.PLAIN)
+    pool = create_pool(settings.database)
+    await pool.open(wait=True)
+    ladder = Ladder(pg, Mode.PLAIN, Writer(pool, Mode.PLAIN, timedelta(minutes=10)))
+    history = HistoryStore(Facade(pool), report.mode)
+    try:
+        await ladder.writer.write_snapshots(_snapshots(PATH))
+        await ladder.materialise(CUTOFF)
+        first = Snapshot(DAY + timedelta(seconds=5), OUTCOME, 0.35, bid=0.34, ask=0.36)
+        await ladder.writer.write_snapshots([first], change_only=False)
+        with pg.connect() as blocker:
+            blocker.execute("BEGIN")
+            blocker.execute("LOCK TABLE movers_internal.ohlc_1m_store IN SHARE MODE")
+            rolling = asyncio.create_task(ladder.materialise(CUTOFF))
+            with pg.connect(autocommit=True) as watch:
+                for _ in range(100):  # until the rollup holds its level and waits on the store
+                    waiting = watch.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND query LIKE 'DELETE FROM %%ohlc_1m_store%%'"
+                    ).fetchone()
+                    if waiting == (1,):
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    pytest.fail("the rollup never reached the store")
+            second = Snapshot(DAY + timedelta(seconds=2), OUTCOME, 0.33, bid=0.32, ask=0.34)
+            written = await asyncio.wait_for(
+                ladder.writer.write_snapshots([second], change_only=False), 5
+            )
+            assert written.written == 1
+            await asyncio.wait_for(history.refresh_aggregates(DAY, DAY + timedelta(hours=2)), 5)
+            assert not rolling.done()
+            blocker.execute("COMMIT")
+        await asyncio.wait_for(rolling, 30)
+        await ladder.materialise(CUTOFF)
+    finally:
+        await pool.close()
+    assert ladder.read("ohlc_1m")[0][1:4] == (0.33, 0.45, 0.33)
+    assert ladder.read("ohlc_1d")[0][1:4] == (0.33, 0.50, 0.30)
