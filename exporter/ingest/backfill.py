@@ -12,10 +12,11 @@ request that fails after its retries leaves its cursors where they were, for the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -130,6 +131,64 @@ class Tally:
         return pace * (self.planned - self.sent)
 
 
+class Allowance:
+    """Points held at once by the answers being asked, parsed and written: a request waits
+    until its estimate fits (one larger than the whole allowance goes alone), first come first
+    served. Without it, sixteen answers of a week of minute points for twenty tokens each
+    (3.2 M points, over a gigabyte as rows) could wait together for the database."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.peak = 0
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, points: int) -> AsyncIterator[None]:
+        if self._waiting or not self._fits(points):
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting.append((points, waiter))
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._release(points)  # granted, then cancelled before it ran
+                else:
+                    self._waiting.remove((points, waiter))
+                    self._wake()
+                raise
+        else:
+            self._take(points)
+        try:
+            yield
+        finally:
+            self._release(points)
+
+    def _fits(self, points: int) -> bool:
+        return self.used == 0 or self.used + points <= self.limit
+
+    def _take(self, points: int) -> None:
+        self.used += points
+        self.peak = max(self.peak, self.used)
+
+    def _release(self, points: int) -> None:
+        self.used -= points
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiting and self._fits(self._waiting[0][0]):
+            points, waiter = self._waiting.popleft()
+            self._take(points)
+            waiter.set_result(None)
+
+
+def expected_points(request: Request) -> int:
+    """The most points an answer to ``request`` can give once gaps are filled: one a
+    ``fidelity`` for each target over the window (the venues give at most that many)."""
+    step = max(1, int(request.fidelity.total_seconds()))
+    return len(request.targets) * (math.ceil((request.end - request.start) / step) + 1)
+
+
 def label(fidelity: timedelta) -> str:
     return format_duration(fidelity)
 
@@ -162,6 +221,7 @@ class Backfill:
         """Outcomes known covered, by fidelity: later passes do not look them up again."""
         self._logged: set[str] = set()
         self._unknown: set[str] = set()
+        self.allowance = Allowance(config.points_held)
 
     @classmethod
     def from_settings(
@@ -223,10 +283,11 @@ class Backfill:
         # leaves on the budget meanwhile (the write turn is shared with the live jobs and the
         # other venue). Two more answers may wait, so memory stays bounded.
         held = asyncio.Semaphore(self.config.concurrency + HELD_EXTRA)
+        allowance = self.allowance
 
         async def one(request: Request, bounds: dict[str, tuple[datetime, datetime]]) -> None:
             nonlocal oldest, newest
-            async with held:
+            async with held, allowance.hold(expected_points(request)):
                 async with asking:
                     answers = await self._ask(request)
                 written = []
@@ -334,13 +395,15 @@ class Backfill:
         # Parsing thousands of points holds the interpreter for a while: off the event loop, so
         # the live requests granted meanwhile leave when they were granted.
         rows, covered, rejected = await asyncio.to_thread(self._prepare, request, answer, bounds)
+        answer.points.clear()  # the venue's bytes are rows now: not held while the rows wait
         tally.rejected += rejected
         for c in covered:
             if c.note == UNKNOWN and c.outcome_id not in self._unknown:
                 self._unknown.add(c.outcome_id)  # counted once, whatever its windows
                 self._note_once("unknown_outcome", f"{c.outcome_id}: the venue does not know it")
                 tally.errors["unknown_outcome"] += 1
-        stored: list[Snapshot] = []
+        first: datetime | None = None
+        last: datetime | None = None
         for chunk_rows, chunk_covered in _chunks(rows, covered, self.batch_rows):
             try:
                 written = await self.store.store(chunk_rows, chunk_covered, request.fidelity)
@@ -348,16 +411,20 @@ class Backfill:
                 tally.errors["storage"] += 1
                 self._error(error)
                 break
-            stored += chunk_rows
+            if chunk_rows:
+                early = min(r.time for r in chunk_rows)
+                late = max(r.time for r in chunk_rows)
+                first = early if first is None else min(first, early)
+                last = late if last is None else max(last, late)
             tally.rows += written
             tally.duplicates += len(chunk_rows) - written
             for c in chunk_covered:
                 if c.end >= bounds[c.outcome_id][1] or c.note == UNKNOWN:
                     tally.done[label(request.fidelity)] += 1
                     self.filled.setdefault(request.fidelity, set()).add(c.outcome_id)
-        if not stored:
+        if first is None or last is None:
             return []
-        return [(min(r.time for r in stored), max(r.time for r in stored))]
+        return [(first, last)]
 
     def _prepare(
         self, request: Request, answer: Answer, bounds: dict[str, tuple[datetime, datetime]]

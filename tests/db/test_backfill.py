@@ -358,3 +358,32 @@ async def test_an_answer_waiting_for_the_database_does_not_hold_back_the_next_re
             tally = await asyncio.wait_for(run, 30)
             assert tally.requests["ok"] == source.asked
             assert tally.done["1h"] == sum(len(t) for _, t in plan)
+
+
+async def test_answers_wait_for_the_database_only_up_to_the_points_held(pg: Database) -> None:
+    """Large answers that come faster than the database writes them do not pile up in memory:
+    once ``backfill.points_held`` is taken the next request waits (here each goes alone), and
+    every answer is still written when the write turn comes."""
+    scenario = load_scenario({"seed": 12, "universe": {"polymarket": 60, "kalshi": 0}})
+    async with Simulator(scenario, clock=ManualClock(START)) as sim:
+        sim.advance(120)
+        async with _polymarket(pg, sim, hot_fidelity="1h", points_held=1_000) as (
+            pm, backfill, source, settings
+        ):  # fmt: skip
+            await pm.discover()
+            await pm.refresh_tail()
+            plan = plan_of(pm.hot, settings.backfill, settings.venues.polymarket.stream.size)
+            source.enough = 1
+            with pg.connect() as blocker:
+                blocker.execute("BEGIN")
+                blocker.execute("LOCK TABLE snapshots IN SHARE MODE")  # no insert passes
+                run = asyncio.create_task(backfill.run(plan, now=sim.clock.now(), live_only=True))
+                await asyncio.wait_for(source.reached.wait(), 10)
+                await asyncio.sleep(1)  # the budget would let several more leave meanwhile
+                assert source.asked == 1
+                blocker.execute("COMMIT")
+            tally = await asyncio.wait_for(run, 60)
+            assert source.asked >= 3
+            assert tally.requests["ok"] == source.asked
+            assert tally.done["1h"] == sum(len(t) for _, t in plan)
+            assert backfill.allowance.peak <= 20 * (7 * 24 + 2)  # one request's points at most
