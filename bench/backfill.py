@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import write_result
@@ -36,6 +37,9 @@ from bench.stack import simulated_stack
 from exporter.config import BackfillConfig
 
 VENUES = ("polymarket", "kalshi")
+# History requests a second the venues document (API_NOTES 1.9 and 2.7): Polymarket's
+# /prices-history 1,000 per 10 s at the exporter's default share (0.8); Kalshi's Basic read tier.
+DOCUMENTED = {"polymarket": 1000 * 0.8 / 10, "kalshi": 20.0}
 POLL = 0.5
 
 
@@ -81,6 +85,39 @@ def history_latency(samples: dict[Any, float], venue: str) -> float:
     return round(sums / counts, 3) if counts else math.nan
 
 
+def live_requests(samples: dict[Any, float], venue: str) -> float:
+    """The venue's requests other than history (each attempt): what live jobs spend."""
+    return sum(
+        value for (name, found), value in samples.items()
+        if name == "movers_venue_requests_total" and dict(found).get("venue") == venue
+        and not any(word in dict(found).get("endpoint", "") for word in ("history", "candle"))
+    )  # fmt: skip
+
+
+def peak_rss(pid: int) -> float:
+    """The process's peak resident memory so far, in MB (Linux's VmHWM)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return math.nan
+
+
+def database_floor(url: str) -> tuple[int, float]:
+    """Rows and seconds for the server alone to write every backfilled row again into a
+    table of the same definition (its key and indexes): no venue, no client, no parsing. The
+    least time any backfill of these rows can take on this machine."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE floor_snapshots (LIKE snapshots INCLUDING ALL)")
+        started = time.monotonic()
+        rows = conn.execute(
+            "INSERT INTO floor_snapshots SELECT * FROM snapshots WHERE source = 'backfill'"
+        ).rowcount
+        seconds = time.monotonic() - started
+        conn.execute("DROP TABLE floor_snapshots")
+    return rows, seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--polymarket", type=int, default=3_200)
@@ -94,6 +131,12 @@ def main() -> None:
         type=int,
         default=None,
         help="backfill.concurrency (default: the exporter's)",
+    )
+    parser.add_argument(
+        "--points-held",
+        type=int,
+        default=None,
+        help="backfill.points_held (default: the exporter's)",
     )
     args = parser.parse_args()
     now = datetime.now(UTC).replace(microsecond=0)
@@ -113,6 +156,8 @@ def main() -> None:
     with simulated_stack(scenario, adjust, separate=True) as stack:
         if args.concurrency is not None:
             stack.env["MOVERS__BACKFILL__CONCURRENCY"] = str(args.concurrency)
+        if args.points_held is not None:
+            stack.env["MOVERS__BACKFILL__POINTS_HELD"] = str(args.points_held)
         exporter = stack.start_exporter()
         started = time.monotonic()
         working = dict.fromkeys(VENUES, 0.0)
@@ -120,6 +165,7 @@ def main() -> None:
         lag_else = dict.fromkeys(VENUES, 0.0)
         first_work: dict[str, float] = {}
         last_work: dict[str, float] = {}
+        live_at: dict[str, list[float]] = {}
         samples: dict[Any, float] = {}
         finished_at = None
         while time.monotonic() - started < args.within:
@@ -136,6 +182,9 @@ def main() -> None:
                     working[venue] += POLL
                     first_work.setdefault(venue, moment)
                     last_work[venue] = moment
+                    live_at.setdefault(venue, [live_requests(samples, venue)] * 2)[1] = (
+                        live_requests(samples, venue)
+                    )
                     lag_during[venue] = max(lag_during[venue], lag)
                 elif first_work:
                     lag_else[venue] = max(lag_else[venue], lag)
@@ -155,18 +204,27 @@ def main() -> None:
                 if refreshed > finished_at:
                     break
         refresh = total(samples, "movers_job_last_duration_seconds", job_name="movers_refresh")
+        peak_rss_mb = peak_rss(exporter.pid)
         exporter.send_signal(signal.SIGTERM)
         _, status, _ = os.wait4(exporter.pid, 0)
+        floor_rows, floor_seconds = database_floor(stack.server.url)
     budgets = {
         "polymarket": max(1, int(1000 * args.polymarket_share)) / 10.0,
         "kalshi": args.kalshi_rps,
     }
+    floor_rate = floor_rows / floor_seconds if floor_seconds else math.nan
     venues: dict[str, Any] = {}
     for venue in VENUES:
         requests = total(samples, "movers_backfill_requests_total", venue=venue)
         rows = total(samples, "movers_backfill_rows_total", venue=venue, outcome="written")
         minimum = requests / budgets[venue]
         span = working[venue]
+        live = live_at.get(venue, [0.0, 0.0])
+        live_rate = (live[1] - live[0]) / max(span, POLL)
+        # Polymarket's history budget is its own (live jobs use other endpoints); Kalshi's
+        # one read bucket is shared with live jobs, which need what they used here.
+        documented = DOCUMENTED[venue] - (live_rate if venue == "kalshi" else 0.0)
+        documented_minimum = requests / documented
         venues[venue] = {
             "history_requests": int(requests),
             "requests_per_second_allowed": budgets[venue],
@@ -185,6 +243,14 @@ def main() -> None:
             ),
             "max_ingest_lag_seconds_during_backfill": round(lag_during[venue], 1),
             "max_ingest_lag_seconds_otherwise": round(lag_else[venue], 1),
+            "live_requests_per_second_during_backfill": round(live_rate, 2),
+            "documented_budget": {
+                "history_requests_per_second": round(documented, 2),
+                "minimum_seconds": round(documented_minimum, 1),
+                "rows_per_second_needed": round(rows / documented_minimum),
+                "database_floor_seconds": round(rows / floor_rate, 1),
+                "database_floor_over_minimum": round(rows / floor_rate / documented_minimum, 3),
+            },
         }
     write_result(
         "backfill",
@@ -192,9 +258,16 @@ def main() -> None:
             "universe": scenario["universe"],
             "hot_outcomes_per_venue": args.hot,
             "backfill_concurrency": args.concurrency or BackfillConfig().concurrency,
+            "backfill_points_held": args.points_held or BackfillConfig().points_held,
             "since": "7d",
             "venues": venues,
             "movers_refresh_seconds_after_backfill": round(refresh, 3),
+            "exporter_peak_rss_mb": peak_rss_mb,
+            "database_floor": {
+                "rows": floor_rows,
+                "seconds": round(floor_seconds, 1),
+                "rows_per_second": round(floor_rate),
+            },
             "finished": finished_at is not None,
             "exit_status": os.waitstatus_to_exitcode(status),
         },

@@ -41,8 +41,8 @@ class BackfillConfig(_Section):
     concurrency: int = Field(default=16, ge=1, le=64)
     """History requests in flight at once, per venue: the rate budget paces them, so this only
     needs to cover the venue's latency (requests a second times seconds a request)."""
-    points_held: int = Field(default=400_000, ge=1_000)
+    points_held: int = Field(default=500_000, ge=1_000)
     """History points a venue's pass holds at once in answers being asked, parsed or written
-    (a few hundred bytes each as rows): a request waits until its most points fit. Bounds the
+    (about 160 bytes each as rows): a request waits until its most points fit. Bounds the
     exporter's memory when answers are large (a week of minute points for 20 tokens is 200,000)
     and arrive faster than the database writes them."""
