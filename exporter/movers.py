@@ -12,7 +12,9 @@ not the length of the history. The first refresh of a process (and one after the
 builds that state in full. The writer reports the oldest row of each statement it commits; when a
 refresh already moved past it (a slow page, rows held through an outage), the next one reads
 again from there. History backfills (in this process or a ``movers backfill`` command) leave the
-same note in the database (``movers_internal.history_written``), which each refresh takes.
+same note in the database (``movers_internal.history_written``), with the outcomes they wrote,
+which each refresh takes: it reads those outcomes again from there by their key, the others as
+usual (or every outcome, when the note names very many).
 
 The work is split into shares of the outcomes (by the hash of their id), one per connection, run
 at once: each moves its outcomes' boundaries (``advance_sql``), ranks them and describes its own
@@ -45,6 +47,9 @@ OVERLAP = timedelta(seconds=30)
 process commits a little after the time they carry (this process's writer reports the oldest row
 of each statement it commits: see ``rows_stored``). A window's start passes a row only a window
 after its time, long after its commit: no overlap there."""
+DEEP_OUTCOMES = 10_000
+"""Outcomes with new history that a refresh reads again by their key (a hot-set newcomer's
+week); past this many (a first start's backfill) it reads every outcome from the oldest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,9 @@ class MoversRefresher:
         self._marks: dict[str, datetime] = {}
         self._full_done = False
         self._oldest_stored: datetime | None = None
+        self._noted: dict[str, datetime] = {}
+        """Outcomes history was written for, with their oldest new point, not yet read again
+        (a refresh that failed leaves them to the next)."""
         self.last: RefreshResult | None = None
 
     def rows_stored(self, earliest: datetime) -> None:
@@ -109,8 +117,18 @@ class MoversRefresher:
         moment = now or datetime.now(UTC)
         full = not self._full_done or any(moment < mark for mark in self._marks.values())
         backfilled = await self.store.history_written()
-        if backfilled is not None:
-            self.rows_stored(backfilled)
+        if backfilled.anywhere is not None:
+            self.rows_stored(backfilled.anywhere)
+        noted = self._noted
+        for outcome_id, earliest in backfilled.outcomes.items():
+            known = noted.get(outcome_id)
+            noted[outcome_id] = earliest if known is None else min(known, earliest)
+        self._noted = {}
+        if len(noted) > DEEP_OUTCOMES:
+            # So many (a first start's backfill): every outcome read from the oldest, in one
+            # scan of each slice, costs less than a key range each.
+            self.rows_stored(min(noted.values()))
+            noted = {}
         # Taken before the shares start: rows noted from here on are seen by this refresh or
         # noted again for the next.
         oldest, self._oldest_stored = self._oldest_stored, None
@@ -124,7 +142,7 @@ class MoversRefresher:
             await self.store.clear_shares(rebuild=full)
             await _together(
                 [
-                    self._share(params | {"share": share}, full, oldest)
+                    self._share(params | {"share": share}, full, oldest, noted)
                     for share in range(self.concurrency)
                 ]
             )
@@ -133,6 +151,9 @@ class MoversRefresher:
             # changes nothing (a price is replaced only by a newer one).
             if oldest is not None:
                 self.rows_stored(oldest)
+            for outcome_id, earliest in noted.items():
+                known = self._noted.get(outcome_id)
+                self._noted[outcome_id] = earliest if known is None else min(known, earliest)
             raise
         self._marks = self.boundaries(moment)
         self._full_done = True
@@ -146,16 +167,32 @@ class MoversRefresher:
         self.last = RefreshResult(moment, full, kept, categories, seconds, shared)
         return self.last
 
-    async def _share(self, params: dict[str, Any], full: bool, oldest: datetime | None) -> None:
+    async def _share(
+        self,
+        params: dict[str, Any],
+        full: bool,
+        oldest: datetime | None,
+        noted: dict[str, datetime],
+    ) -> None:
         """One share of the outcomes: their prices at every boundary moved (or built) to this
-        refresh's, then their ranking, in one transaction on its own connection."""
+        refresh's, then their ranking, in one transaction on its own connection. The outcomes
+        history was written for (``noted``) are read from their oldest new point."""
         boundaries = self.boundaries(params["now"])
         # A full build reads the whole slice a boundary's price can come from.
         since = [
             at - self.config.staleness if full else self._since(boundary, at, oldest)
             for boundary, at in boundaries.items()
         ]
-        await self.store.advance_and_rank(params, since, list(boundaries.values()))
+        deep = None
+        if noted and not full:
+            earliest = min(noted.values())
+            if oldest is not None:
+                earliest = min(earliest, oldest)
+            deep = (
+                sorted(noted),
+                [self._since(boundary, at, earliest) for boundary, at in boundaries.items()],
+            )
+        await self.store.advance_and_rank(params, since, list(boundaries.values()), deep)
 
 
 async def _together(calls: list[Coroutine[Any, Any, None]]) -> None:

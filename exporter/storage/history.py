@@ -80,7 +80,9 @@ INSERT INTO movers_internal.rollup_invalidations (name, lo, hi)
 SELECT 'ohlc_1m', %s, %s
 WHERE %s < (SELECT max(watermark) FROM movers_internal.rollup_state)
 """
-_WRITTEN = "INSERT INTO movers_internal.history_written (oldest, newest) VALUES (%s, %s)"
+_WRITTEN = (
+    "INSERT INTO movers_internal.history_written (oldest, newest, outcome_ids) VALUES (%s, %s, %s)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +156,8 @@ class HistoryStore:
                 cur = await conn.execute(HISTORY_INSERT, columns)
                 written = max(cur.rowcount, 0)
                 if written:
-                    await conn.execute(_WRITTEN, (oldest, newest))
+                    ids = sorted(set(columns["outcome_id"]))
+                    await conn.execute(_WRITTEN, (oldest, newest, ids))
             if covered:
                 await conn.execute(
                     _ADVANCE,

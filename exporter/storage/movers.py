@@ -7,6 +7,7 @@ shape varies with the number of windows, built by :func:`advance_sql` (the one b
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,13 +24,14 @@ WORK_MEM = "256MB"
 and aggregated in memory, not spilled to disk."""
 
 
-def advance_sql(windows: int) -> str:
+def advance_sql(windows: int, *, deep: bool = False) -> str:
     """The statement that moves every boundary of one share's outcomes (now, then the start of
     each of ``windows`` windows): by the newest row of each outcome in the boundary's slice of
     the snapshots (``%(since)s[k]`` to ``%(at)s[k]``), each outcome's row updated once. A price is
     replaced only by a newer one; an outcome seen first gets a row whose other boundaries are
     empty. The latest price is the row's own columns, a window's start its element of the
-    arrays."""
+    arrays. With ``deep``, the outcomes ``%(deep)s`` (history written for them) are read from
+    the earlier ``%(deep_since)s[k]``, by their key."""
     if windows < 1:
         raise ValueError(f"windows must be at least 1, not {windows}")
 
@@ -58,8 +60,7 @@ def advance_sql(windows: int) -> str:
         ["EXCLUDED.time > coalesce(p.time, '-infinity')"]
         + [f"EXCLUDED.then_time[{k}] > coalesce(p.then_time[{k}], '-infinity')" for k in then]
     )
-    return f"""
-WITH slices AS (
+    slices = """
     SELECT b.k, s.* FROM unnest(%(since)s::timestamptz[], %(at)s::timestamptz[]) WITH ORDINALITY
         AS b (since, at, k)
     CROSS JOIN LATERAL (
@@ -68,7 +69,25 @@ WITH slices AS (
         WHERE time > b.since AND time <= b.at
           AND (hashtext(outcome_id) & 2147483647) %% %(shares)s = %(share)s
         ORDER BY outcome_id, time DESC
+    ) s"""
+    if deep:
+        # The noted outcomes' longer slices, one key range each; an outcome in both keeps the
+        # newest row of each boundary (one row per outcome and boundary, as the sums expect).
+        slices = f"""
+    SELECT DISTINCT ON (k, outcome_id) * FROM ({slices}
+    UNION ALL
+    SELECT b.k, s.* FROM unnest(%(deep_since)s::timestamptz[], %(at)s::timestamptz[])
+        WITH ORDINALITY AS b (since, at, k)
+    CROSS JOIN LATERAL (
+        SELECT DISTINCT ON (outcome_id) outcome_id, time, price, bid, ask
+        FROM snapshots
+        WHERE outcome_id = ANY(%(deep)s::text[]) AND time > b.since AND time <= b.at
+          AND (hashtext(outcome_id) & 2147483647) %% %(shares)s = %(share)s
+        ORDER BY outcome_id, time DESC
     ) s
+    ) both_ ORDER BY k, outcome_id, time DESC"""
+    return f"""
+WITH slices AS ({slices}
 )
 INSERT INTO movers_internal.outcome_prices AS p
     (outcome_id, share, time, price, bid, ask, then_time, then_price)
@@ -109,20 +128,42 @@ def query_parameters(
     }
 
 
+@dataclass(slots=True)
+class HistoryWritten:
+    """History committed since the last refresh: the oldest point of each outcome it wrote,
+    and the oldest of those noted without their outcomes (read again for every outcome)."""
+
+    outcomes: dict[str, datetime] = field(default_factory=dict)
+    anywhere: datetime | None = None
+
+
 class MoversStore:
     """The refresh's state and result tables, through the database facade."""
 
     def __init__(self, database: Database, windows: int) -> None:
         self.database = database
         self._advance = advance_sql(windows)
+        self._advance_deep = advance_sql(windows, deep=True)
 
-    async def history_written(self) -> datetime | None:
-        """The oldest point history backfills (of any process) committed since the last call;
-        each batch is taken once."""
+    async def history_written(self) -> HistoryWritten:
+        """What history backfills (of any process) committed since the last call: each batch
+        is taken once."""
         async with self.database.transaction() as conn:
-            cur = await conn.execute("DELETE FROM movers_internal.history_written RETURNING oldest")
+            cur = await conn.execute(
+                "DELETE FROM movers_internal.history_written RETURNING oldest, outcome_ids"
+            )
             rows = await cur.fetchall()
-        return min((row[0] for row in rows), default=None)
+        written = HistoryWritten()
+        for oldest, ids in rows:
+            if ids is None:  # noted before the outcomes were: any outcome
+                written.anywhere = (
+                    oldest if written.anywhere is None else min(written.anywhere, oldest)
+                )
+                continue
+            for outcome_id in ids:
+                known = written.outcomes.get(outcome_id)
+                written.outcomes[outcome_id] = oldest if known is None else min(known, oldest)
+        return written
 
     async def clear_shares(self, *, rebuild: bool) -> None:
         """Empty the shares' rows of the last refresh (merged, or left by a failed one); with
@@ -135,13 +176,25 @@ class MoversStore:
                 await conn.execute("TRUNCATE movers_internal.outcome_prices")
 
     async def advance_and_rank(
-        self, params: dict[str, Any], since: list[datetime], at: list[datetime]
+        self,
+        params: dict[str, Any],
+        since: list[datetime],
+        at: list[datetime],
+        deep: tuple[list[str], list[datetime]] | None = None,
     ) -> None:
-        """One share, in one transaction: its boundaries moved from ``since`` to ``at``, then its
-        ranking and category sums stored for the merge."""
+        """One share, in one transaction: its boundaries moved from ``since`` to ``at`` (for the
+        outcomes of ``deep``, from its earlier starts), then its ranking and category sums
+        stored for the merge."""
         async with self.database.transaction() as conn:
             await _bulk(conn)
-            await conn.execute(self._advance, params | {"since": since, "at": at})
+            if deep is None:
+                await conn.execute(self._advance, params | {"since": since, "at": at})
+            else:
+                ids, deep_since = deep
+                await conn.execute(
+                    self._advance_deep,
+                    params | {"since": since, "at": at, "deep": ids, "deep_since": deep_since},
+                )
             await conn.execute(query("movers_share"), params)
 
     async def analyze(self) -> None:

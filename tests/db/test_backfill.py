@@ -163,6 +163,13 @@ async def test_after_a_backfill_the_incremental_refresh_ranks_24h_like_the_naive
                 assert await read_movers(conn, "24h", limit=10_000) == []
             plan = plan_of(pm.hot, settings.backfill, settings.venues.polymarket.stream.size)
             assert (await backfill.run(plan, now=now, live_only=True)).rows > 0
+            # Each batch names the outcomes it wrote: the refresh reads those again, by key.
+            noted = _rows(pg, "SELECT DISTINCT unnest(outcome_ids) FROM"
+                              " movers_internal.history_written")  # fmt: skip
+            filled = _rows(
+                pg, "SELECT DISTINCT outcome_id FROM snapshots WHERE source = 'backfill'"
+            )
+            assert sorted(noted) == sorted(filled)
             later = now + timedelta(minutes=1)
             result = await refresher.refresh(later)
             assert not result.full

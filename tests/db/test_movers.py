@@ -330,6 +330,44 @@ async def test_rows_stored_late_are_read_again_by_the_next_refresh(book: Book) -
     assert sorted(stored, key=lambda m: (m.window_label, m.rank)) == expected
 
 
+def _note_history(book: Book, oldest: datetime, outcome_ids: list[str] | None) -> None:
+    """What a backfill's batch leaves for the refresh (``None``: an older exporter's note)."""
+    with book.db.connect() as conn:
+        conn.execute(
+            "INSERT INTO movers_internal.history_written (oldest, newest, outcome_ids)"
+            " VALUES (%s, %s, %s)",
+            (oldest, oldest, outcome_ids),
+        )
+
+
+async def test_history_noted_for_some_outcomes_is_read_again_for_them_alone(book: Book) -> None:
+    """A backfill's note names the outcomes it wrote: the next refresh reads their older rows
+    again by their key and every other outcome's slices as usual, so a hot-set newcomer's week
+    does not cost a reading of every outcome. (B's row, stored here without a note of its own,
+    shows which outcomes were read.) A note without outcomes is read again for all."""
+    (a, _) = book.market("A")
+    (b, _) = book.market("B")
+    book.prices(a, (-2, 0.62))
+    book.prices(b, (-2, 0.52))
+    refresher = book.refresher()
+    await refresher.refresh(NOW)
+    book.prices(a, (-10, 0.55))
+    book.prices(b, (-10, 0.30))
+    _note_history(book, NOW - timedelta(minutes=10), [a])
+    later = NOW + timedelta(minutes=1)
+    result = await refresher.refresh(later)
+    assert not result.full
+    assert await book.movers("5m") == {a: 7.0}
+    _note_history(book, NOW - timedelta(minutes=10), None)
+    latest = later + timedelta(minutes=1)
+    assert not (await refresher.refresh(latest)).full
+    assert await book.movers("5m") == {a: 7.0, b: 22.0}
+    async with book.pool.connection() as conn:
+        expected = await naive_movers(conn, refresher.config, latest)
+        stored = [m for w in refresher.config.labels for m in await read_movers(conn, w)]
+    assert sorted(stored, key=lambda m: (m.window_label, m.rank)) == expected
+
+
 def refuse(book: Book, table: str, outcome_id: str) -> None:
     """Make the database refuse ``outcome_id``'s rows in ``table``: a statement storing one fails,
     and with it the transaction of that outcome's share of the refresh."""
