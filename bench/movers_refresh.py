@@ -140,6 +140,11 @@ def populate(
     return int(row[0]) if row else 0
 
 
+NEWCOMERS = 600
+"""Outcomes whose week of history a backfill wrote between two refreshes (as many as joined
+Kalshi's hot set at once in the full-universe backfill benchmark)."""
+
+
 def one_minute(url: str, at: datetime, heartbeat: int) -> int:
     """The rows a minute brings: the heartbeats due in it, and a change for each hot outcome."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -192,11 +197,30 @@ async def run(url: str, args: argparse.Namespace, now: datetime) -> dict[str, An
     try:
         writer = Writer.from_settings(pool, prepare_schema(settings).mode, settings)
         ingest = build_ingest(settings, writer)
+        if ingest.leadership is not None:
+            await ingest.leadership.keep()  # the refresh is the leader's (its writes are fenced)
         job = ingest.movers
         started = time.perf_counter()
         first = await job.run(now)
         full_seconds = time.perf_counter() - started
         steady, new_rows, moment = await steady_refreshes(job, url, args, now, args.refreshes)
+        # After a backfill: history of NEWCOMERS outcomes (hot-set newcomers) noted with them,
+        # then a note without outcomes (as before migration 0014: every outcome read again).
+        after_history: dict[str, float] = {}
+        for name, ids in (("noted_outcomes", True), ("any_outcome", False)):
+            moment += timedelta(minutes=1)
+            one_minute(url, moment, args.heartbeat)
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(
+                    "INSERT INTO movers_internal.history_written (oldest, newest, outcome_ids)"
+                    " SELECT %s, %s, CASE WHEN %s THEN array_agg(outcome_id) END FROM"
+                    " (SELECT outcome_id FROM outcomes ORDER BY md5(outcome_id) LIMIT %s) o",
+                    (now - timedelta(days=args.days), moment, ids, NEWCOMERS),
+                )
+            started = time.perf_counter()
+            assert not (await job.run(moment))["full"]
+            after_history[name] = round(time.perf_counter() - started, 3)
+            print(f"  refresh after history ({name}): {after_history[name]} s", flush=True)
         # The same on one connection (a server whose sessions are shared, or no core to spare).
         alone = MoversJob(MoversRefresher(Database(pool), settings.movers, None, 1))
         await alone.run(moment)
@@ -238,6 +262,7 @@ async def run(url: str, args: argparse.Namespace, now: datetime) -> dict[str, An
             "max": round(max(one_connection), 3),
         },
         "new_rows_per_minute": int(statistics.median(new_rows)),
+        "refresh_seconds_after_history": {"outcomes": NEWCOMERS} | after_history,
         "naive_seconds": round(naive_seconds, 3),
         "naive_to_refresh_ratio": round(naive_seconds / refresh, 1),
         "top_movers_read": timed_ms(reads),
