@@ -337,60 +337,71 @@ async def test_bad_history_is_split_noted_filled_and_deduplicated(pg: Database) 
     assert len(calls) == before
 
 
+@dataclass
+class Held:
+    """A backfill started while ``snapshots`` takes no insert (the write turn held elsewhere)."""
+
+    pm: PolymarketIngest
+    backfill: Backfill
+    source: Counting
+    plan: list[tuple[timedelta, list[Target]]]
+    run: asyncio.Task[Any]
+    release: Any
+
+
+@asynccontextmanager
+async def _writes_held(pg: Database, enough: int, **backfill: Any) -> AsyncIterator[Held]:
+    """60 Polymarket markets' hourly history asked while ``snapshots`` is locked against
+    inserts, until ``enough`` requests were answered; ``release()`` lets the writes through."""
+    scenario = load_scenario({"seed": 12, "universe": {"polymarket": 60, "kalshi": 0}})
+    async with Simulator(scenario, clock=ManualClock(START)) as sim:
+        sim.advance(120)
+        async with _polymarket(pg, sim, hot_fidelity="1h", **backfill) as (
+            pm, backfill_, source, settings
+        ):  # fmt: skip
+            await pm.discover()
+            await pm.refresh_tail()
+            plan = plan_of(pm.hot, settings.backfill, settings.venues.polymarket.stream.size)
+            source.enough = enough
+            with pg.connect() as blocker:
+                blocker.execute("BEGIN")
+                blocker.execute("LOCK TABLE snapshots IN SHARE MODE")  # no insert passes
+                run = asyncio.create_task(backfill_.run(plan, now=sim.clock.now(), live_only=True))
+                await asyncio.wait_for(source.reached.wait(), 10)
+                try:
+                    yield Held(pm, backfill_, source, plan, run,
+                               lambda: blocker.execute("COMMIT"))  # fmt: skip
+                finally:
+                    if not run.done():
+                        run.cancel()
+
+
 async def test_an_answer_waiting_for_the_database_does_not_hold_back_the_next_request(
     pg: Database,
 ) -> None:
     """The write turn is shared with live jobs and the other venue: while one answer waits
     for it, the next request still leaves on the budget (one request slot here)."""
-    scenario = load_scenario({"seed": 12, "universe": {"polymarket": 60, "kalshi": 0}})
-    async with Simulator(scenario, clock=ManualClock(START)) as sim:
-        sim.advance(120)
-        async with _polymarket(pg, sim, hot_fidelity="1h", concurrency=1) as (
-            pm, backfill, source, settings
-        ):  # fmt: skip
-            await pm.discover()
-            await pm.refresh_tail()
-            plan = plan_of(pm.hot, settings.backfill, settings.venues.polymarket.stream.size)
-            planned = PolymarketHistory(pm.client, pm.rejects).requests(
-                [t for _, ts in plan for t in ts], 0, 1, timedelta(hours=1))  # fmt: skip
-            assert len(planned) >= 3
-            source.enough = 2
-            with pg.connect() as blocker:
-                blocker.execute("BEGIN")
-                blocker.execute("LOCK TABLE snapshots IN SHARE MODE")  # no insert passes
-                run = asyncio.create_task(backfill.run(plan, now=sim.clock.now(), live_only=True))
-                await asyncio.wait_for(source.reached.wait(), 10)
-                assert _rows(pg, "SELECT count(*) FROM movers_internal.backfill_cursors")[0][0] == 0
-                blocker.execute("COMMIT")
-            tally = await asyncio.wait_for(run, 30)
-            assert tally.requests["ok"] == source.asked
-            assert tally.done["1h"] == sum(len(t) for _, t in plan)
+    async with _writes_held(pg, enough=2, concurrency=1) as held:
+        assert _rows(pg, "SELECT count(*) FROM movers_internal.backfill_cursors")[0][0] == 0
+        held.release()
+        tally = await asyncio.wait_for(held.run, 30)
+        planned = PolymarketHistory(held.pm.client, held.pm.rejects).requests(
+            [t for _, ts in held.plan for t in ts], 0, 1, timedelta(hours=1))  # fmt: skip
+        assert len(planned) >= 3
+        assert tally.requests["ok"] == held.source.asked
+        assert tally.done["1h"] == sum(len(t) for _, t in held.plan)
 
 
 async def test_answers_wait_for_the_database_only_up_to_the_points_held(pg: Database) -> None:
     """Large answers that come faster than the database writes them do not pile up in memory:
     once ``backfill.points_held`` is taken the next request waits (here each goes alone), and
     every answer is still written when the write turn comes."""
-    scenario = load_scenario({"seed": 12, "universe": {"polymarket": 60, "kalshi": 0}})
-    async with Simulator(scenario, clock=ManualClock(START)) as sim:
-        sim.advance(120)
-        async with _polymarket(pg, sim, hot_fidelity="1h", points_held=1_000) as (
-            pm, backfill, source, settings
-        ):  # fmt: skip
-            await pm.discover()
-            await pm.refresh_tail()
-            plan = plan_of(pm.hot, settings.backfill, settings.venues.polymarket.stream.size)
-            source.enough = 1
-            with pg.connect() as blocker:
-                blocker.execute("BEGIN")
-                blocker.execute("LOCK TABLE snapshots IN SHARE MODE")  # no insert passes
-                run = asyncio.create_task(backfill.run(plan, now=sim.clock.now(), live_only=True))
-                await asyncio.wait_for(source.reached.wait(), 10)
-                await asyncio.sleep(1)  # the budget would let several more leave meanwhile
-                assert source.asked == 1
-                blocker.execute("COMMIT")
-            tally = await asyncio.wait_for(run, 60)
-            assert source.asked >= 3
-            assert tally.requests["ok"] == source.asked
-            assert tally.done["1h"] == sum(len(t) for _, t in plan)
-            assert backfill.allowance.peak <= 20 * (7 * 24 + 2)  # one request's points at most
+    async with _writes_held(pg, enough=1, points_held=1_000) as held:
+        await asyncio.sleep(1)  # the budget would let several more leave meanwhile
+        assert held.source.asked == 1
+        held.release()
+        tally = await asyncio.wait_for(held.run, 60)
+        assert held.source.asked >= 3
+        assert tally.requests["ok"] == held.source.asked
+        assert tally.done["1h"] == sum(len(t) for _, t in held.plan)
+        assert held.backfill.allowance.peak <= 20 * (7 * 24 + 2)  # one request's points at most
