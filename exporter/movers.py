@@ -112,6 +112,13 @@ class MoversRefresher:
             since = min(since, oldest - timedelta(microseconds=1))
         return max(since, at - self.config.staleness)
 
+    def _note(self, outcomes: dict[str, datetime]) -> None:
+        """History was written for ``outcomes`` from these times on: the next refresh reads
+        them again from there."""
+        for outcome_id, earliest in outcomes.items():
+            known = self._noted.get(outcome_id)
+            self._noted[outcome_id] = earliest if known is None else min(known, earliest)
+
     async def refresh(self, now: datetime | None = None) -> RefreshResult:
         started = time.monotonic()
         moment = now or datetime.now(UTC)
@@ -119,11 +126,8 @@ class MoversRefresher:
         backfilled = await self.store.history_written()
         if backfilled.anywhere is not None:
             self.rows_stored(backfilled.anywhere)
-        noted = self._noted
-        for outcome_id, earliest in backfilled.outcomes.items():
-            known = noted.get(outcome_id)
-            noted[outcome_id] = earliest if known is None else min(known, earliest)
-        self._noted = {}
+        self._note(backfilled.outcomes)
+        noted, self._noted = self._noted, {}
         if len(noted) > DEEP_OUTCOMES:
             # So many (a first start's backfill): every outcome read from the oldest, in one
             # scan of each slice, costs less than a key range each.
@@ -151,9 +155,7 @@ class MoversRefresher:
             # changes nothing (a price is replaced only by a newer one).
             if oldest is not None:
                 self.rows_stored(oldest)
-            for outcome_id, earliest in noted.items():
-                known = self._noted.get(outcome_id)
-                self._noted[outcome_id] = earliest if known is None else min(known, earliest)
+            self._note(noted)
             raise
         self._marks = self.boundaries(moment)
         self._full_done = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -346,7 +346,7 @@ class Held:
     source: Counting
     plan: list[tuple[timedelta, list[Target]]]
     run: asyncio.Task[Any]
-    release: Any
+    release: Callable[[], object]
 
 
 @asynccontextmanager
