@@ -455,6 +455,16 @@ async def test_a_failed_build_is_built_again(book: Book) -> None:
     assert {m.window_label for m in stored} == {"15m", "1h"}  # 5m: unchanged since -10 min
 
 
+async def test_a_move_equal_to_the_export_floor_is_exported(book: Book) -> None:
+    """Prices are on a cent grid: 0.40 to 0.45 is 5 pp, computed 4.999999999999999."""
+    (edge, _) = book.market("EDGE")
+    book.prices(edge, (-20, 0.40), (-1, 0.45))
+    await book.refresher().refresh(NOW)
+    async with book.pool.connection() as conn:
+        (read,) = await read_movers(conn, "15m", limit=5, min_abs_move_pp=5)
+    assert read.outcome_id == edge and read.move_pp < 5
+
+
 async def test_watched_markets_are_ranked_kept_and_read_whatever_the_filters_say(
     book: Book,
 ) -> None:

@@ -18,7 +18,7 @@ WITH watched AS (
     WHERE window_label = %(window)s
       AND (%(category)s::text IS NULL OR category = %(category)s)
       AND (%(venue)s::text IS NULL OR venue = %(venue)s)
-      AND abs(move_pp) >= %(min_move)s
+      AND abs(move_pp) >= %(min_move)s - 1e-6  -- a move equal to the floor, a hair under as a float
       AND outcome_id NOT IN (SELECT outcome_id FROM watched)
     ORDER BY rank LIMIT %(limit)s - (SELECT count(*) FROM watched)
 )
