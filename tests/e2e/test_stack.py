@@ -447,11 +447,16 @@ async def _run(
 TUNE_LAG = 60.0
 """Seconds from a refresh that saw a move to its message at most (the refresh, a scrape and an
 evaluation 15 s apart each, group_wait)."""
-TUNE_BAND = (0.7, 1.5)
+TUNE_BAND = (0.7, 2.0)
 """How far the prediction may stray from what was delivered in the demo, over its first minutes
 (README, Alert tuning): 5,000 markets moving ten times faster than life keep the export's cap
 of 50 a window full, so which markets alert turns on prices written a few seconds late (the
-WASM server's one session) and on scores at the cap's edge."""
+WASM server's one session) and on scores at the cap's edge. Alone the run gives 1.1–1.2; beside
+the rest of the suite (two workers on two cores) the exporter's refreshes fall behind the 5 s
+the replay assumes and fewer of the markets passing through the cap are seen: 1.5 at times."""
+TUNE_EXPLAINED = 0.5
+"""The share of the delivered messages a prediction of the same market explains, at least
+(0.68–0.76 measured, alone and beside the suite)."""
 
 
 def _tune_agrees(image: Image, env: dict[str, str], chat: ChatStandIn, started: float) -> None:
@@ -476,6 +481,7 @@ def _tune_agrees(image: Image, env: dict[str, str], chat: ChatStandIn, started: 
     low, high = TUNE_BAND
     assert delivered
     assert low <= len(predicted) / len(delivered) <= high, (predicted, delivered)
+    assert same >= TUNE_EXPLAINED * len(delivered), (predicted, delivered)
 
 
 def _marked(mark: str, found: Callable[[str], bool]) -> Callable[[str], bool]:
