@@ -451,12 +451,12 @@ TUNE_BAND = (0.7, 2.0)
 """How far the prediction may stray from what was delivered in the demo, over its first minutes
 (README, Alert tuning): 5,000 markets moving ten times faster than life keep the export's cap
 of 50 a window full, so which markets alert turns on prices written a few seconds late (the
-WASM server's one session) and on scores at the cap's edge. Alone the run gives 1.1–1.2; beside
+WASM server's one session) and on scores at the cap's edge. Alone the run gives 1.1 to 1.2; beside
 the rest of the suite (two workers on two cores) the exporter's refreshes fall behind the 5 s
 the replay assumes and fewer of the markets passing through the cap are seen: 1.5 at times."""
 TUNE_EXPLAINED = 0.5
 """The share of the delivered messages a prediction of the same market explains, at least
-(0.68–0.76 measured, alone and beside the suite)."""
+(0.68 to 0.76 measured, alone and beside the suite)."""
 
 
 def _tune_agrees(image: Image, env: dict[str, str], chat: ChatStandIn, started: float) -> None:
