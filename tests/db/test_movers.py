@@ -462,7 +462,8 @@ async def test_a_move_equal_to_the_export_floor_is_exported(book: Book) -> None:
     await book.refresher().refresh(NOW)
     async with book.pool.connection() as conn:
         (read,) = await read_movers(conn, "15m", limit=5, min_abs_move_pp=5)
-    assert read.outcome_id == edge and read.move_pp < 5
+    assert read.outcome_id == edge
+    assert read.move_pp < 5
 
 
 async def test_watched_markets_are_ranked_kept_and_read_whatever_the_filters_say(
