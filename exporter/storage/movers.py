@@ -30,8 +30,11 @@ def advance_sql(windows: int, *, deep: bool = False) -> str:
     the snapshots (``%(since)s[k]`` to ``%(at)s[k]``), each outcome's row updated once. A price is
     replaced only by a newer one; an outcome seen first gets a row whose other boundaries are
     empty. The latest price is the row's own columns, a window's start its element of the
-    arrays. With ``deep``, the outcomes ``%(deep)s`` (history written for them) are read from
-    the earlier ``%(deep_since)s[k]``, by their key."""
+    arrays. With ``deep``, the outcomes ``%(deep)s`` (history written for them, up to
+    ``%(deep_newest)s``) are read again over the whole slice a boundary's price can come from: one
+    descent of their key a boundary, and none where the history cannot be the boundary's price
+    (the stored one is as new as the newest point written, or the points are all outside the
+    slice)."""
     if windows < 1:
         raise ValueError(f"windows must be at least 1, not {windows}")
 
@@ -71,20 +74,30 @@ def advance_sql(windows: int, *, deep: bool = False) -> str:
         ORDER BY outcome_id, time DESC
     ) s"""
     if deep:
-        # The noted outcomes' longer slices, one key range each; an outcome in both keeps the
-        # newest row of each boundary (one row per outcome and boundary, as the sums expect).
+        # The noted outcomes' boundaries history may have changed, each outcome's newest row at
+        # the boundary by one descent of its key; an outcome in both keeps the newest row of
+        # each boundary (one row per outcome and boundary, as the sums expect). A stored price
+        # as new as the newest point written stays: history adds older rows, never newer ones.
+        stored = "CASE b.k WHEN 1 THEN o.time ELSE o.then_time[b.k - 1] END"
         slices = f"""
     SELECT DISTINCT ON (k, outcome_id) * FROM ({slices}
     UNION ALL
-    SELECT b.k, s.* FROM unnest(%(deep_since)s::timestamptz[], %(at)s::timestamptz[])
-        WITH ORDINALITY AS b (since, at, k)
+    SELECT b.k, s.*
+    FROM unnest(%(deep)s::text[], %(deep_oldest)s::timestamptz[], %(deep_newest)s::timestamptz[])
+        AS d (outcome_id, oldest, newest)
+    LEFT JOIN movers_internal.outcome_prices o USING (outcome_id)
     CROSS JOIN LATERAL (
-        SELECT DISTINCT ON (outcome_id) outcome_id, time, price, bid, ask
-        FROM snapshots
-        WHERE outcome_id = ANY(%(deep)s::text[]) AND time > b.since AND time <= b.at
-          AND (hashtext(outcome_id) & 2147483647) %% %(shares)s = %(share)s
-        ORDER BY outcome_id, time DESC
+        SELECT at - %(staleness)s AS since, at, k
+        FROM unnest(%(at)s::timestamptz[]) WITH ORDINALITY AS u (at, k)
+    ) b
+    CROSS JOIN LATERAL (
+        SELECT outcome_id, time, price, bid, ask FROM snapshots
+        WHERE outcome_id = d.outcome_id AND time > b.since AND time <= b.at
+        ORDER BY time DESC LIMIT 1
     ) s
+    WHERE (hashtext(d.outcome_id) & 2147483647) %% %(shares)s = %(share)s
+      AND d.newest > b.since AND d.oldest <= b.at
+      AND d.newest > coalesce({stored}, '-infinity')
     ) both_ ORDER BY k, outcome_id, time DESC"""
     return f"""
 WITH slices AS ({slices}
@@ -128,12 +141,31 @@ def query_parameters(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The oldest and the newest point history wrote for an outcome."""
+
+    oldest: datetime
+    newest: datetime
+
+    def __or__(self, other: Span) -> Span:
+        return Span(min(self.oldest, other.oldest), max(self.newest, other.newest))
+
+
+def merge_spans(into: dict[str, Span], spans: dict[str, Span]) -> None:
+    """``spans`` noted in ``into``: an outcome in both spans both."""
+    for outcome_id, span in spans.items():
+        known = into.get(outcome_id)
+        into[outcome_id] = span if known is None else known | span
+
+
 @dataclass(slots=True)
 class HistoryWritten:
-    """History committed since the last refresh: the oldest point of each outcome it wrote,
-    and the oldest of those noted without their outcomes (read again for every outcome)."""
+    """History committed since the last refresh: the span of the points it wrote for each
+    outcome, and the oldest of those noted without their outcomes (read again for every
+    outcome)."""
 
-    outcomes: dict[str, datetime] = field(default_factory=dict)
+    outcomes: dict[str, Span] = field(default_factory=dict)
     anywhere: datetime | None = None
 
 
@@ -150,19 +182,17 @@ class MoversStore:
         is taken once."""
         async with self.database.transaction() as conn:
             cur = await conn.execute(
-                "DELETE FROM movers_internal.history_written RETURNING oldest, outcome_ids"
+                "DELETE FROM movers_internal.history_written RETURNING oldest, newest, outcome_ids"
             )
             rows = await cur.fetchall()
         written = HistoryWritten()
-        for oldest, ids in rows:
+        for oldest, newest, ids in rows:
             if ids is None:  # noted before the outcomes were: any outcome
                 written.anywhere = (
                     oldest if written.anywhere is None else min(written.anywhere, oldest)
                 )
                 continue
-            for outcome_id in ids:
-                known = written.outcomes.get(outcome_id)
-                written.outcomes[outcome_id] = oldest if known is None else min(known, oldest)
+            merge_spans(written.outcomes, dict.fromkeys(ids, Span(oldest, newest)))
         return written
 
     async def clear_shares(self, *, rebuild: bool) -> None:
@@ -180,21 +210,25 @@ class MoversStore:
         params: dict[str, Any],
         since: list[datetime],
         at: list[datetime],
-        deep: tuple[list[str], list[datetime]] | None = None,
+        deep: dict[str, Span] | None = None,
     ) -> None:
-        """One share, in one transaction: its boundaries moved from ``since`` to ``at`` (for the
-        outcomes of ``deep``, from its earlier starts), then its ranking and category sums
-        stored for the merge."""
+        """One share, in one transaction: its boundaries moved from ``since`` to ``at`` (those
+        of the outcomes of ``deep`` read again where their new history can change them), then
+        its ranking and category sums stored for the merge."""
         async with self.database.transaction() as conn:
             await _bulk(conn)
             if deep is None:
                 await conn.execute(self._advance, params | {"since": since, "at": at})
             else:
-                ids, deep_since = deep
+                ids = sorted(deep)
                 await conn.execute(
                     self._advance_deep,
-                    params | {"since": since, "at": at, "deep": ids, "deep_since": deep_since},
-                )
+                    params | {
+                        "since": since, "at": at, "deep": ids,
+                        "deep_oldest": [deep[i].oldest for i in ids],
+                        "deep_newest": [deep[i].newest for i in ids],
+                    },
+                )  # fmt: skip
             await conn.execute(query("movers_share"), params)
 
     async def analyze(self) -> None:

@@ -368,6 +368,36 @@ async def test_history_noted_for_some_outcomes_is_read_again_for_them_alone(book
     assert sorted(stored, key=lambda m: (m.window_label, m.rank)) == expected
 
 
+async def test_noted_history_reads_again_only_the_boundaries_it_can_change(book: Book) -> None:
+    """History adds rows older than an outcome's live ones: a boundary whose stored price is as
+    new as the newest point written, or whose slice the points miss, is not read again; the
+    others are. (Rows stored here without a note of their own show which boundaries were read:
+    C's history ends at its stored 5m price, B's before the 5m slice, D's after its boundary.)"""
+    ids = {name: book.market(name)[0] for name in "ABCD"}
+    for name in "ABD":
+        book.prices(ids[name], (-2, 0.62))
+    book.prices(ids["C"], (-8, 0.40), (-2, 0.62))
+    refresher = book.refresher()
+    await refresher.refresh(NOW)
+    assert await book.movers("5m") == {ids["C"]: 22.0}
+    # An unnoted row older than the last refresh's boundaries: only a read of the slice again
+    # sees it.
+    for name in "ABCD":
+        book.prices(ids[name], (-7, 0.50))
+    with book.db.connect() as conn:
+        for name, oldest, newest in (("A", -120, -9), ("B", -240, -70), ("C", -120, -8),
+                                     ("D", -3, -3)):  # fmt: skip
+            conn.execute(
+                "INSERT INTO movers_internal.history_written (oldest, newest, outcome_ids)"
+                " VALUES (%s, %s, %s)",
+                (NOW + timedelta(minutes=oldest), NOW + timedelta(minutes=newest), [ids[name]]),
+            )
+    later = NOW + timedelta(minutes=1)
+    assert not (await refresher.refresh(later)).full
+    # A had no price at the 5m boundary: read again, it is the row at -7 (the newest there).
+    assert await book.movers("5m") == {ids["A"]: 12.0, ids["C"]: 22.0}
+
+
 def refuse(book: Book, table: str, outcome_id: str) -> None:
     """Make the database refuse ``outcome_id``'s rows in ``table``: a statement storing one fails,
     and with it the transaction of that outcome's share of the refresh."""
