@@ -8,7 +8,9 @@ change-only history: a row per outcome every ``--heartbeat`` minutes (each a new
 outcome moves) plus a change a minute for the 500 hottest, stored in time order as the writer
 stores them. Then it times the first (full) refresh, steady refreshes one minute apart with a
 minute of new rows before each (on ``--concurrency`` connections, then on one), the naive
-computation, the read the Top Movers panel makes, and rendering /metrics. Results:
+computation, the read the Top Movers panel makes, and rendering /metrics; and the refresh after
+history is noted (a hot-set newcomers' week, a first start's backfill of every outcome by key
+and in one scan, a note without outcomes). Results:
 bench/results/movers_refresh.json. Targets: refresh <= 2 s, read <= 50 ms, /metrics <= 50 ms.
 """
 
@@ -26,6 +28,7 @@ import psycopg
 from prometheus_client import generate_latest
 
 from bench.common import write_result
+from exporter import movers
 from exporter.categories import load_categories
 from exporter.config import validate_settings
 from exporter.metrics import build_registry
@@ -143,6 +146,9 @@ def populate(
 NEWCOMERS = 600
 """Outcomes whose week of history a backfill wrote between two refreshes (as many as joined
 Kalshi's hot set at once in the full-universe backfill benchmark)."""
+FIRST_START = timedelta(minutes=20)
+"""How long before a first start's universe backfill ends its outcomes' first live rows came
+(the full-universe backfill benchmark backfilled for about 24 minutes)."""
 
 
 def one_minute(url: str, at: datetime, heartbeat: int) -> int:
@@ -204,10 +210,16 @@ async def run(url: str, args: argparse.Namespace, now: datetime) -> dict[str, An
         first = await job.run(now)
         full_seconds = time.perf_counter() - started
         steady, new_rows, moment = await steady_refreshes(job, url, args, now, args.refreshes)
-        # After a backfill: history of NEWCOMERS outcomes (hot-set newcomers) noted with them,
-        # then a note without outcomes (as before migration 0014: every outcome read again).
+        # After a backfill: history of NEWCOMERS outcomes (hot-set newcomers) noted with them;
+        # a first start's, of every outcome up to its first live rows (FIRST_START before), read
+        # by key and in one scan of every slice (past DEEP_OUTCOMES); a note without outcomes
+        # (as before migration 0014: every outcome read again).
         after_history: dict[str, float] = {}
-        for name, ids in (("noted_outcomes", True), ("any_outcome", False)):
+        cases = (("noted_outcomes", NEWCOMERS, True, None),
+                 ("first_start_by_key", args.outcomes, True, 10**9),
+                 ("first_start_one_scan", args.outcomes, True, 0),
+                 ("any_outcome", NEWCOMERS, False, None))  # fmt: skip
+        for name, count, ids, deep_outcomes in cases:
             moment += timedelta(minutes=1)
             one_minute(url, moment, args.heartbeat)
             with psycopg.connect(url, autocommit=True) as conn:
@@ -215,10 +227,18 @@ async def run(url: str, args: argparse.Namespace, now: datetime) -> dict[str, An
                     "INSERT INTO movers_internal.history_written (oldest, newest, outcome_ids)"
                     " SELECT %s, %s, CASE WHEN %s THEN array_agg(outcome_id) END FROM"
                     " (SELECT outcome_id FROM outcomes ORDER BY md5(outcome_id) LIMIT %s) o",
-                    (now - timedelta(days=args.days), moment, ids, NEWCOMERS),
-                )
-            started = time.perf_counter()
-            assert not (await job.run(moment))["full"]
+                    (now - timedelta(days=args.days),
+                     moment - (FIRST_START if count == args.outcomes else timedelta()), ids,
+                     count),
+                )  # fmt: skip
+            cutoff = movers.DEEP_OUTCOMES
+            if deep_outcomes is not None:
+                movers.DEEP_OUTCOMES = deep_outcomes
+            try:
+                started = time.perf_counter()
+                assert not (await job.run(moment))["full"]
+            finally:
+                movers.DEEP_OUTCOMES = cutoff
             after_history[name] = round(time.perf_counter() - started, 3)
             print(f"  refresh after history ({name}): {after_history[name]} s", flush=True)
         # The same on one connection (a server whose sessions are shared, or no core to spare).
@@ -263,6 +283,7 @@ async def run(url: str, args: argparse.Namespace, now: datetime) -> dict[str, An
         },
         "new_rows_per_minute": int(statistics.median(new_rows)),
         "refresh_seconds_after_history": {"outcomes": NEWCOMERS} | after_history,
+        "first_start_live_for_seconds": FIRST_START.total_seconds(),
         "naive_seconds": round(naive_seconds, 3),
         "naive_to_refresh_ratio": round(naive_seconds / refresh, 1),
         "top_movers_read": timed_ms(reads),
