@@ -1,11 +1,13 @@
 """History backfill beside live ingestion: wall time against the rate budget's minimum, rows
-written per second, the ingest lag meanwhile, and the movers refresh right after.
+written per second, the ingest lag meanwhile, and the movers refreshes meanwhile and right after.
 
 Run by hand (not a test): ``.venv/bin/python -m bench.backfill [--polymarket N] [--kalshi N]
-[--hot N] [--kalshi-rps R] [--polymarket-share S]``. `movers sim` in its own process (its clock
-starting now, so its past is the last week), a throwaway PostgreSQL cluster, and `movers run`
-with the default backfill settings: the hot set (``--hot`` outcomes a venue, minute by minute)
-and every other open outcome (hourly), 7 days back, on the budget live jobs leave.
+[--hot N] [--kalshi-rps R] [--polymarket-share S] [--settle SECONDS]``. `movers sim` in its own
+process (its clock starting now, so its past is the last week), a throwaway PostgreSQL cluster,
+and `movers run` with the default backfill settings: the hot set (``--hot`` outcomes a venue,
+minute by minute) and every other open outcome (hourly), 7 days back, on the budget live jobs
+leave. The movers refreshes are timed during the backfill, right after it and for ``--settle``
+seconds more (while the rollups take the history in).
 
 The budgets are set low (Kalshi ``--kalshi-rps`` reads a second, the keyless default;
 Polymarket ``--polymarket-share`` of each documented budget) so that the rate limits, not the
@@ -30,6 +32,7 @@ import argparse
 import math
 import os
 import signal
+import statistics
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -133,6 +136,12 @@ def main() -> None:
     parser.add_argument("--polymarket-share", type=float, default=0.05)
     parser.add_argument("--within", type=float, default=1800)
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=0,
+        help="seconds to keep timing the movers refreshes after the backfill (the rollups run)",
+    )
+    parser.add_argument(
         "--concurrency",
         type=int,
         default=None,
@@ -174,12 +183,21 @@ def main() -> None:
         live_at: dict[str, list[float]] = {}
         samples: dict[Any, float] = {}
         finished_at = None
+        refreshes: dict[float, float] = {}  # each refresh seen (its end): its seconds
+        first_after: tuple[float, float] | None = None  # the first refresh after: end, seconds
+        settled: dict[float, float] = {}  # the refreshes after it, for --settle seconds
         while time.monotonic() - started < args.within:
             time.sleep(POLL)
             samples = scrape(stack.metrics_port)
             if not samples:
                 continue
             moment = time.monotonic()
+            ended = total(samples, "movers_job_last_success_timestamp_seconds",
+                          job_name="movers_refresh")  # fmt: skip
+            if first_work and ended and finished_at is None:
+                refreshes[ended] = total(
+                    samples, "movers_job_last_duration_seconds", job_name="movers_refresh"
+                )
             for venue in VENUES:
                 running = total(samples, "movers_backfill_running", venue=venue) > 0
                 last = total(samples, "movers_last_snapshot_timestamp_seconds", venue=venue)
@@ -204,12 +222,17 @@ def main() -> None:
             )
             if filled and finished_at is None:
                 finished_at = time.time()
-            if finished_at is not None:
-                refreshed = total(samples, "movers_job_last_success_timestamp_seconds",
-                                  job_name="movers_refresh")  # fmt: skip
-                if refreshed > finished_at:
+            if finished_at is not None and ended > finished_at:
+                seconds = total(
+                    samples, "movers_job_last_duration_seconds", job_name="movers_refresh"
+                )
+                if first_after is None:
+                    first_after = (ended, seconds)
+                elif ended != first_after[0]:
+                    settled[ended] = seconds
+                if time.time() - finished_at >= args.settle:
                     break
-        refresh = total(samples, "movers_job_last_duration_seconds", job_name="movers_refresh")
+        refresh = first_after[1] if first_after else math.nan
         peak_rss_mb = peak_rss(exporter.pid)
         exporter.send_signal(signal.SIGTERM)
         _, status, _ = os.wait4(exporter.pid, 0)
@@ -275,6 +298,17 @@ def main() -> None:
             "since": "7d",
             "venues": venues,
             "movers_refresh_seconds_after_backfill": round(refresh, 3),
+            "movers_refresh_seconds_settling": {
+                "seconds": args.settle,
+                "refreshes": len(settled),
+                "median": round(statistics.median(settled.values()), 3) if settled else None,
+                "max": round(max(settled.values()), 3) if settled else None,
+            },
+            "movers_refresh_seconds_during_backfill": {
+                "refreshes": len(refreshes),
+                "median": round(statistics.median(refreshes.values()), 3) if refreshes else None,
+                "max": round(max(refreshes.values()), 3) if refreshes else None,
+            },
             "exporter_peak_rss_mb": peak_rss_mb,
             "database_floor": {
                 "rows": floor_rows,
