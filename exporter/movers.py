@@ -47,6 +47,7 @@ from exporter.storage.movers import (
     read_categories,
     read_movers,
 )
+from exporter.storage.turns import Turns
 
 NOW = "now"
 OVERLAP = timedelta(seconds=30)
@@ -71,6 +72,9 @@ class RefreshResult:
     seconds: float
     shares_seconds: float
     """Until the last share committed (boundaries moved, tops stored); the rest is the merge."""
+    waited: float = 0.0
+    """Seconds it waited for a background step in flight (see ``storage/turns.py``) before it
+    began; not in ``seconds``."""
 
 
 class MoversRefresher:
@@ -83,8 +87,11 @@ class MoversRefresher:
         history_kept: timedelta | None = None,
         concurrency: int = 1,
         watched: Callable[[], Sequence[str]] = list,
+        turns: Turns | None = None,
     ) -> None:
         self.database = database
+        self.turns = turns
+        """Shared with the background work (rollup steps): a refresh goes first."""
         self.watched = watched
         """The watchlists' market ids (the service's hot sets): ranked and exported whatever
         the filters say."""
@@ -123,6 +130,12 @@ class MoversRefresher:
         return max(since, at - self.config.staleness)
 
     async def refresh(self, now: datetime | None = None) -> RefreshResult:
+        if self.turns is None:
+            return await self._refresh(now, 0.0)
+        async with self.turns.refresh(self.config.every.total_seconds()) as waited:
+            return await self._refresh(now, waited)
+
+    async def _refresh(self, now: datetime | None, waited: float) -> RefreshResult:
         started = time.monotonic()
         moment = now or datetime.now(UTC)
         full = not self._full_done or any(moment < mark for mark in self._marks.values())
@@ -169,7 +182,7 @@ class MoversRefresher:
             params, None if self.history_kept is None else moment - self.history_kept
         )
         seconds = time.monotonic() - started
-        self.last = RefreshResult(moment, full, kept, categories, seconds, shared)
+        self.last = RefreshResult(moment, full, kept, categories, seconds, shared, waited)
         return self.last
 
     async def _share(
@@ -260,6 +273,7 @@ class MoversJob(Collector):
             "exported": len(movers),
             "seconds": round(result.seconds, 3),
             "shares_seconds": round(result.shares_seconds, 3),
+            "waited": round(result.waited, 3),
         }
 
     def collect(self) -> Iterator[Metric]:

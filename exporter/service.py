@@ -47,6 +47,7 @@ from exporter.storage.lease import FencedDatabase, Lease
 from exporter.storage.maintenance import apply_retention, run_rollups
 from exporter.storage.migrate import MigrationReport, Mode
 from exporter.storage.signals import SignalStore
+from exporter.storage.turns import Turns
 from exporter.storage.writer import Writer, WriterCollector
 from exporter.tuning import TuneJob, alerting_files
 from exporter.venues.http import HttpCollector
@@ -57,14 +58,14 @@ log = structlog.get_logger("exporter")
 
 
 async def maintain(
-    pool: AsyncConnectionPool[Any], settings: Settings, mode: Mode
+    pool: AsyncConnectionPool[Any], settings: Settings, mode: Mode, turns: Turns | None = None
 ) -> dict[str, Any]:
     """One pass of exporter-managed rollups and retention (nothing to do on full TimescaleDB,
-    whose own policies run them)."""
+    whose own policies run them); the rollups' steps go after the movers refresh (``turns``)."""
     if mode is Mode.TIMESCALE:
         return {}
     async with Database(pool).connection() as conn:
-        rollups = await run_rollups(conn, settings.storage)
+        rollups = await run_rollups(conn, settings.storage, turns=turns)
         removed = await apply_retention(conn, settings.storage, mode)
     return {"rollups": {r.level: r.rows for r in rollups}, "retention": removed}
 
@@ -90,6 +91,9 @@ class Ingest:
     kalshi: KalshiIngest | None
     clients: list[PolymarketClient | KalshiClient]
     movers: MoversJob
+    turns: Turns = field(default_factory=Turns)
+    """The database's turns in this process: the movers refresh first, the rollups' and the
+    aggregates' steps in the gaps."""
     backfills: list[tuple[Backfill, HotSet, int]] = field(default_factory=list)
     """Each venue's history backfill, the hot set it follows and how many of its outcomes it
     fills at the hot resolution."""
@@ -271,18 +275,20 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     # are fenced by the lease (a collector that lost it cannot write).
     lease = Lease(settings.database, settings.cluster.collector)
     fenced = FencedDatabase(writer.pool, lease)
+    turns = Turns()
     movers = MoversJob(
         MoversRefresher(
             fenced,
             settings.movers,
             settings.storage.retention.snapshots,
             settings.database.write_concurrency,
+            turns=turns,
         )
     )
     # Rows stored after their time (a slow page, an outage) change prices the refresh may
     # already have moved past: it reads again from the oldest.
     writer.stored_listeners.append(movers.refresher.rows_stored)
-    ingest = Ingest(Jobs(), rejects, categories, writer, polymarket, kalshi, clients, movers)
+    ingest = Ingest(Jobs(), rejects, categories, writer, polymarket, kalshi, clients, movers, turns)
     ingest.leadership = Leadership(lease, shard, shards)
     if polymarket is not None and settings.venues.polymarket.stream.enabled:
         ingest.polymarket_stream = streamer
@@ -314,7 +320,7 @@ def build_ingest(settings: Settings, writer: Writer) -> Ingest:
     if settings.tune.every is not None:
         ingest.tune = TuneJob(fenced, settings, alerting_files(settings.tune))
     if settings.backfill.enabled:
-        store = HistoryStore(Database(writer.pool), writer.mode)
+        store = HistoryStore(Database(writer.pool), writer.mode, turns)
         if polymarket is not None:
             source = PolymarketHistory(polymarket.client, rejects)
             size = settings.venues.polymarket.stream.size
@@ -380,7 +386,7 @@ async def _run_once(
         readable[venue] = readable.get(venue, False) or ok
     await ingest.jobs.run("movers_refresh", leadership.gate("movers_refresh", ingest.movers.run))
     result = (
-        await maintain(pool, settings, report.mode)
+        await maintain(pool, settings, report.mode, ingest.turns)
         if leadership.lease.leading
         else {"maintenance": "another collector leads"}
     )
@@ -471,7 +477,7 @@ async def _run_forever(
     )
 
     async def maintenance() -> dict[str, Any]:
-        return await maintain(pool, settings, report.mode)
+        return await maintain(pool, settings, report.mode, ingest.turns)
 
     if report.mode is not Mode.TIMESCALE:
         # A job like the others: counted, and logged once when it starts failing and recovers.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,9 +15,10 @@ from psycopg import sql
 from exporter.config import AGGREGATES
 from exporter.model import Snapshot
 from exporter.storage.database import Database
-from exporter.storage.maintenance import ceil_time, floor_time
+from exporter.storage.maintenance import STEP_BUCKETS, ceil_time, floor_time
 from exporter.storage.migrate import Mode
 from exporter.storage.rows import HISTORY_INSERT, snapshot_columns
+from exporter.storage.turns import Turns
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +113,11 @@ GROUP BY m.market_id
 
 
 class HistoryStore:
-    def __init__(self, database: Database, mode: Mode) -> None:
+    def __init__(self, database: Database, mode: Mode, turns: Turns | None = None) -> None:
         self.database = database
         self.mode = mode
+        self.turns = turns
+        """This process's: the aggregates' refresh steps go after the movers refresh."""
         self._writing = asyncio.Lock()
         """One history write at a time, whatever the venue: the backfill never holds more than
         one of the pool's connections, so live writes always find one."""
@@ -174,9 +178,11 @@ class HistoryStore:
 
     async def refresh_aggregates(self, oldest: datetime, newest: datetime) -> None:
         """After a pass: TimescaleDB refreshes each continuous aggregate over the buckets the
-        backfill wrote in (its policies only look back hours). Elsewhere the range is noted
-        once for the exporter's rollups, which reroll it at their next run (noted with every
-        batch, they would reroll days of every outcome each run while the pass goes on)."""
+        backfill wrote in (its policies only look back hours), in steps of at most
+        ``STEP_BUCKETS`` buckets, each taking its turn after the movers refresh. Elsewhere the
+        range is noted once for the exporter's rollups, which reroll it at their next run (noted
+        with every batch, they would reroll days of every outcome each run while the pass goes
+        on)."""
         if self.mode is not Mode.TIMESCALE:
             async with self.database.transaction() as conn:
                 await conn.execute(_NOTE_REROLL, (oldest, newest, oldest))
@@ -186,12 +192,16 @@ class HistoryStore:
             try:
                 for name, (width, _) in AGGREGATES.items():
                     lo, hi = floor_time(oldest, width), ceil_time(newest, width) + width
-                    await conn.execute(
-                        sql.SQL("CALL refresh_continuous_aggregate({}, %s, %s)").format(
-                            sql.Literal(name)
-                        ),
-                        (lo, hi),
-                    )
+                    while lo < hi:
+                        end = min(hi, lo + STEP_BUCKETS * width)
+                        async with self.turns.step() if self.turns else nullcontext():
+                            await conn.execute(
+                                sql.SQL("CALL refresh_continuous_aggregate({}, %s, %s)").format(
+                                    sql.Literal(name)
+                                ),
+                                (lo, end),
+                            )
+                        lo = end
             finally:
                 await conn.set_autocommit(False)
 

@@ -11,6 +11,7 @@ have removed.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from psycopg import sql
 
 from exporter.config import AGGREGATES, StorageConfig
 from exporter.storage.migrate import Mode
+from exporter.storage.turns import Turns
 
 _PARENT = {"ohlc_1m": "ohlc_1h", "ohlc_1h": "ohlc_1d"}
 STEP_BUCKETS = 60
@@ -58,21 +60,30 @@ async def db_now(conn: psycopg.AsyncConnection[Any]) -> datetime:
 
 
 async def run_rollups(
-    conn: psycopg.AsyncConnection[Any], storage: StorageConfig, now: datetime | None = None
+    conn: psycopg.AsyncConnection[Any],
+    storage: StorageConfig,
+    now: datetime | None = None,
+    turns: Turns | None = None,
 ) -> list[RollupResult]:
-    """Bring every level's store up to ``now - end_offset``; one transaction per level."""
+    """Bring every level's store up to ``now - end_offset``, a step (one transaction) at a time,
+    each taking its turn after the movers refresh (``turns``: this process's)."""
     moment = now or await db_now(conn)
-    return [await _roll(conn, storage, level, moment) for level in AGGREGATES]
+    return [await _roll(conn, storage, level, moment, turns) for level in AGGREGATES]
 
 
 async def _roll(
-    conn: psycopg.AsyncConnection[Any], storage: StorageConfig, level: str, now: datetime
+    conn: psycopg.AsyncConnection[Any],
+    storage: StorageConfig,
+    level: str,
+    now: datetime,
+    turns: Turns | None,
 ) -> RollupResult:
     """Bring one level up to date, a step (one transaction) at a time."""
     first: RollupResult | None = None
     rows = 0
     while True:
-        step, done = await _roll_step(conn, storage, level, now)
+        async with turns.step() if turns is not None else nullcontext():
+            step, done = await _roll_step(conn, storage, level, now)
         first = first or step
         rows += step.rows
         if done:

@@ -3,6 +3,7 @@ category aggregates, and the incremental refresh agreeing with the naive computa
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from exporter.movers import MoversRefresher
 from exporter.storage.database import Database as StorageDatabase
 from exporter.storage.db import create_pool, prepare_schema
 from exporter.storage.movers import naive_movers, read_categories, read_movers
+from exporter.storage.turns import Turns
 from tests.support.databases import Database
 
 pytestmark = pytest.mark.db
@@ -483,6 +485,32 @@ async def test_a_failed_build_is_built_again(book: Book) -> None:
     stored, expected = await stored_and_naive(book, refresher, later)
     assert stored == expected
     assert {m.window_label for m in stored} == {"15m", "1h"}  # 5m: unchanged since -10 min
+
+
+async def test_a_refresh_waits_for_the_background_step_in_flight(book: Book) -> None:
+    """A rollup step running when the refresh is due is let finish first (storage/turns.py);
+    the refresh says how long it waited, apart from its own seconds."""
+    (a, _) = book.market("A")
+    book.prices(a, (-20, 0.40), (-1, 0.50))
+    turns = Turns()
+    refresher = book.refresher()
+    refresher.turns = turns
+    release = asyncio.Event()
+
+    async def step() -> None:
+        async with turns.step():
+            await release.wait()
+
+    stepping = asyncio.create_task(step())
+    await asyncio.sleep(0.05)
+    refreshing = asyncio.create_task(refresher.refresh(NOW))
+    await asyncio.sleep(0.4)
+    assert not refreshing.done()
+    release.set()
+    result = await asyncio.wait_for(refreshing, 60)
+    await stepping
+    assert result.waited >= 0.3
+    assert await book.movers("15m") == {a: 10.0}
 
 
 async def test_a_move_equal_to_the_export_floor_is_exported(book: Book) -> None:

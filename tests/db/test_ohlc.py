@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,12 +17,15 @@ from typing import Any
 import psycopg
 import pytest
 
+from exporter.config import Settings
 from exporter.model import Snapshot
+from exporter.service import maintain
 from exporter.storage.database import Database as Facade
 from exporter.storage.db import create_pool, prepare_schema
 from exporter.storage.history import HistoryStore
 from exporter.storage.maintenance import apply_retention, floor_time, run_rollups
 from exporter.storage.migrate import Mode
+from exporter.storage.turns import Turns
 from exporter.storage.writer import Writer
 from tests.support.databases import Database
 
@@ -81,17 +85,8 @@ class Ladder:
                 for view in ("ohlc_1m", "ohlc_1h", "ohlc_1d"):
                     conn.execute(f"CALL refresh_continuous_aggregate('{view}', NULL, %s)", (upto,))
             return
-        settings = self.db.settings(
-            storage={
-                "refresh": {
-                    name: {"start_offset": "30d", "end_offset": "0s", "every": "1m"}
-                    for name in ("ohlc_1m", "ohlc_1h", "ohlc_1d")
-                },
-                "retention": {"snapshots": "60d", "ohlc_1m": "60d", "ohlc_1h": "60d"},
-            }
-        )
         async with self.writer.pool.connection() as conn:
-            await run_rollups(conn, settings.storage, now=upto)
+            await run_rollups(conn, _rolling(self.db).storage, now=upto)
 
     def read(self, view: str) -> list[tuple[Any, ...]]:
         with self.db.connect() as conn:
@@ -118,6 +113,19 @@ class Ladder:
                 row = conn.execute(f"SELECT count(*) FROM movers_internal.{view}_store").fetchone()
         assert row is not None
         return int(row[0])
+
+
+def _rolling(db: Database) -> Settings:
+    """Rollups of every complete bucket, and nothing retired: the path's days are kept."""
+    return db.settings(
+        storage={
+            "refresh": {
+                name: {"start_offset": "30d", "end_offset": "0s", "every": "1m"}
+                for name in ("ohlc_1m", "ohlc_1h", "ohlc_1d")
+            },
+            "retention": {"snapshots": "60d", "ohlc_1m": "60d", "ohlc_1h": "60d"},
+        }
+    )
 
 
 @pytest.fixture(params=["plain", "hypertable", "timescale"])
@@ -293,3 +301,78 @@ async def test_a_long_re_roll_goes_in_steps_that_each_commit(pg: Database) -> No
     assert ladder.materialised("ohlc_1m") == 4
     assert ladder.read("ohlc_1h")[0][1:4] == (0.35, 0.50, 0.35)
     assert ladder.read("ohlc_1d")[0][1:4] == (0.35, 0.50, 0.20)
+
+
+class Counted(Turns):
+    """Turns that count the background steps taken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 0
+
+    @asynccontextmanager
+    async def step(self) -> AsyncIterator[None]:
+        async with super().step():
+            self.steps += 1
+            yield
+
+
+async def test_rollup_steps_wait_while_the_movers_refresh_runs(pg: Database) -> None:
+    """The maintenance's re-roll takes no step while this process's movers refresh runs (they
+    would share the cores); it goes on once the refresh is over."""
+    settings = _rolling(pg)
+    prepare_schema(settings, force_mode=Mode.PLAIN)
+    pool = create_pool(settings.database)
+    await pool.open(wait=True)
+    ladder = Ladder(pg, Mode.PLAIN, Writer(pool, Mode.PLAIN, timedelta(minutes=10)))
+    turns = Counted()
+    try:
+        await ladder.writer.write_snapshots(_snapshots(PATH))
+        await ladder.materialise(CUTOFF)
+        late = Snapshot(DAY + timedelta(seconds=5), OUTCOME, 0.35, bid=0.34, ask=0.36)
+        await ladder.writer.write_snapshots([late], change_only=False)
+        async with turns.refresh(60.0):
+            rolling = asyncio.create_task(maintain(pool, settings, Mode.PLAIN, turns))
+            await asyncio.sleep(0.5)
+            assert not rolling.done()
+            assert turns.steps == 0
+            assert ladder.read("ohlc_1m")[0][1:4] == (0.40, 0.45, 0.40)
+        await asyncio.wait_for(rolling, 30)
+    finally:
+        await pool.close()
+    assert turns.steps >= 3  # a step a level at least
+    assert ladder.read("ohlc_1m")[0][1:4] == (0.35, 0.45, 0.35)
+    assert ladder.read("ohlc_1d")[0][1:4] == (0.35, 0.50, 0.30)
+
+
+async def test_timescale_refreshes_a_backfilled_range_in_steps_after_the_movers_refresh(
+    ts: Database,
+) -> None:
+    """After a backfill pass TimescaleDB's aggregates are refreshed over the range it wrote, in
+    steps of at most STEP_BUCKETS buckets, none while the movers refresh runs."""
+    settings = ts.settings()
+    report = prepare_schema(settings, force_mode=Mode.TIMESCALE)
+    pool = create_pool(settings.database)
+    await pool.open(wait=True)
+    ladder = Ladder(ts, report.mode, Writer(pool, report.mode, timedelta(minutes=10)))
+    turns = Counted()
+    history = HistoryStore(Facade(pool), report.mode, turns)
+    try:
+        await ladder.writer.write_snapshots(_snapshots(PATH[:5]))
+        async with turns.refresh(60.0):
+            refreshing = asyncio.create_task(
+                history.refresh_aggregates(DAY, DAY + timedelta(hours=1, minutes=15))
+            )
+            await asyncio.sleep(0.5)
+            assert not refreshing.done()
+            assert turns.steps == 0
+        await asyncio.wait_for(refreshing, 120)
+    finally:
+        await pool.close()
+    # ohlc_1m: the 76 minutes DAY .. 01:16 in two steps; ohlc_1h and ohlc_1d in one each.
+    assert turns.steps == 4
+    assert ladder.materialised("ohlc_1m") == 3
+    assert ladder.materialised("ohlc_1h") == 2
+    assert ladder.materialised("ohlc_1d") == 1
+    for view, rows in {"ohlc_1m": 3, "ohlc_1h": 2, "ohlc_1d": 1}.items():
+        assert ladder.read(view) == EXPECTED[view][:rows], view

@@ -57,6 +57,15 @@ async def test_every_component_registers_its_collector_and_the_readme_lists_each
     assert await every_metric() == _documented()
 
 
+def test_the_movers_refresh_and_the_background_steps_share_the_process_turns() -> None:
+    """One process's rollups and aggregate refreshes take their turns after its own movers
+    refresh (storage/turns.py): the composition root hands them one Turns."""
+    _, _, ingest = _offline()
+    assert ingest.movers.refresher.turns is ingest.turns
+    assert ingest.backfills
+    assert all(backfill.store.turns is ingest.turns for backfill, _, _ in ingest.backfills)
+
+
 def test_a_metric_name_two_components_export_fails_at_start() -> None:
     with pytest.raises(ValueError, match=r"Duplicated timeseries.*movers_job_runs"):
         build_registry([Jobs(), Jobs()])
