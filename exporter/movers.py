@@ -224,6 +224,8 @@ class MoversView:
     movers: tuple[Mover, ...] = ()
     categories: tuple[CategoryMove, ...] = ()
     computed_at: datetime | None = None
+    waited: float = 0.0
+    """Seconds the refresh waited for its turn (``storage/turns.py``)."""
 
 
 TITLE_CHARS, OUTCOME_CHARS, URL_CHARS = 200, 100, 300
@@ -266,7 +268,7 @@ class MoversJob(Collector):
                 )
             ]
             categories = await read_categories(conn)
-        self.view = MoversView(tuple(movers), tuple(categories), result.computed_at)
+        self.view = MoversView(tuple(movers), tuple(categories), result.computed_at, result.waited)
         return {
             "full": result.full,
             "movers": result.movers,
@@ -345,4 +347,10 @@ class MoversJob(Collector):
                 "movers_movers_computed_timestamp_seconds",
                 "When the movers shown were computed.",
                 value=view.computed_at.timestamp(),
+            )
+            yield GaugeMetricFamily(
+                "movers_refresh_waited_seconds",
+                "Seconds the last movers refresh waited for a rollup or aggregate step in flight "
+                "before it began (part of the movers_refresh job's duration).",
+                value=view.waited,
             )

@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from exporter.config import MoversConfig, Settings
 from exporter.errors import StorageError
-from exporter.movers import MoversRefresher
+from exporter.movers import MoversJob, MoversRefresher
 from exporter.storage.database import Database as StorageDatabase
 from exporter.storage.db import create_pool, prepare_schema
 from exporter.storage.movers import naive_movers, read_categories, read_movers
@@ -489,12 +489,13 @@ async def test_a_failed_build_is_built_again(book: Book) -> None:
 
 async def test_a_refresh_waits_for_the_background_step_in_flight(book: Book) -> None:
     """A rollup step running when the refresh is due is let finish first (storage/turns.py);
-    the refresh says how long it waited, apart from its own seconds."""
+    the refresh says how long it waited, apart from its own seconds, and /metrics shows it."""
     (a, _) = book.market("A")
     book.prices(a, (-20, 0.40), (-1, 0.50))
     turns = Turns()
     refresher = book.refresher()
     refresher.turns = turns
+    job = MoversJob(refresher)
     release = asyncio.Event()
 
     async def step() -> None:
@@ -503,13 +504,15 @@ async def test_a_refresh_waits_for_the_background_step_in_flight(book: Book) -> 
 
     stepping = asyncio.create_task(step())
     await asyncio.sleep(0.05)
-    refreshing = asyncio.create_task(refresher.refresh(NOW))
+    refreshing = asyncio.create_task(job.run(NOW))
     await asyncio.sleep(0.4)
     assert not refreshing.done()
     release.set()
     result = await asyncio.wait_for(refreshing, 60)
     await stepping
-    assert result.waited >= 0.3
+    assert result["waited"] >= 0.3
+    (gauge,) = [f for f in job.collect() if f.name == "movers_refresh_waited_seconds"]
+    assert gauge.samples[0].value == pytest.approx(result["waited"], abs=1e-3)
     assert await book.movers("15m") == {a: 10.0}
 
 
