@@ -1,13 +1,15 @@
 """History backfill beside live ingestion: wall time against the rate budget's minimum, rows
 written per second, the ingest lag meanwhile, and the movers refreshes meanwhile and right after.
 
-Run by hand (not a test): ``.venv/bin/python -m bench.backfill [--polymarket N] [--kalshi N]
-[--hot N] [--kalshi-rps R] [--polymarket-share S] [--settle SECONDS]``. `movers sim` in its own
-process (its clock starting now, so its past is the last week), a throwaway PostgreSQL cluster,
-and `movers run` with the default backfill settings: the hot set (``--hot`` outcomes a venue,
-minute by minute) and every other open outcome (hourly), 7 days back, on the budget live jobs
-leave. The movers refreshes are timed during the backfill, right after it and for ``--settle``
-seconds more (while the rollups take the history in).
+Run by hand (not a test): ``.venv/bin/python -m bench.backfill [--polymarket N] [--kalshi N] [--hot
+N] [--kalshi-rps R] [--polymarket-share S] [--settle SECONDS] [--steady N]``. `movers sim` in its
+own process (its clock starting now, so its past is the last week), a throwaway PostgreSQL cluster,
+and `movers run` with the default backfill settings: the hot set (``--hot`` outcomes a venue, minute
+by minute) and every other open outcome (hourly), 7 days back, on the budget live jobs leave. The
+movers refreshes are timed during the backfill, right after it, while the rollups take the history
+in (until no re-roll older than an hour is pending, at most ``--settle`` seconds), and then
+``--steady`` more: the steady state of the same setup, to compare with. Each refresh's time is its
+job's (waiting for a rollup step in flight included), the wait also apart.
 
 The budgets are set low (Kalshi ``--kalshi-rps`` reads a second, the keyless default;
 Polymarket ``--polymarket-share`` of each documented budget) so that the rate limits, not the
@@ -112,6 +114,30 @@ def peak_rss(pid: int) -> float:
     return math.nan
 
 
+def re_rolled(url: str) -> bool:
+    """Whether the rollups took the backfilled range in: no re-roll older than an hour is
+    pending (live rows a little late note recent buckets all the time)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM movers_internal.rollup_invalidations"
+            " WHERE lo < now() - interval '1 hour'"
+        ).fetchone()
+    return row is not None and row[0] == 0
+
+
+def summary(refreshes: dict[float, float], waits: dict[float, float]) -> dict[str, Any]:
+    """Median and max of the refreshes' seconds (their job's, a wait included), and of what
+    they waited for a rollup step in flight."""
+    waited = [waits.get(ended, 0.0) for ended in refreshes]
+    return {
+        "refreshes": len(refreshes),
+        "median": round(statistics.median(refreshes.values()), 3) if refreshes else None,
+        "max": round(max(refreshes.values()), 3) if refreshes else None,
+        "waited_median": round(statistics.median(waited), 3) if waited else None,
+        "waited_max": round(max(waited), 3) if waited else None,
+    }
+
+
 def database_floor(url: str) -> tuple[int, float]:
     """Rows and seconds for the server alone to write every backfilled row again into a
     table of the same definition (its key and indexes): no venue, no client, no parsing. The
@@ -139,7 +165,14 @@ def main() -> None:
         "--settle",
         type=float,
         default=0,
-        help="seconds to keep timing the movers refreshes after the backfill (the rollups run)",
+        help="at most this many seconds of timing the movers refreshes after the backfill while "
+        "the rollups re-roll its range",
+    )
+    parser.add_argument(
+        "--steady",
+        type=int,
+        default=0,
+        help="movers refreshes timed once the rollups are done (the steady state to compare)",
     )
     parser.add_argument(
         "--concurrency",
@@ -184,8 +217,11 @@ def main() -> None:
         samples: dict[Any, float] = {}
         finished_at = None
         refreshes: dict[float, float] = {}  # each refresh seen (its end): its seconds
+        waits: dict[float, float] = {}  # each refresh seen: what it waited for a step
         first_after: tuple[float, float] | None = None  # the first refresh after: end, seconds
-        settled: dict[float, float] = {}  # the refreshes after it, for --settle seconds
+        settled: dict[float, float] = {}  # the refreshes after it, until the rollups are done
+        rolled_at = None  # when no re-roll older than an hour was pending any more
+        steady: dict[float, float] = {}  # the refreshes after that
         while time.monotonic() - started < args.within:
             time.sleep(POLL)
             samples = scrape(stack.metrics_port)
@@ -194,10 +230,11 @@ def main() -> None:
             moment = time.monotonic()
             ended = total(samples, "movers_job_last_success_timestamp_seconds",
                           job_name="movers_refresh")  # fmt: skip
+            seconds = total(samples, "movers_job_last_duration_seconds", job_name="movers_refresh")
+            if ended:
+                waits[ended] = total(samples, "movers_refresh_waited_seconds")
             if first_work and ended and finished_at is None:
-                refreshes[ended] = total(
-                    samples, "movers_job_last_duration_seconds", job_name="movers_refresh"
-                )
+                refreshes[ended] = seconds
             for venue in VENUES:
                 running = total(samples, "movers_backfill_running", venue=venue) > 0
                 last = total(samples, "movers_last_snapshot_timestamp_seconds", venue=venue)
@@ -222,16 +259,20 @@ def main() -> None:
             )
             if filled and finished_at is None:
                 finished_at = time.time()
-            if finished_at is not None and ended > finished_at:
-                seconds = total(
-                    samples, "movers_job_last_duration_seconds", job_name="movers_refresh"
-                )
-                if first_after is None:
-                    first_after = (ended, seconds)
-                elif ended != first_after[0]:
-                    settled[ended] = seconds
-                if time.time() - finished_at >= args.settle:
-                    break
+            if finished_at is None or ended <= finished_at:
+                continue
+            if first_after is None:
+                first_after = (ended, seconds)
+            elif rolled_at is None and ended != first_after[0]:
+                settled[ended] = seconds
+            if rolled_at is None and (
+                re_rolled(stack.server.url) or time.time() - finished_at >= args.settle
+            ):
+                rolled_at = time.time()
+            elif rolled_at is not None and ended > rolled_at:
+                steady[ended] = seconds
+            if rolled_at is not None and len(steady) >= args.steady:
+                break
         refresh = first_after[1] if first_after else math.nan
         peak_rss_mb = peak_rss(exporter.pid)
         exporter.send_signal(signal.SIGTERM)
@@ -298,17 +339,20 @@ def main() -> None:
             "since": "7d",
             "venues": venues,
             "movers_refresh_seconds_after_backfill": round(refresh, 3),
-            "movers_refresh_seconds_settling": {
-                "seconds": args.settle,
-                "refreshes": len(settled),
-                "median": round(statistics.median(settled.values()), 3) if settled else None,
-                "max": round(max(settled.values()), 3) if settled else None,
+            "movers_refresh_waited_after_backfill": round(
+                waits.get(first_after[0], math.nan) if first_after else math.nan, 3
+            ),
+            "movers_refresh_seconds_settling": summary(settled, waits)
+            | {
+                "seconds": round(rolled_at - finished_at, 1)
+                if rolled_at is not None and finished_at is not None
+                else None,
+                "rollups_done": rolled_at is not None
+                and finished_at is not None
+                and rolled_at - finished_at < args.settle,
             },
-            "movers_refresh_seconds_during_backfill": {
-                "refreshes": len(refreshes),
-                "median": round(statistics.median(refreshes.values()), 3) if refreshes else None,
-                "max": round(max(refreshes.values()), 3) if refreshes else None,
-            },
+            "movers_refresh_seconds_steady": summary(steady, waits),
+            "movers_refresh_seconds_during_backfill": summary(refreshes, waits),
             "exporter_peak_rss_mb": peak_rss_mb,
             "database_floor": {
                 "rows": floor_rows,
