@@ -386,7 +386,7 @@ async def _run_once(
         readable[venue] = readable.get(venue, False) or ok
     await ingest.jobs.run("movers_refresh", leadership.gate("movers_refresh", ingest.movers.run))
     result = (
-        await maintain(pool, settings, report.mode, ingest.turns)
+        await maintain(pool, settings, report.mode)  # after the refresh: no turns to take
         if leadership.lease.leading
         else {"maintenance": "another collector leads"}
     )
