@@ -37,6 +37,7 @@ import signal
 import statistics
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -125,11 +126,39 @@ def re_rolled(url: str) -> bool:
     return row is not None and row[0] == 0
 
 
-def summary(refreshes: dict[float, float], waits: dict[float, float]) -> dict[str, Any]:
-    """Median and max of the refreshes' seconds (their job's, a wait included), and of what
-    they waited for a rollup step in flight."""
+def activity(url: str) -> tuple[int, int]:
+    """Autovacuum workers at work and rollup steps running now."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE backend_type = 'autovacuum worker'),"
+            " count(*) FILTER (WHERE state = 'active' AND query LIKE 'INSERT INTO %%_store%%')"
+            " FROM pg_stat_activity"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def summary(
+    refreshes: dict[float, float],
+    waits: dict[float, float],
+    busy: list[tuple[float, int, int]],
+) -> dict[str, Any]:
+    """Median and max of the refreshes' seconds (their job's, a wait included), of what they
+    waited for a rollup step in flight, and the share of the polls during the refreshes that
+    saw an autovacuum worker or a rollup step at work."""
     waited = [waits.get(ended, 0.0) for ended in refreshes]
+    during = [
+        (vacuums, steps)
+        for at, vacuums, steps in busy
+        if any(ended - seconds <= at <= ended for ended, seconds in refreshes.items())
+    ]
     return {
+        "polls_during_with_autovacuum": round(sum(v > 0 for v, _ in during) / len(during), 2)
+        if during
+        else None,
+        "polls_during_with_rollup_step": round(sum(s > 0 for _, s in during) / len(during), 2)
+        if during
+        else None,
         "refreshes": len(refreshes),
         "median": round(statistics.median(refreshes.values()), 3) if refreshes else None,
         "max": round(max(refreshes.values()), 3) if refreshes else None,
@@ -186,6 +215,12 @@ def main() -> None:
         default=None,
         help="backfill.points_held (default: the exporter's)",
     )
+    parser.add_argument(
+        "--log",
+        type=Path,
+        default=None,
+        help="the exporter's log at debug level (each job's result) into this file",
+    )
     args = parser.parse_args()
     now = datetime.now(UTC).replace(microsecond=0)
     scenario = {"seed": 5, "start": now.isoformat().replace("+00:00", "Z"),
@@ -206,7 +241,9 @@ def main() -> None:
             stack.env["MOVERS__BACKFILL__CONCURRENCY"] = str(args.concurrency)
         if args.points_held is not None:
             stack.env["MOVERS__BACKFILL__POINTS_HELD"] = str(args.points_held)
-        exporter = stack.start_exporter()
+        if args.log is not None:
+            stack.env["MOVERS__LOGGING__LEVEL"] = "debug"
+        exporter = stack.start_exporter(args.log)
         started = time.monotonic()
         working = dict.fromkeys(VENUES, 0.0)
         lag_during = dict.fromkeys(VENUES, 0.0)
@@ -222,12 +259,14 @@ def main() -> None:
         settled: dict[float, float] = {}  # the refreshes after it, until the rollups are done
         rolled_at = None  # when no re-roll older than an hour was pending any more
         steady: dict[float, float] = {}  # the refreshes after that
+        busy: list[tuple[float, int, int]] = []  # each poll: time, autovacuums, rollup steps
         while time.monotonic() - started < args.within:
             time.sleep(POLL)
             samples = scrape(stack.metrics_port)
             if not samples:
                 continue
             moment = time.monotonic()
+            busy.append((time.time(), *activity(stack.server.url)))
             ended = total(samples, "movers_job_last_success_timestamp_seconds",
                           job_name="movers_refresh")  # fmt: skip
             seconds = total(samples, "movers_job_last_duration_seconds", job_name="movers_refresh")
@@ -342,7 +381,7 @@ def main() -> None:
             "movers_refresh_waited_after_backfill": round(
                 waits.get(first_after[0], math.nan) if first_after else math.nan, 3
             ),
-            "movers_refresh_seconds_settling": summary(settled, waits)
+            "movers_refresh_seconds_settling": summary(settled, waits, busy)
             | {
                 "seconds": round(rolled_at - finished_at, 1)
                 if rolled_at is not None and finished_at is not None
@@ -351,8 +390,8 @@ def main() -> None:
                 and finished_at is not None
                 and rolled_at - finished_at < args.settle,
             },
-            "movers_refresh_seconds_steady": summary(steady, waits),
-            "movers_refresh_seconds_during_backfill": summary(refreshes, waits),
+            "movers_refresh_seconds_steady": summary(steady, waits, busy),
+            "movers_refresh_seconds_during_backfill": summary(refreshes, waits, busy),
             "exporter_peak_rss_mb": peak_rss_mb,
             "database_floor": {
                 "rows": floor_rows,

@@ -63,10 +63,12 @@ class Stack:
     """The environment `movers run` needs (database URL and config file)."""
     metrics_port: int
 
-    def start_exporter(self) -> subprocess.Popen[bytes]:
+    def start_exporter(self, log: Path | None = None) -> subprocess.Popen[bytes]:
+        """``movers run``; its log (JSON lines on stderr) into ``log`` when given."""
+        err = log.open("wb") if log is not None else subprocess.DEVNULL
         return subprocess.Popen(
             [sys.executable, "-m", "exporter", "run"], env=self.env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=err,
         )  # fmt: skip
 
 
