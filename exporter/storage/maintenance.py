@@ -52,8 +52,12 @@ def ceil_time(value: datetime, width: timedelta) -> datetime:
 
 
 async def db_now(conn: psycopg.AsyncConnection[Any]) -> datetime:
-    cur = await conn.execute("SELECT now()")
-    row = await cur.fetchone()
+    """The server's clock, read in a transaction of its own: left open, it would make every
+    step after it a savepoint of one transaction lasting the whole pass (a backfilled week's
+    re-roll: minutes holding back vacuum, the movers refresh's working rows bloating)."""
+    async with conn.transaction():
+        cur = await conn.execute("SELECT now()")
+        row = await cur.fetchone()
     assert row is not None
     value: datetime = row[0]
     return value

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from exporter.config import Settings
+from exporter.errors import StorageError
 from exporter.model import Snapshot
 from exporter.service import maintain
 from exporter.storage.database import Database as Facade
@@ -301,6 +302,42 @@ async def test_a_long_re_roll_goes_in_steps_that_each_commit(pg: Database) -> No
     assert ladder.materialised("ohlc_1m") == 4
     assert ladder.read("ohlc_1h")[0][1:4] == (0.35, 0.50, 0.35)
     assert ladder.read("ohlc_1d")[0][1:4] == (0.35, 0.50, 0.20)
+
+
+async def test_the_service_maintenance_commits_each_step(pg: Database) -> None:
+    """The service's pass reads the server's clock first, then steps: each step is a
+    transaction of its own (not a savepoint of one left open by the clock's read, which held a
+    backfilled week's re-roll in one transaction for minutes), so a failed step keeps the steps
+    before it."""
+    settings = _rolling(pg)
+    prepare_schema(settings, force_mode=Mode.PLAIN)
+    pool = create_pool(settings.database)
+    await pool.open(wait=True)
+    ladder = Ladder(pg, Mode.PLAIN, Writer(pool, Mode.PLAIN, timedelta(minutes=10)))
+    refused = DAY + timedelta(hours=2, minutes=30)
+    try:
+        await ladder.writer.write_snapshots(_snapshots(PATH))
+        await ladder.materialise(CUTOFF)
+        late = [
+            Snapshot(DAY + timedelta(seconds=5), OUTCOME, 0.35, bid=0.34, ask=0.36),
+            Snapshot(refused + timedelta(seconds=1), OUTCOME, 0.20, bid=0.19, ask=0.21),
+        ]
+        await ladder.writer.write_snapshots(late, change_only=False)
+        with pg.connect(autocommit=True) as conn:
+            conn.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'refused'; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON movers_internal.ohlc_1m_store"
+                f" FOR EACH ROW WHEN (NEW.bucket = '{refused.isoformat()}')"
+                " EXECUTE FUNCTION refuse()"
+            )
+        with pytest.raises(StorageError, match="refused"):
+            await maintain(pool, settings, Mode.PLAIN)
+        assert ladder.read("ohlc_1m")[0][1:4] == (0.35, 0.45, 0.35)
+    finally:
+        await pool.close()
 
 
 class Counted(Turns):
