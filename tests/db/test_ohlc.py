@@ -261,54 +261,13 @@ async def test_late_rows_are_noted_while_a_rollup_runs(pg: Database) -> None:
     assert ladder.read("ohlc_1d")[0][1:4] == (0.33, 0.50, 0.30)
 
 
-async def test_a_long_re_roll_goes_in_steps_that_each_commit(pg: Database) -> None:
+@pytest.mark.parametrize("by", ["rollups", "service"])
+async def test_a_long_re_roll_goes_in_steps_that_each_commit(pg: Database, by: str) -> None:
     """Late rows hours apart (a backfilled week, in small) are re-rolled an hour of minutes a
     transaction: when a step fails, the steps before it stay committed and the rest stays
-    noted, so the next rollup finishes the job."""
-    settings = pg.settings()
-    prepare_schema(settings, force_mode=Mode.PLAIN)
-    pool = create_pool(settings.database)
-    await pool.open(wait=True)
-    ladder = Ladder(pg, Mode.PLAIN, Writer(pool, Mode.PLAIN, timedelta(minutes=10)))
-    refused = DAY + timedelta(hours=2, minutes=30)
-    try:
-        await ladder.writer.write_snapshots(_snapshots(PATH))
-        await ladder.materialise(CUTOFF)
-        late = [
-            Snapshot(DAY + timedelta(seconds=5), OUTCOME, 0.35, bid=0.34, ask=0.36),
-            Snapshot(refused + timedelta(seconds=1), OUTCOME, 0.20, bid=0.19, ask=0.21),
-        ]
-        await ladder.writer.write_snapshots(late, change_only=False)
-        with pg.connect(autocommit=True) as conn:
-            conn.execute(
-                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
-                " $$ BEGIN RAISE EXCEPTION 'refused'; END $$"
-            )
-            conn.execute(
-                "CREATE TRIGGER refuse BEFORE INSERT ON movers_internal.ohlc_1m_store"
-                f" FOR EACH ROW WHEN (NEW.bucket = '{refused.isoformat()}')"
-                " EXECUTE FUNCTION refuse()"
-            )
-        with pytest.raises(psycopg.errors.RaiseException):
-            await ladder.materialise(CUTOFF)
-        # The first hour's step committed before the third failed.
-        assert ladder.read("ohlc_1m")[0][1:4] == (0.35, 0.45, 0.35)
-        with pg.connect(autocommit=True) as conn:
-            conn.execute("DROP TRIGGER refuse ON movers_internal.ohlc_1m_store")
-        await ladder.materialise(CUTOFF)
-    finally:
-        await pool.close()
-    assert (refused, 0.20) in [(r[0], r[1]) for r in ladder.read("ohlc_1m")]
-    assert ladder.materialised("ohlc_1m") == 4
-    assert ladder.read("ohlc_1h")[0][1:4] == (0.35, 0.50, 0.35)
-    assert ladder.read("ohlc_1d")[0][1:4] == (0.35, 0.50, 0.20)
-
-
-async def test_the_service_maintenance_commits_each_step(pg: Database) -> None:
-    """The service's pass reads the server's clock first, then steps: each step is a
-    transaction of its own (not a savepoint of one left open by the clock's read, which held a
-    backfilled week's re-roll in one transaction for minutes), so a failed step keeps the steps
-    before it."""
+    noted, so the next rollup finishes the job. Also by the service's maintenance pass, which
+    reads the server's clock first (that read once left a transaction open: every step was a
+    savepoint of one transaction lasting the whole re-roll)."""
     settings = _rolling(pg)
     prepare_schema(settings, force_mode=Mode.PLAIN)
     pool = create_pool(settings.database)
@@ -333,11 +292,22 @@ async def test_the_service_maintenance_commits_each_step(pg: Database) -> None:
                 f" FOR EACH ROW WHEN (NEW.bucket = '{refused.isoformat()}')"
                 " EXECUTE FUNCTION refuse()"
             )
-        with pytest.raises(StorageError, match="refused"):
-            await maintain(pool, settings, Mode.PLAIN)
+        rolling = (
+            ladder.materialise(CUTOFF) if by == "rollups" else maintain(pool, settings, Mode.PLAIN)
+        )
+        with pytest.raises((psycopg.errors.RaiseException, StorageError), match="refused"):
+            await rolling
+        # The first hour's step committed before the third failed.
         assert ladder.read("ohlc_1m")[0][1:4] == (0.35, 0.45, 0.35)
+        with pg.connect(autocommit=True) as conn:
+            conn.execute("DROP TRIGGER refuse ON movers_internal.ohlc_1m_store")
+        await ladder.materialise(CUTOFF)
     finally:
         await pool.close()
+    assert (refused, 0.20) in [(r[0], r[1]) for r in ladder.read("ohlc_1m")]
+    assert ladder.materialised("ohlc_1m") == 4
+    assert ladder.read("ohlc_1h")[0][1:4] == (0.35, 0.50, 0.35)
+    assert ladder.read("ohlc_1d")[0][1:4] == (0.35, 0.50, 0.20)
 
 
 class Counted(Turns):
