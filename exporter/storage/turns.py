@@ -2,13 +2,13 @@
 
 The exporter-managed rollups re-rolling a backfilled week (plain PostgreSQL) and TimescaleDB's
 refresh of the continuous aggregates over it are long pieces of work in steps (a transaction
-each). Run beside a movers refresh, they take the cores it needs (the refresh doubled). So a step
-starts only when it fits before the next refresh is due (its estimate: the last step's time, or
-half the one before when that is longer: steps of one level take alike, and a short one after a
-long one does not make the next long one look short), or
-right after a refresh ended (a step longer than the gap cannot wait for a larger one), or when the
-due refresh is late (a collector that follows, or a refresh that stopped: no starving). A refresh
-due while a step runs waits for that step, not for the steps after it.
+each). Run beside a movers refresh, they take the cores it needs (the refresh doubled). So a
+step starts only when it fits before the next refresh is due (its estimate: the last step's
+time, or half the one before when that is longer: steps of one level take alike, and a short one
+after a long one does not make the next long one look short), or right after a refresh ended (a
+step longer than the gap cannot wait for a larger one), or when the due refresh is late (a
+collector that follows, or a refresh that stopped: no starving). A refresh due while a step runs
+waits for that step, not for the steps after it.
 
 One per process, held by the movers refresher and the background work; nothing is shared with
 other processes (a ``movers backfill`` command's rollups run beside whatever runs elsewhere).
